@@ -1,0 +1,83 @@
+//! The whole life of an exporter process, so each `main.rs` is a few lines: version,
+//! logging, configuration checks before any port is bound, serving, and exit codes.
+
+use std::process::ExitCode;
+
+use crate::config::ConfigError;
+use crate::flags::WebFlags;
+use crate::logging;
+use crate::server::Exporter;
+use crate::version::BuildInfo;
+use crate::webconfig::WebConfigWatcher;
+
+/// Exit code for bad configuration (`EX_USAGE`), before any port is bound.
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code when serving could not start (a port in use, say).
+pub const EXIT_RUNTIME: u8 = 1;
+
+/// Runs an exporter to completion.
+///
+/// `build` reads the exporter's own configuration and returns the configured exporter; it
+/// runs inside the runtime, so it may spawn background tasks. A [`ConfigError`] from it, or
+/// from the web config file, exits with 64 before anything listens.
+pub fn main(
+    info: BuildInfo,
+    flags: &WebFlags,
+    build: impl FnOnce() -> Result<Exporter, ConfigError>,
+) -> ExitCode {
+    if flags.version {
+        print!("{}", info.version_text());
+        return ExitCode::SUCCESS;
+    }
+    logging::init(flags.log_level, flags.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(info.program)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(err = %error, "Cannot start the async runtime.");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let _guard = runtime.enter();
+
+    let exporter = match build() {
+        Ok(exporter) => exporter,
+        Err(error) => return config_failure(&error),
+    };
+    let web = match WebConfigWatcher::new(flags.config_file.as_deref()) {
+        Ok(web) => std::sync::Arc::new(web),
+        Err(error) => return config_failure(&error),
+    };
+    if flags.check_config {
+        tracing::info!("Configuration is valid.");
+        return ExitCode::SUCCESS;
+    }
+
+    tracing::info!(
+        version = info.version,
+        revision = info.revision,
+        rust_version = info.rust_version,
+        "Starting {}", info.program
+    );
+    runtime.block_on(async move {
+        match exporter.bind_with(web).await {
+            Ok(running) => {
+                running.run_until_signal().await;
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(err = %error, "Cannot start serving.");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}
+
+fn config_failure(error: &ConfigError) -> ExitCode {
+    tracing::error!(err = %error, "Invalid configuration.");
+    ExitCode::from(EXIT_CONFIG)
+}

@@ -1,0 +1,36 @@
+//! kiln-registry: what every Kiln exporter shares, written once.
+//!
+//! - [`WebFlags`]: the standard `--web.*` and `--log.*` flags, flattened into each exporter's CLI.
+//! - [`webconfig`]: the exporter-toolkit web config file (TLS, basic auth, headers).
+//! - [`Exporter`]: the HTTP server with the telemetry path, landing page, health, readiness,
+//!   gzip, a scrape concurrency cap, time limits against slow clients, graceful shutdown.
+//! - [`Collector`] and [`Runner`]: scrape-time collection with per-collector success and
+//!   duration, so one failing collector never fails a scrape.
+//! - [`FamilyBuilder`]: building metric families on the `prometheus` crate's model.
+//! - [`bootstrap::main`]: the whole process life, so `main.rs` stays a few lines.
+//!
+//! A minimal exporter is `src/bin/kiln-example-exporter.rs`.
+
+pub mod bootstrap;
+mod collector;
+pub mod config;
+mod flags;
+mod log_limiter;
+pub mod logging;
+pub mod metrics;
+mod runner;
+mod server;
+pub mod signals;
+mod version;
+pub mod webconfig;
+
+pub use collector::{CollectError, Collector, ScrapeContext};
+pub use flags::{LogFormat, LogLevel, WebFlags};
+pub use log_limiter::LogLimiter;
+pub use metrics::{FamilyBuilder, MetricFamily, MetricType};
+pub use runner::{Runner, Selection, SelectionError};
+pub use server::{
+    Body, Exporter, Link, Readiness, ReloadHook, Response, RouteFuture, RouteHandler,
+    RunningExporter, ServeError, TEXT_CONTENT_TYPE, Timeouts, query_pairs, text,
+};
+pub use version::BuildInfo;

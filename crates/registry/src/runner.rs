@@ -1,0 +1,412 @@
+//! Runs every collector of a scrape concurrently under the scrape's deadline and adds the
+//! per-collector meta metrics.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::collector::{CollectError, Collector, ScrapeContext};
+use crate::log_limiter::LogLimiter;
+use crate::metrics::{FamilyBuilder, MetricFamily};
+
+/// Failures of one collector are logged at most this often.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The set of collectors of one exporter.
+#[derive(Debug)]
+pub struct Runner {
+    namespace: String,
+    entries: Vec<Arc<Entry>>,
+}
+
+struct Entry {
+    collector: Box<dyn Collector>,
+    /// Set while a collection runs; a collector still busy from an earlier scrape that
+    /// overran its deadline is not started a second time, so a hung source costs one
+    /// thread, not one per scrape.
+    busy: AtomicBool,
+    errors: LogLimiter,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("collector", &self.collector.name())
+            .field("busy", &self.busy)
+            .finish()
+    }
+}
+
+/// Which collectors a scrape asks for, from the `collect[]` and `exclude[]` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Every registered collector.
+    #[default]
+    All,
+    /// Only these.
+    Only(BTreeSet<String>),
+    /// All but these.
+    Except(BTreeSet<String>),
+}
+
+/// A `collect[]` / `exclude[]` request the runner cannot honour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// Both parameters were given.
+    #[error("collect[] and exclude[] cannot be used together")]
+    Both,
+    /// A name that is not a registered collector.
+    #[error("unknown collector: {0}")]
+    Unknown(String),
+}
+
+impl Selection {
+    /// Builds a selection from a URL query string, as node_exporter reads it.
+    pub fn from_query(query: &str) -> Result<Self, SelectionError> {
+        let mut collect = BTreeSet::new();
+        let mut exclude = BTreeSet::new();
+        for (key, value) in crate::server::query_pairs(query) {
+            match key.as_ref() {
+                "collect[]" => collect.insert(value.into_owned()),
+                "exclude[]" => exclude.insert(value.into_owned()),
+                _ => continue,
+            };
+        }
+        match (collect.is_empty(), exclude.is_empty()) {
+            (true, true) => Ok(Self::All),
+            (false, true) => Ok(Self::Only(collect)),
+            (true, false) => Ok(Self::Except(exclude)),
+            (false, false) => Err(SelectionError::Both),
+        }
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.contains(name),
+            Self::Except(names) => !names.contains(name),
+        }
+    }
+
+    fn names(&self) -> Option<&BTreeSet<String>> {
+        match self {
+            Self::All => None,
+            Self::Only(names) | Self::Except(names) => Some(names),
+        }
+    }
+}
+
+struct Outcome {
+    name: String,
+    duration: Duration,
+    result: Result<Vec<MetricFamily>, CollectError>,
+}
+
+impl Runner {
+    /// An empty runner whose meta metrics are `<namespace>_scrape_collector_*`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds a collector. Names must be unique.
+    pub fn register(&mut self, collector: impl Collector) {
+        self.register_boxed(Box::new(collector));
+    }
+
+    /// Adds an already boxed collector.
+    pub fn register_boxed(&mut self, collector: Box<dyn Collector>) {
+        debug_assert!(
+            self.entries
+                .iter()
+                .all(|e| e.collector.name() != collector.name()),
+            "duplicate collector name {}",
+            collector.name()
+        );
+        self.entries.push(Arc::new(Entry {
+            collector,
+            busy: AtomicBool::new(false),
+            errors: LogLimiter::new(ERROR_LOG_INTERVAL),
+        }));
+    }
+
+    /// The metric namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Names of the registered collectors, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.collector.name())
+    }
+
+    /// Checks that a selection names only registered collectors.
+    pub fn validate(&self, selection: &Selection) -> Result<(), SelectionError> {
+        if let Some(unknown) = selection
+            .names()
+            .into_iter()
+            .flatten()
+            .find(|name| !self.names().any(|n| n == name.as_str()))
+        {
+            return Err(SelectionError::Unknown(unknown.clone()));
+        }
+        Ok(())
+    }
+
+    /// Runs the selected collectors concurrently and returns their families merged by name
+    /// and sorted, followed by the scrape meta metrics. Never fails: a collector that errors,
+    /// panics or misses the deadline is reported with `success 0`.
+    pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Vec<MetricFamily> {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        let mut outcomes = Vec::new();
+        for entry in self.entries.iter().filter(|e| selection.includes(e.collector.name())) {
+            let name = entry.collector.name().to_owned();
+            if entry.busy.swap(true, Ordering::AcqRel) {
+                outcomes.push(Outcome {
+                    name,
+                    duration: Duration::ZERO,
+                    result: Err(CollectError::failed(
+                        "skipped",
+                        "the previous collection has not finished yet",
+                    )),
+                });
+                continue;
+            }
+            let entry = Arc::clone(entry);
+            let task = tokio::task::spawn_blocking(move || {
+                let begin = Instant::now();
+                let result = entry.collector.collect(&ctx);
+                entry.busy.store(false, Ordering::Release);
+                (begin.elapsed(), result)
+            });
+            tasks.push((name, task));
+        }
+
+        let deadline = tokio::time::Instant::from_std(ctx.deadline());
+        for (name, task) in tasks {
+            let outcome = match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok((duration, result))) => Outcome {
+                    name,
+                    duration,
+                    result,
+                },
+                Ok(Err(join_error)) => Outcome {
+                    name,
+                    duration: started.elapsed(),
+                    result: Err(CollectError::failed("collector panicked", join_error)),
+                },
+                Err(_) => Outcome {
+                    name,
+                    duration: started.elapsed(),
+                    result: Err(CollectError::failed(
+                        "deadline exceeded",
+                        format!(
+                            "no result within {:.3}s; the collection goes on in the background",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    )),
+                },
+            };
+            outcomes.push(outcome);
+        }
+        self.assemble(outcomes)
+    }
+
+    fn assemble(&self, mut outcomes: Vec<Outcome>) -> Vec<MetricFamily> {
+        outcomes.sort_by(|a, b| a.name.cmp(&b.name));
+        let ns = &self.namespace;
+        let mut durations = FamilyBuilder::gauge(
+            format!("{ns}_scrape_collector_duration_seconds"),
+            format!("{ns}_exporter: Duration of a collector scrape."),
+        );
+        let mut successes = FamilyBuilder::gauge(
+            format!("{ns}_scrape_collector_success"),
+            format!("{ns}_exporter: Whether a collector succeeded."),
+        );
+        let mut families = Vec::new();
+        for outcome in outcomes {
+            let labels = [("collector", outcome.name.as_str())];
+            durations.push(&labels, outcome.duration.as_secs_f64());
+            let success = match outcome.result {
+                Ok(collected) => {
+                    families.extend(collected);
+                    1.0
+                }
+                Err(error) => {
+                    self.log_failure(&outcome.name, &error, outcome.duration);
+                    0.0
+                }
+            };
+            successes.push(&labels, success);
+        }
+        let mut families = merge_by_name(families);
+        families.push(durations.build());
+        families.push(successes.build());
+        families
+    }
+
+    fn log_failure(&self, name: &str, error: &CollectError, duration: Duration) {
+        if matches!(error, CollectError::NoData) {
+            tracing::debug!(collector = name, "Collector returned no data.");
+            return;
+        }
+        let Some(entry) = self.entries.iter().find(|e| e.collector.name() == name) else {
+            return;
+        };
+        if let Some(suppressed) = entry.errors.check() {
+            tracing::error!(
+                collector = name,
+                duration_seconds = duration.as_secs_f64(),
+                suppressed,
+                err = %error,
+                "Collector failed."
+            );
+        }
+    }
+}
+
+/// Sorts families by name and joins families of the same name and type, which the text
+/// format requires to be written once. A same-named family of another type is dropped.
+fn merge_by_name(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    families.retain(|f| !f.get_metric().is_empty());
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut merged: Vec<MetricFamily> = Vec::with_capacity(families.len());
+    for mut family in families {
+        match merged.last_mut() {
+            Some(last) if last.name() == family.name() => {
+                if last.get_field_type() == family.get_field_type() {
+                    last.mut_metric().extend(family.take_metric());
+                } else {
+                    tracing::error!(
+                        family = family.name(),
+                        "Two collectors emitted the same family with different types; the second is dropped."
+                    );
+                }
+            }
+            _ => merged.push(family),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, f64);
+    impl Collector for Fixed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+            Ok(vec![
+                FamilyBuilder::gauge("t_value", "A value.")
+                    .sample(&[("from", self.0)], self.1)
+                    .build(),
+            ])
+        }
+    }
+
+    struct Broken;
+    impl Collector for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+            Err(CollectError::failed("reading /nonexistent", "no such file"))
+        }
+    }
+
+    struct Panics;
+    impl Collector for Panics {
+        fn name(&self) -> &str {
+            "panics"
+        }
+        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+            panic!("a bug in a collector")
+        }
+    }
+
+    struct Sleeps(Duration);
+    impl Collector for Sleeps {
+        fn name(&self) -> &str {
+            "sleeps"
+        }
+        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+            std::thread::sleep(self.0);
+            Ok(vec![])
+        }
+    }
+
+    fn value(families: &[MetricFamily], name: &str, label: &str) -> Option<f64> {
+        families
+            .iter()
+            .find(|f| f.name() == name)?
+            .get_metric()
+            .iter()
+            .find(|m| m.get_label().iter().any(|l| l.value() == label))
+            .map(|m| m.get_gauge().get_value())
+    }
+
+    fn runner() -> Runner {
+        let mut runner = Runner::new("t");
+        runner.register(Fixed("a", 1.0));
+        runner.register(Broken);
+        runner.register(Panics);
+        runner.register(Fixed("b", 2.0));
+        runner
+    }
+
+    #[tokio::test]
+    async fn failures_are_reported_and_the_rest_still_served() {
+        let families = runner()
+            .collect(ScrapeContext::with_budget(Duration::from_secs(5)), &Selection::All)
+            .await;
+        let values = families.iter().find(|f| f.name() == "t_value").unwrap();
+        assert_eq!(values.get_metric().len(), 2, "same-named families are merged");
+        for (collector, ok) in [("a", 1.0), ("b", 1.0), ("broken", 0.0), ("panics", 0.0)] {
+            assert_eq!(
+                value(&families, "t_scrape_collector_success", collector),
+                Some(ok),
+                "{collector}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn selection_limits_what_runs() {
+        let runner = runner();
+        let only = Selection::from_query("collect[]=a&collect%5B%5D=broken").unwrap();
+        runner.validate(&only).unwrap();
+        let families = runner
+            .collect(ScrapeContext::with_budget(Duration::from_secs(5)), &only)
+            .await;
+        assert_eq!(value(&families, "t_scrape_collector_success", "a"), Some(1.0));
+        assert_eq!(value(&families, "t_scrape_collector_success", "b"), None);
+        assert_eq!(
+            runner.validate(&Selection::from_query("exclude[]=nope").unwrap()),
+            Err(SelectionError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            Selection::from_query("collect[]=a&exclude[]=b"),
+            Err(SelectionError::Both)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_collector_misses_the_deadline_and_is_not_started_twice() {
+        let mut runner = Runner::new("t");
+        runner.register(Sleeps(Duration::from_millis(600)));
+        let ctx = ScrapeContext::with_budget(Duration::from_millis(50));
+        let first = runner.collect(ctx, &Selection::All).await;
+        assert_eq!(value(&first, "t_scrape_collector_success", "sleeps"), Some(0.0));
+        // Still running from the first scrape: reported as failed without a second thread.
+        let second = runner.collect(ctx, &Selection::All).await;
+        assert_eq!(value(&second, "t_scrape_collector_success", "sleeps"), Some(0.0));
+        assert!(runner.entries[0].busy.load(Ordering::Acquire));
+    }
+}

@@ -1,0 +1,162 @@
+//! Binding listen addresses, accepting connections and serving each with hyper.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::{ServeError, Shared, routes};
+use crate::log_limiter::LogLimiter;
+
+/// Binds one `--web.listen-address`. `:port` (Go's spelling of "every interface") binds the
+/// IPv6 wildcard, which also accepts IPv4 on Linux, or the IPv4 wildcard without IPv6.
+pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
+    let invalid = |reason: &str| ServeError::Address {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let bind_error = |source| ServeError::Bind {
+        address: address.to_owned(),
+        source,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected host:port or :port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
+    if host.is_empty() {
+        return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port)))
+                .await
+                .map_err(bind_error),
+        };
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut resolved = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| invalid(&format!("cannot resolve the host: {e}")))?;
+    let addr = resolved
+        .next()
+        .ok_or_else(|| invalid("the host resolves to no address"))?;
+    TcpListener::bind(addr).await.map_err(bind_error)
+}
+
+static TOO_MANY_CONNECTIONS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
+static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    connection_slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors, most likely: pause instead of spinning.
+                if ACCEPT_ERRORS.check().is_some() {
+                    tracing::error!(err = %error, "Accepting a connection failed.");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+            if let Some(suppressed) = TOO_MANY_CONNECTIONS.check() {
+                tracing::warn!(%peer, suppressed, "Too many open connections; closing a new one.");
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let stopped = stopped.clone();
+        connections.spawn(async move {
+            serve_connection(stream, peer, shared, stopped).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let grace = shared.timeouts.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+) {
+    let timeouts = shared.timeouts;
+    // A client that connects and sends nothing is dropped after the header timeout.
+    if tokio::time::timeout(timeouts.header_read, stream.readable())
+        .await
+        .is_err()
+    {
+        tracing::debug!(%peer, "Connection sent nothing; closed.");
+        return;
+    }
+    let tls = shared.web.current().tls.clone();
+    match tls {
+        None => serve_io(stream, shared, stopped).await,
+        Some(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared, stopped).await,
+                Ok(Err(error)) => tracing::debug!(%peer, err = %error, "TLS handshake failed."),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
+            }
+        }
+    }
+}
+
+async fn serve_io<S>(stream: S, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeouts = shared.timeouts;
+    let service = service_fn(move |request| {
+        let shared = Arc::clone(&shared);
+        async move { routes::handle(&shared, request).await }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => log_connection_end(result),
+        _ = stopped.changed() => {
+            connection.as_mut().graceful_shutdown();
+            log_connection_end(connection.await);
+        }
+    }
+}
+
+fn log_connection_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(error) = result {
+        tracing::debug!(err = %error, "Connection ended with an error.");
+    }
+}

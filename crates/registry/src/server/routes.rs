@@ -1,0 +1,238 @@
+//! What each request gets: auth and rate limit first, then the telemetry path, the landing
+//! page, health and readiness, reload, and the exporter's own routes.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, StatusCode, request::Parts};
+use http_body_util::Full;
+
+use super::Shared;
+use crate::collector::ScrapeContext;
+use crate::metrics::encode_text;
+use crate::runner::Selection;
+use crate::webconfig::AuthOutcome;
+
+/// Body of every response.
+pub type Body = Full<Bytes>;
+/// A response.
+pub type Response = http::Response<Body>;
+
+/// Content type of the text exposition format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Assumed scrape timeout when Prometheus does not send one.
+const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn handle(
+    shared: &Shared,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<Response, Infallible> {
+    let (parts, _body) = request.into_parts();
+    let web = shared.web.current();
+
+    let mut response = if web.rate_limit.as_ref().is_some_and(|l| !l.allow()) {
+        text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
+    } else if let Some(auth) = &web.auth
+        && auth.check(parts.headers.get(http::header::AUTHORIZATION)).await == AuthOutcome::Denied
+    {
+        let mut denied = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        denied
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic"));
+        denied
+    } else {
+        match tokio::time::timeout(shared.timeouts.request, route(shared, parts)).await {
+            Ok(response) => response,
+            Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Request timed out.\n"),
+        }
+    };
+    for (name, value) in &web.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(response)
+}
+
+async fn route(shared: &Shared, parts: Parts) -> Response {
+    let path = parts.uri.path();
+    if path == shared.telemetry_path {
+        return metrics(shared, &parts).await;
+    }
+    match path {
+        "/" if shared.landing.is_some() => {
+            let mut page = Response::new(Full::new(shared.landing.clone().unwrap_or_default()));
+            page.headers_mut().insert(
+                CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            page
+        }
+        "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
+        "/-/ready" if shared.ready.is_ready() => text(StatusCode::OK, "Ready.\n"),
+        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n"),
+        "/-/reload" if shared.lifecycle => reload(shared, &parts.method).await,
+        _ => match shared.routes.iter().find(|(p, _)| p == path) {
+            Some((_, handler)) => handler(parts, scrape_context(None)).await,
+            None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+        },
+    }
+}
+
+async fn metrics(shared: &Shared, parts: &Parts) -> Response {
+    let _slot = match &shared.scrape_slots {
+        Some(slots) => match slots.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                shared.observe(503);
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "Limit of concurrent requests reached ({}), try again later.\n",
+                        shared.max_requests
+                    ),
+                );
+            }
+        },
+        None => None,
+    };
+    let _in_flight = shared.self_metrics.as_ref().map(|m| m.in_flight());
+
+    let selection = match Selection::from_query(parts.uri.query().unwrap_or_default())
+        .and_then(|s| shared.runner.validate(&s).map(|()| s))
+    {
+        Ok(selection) => selection,
+        Err(error) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("Couldn't create filtered metrics handler: {error}\n"),
+            );
+        }
+    };
+    let ctx = scrape_context(
+        parts
+            .headers
+            .get("X-Prometheus-Scrape-Timeout-Seconds")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok()),
+    );
+
+    let mut families = shared.runner.collect(ctx, &selection).await;
+    if let Some(own) = &shared.self_metrics {
+        families.extend(own.gather());
+    }
+    let mut body = String::with_capacity(shared.last_size_hint());
+    let refused = encode_text(&families, &mut body);
+    if !refused.is_empty() {
+        tracing::error!(families = ?refused, "Metric families could not be encoded and were left out.");
+    }
+    shared.remember_size(body.len());
+
+    let gzip = parts
+        .headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_gzip);
+    let mut response = if gzip {
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 4),
+            flate2::Compression::fast(),
+        );
+        match encoder.write_all(body.as_bytes()).and_then(|()| encoder.finish()) {
+            Ok(compressed) => {
+                let mut r = Response::new(Full::new(Bytes::from(compressed)));
+                r.headers_mut()
+                    .insert(CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
+                r
+            }
+            Err(_) => Response::new(Full::new(Bytes::from(body))),
+        }
+    } else {
+        Response::new(Full::new(Bytes::from(body)))
+    };
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(TEXT_CONTENT_TYPE));
+    shared.observe(200);
+    response
+}
+
+async fn reload(shared: &Shared, method: &Method) -> Response {
+    if method != Method::POST && method != Method::PUT {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This endpoint requires a POST or PUT request.\n",
+        );
+    }
+    match shared.reload_all().await {
+        Ok(()) => text(StatusCode::OK, "Reloaded.\n"),
+        Err(error) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Failed to reload configuration: {error}\n"),
+        ),
+    }
+}
+
+/// The collection budget for a scrape: Prometheus's timeout less a margin for the encoding
+/// and the network (a tenth, at most half a second), as blackbox_exporter does.
+pub(crate) fn scrape_context(timeout_seconds: Option<f64>) -> ScrapeContext {
+    let timeout = timeout_seconds
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .map(|t| Duration::from_secs_f64(t.min(3600.0)))
+        .unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
+    let margin = (timeout / 10).min(Duration::from_millis(500));
+    ScrapeContext::with_budget(timeout - margin)
+}
+
+/// True when an `Accept-Encoding` value allows gzip (and does not give it `q=0`).
+fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|part| {
+        let mut pieces = part.split(';').map(str::trim);
+        let coding = pieces.next().unwrap_or_default();
+        let refused = pieces.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: &str) -> Response {
+    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip("gzipx"));
+    }
+
+    #[test]
+    fn scrape_budget_leaves_a_margin() {
+        let budget = |t| scrape_context(t).remaining();
+        assert!(budget(Some(10.0)) <= Duration::from_millis(9500));
+        assert!(budget(Some(10.0)) > Duration::from_millis(9000));
+        assert!(budget(Some(1.0)) <= Duration::from_millis(900));
+        assert!(budget(None) <= Duration::from_millis(9500));
+        assert!(budget(Some(-1.0)) > Duration::from_secs(9));
+    }
+}
