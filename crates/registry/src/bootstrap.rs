@@ -61,7 +61,8 @@ pub fn main(
         version = info.version,
         revision = info.revision,
         rust_version = info.rust_version,
-        "Starting {}", info.program
+        "Starting {}",
+        info.program
     );
     runtime.block_on(async move {
         match exporter.bind_with(web).await {

@@ -147,7 +147,12 @@ mod tests {
 
     #[test]
     fn empty_file_is_an_empty_mapping() {
-        assert!(parse_yaml::<Outer>(Path::new("x.yml"), "\n").unwrap().inner.is_none());
+        assert!(
+            parse_yaml::<Outer>(Path::new("x.yml"), "\n")
+                .unwrap()
+                .inner
+                .is_none()
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@ pub struct WebFlags {
     pub listen_addresses: Vec<String>,
 
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_name = "PATH")]
+    #[arg(
+        long = "web.telemetry-path",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
     pub telemetry_path: String,
 
     /// Path to a configuration file that can enable TLS or authentication (exporter-toolkit
@@ -54,6 +58,23 @@ pub struct WebFlags {
 }
 
 impl WebFlags {
+    /// Parses just these flags, e.g. `["--web.listen-address=127.0.0.1:0"]`; for tests and
+    /// for programs that embed an exporter (`kiln up`).
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            web: WebFlags,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("exporter"))
+            .chain(args.into_iter().map(Into::into));
+        <Only as clap::Parser>::try_parse_from(argv).map(|only| only.web)
+    }
+
     /// The listen addresses, or `default` when none was given. A bare `:port` means every
     /// interface, IPv4 and IPv6, as in Go.
     pub fn listen_or(&self, default: &str) -> Vec<String> {

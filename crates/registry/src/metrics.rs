@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn empty_families_are_left_out() {
         let mut text = String::default();
-        encode_text(&[FamilyBuilder::gauge("nothing", "No samples.").build()], &mut text);
+        encode_text(
+            &[FamilyBuilder::gauge("nothing", "No samples.").build()],
+            &mut text,
+        );
         assert_eq!(text, "");
     }
 
@@ -183,7 +186,10 @@ mod tests {
         builder.push_histogram(&[], &[(0.1, 1), (1.0, 3)], 1.5, 4);
         let mut text = String::default();
         encode_text(&[builder.build()], &mut text);
-        assert!(text.contains("demo_seconds_bucket{le=\"+Inf\"} 4\n"), "{text}");
+        assert!(
+            text.contains("demo_seconds_bucket{le=\"+Inf\"} 4\n"),
+            "{text}"
+        );
         assert!(text.contains("demo_seconds_sum 1.5\n"));
         assert!(text.contains("demo_seconds_count 4\n"));
     }

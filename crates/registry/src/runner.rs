@@ -163,7 +163,11 @@ impl Runner {
         let started = Instant::now();
         let mut tasks = Vec::new();
         let mut outcomes = Vec::new();
-        for entry in self.entries.iter().filter(|e| selection.includes(e.collector.name())) {
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| selection.includes(e.collector.name()))
+        {
             let name = entry.collector.name().to_owned();
             if entry.busy.swap(true, Ordering::AcqRel) {
                 outcomes.push(Outcome {
@@ -364,10 +368,17 @@ mod tests {
     #[tokio::test]
     async fn failures_are_reported_and_the_rest_still_served() {
         let families = runner()
-            .collect(ScrapeContext::with_budget(Duration::from_secs(5)), &Selection::All)
+            .collect(
+                ScrapeContext::with_budget(Duration::from_secs(5)),
+                &Selection::All,
+            )
             .await;
         let values = families.iter().find(|f| f.name() == "t_value").unwrap();
-        assert_eq!(values.get_metric().len(), 2, "same-named families are merged");
+        assert_eq!(
+            values.get_metric().len(),
+            2,
+            "same-named families are merged"
+        );
         for (collector, ok) in [("a", 1.0), ("b", 1.0), ("broken", 0.0), ("panics", 0.0)] {
             assert_eq!(
                 value(&families, "t_scrape_collector_success", collector),
@@ -385,7 +396,10 @@ mod tests {
         let families = runner
             .collect(ScrapeContext::with_budget(Duration::from_secs(5)), &only)
             .await;
-        assert_eq!(value(&families, "t_scrape_collector_success", "a"), Some(1.0));
+        assert_eq!(
+            value(&families, "t_scrape_collector_success", "a"),
+            Some(1.0)
+        );
         assert_eq!(value(&families, "t_scrape_collector_success", "b"), None);
         assert_eq!(
             runner.validate(&Selection::from_query("exclude[]=nope").unwrap()),
@@ -403,10 +417,16 @@ mod tests {
         runner.register(Sleeps(Duration::from_millis(600)));
         let ctx = ScrapeContext::with_budget(Duration::from_millis(50));
         let first = runner.collect(ctx, &Selection::All).await;
-        assert_eq!(value(&first, "t_scrape_collector_success", "sleeps"), Some(0.0));
+        assert_eq!(
+            value(&first, "t_scrape_collector_success", "sleeps"),
+            Some(0.0)
+        );
         // Still running from the first scrape: reported as failed without a second thread.
         let second = runner.collect(ctx, &Selection::All).await;
-        assert_eq!(value(&second, "t_scrape_collector_success", "sleeps"), Some(0.0));
+        assert_eq!(
+            value(&second, "t_scrape_collector_success", "sleeps"),
+            Some(0.0)
+        );
         assert!(runner.entries[0].busy.load(Ordering::Acquire));
     }
 }

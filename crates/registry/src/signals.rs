@@ -5,9 +5,10 @@ use tokio::sync::mpsc;
 
 /// Resolves on the first SIGINT or SIGTERM, logging which one arrived.
 pub async fn shutdown() {
-    let (Ok(mut interrupt), Ok(mut terminate)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("Cannot install signal handlers; stop the exporter with SIGKILL.");
         return std::future::pending().await;
     };
@@ -15,7 +16,10 @@ pub async fn shutdown() {
         _ = interrupt.recv() => "SIGINT",
         _ = terminate.recv() => "SIGTERM",
     };
-    tracing::info!(signal = name, "Received shutdown signal; shutting down gracefully.");
+    tracing::info!(
+        signal = name,
+        "Received shutdown signal; shutting down gracefully."
+    );
 }
 
 /// A stream of SIGHUPs. Closed at once if the handler cannot be installed.

@@ -21,7 +21,8 @@ use crate::model::{Exposition, Format};
 use crate::parse::{ParseError, Parsed, parse_with};
 
 /// What Prometheus asks for, text first since that is what the exporters serve.
-const ACCEPT: &str = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
+const ACCEPT: &str =
+    "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
 
 /// Credentials sent with every scrape.
 #[derive(Debug, Clone)]
@@ -186,10 +187,12 @@ impl ScrapeClient {
     }
 
     async fn fetch(&self, url: &str) -> Result<Scrape, ScrapeError> {
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| ScrapeError::Url {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ScrapeError::Url {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(ScrapeError::Url {
                 url: url.to_owned(),
@@ -241,7 +244,9 @@ impl ScrapeClient {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     ScrapeError::TooLarge(self.max_body_bytes)
                 } else {
                     ScrapeError::Request(e.to_string())

@@ -226,7 +226,10 @@ impl<'a> Parser<'a> {
             return;
         }
         if !valid_metric_name(name) {
-            self.violation(no, format!("invalid metric name {name:?} in {keyword} line"));
+            self.violation(
+                no,
+                format!("invalid metric name {name:?} in {keyword} line"),
+            );
             return;
         }
         let argument = match self.format {
@@ -367,7 +370,10 @@ impl<'a> Parser<'a> {
             if self.format == Format::OpenMetrics && bytes[pos] == b'#' {
                 parse_exemplar(line, pos + 1)?;
             } else {
-                return Err(format!("unexpected text {:?} after the sample", &line[pos..]));
+                return Err(format!(
+                    "unexpected text {:?} after the sample",
+                    &line[pos..]
+                ));
             }
         }
 
@@ -546,7 +552,10 @@ fn check_buckets(family: &Family<'_>) -> Vec<(usize, String)> {
         if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
             problems.push((
                 first_line,
-                format!("histogram {:?} has a series without an le=\"+Inf\" bucket", family.name),
+                format!(
+                    "histogram {:?} has a series without an le=\"+Inf\" bucket",
+                    family.name
+                ),
             ));
         }
         for pair in buckets.windows(2) {
@@ -631,7 +640,9 @@ fn parse_labels<'a>(
         }
         pos = skip_blanks(bytes, pos + 1);
         if bytes.get(pos) != Some(&b'"') {
-            return Err(format!("expected '\"' to start the value of label {name:?}"));
+            return Err(format!(
+                "expected '\"' to start the value of label {name:?}"
+            ));
         }
         pos += 1;
         let value_start = pos;
@@ -747,7 +758,9 @@ fn parse_timestamp(text: &str, format: Format) -> Option<i64> {
         Format::Text => text.parse().ok(),
         Format::OpenMetrics => {
             let seconds: f64 = text.parse().ok()?;
-            seconds.is_finite().then(|| (seconds * 1000.0).round() as i64)
+            seconds
+                .is_finite()
+                .then(|| (seconds * 1000.0).round() as i64)
         }
     }
 }
@@ -760,12 +773,16 @@ fn parse_exemplar(line: &str, pos: usize) -> Result<(), String> {
         return Err("exemplar must start with a label set".into());
     }
     let mut labels = Vec::new();
-    let pos = skip_blanks(bytes, parse_labels(line, pos + 1, &mut labels, Format::OpenMetrics)?);
+    let pos = skip_blanks(
+        bytes,
+        parse_labels(line, pos + 1, &mut labels, Format::OpenMetrics)?,
+    );
     if pos >= bytes.len() {
         return Err("exemplar has no value".into());
     }
     let (value, end) = token(line, pos);
-    parse_value(value, Format::OpenMetrics).ok_or_else(|| format!("invalid exemplar value {value:?}"))?;
+    parse_value(value, Format::OpenMetrics)
+        .ok_or_else(|| format!("invalid exemplar value {value:?}"))?;
     let pos = skip_blanks(bytes, end);
     if pos < bytes.len() {
         let (ts, end) = token(line, pos);

@@ -116,7 +116,8 @@ mod tests {
     #[test]
     fn file_sd_json_and_yaml_agree() {
         let json = r#"[{"targets": ["a:9100", "b:9100"], "labels": {"job": "node"}}, {"targets": ["c:9445"]}]"#;
-        let yaml = "- targets: ['a:9100', 'b:9100']\n  labels: {job: node}\n- targets: ['c:9445']\n";
+        let yaml =
+            "- targets: ['a:9100', 'b:9100']\n  labels: {job: node}\n- targets: ['c:9445']\n";
         let from_json = parse_file_sd(Path::new("t.json"), json).unwrap();
         let from_yaml = parse_file_sd(Path::new("t.yml"), yaml).unwrap();
         assert_eq!(from_json, from_yaml);
@@ -137,8 +138,14 @@ mod tests {
 
     #[test]
     fn urls_from_addresses_and_labels() {
-        assert_eq!(Target::new("h:9100").url("http", "/metrics"), "http://h:9100/metrics");
-        assert_eq!(Target::new("https://h/x").url("http", "/metrics"), "https://h/x");
+        assert_eq!(
+            Target::new("h:9100").url("http", "/metrics"),
+            "http://h:9100/metrics"
+        );
+        assert_eq!(
+            Target::new("https://h/x").url("http", "/metrics"),
+            "https://h/x"
+        );
         let mut t = Target::new("h:1");
         t.labels.insert("__scheme__".into(), "https".into());
         t.labels.insert("__metrics_path__".into(), "probe".into());

@@ -1,10 +1,15 @@
 //! The parser against real captures and a corpus of broken inputs, plus property tests.
 
+#![allow(clippy::unwrap_used)]
+
 use kiln_scraper::{Format, MetricType, parse, parse_with};
 use proptest::prelude::*;
 
 fn shared(name: &str) -> String {
-    let path = format!("{}/../../../shared/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../../shared/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -19,7 +24,11 @@ fn accepts_a_real_node_exporter_scrape() {
     assert_eq!(load.help.as_deref(), Some("1m load average."));
     let gc = exposition.family("go_gc_duration_seconds").unwrap();
     assert_eq!(gc.kind, MetricType::Summary);
-    assert!(gc.samples.iter().any(|s| s.label("quantile") == Some("0.5")));
+    assert!(
+        gc.samples
+            .iter()
+            .any(|s| s.label("quantile") == Some("0.5"))
+    );
     assert!(
         exposition
             .value("node_scrape_collector_success", &[("collector", "cpu")])
@@ -36,7 +45,12 @@ fn accepts_a_real_smokeping_prober_scrape_with_histograms() {
         .iter()
         .find(|f| f.kind == MetricType::Histogram)
         .expect("smokeping_prober serves histograms");
-    assert!(histogram.samples.iter().any(|s| s.label("le") == Some("+Inf")));
+    assert!(
+        histogram
+            .samples
+            .iter()
+            .any(|s| s.label("le") == Some("+Inf"))
+    );
 }
 
 #[test]
@@ -59,30 +73,115 @@ fn values_escapes_and_timestamps() {
 
 /// Each broken input with the exact (line, message) the parser must report.
 const BROKEN: &[(&str, &str, usize, &str)] = &[
-    ("duplicate series", "a 1\na 2\n", 2, "duplicate series a, first seen at line 1"),
+    (
+        "duplicate series",
+        "a 1\na 2\n",
+        2,
+        "duplicate series a, first seen at line 1",
+    ),
     (
         "duplicate series with labels in another order",
         "# TYPE a gauge\na{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\n",
         3,
         "duplicate series a{y=\"2\",x=\"1\"}, first seen at line 2",
     ),
-    ("bad escape in label", "a{x=\"\\t\"} 1\n", 1, "in label \"x\": invalid escape sequence '\\t'"),
-    ("bad escape in help", "# HELP a x\\y\n", 1, "in HELP of \"a\": invalid escape sequence '\\y'"),
-    ("unterminated label value", "a{x=\"1} 1\n", 1, "unterminated value of label \"x\""),
-    ("unterminated label set", "a{x=\"1\" 1\n", 1, "expected ',' or '}' after the value of label \"x\""),
-    ("missing value", "a{x=\"1\"}\n", 1, "sample \"a\" has no value"),
+    (
+        "bad escape in label",
+        "a{x=\"\\t\"} 1\n",
+        1,
+        "in label \"x\": invalid escape sequence '\\t'",
+    ),
+    (
+        "bad escape in help",
+        "# HELP a x\\y\n",
+        1,
+        "in HELP of \"a\": invalid escape sequence '\\y'",
+    ),
+    (
+        "unterminated label value",
+        "a{x=\"1} 1\n",
+        1,
+        "unterminated value of label \"x\"",
+    ),
+    (
+        "unterminated label set",
+        "a{x=\"1\" 1\n",
+        1,
+        "expected ',' or '}' after the value of label \"x\"",
+    ),
+    (
+        "missing value",
+        "a{x=\"1\"}\n",
+        1,
+        "sample \"a\" has no value",
+    ),
     ("bad value", "a 1,5\n", 1, "invalid value \"1,5\" for \"a\""),
-    ("bad timestamp", "a 1 12.5\n", 1, "invalid timestamp \"12.5\" for \"a\""),
-    ("trailing text", "a 1 2 3\n", 1, "unexpected text \"3\" after the sample"),
-    ("invalid metric name", "1a 1\n", 1, "invalid metric name \"1a\""),
-    ("invalid character in name", "a-b 1\n", 1, "invalid character '-' in metric name"),
-    ("invalid label name", "a{1x=\"1\"} 1\n", 1, "expected a label name at column 3, found '1'"),
-    ("duplicate label", "a{x=\"1\",x=\"2\"} 1\n", 1, "duplicate label name \"x\""),
-    ("reserved label", "a{__name__=\"b\"} 1\n", 1, "label name \"__name__\" is reserved (starts with __)"),
-    ("unknown type", "# TYPE a countr\n", 1, "unknown metric type \"countr\" for \"a\""),
-    ("second TYPE", "# TYPE a gauge\n# TYPE a gauge\n", 2, "second TYPE line for metric name \"a\""),
-    ("second HELP", "# HELP a x\n# HELP a y\n", 2, "second HELP line for metric name \"a\""),
-    ("TYPE after samples", "a 1\n# TYPE a gauge\n", 2, "TYPE line for \"a\" after its samples"),
+    (
+        "bad timestamp",
+        "a 1 12.5\n",
+        1,
+        "invalid timestamp \"12.5\" for \"a\"",
+    ),
+    (
+        "trailing text",
+        "a 1 2 3\n",
+        1,
+        "unexpected text \"3\" after the sample",
+    ),
+    (
+        "invalid metric name",
+        "1a 1\n",
+        1,
+        "invalid metric name \"1a\"",
+    ),
+    (
+        "invalid character in name",
+        "a-b 1\n",
+        1,
+        "invalid character '-' in metric name",
+    ),
+    (
+        "invalid label name",
+        "a{1x=\"1\"} 1\n",
+        1,
+        "expected a label name at column 3, found '1'",
+    ),
+    (
+        "duplicate label",
+        "a{x=\"1\",x=\"2\"} 1\n",
+        1,
+        "duplicate label name \"x\"",
+    ),
+    (
+        "reserved label",
+        "a{__name__=\"b\"} 1\n",
+        1,
+        "label name \"__name__\" is reserved (starts with __)",
+    ),
+    (
+        "unknown type",
+        "# TYPE a countr\n",
+        1,
+        "unknown metric type \"countr\" for \"a\"",
+    ),
+    (
+        "second TYPE",
+        "# TYPE a gauge\n# TYPE a gauge\n",
+        2,
+        "second TYPE line for metric name \"a\"",
+    ),
+    (
+        "second HELP",
+        "# HELP a x\n# HELP a y\n",
+        2,
+        "second HELP line for metric name \"a\"",
+    ),
+    (
+        "TYPE after samples",
+        "a 1\n# TYPE a gauge\n",
+        2,
+        "TYPE line for \"a\" after its samples",
+    ),
     (
         "family split in two",
         "a 1\nb 1\na{x=\"1\"} 2\n",
@@ -95,8 +194,18 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
         3,
         "HELP line for \"a\", whose family already appeared at line 1",
     ),
-    ("HELP without name", "# HELP\n", 1, "HELP line without a metric name"),
-    ("invalid name in TYPE", "# TYPE a.b gauge\n", 1, "invalid metric name \"a.b\" in TYPE line"),
+    (
+        "HELP without name",
+        "# HELP\n",
+        1,
+        "HELP line without a metric name",
+    ),
+    (
+        "invalid name in TYPE",
+        "# TYPE a.b gauge\n",
+        1,
+        "invalid metric name \"a.b\" in TYPE line",
+    ),
     (
         "histogram bucket without le",
         "# TYPE h histogram\nh_bucket 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
@@ -127,7 +236,12 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
         2,
         "summary \"s\" sample has no \"quantile\" label",
     ),
-    ("expected name", "{x=\"1\"} 1\n", 1, "expected a metric name, found '{'"),
+    (
+        "expected name",
+        "{x=\"1\"} 1\n",
+        1,
+        "expected a metric name, found '{'",
+    ),
 ];
 
 #[test]
@@ -179,12 +293,18 @@ fn openmetrics_counters_units_exemplars_and_eof() {
     assert_eq!(req.unit, Some("seconds"));
     assert_eq!(req.help.as_deref(), Some("Time \"served\"."));
     assert_eq!(req.samples.len(), 2);
-    let bad_unit = parse_with("# TYPE a_bytes gauge\n# UNIT a_bytes seconds\n# EOF\n", Format::OpenMetrics);
+    let bad_unit = parse_with(
+        "# TYPE a_bytes gauge\n# UNIT a_bytes seconds\n# EOF\n",
+        Format::OpenMetrics,
+    );
     assert_eq!(
         bad_unit.violations[0].message,
         "unit \"seconds\" is not a suffix of the metric name \"a_bytes\""
     );
-    assert_eq!(parsed.exposition.family("build").unwrap().kind, MetricType::Info);
+    assert_eq!(
+        parsed.exposition.family("build").unwrap().kind,
+        MetricType::Info
+    );
 }
 
 #[test]
@@ -204,7 +324,10 @@ fn format_follows_the_content_type() {
         Format::from_content_type("application/openmetrics-text; version=1.0.0"),
         Format::OpenMetrics
     );
-    assert_eq!(Format::from_content_type("text/plain; version=0.0.4"), Format::Text);
+    assert_eq!(
+        Format::from_content_type("text/plain; version=0.0.4"),
+        Format::Text
+    );
 }
 
 proptest! {

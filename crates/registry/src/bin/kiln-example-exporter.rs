@@ -36,15 +36,21 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bootstrap::main(build_info!("kiln-example-exporter"), &cli.web, || {
-        let mut exporter = Exporter::new(build_info!("kiln-example-exporter"), "example", cli.web.clone())
-            .description("Example exporter")
-            .default_listen_address(":9999")
-            .collector(kiln_registry_example::Series(cli.series));
+        let mut exporter = Exporter::new(
+            build_info!("kiln-example-exporter"),
+            "example",
+            cli.web.clone(),
+        )
+        .description("Example exporter")
+        .default_listen_address(":9999")
+        .collector(kiln_registry_example::Series(cli.series));
         if cli.failing {
             exporter = exporter.collector(kiln_registry_example::Failing);
         }
         if let Some(seconds) = cli.slow {
-            exporter = exporter.collector(kiln_registry_example::Slow(Duration::from_secs_f64(seconds)));
+            exporter = exporter.collector(kiln_registry_example::Slow(Duration::from_secs_f64(
+                seconds,
+            )));
         }
         Ok(exporter)
     })
@@ -80,7 +86,10 @@ mod kiln_registry_example {
         }
 
         fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
-            Err(CollectError::failed("reading the example source", "it is always broken"))
+            Err(CollectError::failed(
+                "reading the example source",
+                "it is always broken",
+            ))
         }
     }
 

@@ -28,7 +28,9 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
     let (host, port) = address
         .rsplit_once(':')
         .ok_or_else(|| invalid("expected host:port or :port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("the port is not a number"))?;
     if host.is_empty() {
         return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
             Ok(listener) => Ok(listener),
@@ -107,12 +109,14 @@ async fn serve_connection(
 ) {
     let timeouts = shared.timeouts;
     // A client that connects and sends nothing is dropped after the header timeout.
-    if tokio::time::timeout(timeouts.header_read, stream.readable())
-        .await
-        .is_err()
-    {
-        tracing::debug!(%peer, "Connection sent nothing; closed.");
-        return;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeouts.header_read, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "Connection sent nothing; closed.");
+            return;
+        }
     }
     let tls = shared.web.current().tls.clone();
     match tls {

@@ -34,7 +34,8 @@ use self_metrics::SelfMetrics;
 pub type RouteFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// Answers an exporter-specific route such as `/probe`. It gets the request head and the
 /// scrape budget (from `X-Prometheus-Scrape-Timeout-Seconds` where the route reads it).
-pub type RouteHandler = Arc<dyn Fn(http::request::Parts, ScrapeContext) -> RouteFuture + Send + Sync>;
+pub type RouteHandler =
+    Arc<dyn Fn(http::request::Parts, ScrapeContext) -> RouteFuture + Send + Sync>;
 /// Re-reads an exporter's own configuration on SIGHUP or `/-/reload`.
 pub type ReloadHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -127,7 +128,10 @@ impl std::fmt::Debug for Exporter {
         f.debug_struct("Exporter")
             .field("program", &self.info.program)
             .field("runner", &self.runner)
-            .field("routes", &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>())
+            .field(
+                "routes",
+                &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -206,7 +210,10 @@ impl Exporter {
     }
 
     /// As [`Exporter::bind`], with an already loaded web config.
-    pub async fn bind_with(self, web: Arc<WebConfigWatcher>) -> Result<RunningExporter, ServeError> {
+    pub async fn bind_with(
+        self,
+        web: Arc<WebConfigWatcher>,
+    ) -> Result<RunningExporter, ServeError> {
         let addresses = self.flags.listen_or(&self.default_listen);
         let mut listeners = Vec::new();
         for address in &addresses {
@@ -363,6 +370,11 @@ impl RunningExporter {
     /// The bound addresses (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The web configuration in force (it changes on reload).
+    pub fn web_config(&self) -> Arc<crate::webconfig::WebConfig> {
+        self.shared.web.current()
     }
 
     /// Serves until SIGINT or SIGTERM, reloading on SIGHUP, then shuts down gracefully.

@@ -37,7 +37,10 @@ pub(super) async fn handle(
     let mut response = if web.rate_limit.as_ref().is_some_and(|l| !l.allow()) {
         text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
     } else if let Some(auth) = &web.auth
-        && auth.check(parts.headers.get(http::header::AUTHORIZATION)).await == AuthOutcome::Denied
+        && auth
+            .check(parts.headers.get(http::header::AUTHORIZATION))
+            .await
+            == AuthOutcome::Denied
     {
         let mut denied = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         denied
@@ -141,7 +144,10 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
             Vec::with_capacity(body.len() / 4),
             flate2::Compression::fast(),
         );
-        match encoder.write_all(body.as_bytes()).and_then(|()| encoder.finish()) {
+        match encoder
+            .write_all(body.as_bytes())
+            .and_then(|()| encoder.finish())
+        {
             Ok(compressed) => {
                 let mut r = Response::new(Full::new(Bytes::from(compressed)));
                 r.headers_mut()
@@ -153,9 +159,10 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     } else {
         Response::new(Full::new(Bytes::from(body)))
     };
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static(TEXT_CONTENT_TYPE));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static(TEXT_CONTENT_TYPE),
+    );
     shared.observe(200);
     response
 }

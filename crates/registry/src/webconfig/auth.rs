@@ -73,9 +73,10 @@ impl BasicAuth {
             return outcome(ok && known.is_some());
         }
         self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
         let mut cache = self.lock_cache();
         if cache.len() >= CACHE_CAPACITY
             && let Some(evict) = cache.keys().next().copied()
@@ -139,7 +140,8 @@ mod tests {
     use super::*;
 
     fn header(user: &str, password: &str) -> HeaderValue {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
     }
 
@@ -152,7 +154,10 @@ mod tests {
     async fn good_credentials_are_verified_once_then_cached() {
         let auth = auth();
         for _ in 0..20 {
-            assert_eq!(auth.check(Some(&header("alice", "secret"))).await, AuthOutcome::Allowed);
+            assert_eq!(
+                auth.check(Some(&header("alice", "secret"))).await,
+                AuthOutcome::Allowed
+            );
         }
         assert_eq!(auth.bcrypt_runs(), 1);
     }
@@ -160,8 +165,14 @@ mod tests {
     #[tokio::test]
     async fn wrong_password_unknown_user_and_garbage_are_denied() {
         let auth = auth();
-        assert_eq!(auth.check(Some(&header("alice", "wrong"))).await, AuthOutcome::Denied);
-        assert_eq!(auth.check(Some(&header("mallory", "secret"))).await, AuthOutcome::Denied);
+        assert_eq!(
+            auth.check(Some(&header("alice", "wrong"))).await,
+            AuthOutcome::Denied
+        );
+        assert_eq!(
+            auth.check(Some(&header("mallory", "secret"))).await,
+            AuthOutcome::Denied
+        );
         assert_eq!(auth.check(None).await, AuthOutcome::Denied);
         let bearer = HeaderValue::from_static("Bearer abc");
         assert_eq!(auth.check(Some(&bearer)).await, AuthOutcome::Denied);
@@ -171,8 +182,11 @@ mod tests {
 
     #[test]
     fn malformed_hash_names_the_user() {
-        let err = BasicAuth::new(&BTreeMap::from([("bob".to_owned(), "plaintext".to_owned())]))
-            .unwrap_err();
+        let err = BasicAuth::new(&BTreeMap::from([(
+            "bob".to_owned(),
+            "plaintext".to_owned(),
+        )]))
+        .unwrap_err();
         assert_eq!(err.0, "bob");
     }
 }

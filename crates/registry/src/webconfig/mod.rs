@@ -215,9 +215,10 @@ impl WebConfig {
         let auth = if raw.basic_auth_users.is_empty() {
             None
         } else {
-            Some(Arc::new(BasicAuth::new(&raw.basic_auth_users).map_err(
-                |(user, e)| at(&["basic_auth_users", &user], &e),
-            )?))
+            Some(Arc::new(
+                BasicAuth::new(&raw.basic_auth_users)
+                    .map_err(|(user, e)| at(&["basic_auth_users", &user], &e))?,
+            ))
         };
 
         let mut headers = Vec::new();
@@ -248,8 +249,12 @@ impl WebConfig {
 
         let rate_limit = match &raw.rate_limit {
             Some(limit) => {
-                let interval = parse_duration(&limit.interval)
-                    .ok_or_else(|| at(&["rate_limit", "interval"], &"not a duration like 1s or 500ms"))?;
+                let interval = parse_duration(&limit.interval).ok_or_else(|| {
+                    at(
+                        &["rate_limit", "interval"],
+                        &"not a duration like 1s or 500ms",
+                    )
+                })?;
                 Some(Arc::new(RateLimiter::new(interval, limit.burst)))
             }
             None => None,
@@ -292,7 +297,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         let number: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),

@@ -184,7 +184,9 @@ fn provider(settings: &TlsServerConfig) -> Result<CryptoProvider, TlsConfigError
                 other => {
                     return Err(fail(
                         "curve_preferences",
-                        format!("unsupported curve {other:?}; supported are X25519, CurveP256, CurveP384"),
+                        format!(
+                            "unsupported curve {other:?}; supported are X25519, CurveP256, CurveP384"
+                        ),
                     ));
                 }
             };
@@ -272,8 +274,12 @@ fn client_verifier(
         .client_allowed_sans
         .iter()
         .map(|san| {
-            ServerName::try_from(san.clone())
-                .map_err(|_| fail("client_allowed_sans", format!("{san:?} is not a DNS name or IP")))
+            ServerName::try_from(san.clone()).map_err(|_| {
+                fail(
+                    "client_allowed_sans",
+                    format!("{san:?} is not a DNS name or IP"),
+                )
+            })
         })
         .collect::<Result<_, _>>()?;
     Ok(Arc::new(AllowedSans {
@@ -357,7 +363,9 @@ impl ClientCertVerifier for AllowedSans {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, TlsError> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|e| TlsError::General(format!("bad client certificate: {e}")))?;
         if self

@@ -1,0 +1,278 @@
+//! The example exporter binary, end to end: flags, exposition validity (kiln-scraper and
+//! Debian's promtool), collector failures, deadlines, gzip, filters, signals.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kiln_scraper::ScrapeClient;
+use support::{ExampleExporter, curl, run_to_exit};
+
+fn client() -> ScrapeClient {
+    ScrapeClient::new()
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+}
+
+#[tokio::test]
+async fn serves_exposition_that_parses_strictly_and_passes_promtool() {
+    let exporter = ExampleExporter::start(&["--example.series=1000"]);
+    let scrape = client().scrape(&exporter.url("/metrics")).await.unwrap();
+    assert!(scrape.gzipped, "the client asks for gzip and gets it");
+    assert_eq!(
+        scrape.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let exposition = scrape.parse().unwrap();
+    assert_eq!(
+        exposition.family("example_series").unwrap().samples.len(),
+        1000
+    );
+    assert_eq!(
+        exposition.value("example_series", &[("series", "999")]),
+        Some(999.0)
+    );
+    assert_eq!(
+        exposition.value(
+            "example_scrape_collector_success",
+            &[("collector", "series")]
+        ),
+        Some(1.0)
+    );
+    let build = exposition.family("kiln_build_info").unwrap();
+    assert_eq!(
+        build.samples[0].label("exporter"),
+        Some("kiln-example-exporter")
+    );
+    assert!(
+        exposition
+            .value("process_resident_memory_bytes", &[])
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        exposition.value("promhttp_metric_handler_requests_total", &[("code", "200")]),
+        Some(0.0)
+    );
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed: install Debian's prometheus package (scripts/test does)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.body.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_collector_is_reported_and_the_scrape_still_succeeds() {
+    let exporter = ExampleExporter::start(&["--example.series=3", "--example.failing-collector"]);
+    let scrape = client().scrape(&exporter.url("/metrics")).await.unwrap();
+    let exposition = scrape.parse().unwrap();
+    let success = |c| exposition.value("example_scrape_collector_success", &[("collector", c)]);
+    assert_eq!(success("failing"), Some(0.0));
+    assert_eq!(success("series"), Some(1.0));
+    assert_eq!(
+        exposition.family("example_series").unwrap().samples.len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_slow_collector_is_cut_off_at_the_scrape_deadline() {
+    let exporter =
+        ExampleExporter::start(&["--example.series=1", "--example.slow-collector-seconds=30"]);
+    // The client sends X-Prometheus-Scrape-Timeout-Seconds: 2; the exporter answers within it.
+    let scrape = ScrapeClient::new()
+        .unwrap()
+        .timeout(Duration::from_secs(2))
+        .scrape(&exporter.url("/metrics"))
+        .await
+        .expect("the scrape is answered before the client gives up");
+    let exposition = scrape.parse().unwrap();
+    assert_eq!(
+        exposition.value("example_scrape_collector_success", &[("collector", "slow")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        exposition.value("example_series", &[("series", "0")]),
+        Some(0.0)
+    );
+    assert!(exposition.family("example_slow_done").is_none());
+}
+
+#[test]
+fn collect_and_exclude_filters_follow_node_exporter() {
+    let exporter = ExampleExporter::start(&["--example.series=2", "--example.failing-collector"]);
+    let (status, body, _) = curl(&[&exporter.url("/metrics?collect[]=failing")]);
+    assert_eq!(status, 200);
+    let exposition = kiln_scraper::parse(&body).unwrap();
+    assert!(exposition.family("example_series").is_none());
+    assert!(
+        exposition
+            .value(
+                "example_scrape_collector_success",
+                &[("collector", "failing")]
+            )
+            .is_some()
+    );
+    let (status, body, _) = curl(&[&exporter.url("/metrics?exclude[]=failing")]);
+    assert_eq!(status, 200);
+    assert!(!body.contains("collector=\"failing\""));
+    let (status, body, _) = curl(&[&exporter.url("/metrics?collect[]=nope")]);
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown collector: nope"), "{body}");
+    let (status, _, _) = curl(&[
+        "-g",
+        &exporter.url("/metrics?collect[]=series&exclude[]=failing"),
+    ]);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn landing_health_readiness_and_unknown_paths() {
+    let exporter = ExampleExporter::start(&["--example.series=1"]);
+    let (status, body, _) = curl(&[&exporter.url("/")]);
+    assert_eq!(status, 200);
+    assert!(body.contains("<h1>kiln-example-exporter</h1>"), "{body}");
+    assert!(body.contains("<a href=\"metrics\">Metrics</a>"), "{body}");
+    assert_eq!(curl(&[&exporter.url("/-/healthy")]).0, 200);
+    assert_eq!(curl(&[&exporter.url("/-/ready")]).0, 200);
+    assert_eq!(curl(&[&exporter.url("/nope")]).0, 404);
+    // /-/reload is off unless --web.enable-lifecycle is given.
+    assert_eq!(curl(&["-X", "POST", &exporter.url("/-/reload")]).0, 404);
+}
+
+#[test]
+fn custom_telemetry_path_and_disabled_exporter_metrics() {
+    let exporter = ExampleExporter::start(&[
+        "--example.series=1",
+        "--web.telemetry-path=/m",
+        "--web.disable-exporter-metrics",
+    ]);
+    let (status, body, _) = curl(&[&exporter.url("/m")]);
+    assert_eq!(status, 200);
+    assert!(body.contains("example_series{series=\"0\"} 0"));
+    assert!(!body.contains("process_"), "exporter metrics are off");
+    assert!(!body.contains("kiln_build_info"));
+    assert_eq!(curl(&[&exporter.url("/metrics")]).0, 404);
+}
+
+#[test]
+fn version_prints_prometheus_style_text() {
+    let (code, stdout, _) = run_to_exit(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with("kiln-example-exporter, version 0.1.0 (branch: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rust version:"));
+}
+
+#[test]
+fn help_lists_the_standard_flags() {
+    let (code, stdout, _) = run_to_exit(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--web.config.file",
+        "--web.max-requests",
+        "--web.disable-exporter-metrics",
+        "--log.level",
+        "--log.format",
+        "--check-config",
+        "--version",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+}
+
+#[test]
+fn a_bad_web_config_exits_64_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yml");
+    std::fs::write(&file, "basic_auth_users:\n  alice: notahash\n").unwrap();
+    let flag = format!("--web.config.file={}", file.display());
+    let (code, _, stderr) = run_to_exit(&[&flag, "--check-config"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: basic_auth_users.alice: invalid bcrypt hash",
+            file.display()
+        )),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &file,
+        "tls_server_config:\n  cert_file: a.crt\n  keyfile: a.key\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_to_exit(&[&flag, "--check-config"]);
+    assert_eq!(code, 64);
+    assert!(
+        stderr.contains(&format!("{}:3:", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown field `keyfile`"), "{stderr}");
+
+    // The same file refuses a normal start too, before any port is bound.
+    let (code, _, _) = run_to_exit(&[&flag, "--web.listen-address=127.0.0.1:0"]);
+    assert_eq!(code, 64);
+
+    std::fs::write(
+        &file,
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_to_exit(&[&flag, "--check-config"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn logs_are_logfmt_or_json() {
+    let mut exporter = ExampleExporter::start(&["--example.series=1", "--log.format=json"]);
+    exporter.signal("TERM");
+    let output = std::mem::replace(&mut exporter.child, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert!(output.status.success(), "SIGTERM ends the exporter cleanly");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first: serde_json::Value = serde_json::from_str(stderr.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "info");
+    assert_eq!(first["msg"], "Starting kiln-example-exporter");
+    assert!(stderr.contains("\"msg\":\"Listening on\""), "{stderr}");
+    assert!(stderr.contains("Received shutdown signal"), "{stderr}");
+
+    let mut exporter = ExampleExporter::start(&["--example.series=1"]);
+    exporter.signal("INT");
+    let output = std::mem::replace(&mut exporter.child, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|l| l.contains("Listening on")).unwrap();
+    assert!(line.starts_with("time="), "{line}");
+    assert!(line.contains(" level=info "), "{line}");
+    assert!(
+        line.contains(" msg=\"Listening on\" address=127.0.0.1:"),
+        "{line}"
+    );
+}
