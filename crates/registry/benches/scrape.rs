@@ -5,6 +5,8 @@
 //! keep-alive. The difference is what the server adds. `auth_cached_scrape` adds basic auth
 //! with a cached bcrypt result, next to one `bcrypt_verify_cost10` for scale.
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -46,7 +48,10 @@ fn scrape(c: &mut Criterion) {
     c.bench_function("collect_and_encode_1000_series", |b| {
         b.to_async(&runtime).iter(|| async {
             let families = runner
-                .collect(ScrapeContext::with_budget(Duration::from_secs(10)), &Selection::All)
+                .collect(
+                    ScrapeContext::with_budget(Duration::from_secs(10)),
+                    &Selection::All,
+                )
                 .await;
             let mut text = String::with_capacity(64 * 1024);
             encode_text(&families, &mut text);
@@ -58,7 +63,10 @@ fn scrape(c: &mut Criterion) {
     let web = dir.path().join("web.yml");
     std::fs::write(
         &web,
-        format!("basic_auth_users:\n  bench: {}\n", bcrypt::hash("pw", 10).unwrap()),
+        format!(
+            "basic_auth_users:\n  bench: {}\n",
+            bcrypt::hash("pw", 10).unwrap()
+        ),
     )
     .unwrap();
     let plain_flags = WebFlags::from_args([
@@ -78,10 +86,12 @@ fn scrape(c: &mut Criterion) {
                 .collector(Series(1000))
                 .bind()
         };
-        (start(plain_flags).await.unwrap(), start(auth_flags).await.unwrap())
+        (
+            start(plain_flags).await.unwrap(),
+            start(auth_flags).await.unwrap(),
+        )
     });
-    let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let get = |url: String, authorization: Option<&'static str>| {
         let client = client.clone();
         async move {
@@ -89,9 +99,20 @@ fn scrape(c: &mut Criterion) {
             if let Some(value) = authorization {
                 request = request.header("authorization", value);
             }
-            let response = client.request(request.body(Empty::new()).unwrap()).await.unwrap();
+            let response = client
+                .request(request.body(Empty::new()).unwrap())
+                .await
+                .unwrap();
             assert_eq!(response.status(), 200);
-            black_box(response.into_body().collect().await.unwrap().to_bytes().len())
+            black_box(
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .len(),
+            )
         }
     };
     let plain_url = format!("http://{}/metrics", plain.local_addrs()[0]);

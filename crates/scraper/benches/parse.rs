@@ -1,12 +1,14 @@
 //! Parser throughput (goal: ≥ 100 MB/s of exposition text on one core).
 
+#![allow(clippy::unwrap_used)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 fn node_exporter_capture() -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/node_exporter_1.5.0_metrics.txt"
+        "/../../testdata/node_exporter_1.5.0_metrics.txt"
     );
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

@@ -660,7 +660,7 @@ fn parse_labels<'a>(
         }
         let raw = &line[value_start..pos];
         let value = if escaped {
-            Cow::Owned(unescape_label(raw).map_err(|m| format!("in label {name:?}: {m}"))?)
+            unescape(raw, true).map_err(|m| format!("in label {name:?}: {m}"))?
         } else {
             Cow::Borrowed(raw)
         };
@@ -688,28 +688,9 @@ fn parse_labels<'a>(
     }
 }
 
-/// Label values allow `\\`, `\"` and `\n`.
-fn unescape_label(raw: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('"') => out.push('"'),
-            Some('n') => out.push('\n'),
-            Some(other) => return Err(format!("invalid escape sequence '\\{other}'")),
-            None => return Err("a backslash ends the value".into()),
-        }
-    }
-    Ok(out)
-}
-
-/// HELP allows `\\` and `\n` (and `\"` in OpenMetrics).
-fn unescape(raw: &str, openmetrics: bool) -> Result<Cow<'_, str>, String> {
+/// Undoes the format's escapes: `\\` and `\n` everywhere, `\"` where `quote` allows it
+/// (label values always, HELP only in OpenMetrics).
+fn unescape(raw: &str, quote: bool) -> Result<Cow<'_, str>, String> {
     if !raw.contains('\\') {
         return Ok(Cow::Borrowed(raw));
     }
@@ -723,7 +704,7 @@ fn unescape(raw: &str, openmetrics: bool) -> Result<Cow<'_, str>, String> {
         match chars.next() {
             Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
-            Some('"') if openmetrics => out.push('"'),
+            Some('"') if quote => out.push('"'),
             Some(other) => return Err(format!("invalid escape sequence '\\{other}'")),
             None => return Err("a backslash ends the text".into()),
         }

@@ -5,17 +5,14 @@
 use kiln_scraper::{Format, MetricType, parse, parse_with};
 use proptest::prelude::*;
 
-fn shared(name: &str) -> String {
-    let path = format!(
-        "{}/../../../shared/testdata/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+fn testdata(name: &str) -> String {
+    let path = format!("{}/../../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 #[test]
 fn accepts_a_real_node_exporter_scrape() {
-    let text = shared("node_exporter_1.5.0_metrics.txt");
+    let text = testdata("node_exporter_1.5.0_metrics.txt");
     let exposition = parse(&text).unwrap();
     assert_eq!(exposition.families.len(), 285);
     assert_eq!(exposition.samples().count(), 509);
@@ -38,7 +35,7 @@ fn accepts_a_real_node_exporter_scrape() {
 
 #[test]
 fn accepts_a_real_smokeping_prober_scrape_with_histograms() {
-    let text = shared("smokeping_prober_metrics.txt");
+    let text = testdata("smokeping_prober_metrics.txt");
     let exposition = parse(&text).unwrap();
     let histogram = exposition
         .families

@@ -2,7 +2,6 @@
 //! and small HTTP helpers over real sockets.
 
 #![allow(clippy::unwrap_used)]
-
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener;
