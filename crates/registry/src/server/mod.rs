@@ -257,7 +257,7 @@ impl Exporter {
             let tls = shared.web.current().tls.is_some();
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(address = %addr, "Listening on");
-                tracing::info!(address = %addr, http2 = true, "TLS is {}.", if tls { "enabled" } else { "disabled" });
+                tracing::info!(address = %addr, "TLS is {}.", if tls { "enabled" } else { "disabled" });
             }
             tasks.push(tokio::spawn(listen::accept_loop(
                 listener,

@@ -36,11 +36,25 @@ impl ExampleExporter {
         exporter
     }
 
-    fn wait_until_listening(&self, _scheme: &str) {
+    /// Waits until the exporter answers (over plain HTTP, `/-/healthy`), by which time its
+    /// signal handlers are installed too; for HTTPS, until the port accepts.
+    fn wait_until_listening(&self, scheme: &str) {
+        use std::io::{Read as _, Write as _};
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                if scheme != "http" {
+                    return;
+                }
+                let mut answer = String::new();
+                let asked = stream
+                    .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                if asked.is_ok()
+                    && stream.read_to_string(&mut answer).is_ok()
+                    && answer.starts_with("HTTP/1.1 200")
+                {
+                    return;
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
