@@ -2,7 +2,8 @@
 //! families on every scrape in a line or two each.
 
 pub use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Untyped,
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
+    Summary, Untyped,
 };
 
 /// Builds one [`MetricFamily`]: a name, HELP text, type and its samples.
@@ -42,6 +43,11 @@ impl FamilyBuilder {
     /// A histogram family; add samples with [`FamilyBuilder::push_histogram`].
     pub fn histogram(name: impl Into<String>, help: impl Into<String>) -> Self {
         Self::new(name, help, MetricType::HISTOGRAM)
+    }
+
+    /// A summary family; add samples with [`FamilyBuilder::push_summary`].
+    pub fn summary(name: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::new(name, help, MetricType::SUMMARY)
     }
 
     /// Adds a sample and returns the builder, for chains.
@@ -108,6 +114,33 @@ impl FamilyBuilder {
         self.family.mut_metric().push(metric);
     }
 
+    /// Adds a summary sample: `(quantile, value)` pairs, the sum and the count.
+    pub fn push_summary(
+        &mut self,
+        labels: &[(&str, &str)],
+        quantiles: &[(f64, f64)],
+        sum: f64,
+        count: u64,
+    ) {
+        let mut summary = Summary::default();
+        summary.set_sample_sum(sum);
+        summary.set_sample_count(count);
+        summary.set_quantile(
+            quantiles
+                .iter()
+                .map(|&(q, value)| {
+                    let mut quantile = Quantile::default();
+                    quantile.set_quantile(q);
+                    quantile.set_value(value);
+                    quantile
+                })
+                .collect(),
+        );
+        let mut metric = Metric::from_label(label_pairs(labels));
+        metric.set_summary(summary);
+        self.family.mut_metric().push(metric);
+    }
+
     /// True when no sample was added; such a family is left out of the exposition.
     pub fn is_empty(&self) -> bool {
         self.family.get_metric().is_empty()
@@ -133,23 +166,205 @@ fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
     pairs
 }
 
-/// Encodes families in the text format 0.0.4, skipping (and returning the names of) any
-/// family the encoder refuses, so one bad family never blanks a whole scrape.
+/// Encodes families in the text format 0.0.4, byte for byte as the Go client writes it.
+/// A family whose name is not a valid metric name is skipped (and its name returned), so
+/// one bad family never blanks a whole scrape.
+///
+/// Written here rather than with the `prometheus` crate's encoder: that one panics on
+/// untyped families (node_exporter's netstat and vmstat are untyped) and formats numbers
+/// differently from Go, which would break byte-for-byte golden comparisons.
 pub fn encode_text(families: &[MetricFamily], out: &mut String) -> Vec<String> {
-    let encoder = prometheus::TextEncoder;
-    let mut refused = Vec::default();
+    let mut refused = Vec::new();
     for family in families {
         if family.get_metric().is_empty() {
             continue;
         }
-        if encoder
-            .encode_utf8(std::slice::from_ref(family), out)
-            .is_err()
-        {
+        if !valid_metric_name(family.name()) {
             refused.push(family.name().to_owned());
+            continue;
         }
+        encode_family(family, out);
     }
     refused
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn encode_family(family: &MetricFamily, out: &mut String) {
+    let name = family.name();
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    escape_into(out, family.help(), false);
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push_str(match family.get_field_type() {
+        MetricType::COUNTER => " counter\n",
+        MetricType::GAUGE => " gauge\n",
+        MetricType::HISTOGRAM => " histogram\n",
+        MetricType::SUMMARY => " summary\n",
+        MetricType::UNTYPED => " untyped\n",
+    });
+    for metric in family.get_metric() {
+        match family.get_field_type() {
+            MetricType::COUNTER => sample(
+                out,
+                name,
+                "",
+                metric,
+                None,
+                metric.get_counter().get_value(),
+            ),
+            MetricType::GAUGE => {
+                sample(out, name, "", metric, None, metric.get_gauge().get_value())
+            }
+            #[allow(deprecated)]
+            MetricType::UNTYPED => sample(
+                out,
+                name,
+                "",
+                metric,
+                None,
+                metric.get_untyped().get_value(),
+            ),
+            MetricType::HISTOGRAM => {
+                let histogram = metric.get_histogram();
+                let mut inf_seen = false;
+                for bucket in histogram.get_bucket() {
+                    let bound = bucket.upper_bound();
+                    inf_seen |= bound == f64::INFINITY;
+                    let count = bucket.cumulative_count() as f64;
+                    sample(out, name, "_bucket", metric, Some(("le", bound)), count);
+                }
+                let count = histogram.get_sample_count() as f64;
+                if !inf_seen {
+                    sample(
+                        out,
+                        name,
+                        "_bucket",
+                        metric,
+                        Some(("le", f64::INFINITY)),
+                        count,
+                    );
+                }
+                sample(out, name, "_sum", metric, None, histogram.get_sample_sum());
+                sample(out, name, "_count", metric, None, count);
+            }
+            MetricType::SUMMARY => {
+                let summary = metric.get_summary();
+                for quantile in summary.get_quantile() {
+                    let q = quantile.quantile();
+                    sample(
+                        out,
+                        name,
+                        "",
+                        metric,
+                        Some(("quantile", q)),
+                        quantile.value(),
+                    );
+                }
+                sample(out, name, "_sum", metric, None, summary.sample_sum());
+                sample(
+                    out,
+                    name,
+                    "_count",
+                    metric,
+                    None,
+                    summary.sample_count() as f64,
+                );
+            }
+        }
+    }
+}
+
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    metric: &Metric,
+    extra: Option<(&str, f64)>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    let labels = metric.get_label();
+    if !labels.is_empty() || extra.is_some() {
+        out.push('{');
+        for (i, label) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(label.name());
+            out.push_str("=\"");
+            escape_into(out, label.value(), true);
+            out.push('"');
+        }
+        if let Some((label, bound)) = extra {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str(label);
+            out.push_str("=\"");
+            write_float(out, bound);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    write_float(out, value);
+    if metric.timestamp_ms() != 0 {
+        out.push(' ');
+        out.push_str(&metric.timestamp_ms().to_string());
+    }
+    out.push('\n');
+}
+
+/// Escapes `\` and newlines, and in label values also `"`.
+fn escape_into(out: &mut String, text: &str, quote: bool) {
+    if !text.contains(['\\', '\n', '"']) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes a number as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does: the shortest
+/// digits that round-trip, in exponent form when the exponent is below -4 or at least 6
+/// (`1.527808e+06`, `0.28`, `2405`).
+pub fn write_float(out: &mut String, value: f64) {
+    use std::fmt::Write as _;
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value == 0.0 {
+        out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
+    } else {
+        let exponent = value.abs().log10().floor() as i32;
+        // log10 can be off by one next to powers of ten; the scientific form decides.
+        let scientific = format!("{value:e}");
+        let (mantissa, exp) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+        let exp: i32 = exp.parse().unwrap_or(exponent);
+        if !(-4..6).contains(&exp) {
+            out.push_str(mantissa);
+            let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        } else {
+            let _ = write!(out, "{value}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,5 +407,54 @@ mod tests {
         );
         assert!(text.contains("demo_seconds_sum 1.5\n"));
         assert!(text.contains("demo_seconds_count 4\n"));
+    }
+
+    #[test]
+    fn numbers_are_written_as_go_writes_them() {
+        let cases = [
+            (0.0, "0"),
+            (1.0, "1"),
+            (2405.0, "2405"),
+            (0.28, "0.28"),
+            (123456.0, "123456"),
+            (1527808.0, "1.527808e+06"),
+            (2.70553174016e11, "2.70553174016e+11"),
+            (1795252817.710389, "1.795252817710389e+09"),
+            (9.223372036854776e18, "9.223372036854776e+18"),
+            (0.0001, "0.0001"),
+            (0.000013, "1.3e-05"),
+            (-1.5, "-1.5"),
+            (1e100, "1e+100"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ];
+        for (value, expected) in cases {
+            let mut out = String::new();
+            write_float(&mut out, value);
+            assert_eq!(out, expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn untyped_histogram_and_summary_families() {
+        let mut histogram = FamilyBuilder::histogram("h_seconds", "H.");
+        histogram.push_histogram(&[("a", "x")], &[(0.5, 1), (1.0, 3)], 2.5, 4);
+        let mut summary = FamilyBuilder::summary("s", "Multi\nline \\ help");
+        summary.push_summary(&[], &[(0.5, 7.0)], 10.0, 2);
+        let untyped = FamilyBuilder::untyped("u", "U.").sample(&[], 42.0);
+        let mut text = String::new();
+        encode_text(
+            &[histogram.build(), summary.build(), untyped.build()],
+            &mut text,
+        );
+        assert_eq!(
+            text,
+            "# HELP h_seconds H.\n# TYPE h_seconds histogram\n\
+             h_seconds_bucket{a=\"x\",le=\"0.5\"} 1\nh_seconds_bucket{a=\"x\",le=\"1\"} 3\n\
+             h_seconds_bucket{a=\"x\",le=\"+Inf\"} 4\nh_seconds_sum{a=\"x\"} 2.5\nh_seconds_count{a=\"x\"} 4\n\
+             # HELP s Multi\\nline \\\\ help\n# TYPE s summary\ns{quantile=\"0.5\"} 7\ns_sum 10\ns_count 2\n\
+             # HELP u U.\n# TYPE u untyped\nu 42\n"
+        );
     }
 }

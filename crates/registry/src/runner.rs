@@ -18,6 +18,8 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Runner {
     namespace: String,
     entries: Vec<Arc<Entry>>,
+    /// The longest one collector may take, however long the scrape may last.
+    budget: Option<Duration>,
 }
 
 struct Entry {
@@ -109,7 +111,15 @@ impl Runner {
         Self {
             namespace: namespace.into(),
             entries: Vec::new(),
+            budget: None,
         }
+    }
+
+    /// Bounds every collector to `budget`: its context's deadline is the sooner of the
+    /// scrape's and `budget` after the scrape starts, and a collector still running then is
+    /// reported as failed while the others' results are served.
+    pub fn set_collector_budget(&mut self, budget: Duration) {
+        self.budget = Some(budget);
     }
 
     /// Adds a collector. Names must be unique.
@@ -161,6 +171,10 @@ impl Runner {
     /// panics or misses the deadline is reported with `success 0`.
     pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Vec<MetricFamily> {
         let started = Instant::now();
+        let ctx = match self.budget {
+            Some(budget) => ScrapeContext::new(ctx.deadline().min(started + budget)),
+            None => ctx,
+        };
         let mut tasks = Vec::new();
         let mut outcomes = Vec::new();
         for entry in self

@@ -171,6 +171,19 @@ impl Exporter {
         self
     }
 
+    /// Adds an already boxed collector, for exporters that choose collectors at run time.
+    pub fn boxed_collector(mut self, collector: Box<dyn Collector>) -> Self {
+        self.runner.register_boxed(collector);
+        self
+    }
+
+    /// Bounds the time each collector may take in a scrape; see
+    /// [`Runner::set_collector_budget`].
+    pub fn collector_budget(mut self, budget: std::time::Duration) -> Self {
+        self.runner.set_collector_budget(budget);
+        self
+    }
+
     /// Adds a route such as `/probe`, listed on the landing page.
     pub fn route(mut self, path: &str, text: &str, handler: RouteHandler) -> Self {
         self.routes.push((path.to_owned(), handler));

@@ -1,0 +1,78 @@
+//! `edac`: memory controller error counts (ECC) from `/sys/devices/system/edac/mc/`.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::paths::Paths;
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Edac {
+        paths: settings.paths.clone(),
+    })
+}
+
+struct Edac {
+    paths: Paths,
+}
+
+impl Collector for Edac {
+    fn name(&self) -> &str {
+        "edac"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        // No EDAC driver (most VMs): nothing to report, which is not an error.
+        let controllers = read::dir_entries(&self.paths.sys("devices/system/edac/mc"), |n| {
+            n.starts_with("mc")
+        })
+        .unwrap_or_default();
+        let mut ce = FamilyBuilder::counter(
+            "node_edac_correctable_errors_total",
+            "Total correctable memory errors.",
+        );
+        let mut ue = FamilyBuilder::counter(
+            "node_edac_uncorrectable_errors_total",
+            "Total uncorrectable memory errors.",
+        );
+        let mut row_ce = FamilyBuilder::counter(
+            "node_edac_csrow_correctable_errors_total",
+            "Total correctable memory errors for this csrow.",
+        );
+        let mut row_ue = FamilyBuilder::counter(
+            "node_edac_csrow_uncorrectable_errors_total",
+            "Total uncorrectable memory errors for this csrow.",
+        );
+        for (name, dir) in controllers {
+            let controller = &name["mc".len()..];
+            let value = |file: &str| read::optional_value::<f64>(&dir.join(file));
+            if let Some(count) = value("ce_count") {
+                ce.push(&[("controller", controller)], count);
+            }
+            if let Some(count) = value("ue_count") {
+                ue.push(&[("controller", controller)], count);
+            }
+            // Errors the driver could not attribute to a row.
+            if let Some(count) = value("ce_noinfo_count") {
+                row_ce.push(&[("controller", controller), ("csrow", "unknown")], count);
+            }
+            if let Some(count) = value("ue_noinfo_count") {
+                row_ue.push(&[("controller", controller), ("csrow", "unknown")], count);
+            }
+            for (row_name, row) in
+                read::dir_entries(&dir, |n| n.starts_with("csrow")).unwrap_or_default()
+            {
+                let csrow = &row_name["csrow".len()..];
+                let labels = [("controller", controller), ("csrow", csrow)];
+                if let Some(count) = read::optional_value::<f64>(&row.join("ce_count")) {
+                    row_ce.push(&labels, count);
+                }
+                if let Some(count) = read::optional_value::<f64>(&row.join("ue_count")) {
+                    row_ue.push(&labels, count);
+                }
+            }
+        }
+        Ok(vec![ce.build(), ue.build(), row_ce.build(), row_ue.build()])
+    }
+}

@@ -1,0 +1,311 @@
+//! `filesystem`: size, free space and inodes of every mounted filesystem, from
+//! `/proc/1/mountinfo` and `statvfs(2)`.
+//!
+//! The calls run in [`StatfsPool`], never on the scrape's thread: a mount that does not
+//! answer within `--collector.filesystem.mount-timeout` (or before the scrape's deadline)
+//! is reported with `node_filesystem_device_error 1` and `device_error="mountpoint
+//! timeout"`, and is not asked again until its earlier call returns.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::filter::NameFilter;
+use crate::flags::{FILESYSTEM_FS_TYPES_EXCLUDE, FILESYSTEM_MOUNT_POINTS_EXCLUDE};
+use crate::paths::Paths;
+use crate::read;
+use crate::statfs_pool::{Outcome, StatfsPool};
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let o = &settings.options;
+    let with_default =
+        |include: &Option<String>, exclude: &Option<String>, default: &'static str| match include {
+            Some(_) => exclude.clone(),
+            None => Some(exclude.clone().unwrap_or_else(|| default.to_owned())),
+        };
+    let mount_points_exclude = with_default(
+        &o.mount_points_include,
+        &o.mount_points_exclude,
+        FILESYSTEM_MOUNT_POINTS_EXCLUDE,
+    );
+    let fs_types_exclude = with_default(
+        &o.fs_types_include,
+        &o.fs_types_exclude,
+        FILESYSTEM_FS_TYPES_EXCLUDE,
+    );
+    boxed(Filesystem {
+        paths: settings.paths.clone(),
+        mount_points: NameFilter::new(
+            o.mount_points_include.as_deref(),
+            mount_points_exclude.as_deref(),
+            (
+                "collector.filesystem.mount-points-include",
+                "collector.filesystem.mount-points-exclude",
+            ),
+        )?,
+        fs_types: NameFilter::new(
+            o.fs_types_include.as_deref(),
+            fs_types_exclude.as_deref(),
+            (
+                "collector.filesystem.fs-types-include",
+                "collector.filesystem.fs-types-exclude",
+            ),
+        )?,
+        mount_timeout: o.mount_timeout,
+        pool: StatfsPool::new(o.stat_workers),
+    })
+}
+
+struct Filesystem {
+    paths: Paths,
+    mount_points: NameFilter,
+    fs_types: NameFilter,
+    mount_timeout: Duration,
+    pool: StatfsPool,
+}
+
+/// One line of mountinfo (proc(5)).
+#[derive(Debug, PartialEq)]
+struct Mount {
+    major_minor: String,
+    mount_point: String,
+    options: String,
+    fs_type: String,
+    device: String,
+}
+
+/// Parses mountinfo: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
+fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let separator = fields.iter().position(|&f| f == "-")?;
+            if separator < 6 || fields.len() < separator + 3 {
+                return None;
+            }
+            Some(Mount {
+                major_minor: fields[2].to_owned(),
+                mount_point: unescape(fields[4]),
+                options: fields[5].to_owned(),
+                fs_type: fields[separator + 1].to_owned(),
+                device: unescape(fields[separator + 2]),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
+fn unescape(field: &str) -> String {
+    if !field.contains('\\') {
+        return field.to_owned();
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..=i + 3]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The families of one scrape, filled mount by mount.
+struct Families {
+    size: FamilyBuilder,
+    free: FamilyBuilder,
+    avail: FamilyBuilder,
+    files: FamilyBuilder,
+    files_free: FamilyBuilder,
+    readonly: FamilyBuilder,
+    device_error: FamilyBuilder,
+    mount_info: FamilyBuilder,
+}
+
+impl Families {
+    fn new() -> Self {
+        Self {
+            size: FamilyBuilder::gauge("node_filesystem_size_bytes", "Filesystem size in bytes."),
+            free: FamilyBuilder::gauge(
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+            ),
+            avail: FamilyBuilder::gauge(
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+            ),
+            files: FamilyBuilder::gauge("node_filesystem_files", "Filesystem total file nodes."),
+            files_free: FamilyBuilder::gauge(
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+            ),
+            readonly: FamilyBuilder::gauge(
+                "node_filesystem_readonly",
+                "Filesystem read-only status.",
+            ),
+            device_error: FamilyBuilder::gauge(
+                "node_filesystem_device_error",
+                "Whether an error occurred while getting statistics for the given device.",
+            ),
+            mount_info: FamilyBuilder::gauge(
+                "node_filesystem_mount_info",
+                "Filesystem mount information.",
+            ),
+        }
+    }
+
+    fn build(self) -> Vec<MetricFamily> {
+        [
+            self.size,
+            self.free,
+            self.avail,
+            self.files,
+            self.files_free,
+            self.readonly,
+            self.device_error,
+            self.mount_info,
+        ]
+        .into_iter()
+        .map(FamilyBuilder::build)
+        .collect()
+    }
+}
+
+impl Collector for Filesystem {
+    fn name(&self) -> &str {
+        "filesystem"
+    }
+
+    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let text = match read::optional_trimmed(&self.paths.proc("1/mountinfo")) {
+            Some(text) => text,
+            None => read::file(&self.paths.proc("self/mountinfo"))?,
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mounts: Vec<(Mount, String)> = parse_mountinfo(&text)
+            .into_iter()
+            .filter_map(|mount| {
+                let shown = self.paths.strip_rootfs(&mount.mount_point).to_owned();
+                let wanted =
+                    self.mount_points.accepts(&shown) && self.fs_types.accepts(&mount.fs_type);
+                // The same filesystem mounted twice at one place is reported once.
+                let first =
+                    seen.insert((mount.device.clone(), shown.clone(), mount.fs_type.clone()));
+                (wanted && first).then_some((mount, shown))
+            })
+            .collect();
+        let stat_paths: Vec<PathBuf> = mounts
+            .iter()
+            .map(|(_, shown)| self.paths.root(shown))
+            .collect();
+        let until = (Instant::now() + self.mount_timeout).min(ctx.deadline());
+        let outcomes = self.pool.stat_all(&stat_paths, until);
+
+        let mut families = Families::new();
+        for ((mount, shown), outcome) in mounts.iter().zip(outcomes) {
+            let readonly = if mount.options.split(',').any(|o| o == "ro") {
+                1.0
+            } else {
+                0.0
+            };
+            let error = match &outcome {
+                Outcome::Done(Ok(_)) => String::new(),
+                Outcome::Done(Err(error)) => error.clone(),
+                Outcome::Stuck => "mountpoint timeout".to_owned(),
+            };
+            let labels = [
+                ("device", mount.device.as_str()),
+                ("mountpoint", shown.as_str()),
+                ("fstype", mount.fs_type.as_str()),
+                ("device_error", error.as_str()),
+            ];
+            families.readonly.push(&labels, readonly);
+            let (major, minor) = mount.major_minor.split_once(':').unwrap_or_default();
+            families.mount_info.push(
+                &[
+                    ("device", &mount.device),
+                    ("major", major),
+                    ("minor", minor),
+                    ("mountpoint", shown),
+                ],
+                1.0,
+            );
+            let Outcome::Done(Ok(stat)) = outcome else {
+                families.device_error.push(&labels, 1.0);
+                continue;
+            };
+            families.device_error.push(&labels, 0.0);
+            let block = stat.block_size as f64;
+            families.size.push(&labels, stat.blocks as f64 * block);
+            families.free.push(&labels, stat.blocks_free as f64 * block);
+            families
+                .avail
+                .push(&labels, stat.blocks_available as f64 * block);
+            families.files.push(&labels, stat.files as f64);
+            families.files_free.push(&labels, stat.files_free as f64);
+        }
+        Ok(families.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "24 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    36 24 259:1 / /mnt/with\\040space ro,noatime shared:2 master:1 - xfs /dev/nvme1n1 rw,attr2\n\
+                    garbage\n";
+        let mounts = parse_mountinfo(text);
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].mount_point, "/");
+        assert_eq!(mounts[0].fs_type, "ext4");
+        assert_eq!(mounts[1].mount_point, "/mnt/with space");
+        assert_eq!(
+            (mounts[1].device.as_str(), mounts[1].major_minor.as_str()),
+            ("/dev/nvme1n1", "259:1")
+        );
+        assert_eq!(mounts[1].options, "ro,noatime");
+    }
+
+    #[test]
+    fn default_excludes_keep_data_disks() {
+        let filter = NameFilter::new(None, Some(FILESYSTEM_MOUNT_POINTS_EXCLUDE), ("i", "e"))
+            .unwrap_or_default();
+        for kept in [
+            "/",
+            "/mnt",
+            "/mnt1",
+            "/mnt/yarn",
+            "/media/usb",
+            "/run",
+            "/var/lib/docker",
+        ] {
+            assert!(filter.accepts(kept), "{kept}");
+        }
+        for dropped in [
+            "/proc",
+            "/sys/fs/cgroup",
+            "/dev/shm",
+            "/run/credentials/x.service",
+            "/var/lib/docker/overlay2",
+        ] {
+            assert!(!filter.accepts(dropped), "{dropped}");
+        }
+    }
+}

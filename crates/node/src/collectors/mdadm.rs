@@ -1,0 +1,203 @@
+//! `mdadm`: software RAID arrays from `/proc/mdstat`.
+
+use std::path::PathBuf;
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Mdadm {
+        path: settings.paths.proc("mdstat"),
+    })
+}
+
+struct Mdadm {
+    path: PathBuf,
+}
+
+/// One array.
+#[derive(Debug, PartialEq, Default)]
+struct Array {
+    name: String,
+    state: &'static str,
+    disks_active: f64,
+    disks_failed: f64,
+    disks_spare: f64,
+    disks_required: f64,
+    blocks: f64,
+    blocks_synced: f64,
+}
+
+/// The numbers in `[total/active]`.
+fn disk_counts(line: &str) -> Option<(f64, f64)> {
+    let start = line.find('[')?;
+    let inner = &line[start + 1..start + line[start..].find(']')?];
+    let (total, active) = inner.split_once('/')?;
+    Some((total.parse().ok()?, active.parse().ok()?))
+}
+
+/// `(synced/total)` of a sync progress line.
+fn synced_blocks(line: &str) -> Option<f64> {
+    let start = line.find('(')?;
+    let inner = &line[start + 1..start + line[start..].find(')')?];
+    inner.split_once('/')?.0.parse().ok()
+}
+
+fn parse(text: &str) -> Vec<Array> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut arrays = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some((name, rest)) = line.split_once(" : ") else {
+            continue;
+        };
+        let name = name.trim();
+        if !name.starts_with("md") {
+            continue;
+        }
+        let mut words = rest.split_ascii_whitespace();
+        let activity = words.next().unwrap_or_default();
+        let members: Vec<&str> = words.filter(|w| w.contains('[')).collect();
+        let mut array = Array {
+            name: name.to_owned(),
+            disks_failed: members.iter().filter(|m| m.ends_with("(F)")).count() as f64,
+            disks_spare: members.iter().filter(|m| m.ends_with("(S)")).count() as f64,
+            ..Array::default()
+        };
+        let status = lines.get(index + 1).copied().unwrap_or_default();
+        array.blocks = status
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0.0);
+        match disk_counts(status) {
+            Some((total, active)) => {
+                array.disks_required = total;
+                array.disks_active = active;
+            }
+            // Arrays without redundancy (raid0, linear) list no [n/m]: every member is active.
+            None => {
+                array.disks_active = members.len() as f64 - array.disks_failed - array.disks_spare;
+                array.disks_required = array.disks_active;
+            }
+        }
+        array.blocks_synced = array.blocks;
+        array.state = if activity == "inactive" {
+            "inactive"
+        } else {
+            "active"
+        };
+        for progress in lines
+            .iter()
+            .skip(index + 2)
+            .take(2)
+            .take_while(|l| !l.contains(" : "))
+        {
+            let state = if progress.contains("recovery") {
+                "recovering"
+            } else if progress.contains("resync") || progress.contains("reshape") {
+                "resync"
+            } else if progress.contains("check") {
+                "check"
+            } else {
+                continue;
+            };
+            array.state = state;
+            // `resync=DELAYED` and `resync=PENDING` have no progress yet.
+            array.blocks_synced = synced_blocks(progress).unwrap_or(0.0);
+        }
+        arrays.push(array);
+    }
+    arrays
+}
+
+impl Collector for Mdadm {
+    fn name(&self) -> &str {
+        "mdadm"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let text = read::file_or_no_data(&self.path)?;
+        let mut state = FamilyBuilder::gauge("node_md_state", "Indicates the state of md-device.");
+        let mut disks = FamilyBuilder::gauge(
+            "node_md_disks",
+            "Number of active/failed/spare disks of device.",
+        );
+        let mut required =
+            FamilyBuilder::gauge("node_md_disks_required", "Total number of disks of device.");
+        let mut blocks =
+            FamilyBuilder::gauge("node_md_blocks", "Total number of blocks on device.");
+        let mut synced = FamilyBuilder::gauge(
+            "node_md_blocks_synced",
+            "Number of blocks synced on device.",
+        );
+        for array in parse(&text) {
+            let device = array.name.as_str();
+            for name in ["active", "inactive", "recovering", "resync", "check"] {
+                state.push(
+                    &[("device", device), ("state", name)],
+                    if array.state == name { 1.0 } else { 0.0 },
+                );
+            }
+            disks.push(
+                &[("device", device), ("state", "active")],
+                array.disks_active,
+            );
+            disks.push(
+                &[("device", device), ("state", "failed")],
+                array.disks_failed,
+            );
+            disks.push(&[("device", device), ("state", "spare")], array.disks_spare);
+            required.push(&[("device", device)], array.disks_required);
+            blocks.push(&[("device", device)], array.blocks);
+            synced.push(&[("device", device)], array.blocks_synced);
+        }
+        Ok(vec![
+            state.build(),
+            disks.build(),
+            required.build(),
+            blocks.build(),
+            synced.build(),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_and_progress() {
+        let text = "Personalities : [raid1] [raid6]\n\
+md127 : active raid1 nvme1n1[0] nvme2n1[1]\n      312319552 blocks [2/2] [UU]\n\n\
+md3 : active raid6 sda1[8] sdb1[7](F) sdc1[9](S) sdd1[3]\n      5853468288 blocks super 1.2 level 6, 64k chunk, algorithm 2 [4/3] [UU_U]\n      [=>...................]  recovery =  8.5% (413472/4877056) finish=1.2min speed=60000K/sec\n\n\
+md0 : inactive sdh[0](S)\n      2930265560 blocks super external:imsm\n\n\
+unused devices: <none>\n";
+        let arrays = parse(text);
+        assert_eq!(arrays.len(), 3);
+        assert_eq!(
+            (arrays[0].state, arrays[0].disks_active, arrays[0].blocks),
+            ("active", 2.0, 312319552.0)
+        );
+        assert_eq!(arrays[0].blocks_synced, 312319552.0);
+        assert_eq!(
+            (
+                arrays[1].state,
+                arrays[1].disks_failed,
+                arrays[1].disks_spare
+            ),
+            ("recovering", 1.0, 1.0)
+        );
+        assert_eq!(
+            (
+                arrays[1].disks_required,
+                arrays[1].disks_active,
+                arrays[1].blocks_synced
+            ),
+            (4.0, 3.0, 413472.0)
+        );
+        assert_eq!(arrays[2].state, "inactive");
+    }
+}

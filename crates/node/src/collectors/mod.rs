@@ -1,0 +1,162 @@
+//! Every collector, one per file, and the table that says which are on by default.
+//!
+//! Each module has a `build` function that turns the settings into a boxed
+//! [`Collector`]; a bad option (an invalid regular expression, say) is a
+//! [`ConfigError`] that stops the exporter before it listens.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{Collector, FamilyBuilder, MetricFamily};
+
+use crate::flags::CollectorOptions;
+use crate::paths::Paths;
+
+mod arp;
+mod conntrack;
+mod cpu;
+mod cpufreq;
+mod diskstats;
+mod edac;
+mod entropy;
+mod filefd;
+mod filesystem;
+mod hwmon;
+mod infiniband;
+mod interrupts;
+mod loadavg;
+mod mdadm;
+mod meminfo;
+mod netclass;
+mod netdev;
+mod netstat;
+mod nvme;
+mod os;
+mod powersupplyclass;
+mod pressure;
+mod processes;
+mod schedstat;
+mod selinux;
+mod sockstat;
+mod softnet;
+mod stat;
+mod systemd;
+mod tcpstat;
+mod textfile;
+mod thermal_zone;
+mod time;
+mod timex;
+mod udp_queues;
+mod uname;
+mod vmstat;
+mod xfs;
+mod zfs;
+
+/// What every collector is built from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The roots to read under.
+    pub paths: Paths,
+    /// The per-collector options.
+    pub options: CollectorOptions,
+}
+
+/// Builds one collector from the settings.
+type Build = fn(&Settings) -> Result<Box<dyn Collector>, ConfigError>;
+
+/// A collector the exporter knows: its name, whether it runs without being asked for,
+/// and how to build it.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The name in `--collector.<name>` and in the `collector` label.
+    pub name: &'static str,
+    /// On unless `--no-collector.<name>` or `--collector.disable-defaults`.
+    pub enabled_by_default: bool,
+    build: Build,
+}
+
+impl Spec {
+    /// Builds the collector.
+    pub fn build(&self, settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+        (self.build)(settings)
+    }
+}
+
+const fn on(name: &'static str, build: Build) -> Spec {
+    Spec {
+        name,
+        enabled_by_default: true,
+        build,
+    }
+}
+
+const fn off(name: &'static str, build: Build) -> Spec {
+    Spec {
+        name,
+        enabled_by_default: false,
+        build,
+    }
+}
+
+/// Every collector, in name order. Defaults follow upstream node_exporter on Linux.
+pub const ALL: &[Spec] = &[
+    on("arp", arp::build),
+    on("conntrack", conntrack::build),
+    on("cpu", cpu::build),
+    on("cpufreq", cpufreq::build),
+    on("diskstats", diskstats::build),
+    on("edac", edac::build),
+    on("entropy", entropy::build),
+    on("filefd", filefd::build),
+    on("filesystem", filesystem::build),
+    on("hwmon", hwmon::build),
+    on("infiniband", infiniband::build),
+    off("interrupts", interrupts::build),
+    on("loadavg", loadavg::build),
+    on("mdadm", mdadm::build),
+    on("meminfo", meminfo::build),
+    on("netclass", netclass::build),
+    on("netdev", netdev::build),
+    on("netstat", netstat::build),
+    on("nvme", nvme::build),
+    on("os", os::build),
+    on("powersupplyclass", powersupplyclass::build),
+    on("pressure", pressure::build),
+    off("processes", processes::build),
+    on("schedstat", schedstat::build),
+    on("selinux", selinux::build),
+    on("sockstat", sockstat::build),
+    on("softnet", softnet::build),
+    on("stat", stat::build),
+    off("systemd", systemd::build),
+    off("tcpstat", tcpstat::build),
+    on("textfile", textfile::build),
+    on("thermal_zone", thermal_zone::build),
+    on("time", time::build),
+    on("timex", timex::build),
+    on("udp_queues", udp_queues::build),
+    on("uname", uname::build),
+    on("vmstat", vmstat::build),
+    on("xfs", xfs::build),
+    on("zfs", zfs::build),
+];
+
+/// The spec of a collector by name.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    ALL.iter().find(|spec| spec.name == name)
+}
+
+/// A family with one unlabelled gauge sample.
+pub(crate) fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
+    FamilyBuilder::gauge(name, help).sample(&[], value).build()
+}
+
+/// A family with one unlabelled counter sample.
+pub(crate) fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
+    FamilyBuilder::counter(name, help)
+        .sample(&[], value)
+        .build()
+}
+
+/// Boxes a collector for the table.
+pub(crate) fn boxed(collector: impl Collector) -> Result<Box<dyn Collector>, ConfigError> {
+    Ok(Box::new(collector))
+}

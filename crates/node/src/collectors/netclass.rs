@@ -1,0 +1,178 @@
+//! `netclass`: properties of each network interface from `/sys/class/net/<iface>/`.
+//!
+//! Interfaces come and go (containers, VPNs): one that disappears while it is being read
+//! loses only the values not yet read, never the scrape.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use regex::Regex;
+
+use super::{Settings, boxed};
+use crate::paths::Paths;
+use crate::{filter, read};
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let options = &settings.options;
+    boxed(Netclass {
+        paths: settings.paths.clone(),
+        ignored: filter::regex(
+            "collector.netclass.ignored-devices",
+            &options.netclass_ignored,
+        )?,
+        ignore_invalid_speed: options.netclass_ignore_invalid_speed,
+    })
+}
+
+struct Netclass {
+    paths: Paths,
+    ignored: Regex,
+    ignore_invalid_speed: bool,
+}
+
+/// A numeric sysfs attribute exported as `node_network_<metric>`.
+struct Property {
+    file: &'static str,
+    metric: &'static str,
+    counter: bool,
+}
+
+const fn property(file: &'static str, metric: &'static str, counter: bool) -> Property {
+    Property {
+        file,
+        metric,
+        counter,
+    }
+}
+
+/// In node_exporter's output order (alphabetical by metric).
+const PROPERTIES: [Property; 15] = [
+    property("addr_assign_type", "address_assign_type", false),
+    property("carrier", "carrier", false),
+    property("carrier_changes", "carrier_changes_total", true),
+    property("carrier_down_count", "carrier_down_changes_total", true),
+    property("carrier_up_count", "carrier_up_changes_total", true),
+    property("dev_id", "device_id", false),
+    property("dormant", "dormant", false),
+    property("flags", "flags", false),
+    property("ifindex", "iface_id", false),
+    property("iflink", "iface_link", false),
+    property("link_mode", "iface_link_mode", false),
+    property("mtu", "mtu_bytes", false),
+    property("name_assign_type", "name_assign_type", false),
+    property("netdev_group", "net_dev_group", false),
+    property("type", "protocol_type", false),
+];
+
+/// `IFF_UP`, the administrative state bit of `flags`.
+const IFF_UP: i64 = 0x1;
+
+/// sysfs numbers are decimal, except `dev_id` and `flags` which are `0x…`.
+fn number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    match text.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok().map(|v| v as f64),
+        None => text.parse().ok(),
+    }
+}
+
+impl Collector for Netclass {
+    fn name(&self) -> &str {
+        "netclass"
+    }
+
+    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let dir = self.paths.sys("class/net");
+        let devices = read::dir_entries(&dir, |name| !self.ignored.is_match(name))?;
+        let mut properties: Vec<FamilyBuilder> = PROPERTIES
+            .iter()
+            .map(|p| {
+                let help = format!("Network device property: {}", p.metric);
+                let name = format!("node_network_{}", p.metric);
+                if p.counter {
+                    FamilyBuilder::counter(name, help)
+                } else {
+                    FamilyBuilder::gauge(name, help)
+                }
+            })
+            .collect();
+        let mut info = FamilyBuilder::gauge(
+            "node_network_info",
+            "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+        );
+        let mut up = FamilyBuilder::gauge(
+            "node_network_up",
+            "Value is 1 if operstate is 'up', 0 otherwise.",
+        );
+        let mut speed = FamilyBuilder::gauge(
+            "node_network_speed_bytes",
+            "Network device property: speed_bytes",
+        );
+        let mut queue = FamilyBuilder::gauge(
+            "node_network_transmit_queue_length",
+            "Network device property: transmit_queue_length",
+        );
+        for (device, path) in devices {
+            // Hundreds of veth devices on a busy node can be slow to read: stop at the
+            // deadline with what we have rather than lose the whole collector.
+            if ctx.expired() {
+                break;
+            }
+            // `bonding_masters` and other plain files live beside the interfaces.
+            if !path.is_dir() {
+                continue;
+            }
+            let attribute = |file: &str| read::optional_trimmed(&path.join(file));
+            let Some(operstate) = attribute("operstate") else {
+                continue;
+            };
+            let labels = [("device", device.as_str())];
+            for (property, family) in PROPERTIES.iter().zip(&mut properties) {
+                if let Some(value) = attribute(property.file).as_deref().and_then(number) {
+                    family.push(&labels, value);
+                }
+            }
+            if let Some(mbits) = attribute("speed").as_deref().and_then(number)
+                && (mbits >= 0.0 || !self.ignore_invalid_speed)
+            {
+                speed.push(&labels, mbits * 125_000.0);
+            }
+            if let Some(length) = attribute("tx_queue_len").as_deref().and_then(number) {
+                queue.push(&labels, length);
+            }
+            let flags = attribute("flags")
+                .as_deref()
+                .and_then(number)
+                .unwrap_or(0.0) as i64;
+            let adminstate = if flags & IFF_UP != 0 { "up" } else { "down" };
+            let text = |file: &str| attribute(file).unwrap_or_default();
+            info.push(
+                &[
+                    ("device", &device),
+                    ("address", &text("address")),
+                    ("broadcast", &text("broadcast")),
+                    ("duplex", &text("duplex")),
+                    ("operstate", &operstate),
+                    ("adminstate", adminstate),
+                    ("ifalias", &text("ifalias")),
+                ],
+                1.0,
+            );
+            up.push(&labels, if operstate == "up" { 1.0 } else { 0.0 });
+        }
+        let mut families: Vec<MetricFamily> =
+            properties.into_iter().map(FamilyBuilder::build).collect();
+        families.extend([info.build(), up.build(), speed.build(), queue.build()]);
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_and_hex_attributes() {
+        assert_eq!(super::number("1500\n"), Some(1500.0));
+        assert_eq!(super::number("0x1003"), Some(4099.0));
+        assert_eq!(super::number("-1"), Some(-1.0));
+        assert_eq!(super::number(""), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! `netstat`: the network protocol statistics of `/proc/net/netstat`, `/proc/net/snmp`
+//! and `/proc/net/snmp6` whose `<Protocol>_<Field>` names match `--collector.netstat.fields`.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use regex::Regex;
+
+use super::{Settings, boxed};
+use crate::paths::Paths;
+use crate::{filter, read};
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Netstat {
+        paths: settings.paths.clone(),
+        fields: filter::regex("collector.netstat.fields", &settings.options.netstat_fields)?,
+    })
+}
+
+struct Netstat {
+    paths: Paths,
+    fields: Regex,
+}
+
+/// `/proc/net/netstat` and `/proc/net/snmp` come in line pairs: `Tcp: Names…` then
+/// `Tcp: values…`. Yields `(protocol, field, value)`.
+fn parse_pairs(text: &str) -> Vec<(&str, &str, &str)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        let (Some((protocol, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (name, value) in names
+            .split_ascii_whitespace()
+            .zip(values.split_ascii_whitespace())
+        {
+            out.push((protocol, name, value));
+        }
+    }
+    out
+}
+
+/// `/proc/net/snmp6` has one `Ip6InReceives   123` per line; the protocol ends at the `6`.
+fn parse_snmp6(text: &str) -> Vec<(&str, &str, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_ascii_whitespace();
+            let (key, value) = (fields.next()?, fields.next()?);
+            let six = key.find('6')?;
+            Some((&key[..=six], &key[six + 1..], value))
+        })
+        .collect()
+}
+
+impl Collector for Netstat {
+    fn name(&self) -> &str {
+        "netstat"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let netstat = read::file(&self.paths.proc("net/netstat"))?;
+        let snmp = read::file(&self.paths.proc("net/snmp"))?;
+        // snmp6 is missing when IPv6 is disabled.
+        let snmp6 = read::optional_trimmed(&self.paths.proc("net/snmp6")).unwrap_or_default();
+        let mut stats = parse_pairs(&netstat);
+        stats.extend(parse_pairs(&snmp));
+        stats.extend(parse_snmp6(&snmp6));
+        let mut families = Vec::new();
+        let mut key = String::new();
+        for (protocol, field, value) in stats {
+            key.clear();
+            key.push_str(protocol);
+            key.push('_');
+            key.push_str(field);
+            if !self.fields.is_match(&key) {
+                continue;
+            }
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            families.push(
+                FamilyBuilder::untyped(
+                    format!("node_netstat_{key}"),
+                    format!("Statistic {protocol}{field}."),
+                )
+                .sample(&[], value)
+                .build(),
+            );
+        }
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_and_snmp6() {
+        let pairs =
+            parse_pairs("Tcp: RtoAlgorithm ActiveOpens\nTcp: 1 42\nUdp: InDatagrams\nUdp: 7\n");
+        assert_eq!(
+            pairs,
+            [
+                ("Tcp", "RtoAlgorithm", "1"),
+                ("Tcp", "ActiveOpens", "42"),
+                ("Udp", "InDatagrams", "7")
+            ]
+        );
+        let six = parse_snmp6(
+            "Ip6InOctets                     204\nUdpLite6InErrors 0\nIcmp6OutType133 3\n",
+        );
+        assert_eq!(
+            six,
+            [
+                ("Ip6", "InOctets", "204"),
+                ("UdpLite6", "InErrors", "0"),
+                ("Icmp6", "OutType133", "3")
+            ]
+        );
+    }
+}

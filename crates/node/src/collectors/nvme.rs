@@ -1,0 +1,47 @@
+//! `nvme`: identity and state of each NVMe controller from `/sys/class/nvme/`.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::paths::Paths;
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Nvme {
+        paths: settings.paths.clone(),
+    })
+}
+
+struct Nvme {
+    paths: Paths,
+}
+
+impl Collector for Nvme {
+    fn name(&self) -> &str {
+        "nvme"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let controllers = read::dir_entries(&self.paths.sys("class/nvme"), |_| true)?;
+        let mut info = FamilyBuilder::gauge(
+            "node_nvme_info",
+            "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
+        );
+        for (device, dir) in controllers {
+            let text = |file: &str| read::optional_trimmed(&dir.join(file)).unwrap_or_default();
+            info.push(
+                &[
+                    ("device", &device),
+                    ("firmware_revision", &text("firmware_rev")),
+                    ("model", &text("model")),
+                    ("serial", &text("serial")),
+                    ("state", &text("state")),
+                    ("cntlid", &text("cntlid")),
+                ],
+                1.0,
+            );
+        }
+        Ok(vec![info.build()])
+    }
+}

@@ -1,0 +1,104 @@
+//! `pressure`: pressure stall information (PSI) totals from `/proc/pressure/*`.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed, counter};
+use crate::paths::Paths;
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Pressure {
+        paths: settings.paths.clone(),
+    })
+}
+
+struct Pressure {
+    paths: Paths,
+}
+
+/// `(resource, line, metric, help)`: which total of which file becomes which counter.
+const TOTALS: [(&str, &str, &str, &str); 6] = [
+    (
+        "cpu",
+        "some",
+        "node_pressure_cpu_waiting_seconds_total",
+        "Total time in seconds that processes have waited for CPU time",
+    ),
+    (
+        "io",
+        "some",
+        "node_pressure_io_waiting_seconds_total",
+        "Total time in seconds that processes have waited due to IO congestion",
+    ),
+    (
+        "io",
+        "full",
+        "node_pressure_io_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IO congestion",
+    ),
+    (
+        "memory",
+        "some",
+        "node_pressure_memory_waiting_seconds_total",
+        "Total time in seconds that processes have waited for memory",
+    ),
+    (
+        "memory",
+        "full",
+        "node_pressure_memory_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to memory congestion",
+    ),
+    (
+        "irq",
+        "full",
+        "node_pressure_irq_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IRQ congestion",
+    ),
+];
+
+/// The `total=` microseconds of the `some` or `full` line.
+fn total(text: &str, kind: &str) -> Option<f64> {
+    let line = text.lines().find(|line| line.starts_with(kind))?;
+    let total = line
+        .split_ascii_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?;
+    Some(total.parse::<f64>().ok()? / 1e6)
+}
+
+impl Collector for Pressure {
+    fn name(&self) -> &str {
+        "pressure"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        // A kernel without PSI (or booted with psi=0) has no cpu file: nothing to report.
+        let cpu = read::file_or_no_data(&self.paths.proc("pressure/cpu"))?;
+        let mut families = Vec::new();
+        for resource in ["cpu", "io", "memory", "irq"] {
+            let text = match resource {
+                "cpu" => Some(cpu.clone()),
+                // irq pressure exists only on kernels built with CONFIG_IRQ_TIME_ACCOUNTING.
+                _ => read::optional_trimmed(&self.paths.proc(&format!("pressure/{resource}"))),
+            };
+            let Some(text) = text else { continue };
+            for (_, kind, name, help) in TOTALS.iter().filter(|t| t.0 == resource) {
+                if let Some(seconds) = total(&text, kind) {
+                    families.push(counter(name, help, seconds));
+                }
+            }
+        }
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn totals_are_seconds() {
+        let text = "some avg10=0.00 avg60=0.00 avg300=0.00 total=14036781\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=13\n";
+        assert_eq!(super::total(text, "some"), Some(14.036781));
+        assert_eq!(super::total(text, "full"), Some(0.000013));
+        assert_eq!(super::total("some avg10=1", "some"), None);
+    }
+}

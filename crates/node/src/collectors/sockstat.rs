@@ -1,0 +1,97 @@
+//! `sockstat`: socket counts and memory per protocol from `/proc/net/sockstat{,6}`.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed, gauge};
+use crate::paths::Paths;
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Sockstat {
+        paths: settings.paths.clone(),
+        page_size: rustix::param::page_size() as f64,
+    })
+}
+
+struct Sockstat {
+    paths: Paths,
+    page_size: f64,
+}
+
+/// `(protocol, field, value)` for every pair on every line, e.g. `("TCP", "inuse", 4)`.
+fn parse(text: &str) -> Vec<(&str, &str, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((protocol, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+        for pair in fields.chunks_exact(2) {
+            if let Ok(value) = pair[1].parse() {
+                out.push((protocol, pair[0], value));
+            }
+        }
+    }
+    out
+}
+
+impl Sockstat {
+    fn families(&self, text: &str, families: &mut Vec<MetricFamily>) {
+        for (protocol, field, value) in parse(text) {
+            if protocol == "sockets" {
+                families.push(gauge(
+                    "node_sockstat_sockets_used",
+                    "Number of IPv4 sockets in use.",
+                    value,
+                ));
+                continue;
+            }
+            let mut push = |field: &str, value: f64| {
+                families.push(gauge(
+                    &format!("node_sockstat_{protocol}_{field}"),
+                    &format!("Number of {protocol} sockets in state {field}."),
+                    value,
+                ));
+            };
+            push(field, value);
+            // `mem` is in pages; node_exporter adds the same in bytes.
+            if field == "mem" {
+                push("mem_bytes", value * self.page_size);
+            }
+        }
+    }
+}
+
+impl Collector for Sockstat {
+    fn name(&self) -> &str {
+        "sockstat"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let mut families = Vec::new();
+        self.families(
+            &read::file(&self.paths.proc("net/sockstat"))?,
+            &mut families,
+        );
+        // Absent when IPv6 is disabled.
+        if let Some(text) = read::optional_trimmed(&self.paths.proc("net/sockstat6")) {
+            self.families(&text, &mut families);
+        }
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pairs_per_protocol() {
+        let parsed = super::parse(
+            "sockets: used 19\nTCP: inuse 4 orphan 0 tw 3 alloc 4 mem 373\nFRAG: inuse 0 memory 0\n",
+        );
+        assert_eq!(parsed[0], ("sockets", "used", 19.0));
+        assert!(parsed.contains(&("TCP", "mem", 373.0)));
+        assert!(parsed.contains(&("FRAG", "memory", 0.0)));
+        assert_eq!(parsed.len(), 8);
+    }
+}

@@ -1,0 +1,167 @@
+//! `softnet`: per-CPU packet processing statistics from `/proc/net/softnet_stat`.
+
+use std::path::PathBuf;
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Softnet {
+        path: settings.paths.proc("net/softnet_stat"),
+        aggregate: settings.options.cpu_aggregate,
+    })
+}
+
+struct Softnet {
+    path: PathBuf,
+    aggregate: bool,
+}
+
+/// One line of the table: the CPU and its hexadecimal columns.
+#[derive(Debug, PartialEq)]
+struct CpuSoftnet {
+    cpu: u64,
+    processed: u64,
+    dropped: u64,
+    times_squeezed: u64,
+    cpu_collision: u64,
+    received_rps: u64,
+    flow_limit_count: u64,
+    backlog_len: Option<u64>,
+}
+
+fn parse(text: &str) -> Vec<CpuSoftnet> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let columns: Vec<u64> = line
+                .split_ascii_whitespace()
+                .map(|c| u64::from_str_radix(c, 16).unwrap_or(0))
+                .collect();
+            let at = |i: usize| columns.get(i).copied().unwrap_or(0);
+            if columns.len() < 3 {
+                return None;
+            }
+            Some(CpuSoftnet {
+                // Since Linux 5.10 the 13th column is the CPU number; offline CPUs have no
+                // line, so the line index is only a fallback for older kernels.
+                cpu: columns.get(12).copied().unwrap_or(index as u64),
+                processed: at(0),
+                dropped: at(1),
+                times_squeezed: at(2),
+                cpu_collision: at(8),
+                received_rps: at(9),
+                flow_limit_count: at(10),
+                backlog_len: columns.get(11).copied(),
+            })
+        })
+        .collect()
+}
+
+impl Collector for Softnet {
+    fn name(&self) -> &str {
+        "softnet"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let cpus = parse(&read::file(&self.path)?);
+        let counter = |name: &str, help: &str, value: fn(&CpuSoftnet) -> u64| {
+            let mut family = FamilyBuilder::counter(name, help);
+            if self.aggregate {
+                family.push(
+                    &[("cpu", "all")],
+                    cpus.iter().map(value).sum::<u64>() as f64,
+                );
+            } else {
+                for cpu in &cpus {
+                    family.push(&[("cpu", &cpu.cpu.to_string())], value(cpu) as f64);
+                }
+            }
+            family.build()
+        };
+        let mut families = vec![
+            counter(
+                "node_softnet_processed_total",
+                "Number of processed packets",
+                |c| c.processed,
+            ),
+            counter(
+                "node_softnet_dropped_total",
+                "Number of dropped packets",
+                |c| c.dropped,
+            ),
+            counter(
+                "node_softnet_times_squeezed_total",
+                "Number of times processing packets ran out of quota",
+                |c| c.times_squeezed,
+            ),
+            counter(
+                "node_softnet_cpu_collision_total",
+                "Number of collision occur while obtaining device lock while transmitting",
+                |c| c.cpu_collision,
+            ),
+            counter(
+                "node_softnet_received_rps_total",
+                "Number of times cpu woken up received_rps",
+                |c| c.received_rps,
+            ),
+            counter(
+                "node_softnet_flow_limit_count_total",
+                "Number of times flow limit has been reached",
+                |c| c.flow_limit_count,
+            ),
+        ];
+        if cpus.iter().all(|c| c.backlog_len.is_some()) {
+            let mut backlog =
+                FamilyBuilder::gauge("node_softnet_backlog_len", "Softnet backlog status");
+            if self.aggregate {
+                backlog.push(
+                    &[("cpu", "all")],
+                    cpus.iter().filter_map(|c| c.backlog_len).sum::<u64>() as f64,
+                );
+            } else {
+                for cpu in &cpus {
+                    backlog.push(
+                        &[("cpu", &cpu.cpu.to_string())],
+                        cpu.backlog_len.unwrap_or(0) as f64,
+                    );
+                }
+            }
+            families.push(backlog.build());
+        }
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_and_cpu_numbers() {
+        let text = "00000031 00000001 00000002 00000000 00000000 00000000 00000000 00000000 00000003 00000004 00000005 00000000 00000000\n00000965 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000002\n";
+        let cpus = super::parse(text);
+        assert_eq!(cpus.len(), 2);
+        assert_eq!(
+            (
+                cpus[0].cpu,
+                cpus[0].processed,
+                cpus[0].dropped,
+                cpus[0].times_squeezed
+            ),
+            (0, 49, 1, 2)
+        );
+        assert_eq!(
+            (
+                cpus[0].cpu_collision,
+                cpus[0].received_rps,
+                cpus[0].flow_limit_count
+            ),
+            (3, 4, 5)
+        );
+        assert_eq!((cpus[1].cpu, cpus[1].backlog_len), (2, Some(1)));
+        let old_kernel = super::parse("00000031 00000001 00000002\n00000001 00000000 00000000\n");
+        assert_eq!((old_kernel[1].cpu, old_kernel[1].backlog_len), (1, None));
+    }
+}

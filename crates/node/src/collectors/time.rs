@@ -1,0 +1,74 @@
+//! `time`: the system clock, the local time zone offset and the kernel's clocksources.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed, gauge};
+use crate::paths::Paths;
+use crate::{read, sys};
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Time {
+        paths: settings.paths.clone(),
+    })
+}
+
+struct Time {
+    paths: Paths,
+}
+
+impl Collector for Time {
+    fn name(&self) -> &str {
+        "time"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut families = vec![gauge(
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            now.as_secs_f64(),
+        )];
+        if let Some((zone, offset)) = sys::local_zone(now.as_secs() as i64) {
+            families.push(
+                FamilyBuilder::gauge(
+                    "node_time_zone_offset_seconds",
+                    "System time zone offset in seconds.",
+                )
+                .sample(&[("time_zone", &zone)], offset as f64)
+                .build(),
+            );
+        }
+        let mut available = FamilyBuilder::gauge(
+            "node_time_clocksource_available_info",
+            "Available clocksources read from '/sys/devices/system/clocksource'.",
+        );
+        let mut current = FamilyBuilder::gauge(
+            "node_time_clocksource_current_info",
+            "Current clocksource read from '/sys/devices/system/clocksource'.",
+        );
+        let sources = read::dir_entries(&self.paths.sys("devices/system/clocksource"), |n| {
+            n.starts_with("clocksource")
+        })
+        .unwrap_or_default();
+        for (name, dir) in sources {
+            let device = &name["clocksource".len()..];
+            for source in read::optional_trimmed(&dir.join("available_clocksource"))
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+            {
+                available.push(&[("clocksource", source), ("device", device)], 1.0);
+            }
+            if let Some(source) = read::optional_trimmed(&dir.join("current_clocksource")) {
+                current.push(&[("clocksource", &source), ("device", device)], 1.0);
+            }
+        }
+        families.push(available.build());
+        families.push(current.build());
+        Ok(families)
+    }
+}

@@ -1,0 +1,52 @@
+//! `uname`: the kernel's identity from `uname(2)`. Dashboards select hosts by its
+//! `nodename` label.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+
+pub(super) fn build(_: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Uname)
+}
+
+struct Uname;
+
+impl Collector for Uname {
+    fn name(&self) -> &str {
+        "uname"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let uname = rustix::system::uname();
+        let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
+        let (sysname, release, version) = (
+            text(uname.sysname()),
+            text(uname.release()),
+            text(uname.version()),
+        );
+        let (machine, nodename, domainname) = (
+            text(uname.machine()),
+            text(uname.nodename()),
+            text(uname.domainname()),
+        );
+        Ok(vec![
+            FamilyBuilder::gauge(
+                "node_uname_info",
+                "Labeled system information as provided by the uname system call.",
+            )
+            .sample(
+                &[
+                    ("sysname", &sysname),
+                    ("release", &release),
+                    ("version", &version),
+                    ("machine", &machine),
+                    ("nodename", &nodename),
+                    ("domainname", &domainname),
+                ],
+                1.0,
+            )
+            .build(),
+        ])
+    }
+}

@@ -1,0 +1,112 @@
+//! `zfs`: ZFS on Linux kstats from `/proc/spl/kstat/zfs/` (ARC, ZIL, prefetch, …) and
+//! the state of each pool.
+
+use kiln_registry::config::ConfigError;
+use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use super::{Settings, boxed};
+use crate::paths::Paths;
+use crate::read;
+
+pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    boxed(Zfs {
+        paths: settings.paths.clone(),
+    })
+}
+
+struct Zfs {
+    paths: Paths,
+}
+
+/// `(kstat file, metric prefix)`.
+const KSTATS: [(&str, &str); 11] = [
+    ("abdstats", "abdstats"),
+    ("arcstats", "arc"),
+    ("dbufstats", "dbufstats"),
+    ("dmu_tx", "dmu_tx"),
+    ("dnodestats", "dnodestats"),
+    ("fm", "fm"),
+    ("vdev_cache_stats", "vdev_cache"),
+    ("vdev_mirror_stats", "vdev_mirror"),
+    ("xuio_stats", "xuio"),
+    ("zfetchstats", "zfetch"),
+    ("zil", "zil"),
+];
+
+/// Pool states, as `node_zfs_zpool_state{state}` enumerates them.
+const POOL_STATES: [&str; 7] = [
+    "degraded",
+    "faulted",
+    "offline",
+    "online",
+    "removed",
+    "unavail",
+    "suspended",
+];
+
+/// `(name, value)` of a kstat file: two header lines, then `name type data`.
+fn parse_kstat(text: &str) -> Vec<(&str, f64)> {
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let mut words = line.split_ascii_whitespace();
+            let name = words.next()?;
+            let value = words.nth(1)?.parse().ok()?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+impl Collector for Zfs {
+    fn name(&self) -> &str {
+        "zfs"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let root = self.paths.proc("spl/kstat/zfs");
+        let entries = read::dir_entries(&root, |_| true)?;
+        let mut families = Vec::new();
+        for (file, prefix) in KSTATS {
+            let Some(text) = read::optional_trimmed(&root.join(file)) else {
+                continue;
+            };
+            for (name, value) in parse_kstat(&text) {
+                families.push(
+                    FamilyBuilder::untyped(
+                        format!("node_zfs_{prefix}_{name}"),
+                        format!("kstat.zfs.misc.{file}.{name}"),
+                    )
+                    .sample(&[], value)
+                    .build(),
+                );
+            }
+        }
+        let mut state = FamilyBuilder::gauge("node_zfs_zpool_state", "kstat.zfs.misc.state");
+        for (pool, dir) in entries.iter().filter(|(_, dir)| dir.is_dir()) {
+            let Some(current) = read::optional_trimmed(&dir.join("state")) else {
+                continue;
+            };
+            let current = current.to_lowercase();
+            for name in POOL_STATES {
+                state.push(
+                    &[("zpool", pool), ("state", name)],
+                    if current == name { 1.0 } else { 0.0 },
+                );
+            }
+        }
+        families.push(state.build());
+        Ok(families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kstat_rows() {
+        let text = "6 1 0x01 91 4368 5266997922 97951858082072\nname                            type data\nhits                            4    8772612\nmisses                          4    604635\n";
+        assert_eq!(
+            super::parse_kstat(text),
+            [("hits", 8772612.0), ("misses", 604635.0)]
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Thin readers for procfs and sysfs files, with errors that say which file failed.
+//!
+//! sysfs attributes are small and often vanish under us (a network device removed while
+//! we read it, a sensor driver unbound): the `optional` readers turn such reads into `None`
+//! so a collector skips the value instead of failing the whole scrape.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use kiln_registry::CollectError;
+
+/// Reads a whole file; the error names the file.
+pub(crate) fn file(path: &Path) -> Result<String, CollectError> {
+    std::fs::read_to_string(path).map_err(|error| failed(path, error))
+}
+
+/// Reads a whole file, treating a missing file (or directory) as "nothing here": hardware
+/// collectors report [`CollectError::NoData`] then, as node_exporter does.
+pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
+    std::fs::read_to_string(path).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => CollectError::NoData,
+        _ => failed(path, error),
+    })
+}
+
+/// A file's content without the trailing newline, or `None` if it cannot be read.
+pub(crate) fn optional_trimmed(path: &Path) -> Option<String> {
+    let mut text = std::fs::read_to_string(path).ok()?;
+    let trimmed_len = text.trim_end().len();
+    text.truncate(trimmed_len);
+    Some(text)
+}
+
+/// A file holding one number, or `None` if it is missing, unreadable or not a number
+/// (sysfs answers `EINVAL` for, say, the speed of a link that is down).
+pub(crate) fn optional_value<T: FromStr>(path: &Path) -> Option<T> {
+    optional_trimmed(path)?.trim().parse().ok()
+}
+
+/// The entries of a directory whose names match `accept`, sorted by name; a missing
+/// directory is [`CollectError::NoData`].
+pub(crate) fn dir_entries(
+    dir: &Path,
+    accept: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, PathBuf)>, CollectError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => CollectError::NoData,
+        _ => failed(dir, error),
+    })?;
+    let mut found: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            accept(&name).then(|| (name, entry.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+    Ok(found)
+}
+
+/// The error for a failed read of `path`.
+pub(crate) fn failed(
+    path: &Path,
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> CollectError {
+    CollectError::failed(format!("reading {}", path.display()), error)
+}
+
+/// The error for a file whose content could not be understood.
+pub(crate) fn malformed(path: &Path, what: impl std::fmt::Display) -> CollectError {
+    CollectError::failed(format!("parsing {}", path.display()), what.to_string())
+}
+
+/// Orders `cpu2` before `cpu10`: names compare by their text, with digit runs compared as
+/// numbers, so per-device output has the order a person expects.
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if order.is_ne() {
+                    return order;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|&&c| c == b'0').count();
+    &digits[zeros.min(digits.len().saturating_sub(1))..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_compares_digit_runs_as_numbers() {
+        let mut names = vec!["cpu10", "cpu2", "cpu1", "eth0", "cpu"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["cpu", "cpu1", "cpu2", "cpu10", "eth0"]);
+    }
+}
