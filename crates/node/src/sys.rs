@@ -31,6 +31,8 @@ pub(crate) struct Timex {
 }
 
 /// Reads the clock discipline state.
+// The fields are `c_long`, 32 bits wide on 32-bit targets: the casts are needed there.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) fn adjtimex() -> io::Result<Timex> {
     // SAFETY: `timex` is a plain C struct for which all-zero bytes are a valid value, and
     // `modes = 0` asks the kernel only to fill it in. The pointer is to a local that lives
@@ -64,6 +66,7 @@ pub(crate) fn adjtimex() -> io::Result<Timex> {
 }
 
 /// The local time zone's abbreviation and offset from UTC in seconds at `unix_seconds`.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) fn local_zone(unix_seconds: i64) -> Option<(String, i64)> {
     let time = unix_seconds as libc::time_t;
     // SAFETY: `tm` is a plain C struct for which all-zero bytes are valid; `localtime_r`

@@ -3,7 +3,7 @@
 //!
 //! Upstream's rules hold: a file that does not parse, or carries client-side timestamps,
 //! is skipped whole and sets `node_textfile_scrape_error 1`; the other files still count.
-//! A family without HELP gets "Metric read from <files>"; series that lack a label get it
+//! A family without HELP gets `Metric read from <files>`; series that lack a label get it
 //! as "". Where node_exporter fails the whole scrape, on the same series in two files
 //! (issue #2317) or a family with different types in two files, the later one is dropped
 //! and reported through `node_textfile_scrape_error` and the log instead.

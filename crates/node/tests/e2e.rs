@@ -1,0 +1,201 @@
+//! The whole binary against fixture trees of `/proc` and `/sys`: a golden comparison of
+//! everything the file-based collectors serve for a GPU training host, and the mounts an
+//! EMR core node reports.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{Running, fixture, fixture_paths};
+
+/// Collectors whose output depends only on the fixture files.
+const FILE_COLLECTORS: &[&str] = &[
+    "arp",
+    "conntrack",
+    "cpu",
+    "cpufreq",
+    "diskstats",
+    "edac",
+    "entropy",
+    "filefd",
+    "hwmon",
+    "infiniband",
+    "interrupts",
+    "loadavg",
+    "mdadm",
+    "meminfo",
+    "netclass",
+    "netdev",
+    "netstat",
+    "nvme",
+    "os",
+    "powersupplyclass",
+    "pressure",
+    "schedstat",
+    "selinux",
+    "sockstat",
+    "softnet",
+    "stat",
+    "tcpstat",
+    "textfile",
+    "thermal_zone",
+    "udp_queues",
+    "vmstat",
+    "xfs",
+    "zfs",
+];
+
+/// Lines that change from run to run or machine to machine.
+fn stable(line: &str) -> bool {
+    !(line.starts_with("node_scrape_collector_duration_seconds")
+        || line.starts_with("node_textfile_mtime_seconds")
+        || line.starts_with("process_")
+        || line.starts_with("kiln_")
+        || line.starts_with("# HELP process_")
+        || line.starts_with("# TYPE process_")
+        || line.starts_with("# HELP kiln_")
+        || line.starts_with("# TYPE kiln_"))
+}
+
+#[test]
+fn gpu_host_fixture_matches_the_golden_output() {
+    let mut args = fixture_paths("gpu-host");
+    args.push("--collector.disable-defaults".into());
+    args.extend(FILE_COLLECTORS.iter().map(|c| format!("--collector.{c}")));
+    args.push(format!(
+        "--collector.textfile.directory={}",
+        fixture("gpu-host/textfile").display()
+    ));
+    args.push("--collector.cpu.info.flags-include=^$".into());
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let actual: String = body
+        .lines()
+        .filter(|l| stable(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+
+    let golden = fixture("gpu-host.golden.txt");
+    if std::env::var_os("KILN_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap();
+    if actual != expected {
+        let first = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, e)| a != e)
+            .unwrap_or(0);
+        panic!(
+            "output differs from {} at line {} (KILN_UPDATE_GOLDEN=1 rewrites it):\n  got:      {:?}\n  expected: {:?}",
+            golden.display(),
+            first + 1,
+            actual.lines().nth(first),
+            expected.lines().nth(first)
+        );
+    }
+    // Every collector ran and succeeded on the fixture.
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    for collector in FILE_COLLECTORS {
+        assert_eq!(
+            parsed.value("node_scrape_collector_success", &[("collector", collector)]),
+            Some(1.0),
+            "{collector}"
+        );
+    }
+}
+
+#[test]
+fn emr_data_disks_under_mnt_are_reported() {
+    let mut args = fixture_paths("emr-core");
+    args.extend([
+        "--collector.disable-defaults".into(),
+        "--collector.filesystem".into(),
+    ]);
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let family = parsed.family("node_filesystem_size_bytes").unwrap();
+    let mut mounts: Vec<&str> = family
+        .samples
+        .iter()
+        .filter_map(|s| s.label("mountpoint"))
+        .collect();
+    mounts.sort_unstable();
+    // Upstream's default excludes keep /mnt* (Debian's hide them) and drop /proc, /sys, /dev.
+    assert_eq!(
+        mounts,
+        [
+            "/",
+            "/emr/instance-controller/lib/ro",
+            "/mnt",
+            "/mnt1",
+            "/mnt2",
+            "/var/lib/docker"
+        ]
+    );
+    let readonly = |mount: &str| {
+        parsed
+            .family("node_filesystem_readonly")
+            .unwrap()
+            .samples
+            .iter()
+            .find(|s| s.label("mountpoint") == Some(mount))
+            .unwrap()
+            .value
+    };
+    assert_eq!(readonly("/emr/instance-controller/lib/ro"), 1.0);
+    assert_eq!(readonly("/mnt1"), 0.0);
+    let mnt1 = family
+        .samples
+        .iter()
+        .find(|s| s.label("mountpoint") == Some("/mnt1"))
+        .unwrap();
+    assert_eq!(
+        (
+            mnt1.label("device"),
+            mnt1.label("fstype"),
+            mnt1.label("device_error")
+        ),
+        (Some("/dev/nvme2n1"), Some("xfs"), Some(""))
+    );
+    assert!(mnt1.value > 0.0);
+}
+
+#[test]
+fn bad_flags_are_refused_before_listening() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-node-exporter"))
+        .args([
+            "--collector.netstat.fields=(",
+            "--web.listen-address=127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--collector.netstat.fields")
+            && stderr.contains("invalid regular expression"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn collector_switches_follow_upstream() {
+    let cli =
+        kiln_node::Cli::try_parse_from(["x", "--collector.disable-defaults", "--collector.cpu"])
+            .unwrap();
+    assert_eq!(cli.enabled, ["cpu"]);
+    let cli = kiln_node::Cli::try_parse_from(["x", "--no-collector.cpu", "--collector.processes"])
+        .unwrap();
+    assert!(
+        !cli.enabled.contains(&"cpu")
+            && cli.enabled.contains(&"processes")
+            && cli.enabled.contains(&"meminfo")
+    );
+    // The later of two contradicting switches wins.
+    let cli =
+        kiln_node::Cli::try_parse_from(["x", "--no-collector.cpu", "--collector.cpu"]).unwrap();
+    assert!(cli.enabled.contains(&"cpu"));
+    assert!(kiln_node::Cli::try_parse_from(["x", "--collector.nonexistent"]).is_err());
+}
