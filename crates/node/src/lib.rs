@@ -2,7 +2,7 @@
 //!
 //! Same flags, same metric names and labels, so existing scrape configs, alerts and the
 //! "Node Exporter Full" dashboard keep working; and where node_exporter hurts, it does
-//! better: a hung NFS mount never blocks a scrape ([`statfs_pool`]), a bad textfile never
+//! better: a hung NFS mount never blocks a scrape (statfs runs off the scrape path), a bad textfile never
 //! breaks the others, slow sensors are bounded by a time budget, and hosts with hundreds
 //! of cores can aggregate per-CPU series.
 //!
