@@ -138,6 +138,7 @@ fn switch(matches: &ArgMatches, name: &str) -> Option<bool> {
 pub struct CollectorSet {
     collectors: Vec<Box<dyn Collector>>,
     budget: std::time::Duration,
+    parallelism: usize,
 }
 
 impl std::fmt::Debug for CollectorSet {
@@ -165,6 +166,7 @@ impl CollectorSet {
         Ok(Self {
             collectors,
             budget: settings.options.time_budget,
+            parallelism: settings.options.parallelism,
         })
     }
 
@@ -192,6 +194,7 @@ impl CollectorSet {
     pub fn into_runner(self) -> Runner {
         let mut runner = Runner::new("node");
         runner.set_collector_budget(self.budget);
+        runner.set_parallelism(self.parallelism);
         for collector in self.collectors {
             runner.register_boxed(collector);
         }
@@ -203,7 +206,8 @@ impl CollectorSet {
         let mut exporter = Exporter::new(build_info!("kiln-node-exporter"), "node", web)
             .description("Node Exporter: hardware and OS metrics of this host")
             .default_listen_address(":9100")
-            .collector_budget(self.budget);
+            .collector_budget(self.budget)
+            .collector_parallelism(self.parallelism);
         for collector in self.collectors {
             exporter = exporter.boxed_collector(collector);
         }

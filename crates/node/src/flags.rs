@@ -56,6 +56,11 @@ pub struct CollectorOptions {
     #[arg(long = "collector.time-budget", value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub time_budget: Duration,
 
+    /// How many collectors run at once (kiln addition). Few are enough: each is quick, and
+    /// parallel reads of procfs and sysfs contend in the kernel.
+    #[arg(long = "collector.parallelism", value_name = "N", default_value_t = 2)]
+    pub parallelism: usize,
+
     /// Report cpu, softnet, schedstat and interrupts series summed over all CPUs with
     /// `cpu="all"` instead of one series per CPU, for hosts with hundreds of cores (kiln addition).
     #[arg(long = "collector.cpu.aggregate")]

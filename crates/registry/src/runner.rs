@@ -1,14 +1,17 @@
 //! Runs every collector of a scrape concurrently under the scrape's deadline and adds the
 //! per-collector meta metrics.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::collector::{CollectError, Collector, ScrapeContext};
 use crate::log_limiter::LogLimiter;
 use crate::metrics::{FamilyBuilder, MetricFamily};
+
+/// Collectors that run at once unless `Runner::set_parallelism` says otherwise.
+const DEFAULT_PARALLELISM: usize = 4;
 
 /// Failures of one collector are logged at most this often.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -20,6 +23,8 @@ pub struct Runner {
     entries: Vec<Arc<Entry>>,
     /// The longest one collector may take, however long the scrape may last.
     budget: Option<Duration>,
+    /// How many collectors run at once.
+    parallelism: usize,
 }
 
 struct Entry {
@@ -112,7 +117,13 @@ impl Runner {
             namespace: namespace.into(),
             entries: Vec::new(),
             budget: None,
+            parallelism: DEFAULT_PARALLELISM,
         }
+    }
+
+    /// Sets how many collectors run at once (at least one).
+    pub fn set_parallelism(&mut self, parallelism: usize) {
+        self.parallelism = parallelism.max(1);
     }
 
     /// Bounds every collector to `budget`: its context's deadline is the sooner of the
@@ -169,23 +180,26 @@ impl Runner {
     /// Runs the selected collectors concurrently and returns their families merged by name
     /// and sorted, followed by the scrape meta metrics. Never fails: a collector that errors,
     /// panics or misses the deadline is reported with `success 0`.
+    ///
+    /// At most [`Runner::set_parallelism`] collectors run at once, each on a blocking
+    /// thread that takes the next collector when it is done: few threads (and malloc
+    /// arenas) for many small collectors, and a slow one never holds up the others.
     pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Vec<MetricFamily> {
         let started = Instant::now();
         let ctx = match self.budget {
             Some(budget) => ScrapeContext::new(ctx.deadline().min(started + budget)),
             None => ctx,
         };
-        let mut tasks = Vec::new();
         let mut outcomes = Vec::new();
+        let mut jobs = VecDeque::new();
         for entry in self
             .entries
             .iter()
             .filter(|e| selection.includes(e.collector.name()))
         {
-            let name = entry.collector.name().to_owned();
             if entry.busy.swap(true, Ordering::AcqRel) {
                 outcomes.push(Outcome {
-                    name,
+                    name: entry.collector.name().to_owned(),
                     duration: Duration::ZERO,
                     result: Err(CollectError::failed(
                         "skipped",
@@ -194,42 +208,84 @@ impl Runner {
                 });
                 continue;
             }
-            let entry = Arc::clone(entry);
-            let task = tokio::task::spawn_blocking(move || {
-                let begin = Instant::now();
-                let result = entry.collector.collect(&ctx);
-                entry.busy.store(false, Ordering::Release);
-                (begin.elapsed(), result)
-            });
-            tasks.push((name, task));
+            jobs.push_back(Arc::clone(entry));
         }
 
+        let expected = jobs.len();
+        let names: Vec<String> = jobs.iter().map(|e| e.collector.name().to_owned()).collect();
+        let queue = Arc::new(Mutex::new(jobs));
+        let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..self.parallelism.min(expected) {
+            let queue = Arc::clone(&queue);
+            let done = done.clone();
+            tokio::task::spawn_blocking(move || {
+                loop {
+                    // A statement of its own, so the lock is released before collecting.
+                    let next = lock(&queue).pop_front();
+                    let Some(entry) = next else { break };
+                    let begin = Instant::now();
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        entry.collector.collect(&ctx)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(CollectError::failed("collector panicked", message))
+                    });
+                    entry.busy.store(false, Ordering::Release);
+                    let outcome = Outcome {
+                        name: entry.collector.name().to_owned(),
+                        duration: begin.elapsed(),
+                        result,
+                    };
+                    if done.send(outcome).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+
         let deadline = tokio::time::Instant::from_std(ctx.deadline());
-        for (name, task) in tasks {
-            let outcome = match tokio::time::timeout_at(deadline, task).await {
-                Ok(Ok((duration, result))) => Outcome {
-                    name,
-                    duration,
-                    result,
-                },
-                Ok(Err(join_error)) => Outcome {
-                    name,
-                    duration: started.elapsed(),
-                    result: Err(CollectError::failed("collector panicked", join_error)),
-                },
-                Err(_) => Outcome {
-                    name,
-                    duration: started.elapsed(),
-                    result: Err(CollectError::failed(
-                        "deadline exceeded",
-                        format!(
-                            "no result within {:.3}s; the collection goes on in the background",
-                            started.elapsed().as_secs_f64()
-                        ),
-                    )),
-                },
+        let mut finished = std::collections::HashSet::new();
+        while finished.len() < expected {
+            match tokio::time::timeout_at(deadline, results.recv()).await {
+                Ok(Some(outcome)) => {
+                    finished.insert(outcome.name.clone());
+                    outcomes.push(outcome);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Collectors not yet started are taken off the queue, so they do not run after
+        // the scrape has been answered; those still running finish in the background.
+        let not_started: Vec<String> = lock(&queue)
+            .drain(..)
+            .map(|entry| {
+                entry.busy.store(false, Ordering::Release);
+                entry.collector.name().to_owned()
+            })
+            .collect();
+        for name in names.into_iter().filter(|n| !finished.contains(n)) {
+            let context = if not_started.contains(&name) {
+                "not started"
+            } else {
+                "deadline exceeded"
             };
-            outcomes.push(outcome);
+            outcomes.push(Outcome {
+                name,
+                duration: started.elapsed(),
+                result: Err(CollectError::failed(
+                    context,
+                    format!(
+                        "no result within {:.3}s; a collection in progress goes on in the background",
+                        started.elapsed().as_secs_f64()
+                    ),
+                )),
+            });
         }
         self.assemble(outcomes)
     }
@@ -285,6 +341,12 @@ impl Runner {
             );
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Sorts families by name and joins families of the same name and type, which the text

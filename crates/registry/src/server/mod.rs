@@ -184,6 +184,12 @@ impl Exporter {
         self
     }
 
+    /// How many collectors run at once; see [`Runner::set_parallelism`].
+    pub fn collector_parallelism(mut self, parallelism: usize) -> Self {
+        self.runner.set_parallelism(parallelism);
+        self
+    }
+
     /// Adds a route such as `/probe`, listed on the landing page.
     pub fn route(mut self, path: &str, text: &str, handler: RouteHandler) -> Self {
         self.routes.push((path.to_owned(), handler));
