@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 
-use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser};
+use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 use kiln_registry::config::ConfigError;
 use kiln_registry::{Collector, Exporter, Runner, WebFlags, build_info};
 
@@ -226,7 +226,3 @@ impl NodeFlags {
         Cli::parse_from(args).node
     }
 }
-
-// `Args` is needed in scope for `#[command(flatten)]` of `NodeFlags`.
-#[allow(unused_imports)]
-use Args as _;
