@@ -36,6 +36,21 @@ impl NameFilter {
         }
     }
 
+    /// As [`NameFilter::new`], with `default_exclude` standing in for an exclude flag that
+    /// was not given, unless the include flag was (upstream's rule for flags with a default).
+    pub(crate) fn with_default_exclude(
+        include: Option<&str>,
+        exclude: Option<&str>,
+        default_exclude: &str,
+        names: (&str, &str),
+    ) -> Result<Self, ConfigError> {
+        let exclude = match include {
+            Some(_) => exclude,
+            None => Some(exclude.unwrap_or(default_exclude)),
+        };
+        Self::new(include, exclude, names)
+    }
+
     /// True if `name` should be reported.
     pub(crate) fn accepts(&self, name: &str) -> bool {
         match self {

@@ -14,20 +14,12 @@ use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
-    let exclude = match options.diskstats_include {
-        Some(_) => options.diskstats_exclude.as_deref(),
-        None => Some(
-            options
-                .diskstats_exclude
-                .as_deref()
-                .unwrap_or(DISKSTATS_DEVICE_EXCLUDE),
-        ),
-    };
     boxed(Diskstats {
         paths: settings.paths.clone(),
-        devices: NameFilter::new(
+        devices: NameFilter::with_default_exclude(
             options.diskstats_include.as_deref(),
-            exclude,
+            options.diskstats_exclude.as_deref(),
+            DISKSTATS_DEVICE_EXCLUDE,
             (
                 "collector.diskstats.device-include",
                 "collector.diskstats.device-exclude",

@@ -21,34 +21,21 @@ use crate::statfs_pool::{Outcome, StatfsPool};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let o = &settings.options;
-    let with_default =
-        |include: &Option<String>, exclude: &Option<String>, default: &'static str| match include {
-            Some(_) => exclude.clone(),
-            None => Some(exclude.clone().unwrap_or_else(|| default.to_owned())),
-        };
-    let mount_points_exclude = with_default(
-        &o.mount_points_include,
-        &o.mount_points_exclude,
-        FILESYSTEM_MOUNT_POINTS_EXCLUDE,
-    );
-    let fs_types_exclude = with_default(
-        &o.fs_types_include,
-        &o.fs_types_exclude,
-        FILESYSTEM_FS_TYPES_EXCLUDE,
-    );
     boxed(Filesystem {
         paths: settings.paths.clone(),
-        mount_points: NameFilter::new(
+        mount_points: NameFilter::with_default_exclude(
             o.mount_points_include.as_deref(),
-            mount_points_exclude.as_deref(),
+            o.mount_points_exclude.as_deref(),
+            FILESYSTEM_MOUNT_POINTS_EXCLUDE,
             (
                 "collector.filesystem.mount-points-include",
                 "collector.filesystem.mount-points-exclude",
             ),
         )?,
-        fs_types: NameFilter::new(
+        fs_types: NameFilter::with_default_exclude(
             o.fs_types_include.as_deref(),
-            fs_types_exclude.as_deref(),
+            o.fs_types_exclude.as_deref(),
+            FILESYSTEM_FS_TYPES_EXCLUDE,
             (
                 "collector.filesystem.fs-types-include",
                 "collector.filesystem.fs-types-exclude",
