@@ -31,6 +31,6 @@ pub use metrics::{FamilyBuilder, MetricFamily, MetricType};
 pub use runner::{Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, Readiness, ReloadHook, Response, RouteFuture, RouteHandler,
-    RunningExporter, ServeError, TEXT_CONTENT_TYPE, Timeouts, query_pairs, text,
+    RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, query_pairs, text,
 };
 pub use version::BuildInfo;

@@ -39,6 +39,17 @@ pub type RouteHandler =
 /// Re-reads an exporter's own configuration on SIGHUP or `/-/reload`.
 pub type ReloadHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Writes exposition text straight into a scrape's body, after the collectors' families.
+///
+/// For exporters whose series are too many for the metric model to be cheap (the Graphite
+/// bridge serves 100 000 and more): they keep samples in their own store and render them
+/// directly. The text must be valid 0.0.4 exposition with each family written once.
+pub trait TextSource: Send + Sync + 'static {
+    /// Appends this scrape's families to `out`. `taken` lists, sorted, the names of the
+    /// families already written; a source must not write a family of the same name again.
+    fn write_text(&self, taken: &[&str], out: &mut String);
+}
+
 /// Time limits that keep slow or silent clients from holding the server.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -119,8 +130,10 @@ pub struct Exporter {
     routes: Vec<(String, RouteHandler)>,
     links: Vec<Link>,
     reload: Option<ReloadHook>,
+    lifecycle: bool,
     readiness: Readiness,
     timeouts: Timeouts,
+    text_source: Option<Arc<dyn TextSource>>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -148,8 +161,10 @@ impl Exporter {
             routes: Vec::new(),
             links: Vec::new(),
             reload: None,
+            lifecycle: false,
             readiness: Readiness(Arc::new(AtomicBool::new(true))),
             timeouts: Timeouts::default(),
+            text_source: None,
         }
     }
 
@@ -203,6 +218,19 @@ impl Exporter {
     /// Called on SIGHUP and `/-/reload`, after the web config is re-read.
     pub fn on_reload(mut self, hook: ReloadHook) -> Self {
         self.reload = Some(hook);
+        self
+    }
+
+    /// Serves `POST /-/reload` even without `--web.enable-lifecycle`, for exporters whose
+    /// upstream documents reloading over HTTP.
+    pub fn always_enable_reload(mut self) -> Self {
+        self.lifecycle = true;
+        self
+    }
+
+    /// Adds exposition text written directly by the exporter; see [`TextSource`].
+    pub fn text_source(mut self, source: Arc<dyn TextSource>) -> Self {
+        self.text_source = Some(source);
         self
     }
 
@@ -264,7 +292,8 @@ impl Exporter {
                 .then(|| SelfMetrics::new(&self.info)),
             ready: self.readiness,
             reload: self.reload,
-            lifecycle: self.flags.enable_lifecycle,
+            lifecycle: self.flags.enable_lifecycle || self.lifecycle,
+            text_source: self.text_source,
             timeouts: self.timeouts,
             size_hint: AtomicUsize::new(16 * 1024),
         });
@@ -329,6 +358,7 @@ pub(crate) struct Shared {
     ready: Readiness,
     reload: Option<ReloadHook>,
     lifecycle: bool,
+    text_source: Option<Arc<dyn TextSource>>,
     timeouts: Timeouts,
     /// Size of the last exposition, so the next buffer is allocated once.
     size_hint: AtomicUsize,

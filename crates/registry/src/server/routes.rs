@@ -131,6 +131,11 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     if !refused.is_empty() {
         tracing::error!(families = ?refused, "Metric families could not be encoded and were left out.");
     }
+    if let Some(source) = &shared.text_source {
+        let mut taken: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        taken.sort_unstable();
+        source.write_text(&taken, &mut body);
+    }
     shared.remember_size(body.len());
 
     let gzip = parts

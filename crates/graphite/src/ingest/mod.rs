@@ -1,0 +1,172 @@
+//! The Graphite listeners: plaintext protocol over TCP and UDP on one address, as
+//! graphite_exporter's `--graphite.listen-address`.
+//!
+//! Readers are plain threads doing blocking reads: each connection or UDP reader parses,
+//! maps and stores its own lines, so ingestion scales with cores instead of funnelling
+//! through one goroutine as upstream does.
+
+mod lines;
+mod tcp;
+mod udp;
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use tcp::{TCP_STATS, TcpLimits, TcpStats};
+
+/// UDP datagrams received and the receive buffer granted, in bytes.
+pub fn udp_stats() -> (u64, u64) {
+    use std::sync::atomic::Ordering;
+    (
+        udp::DATAGRAMS.load(Ordering::Relaxed),
+        udp::RECEIVE_BUFFER.load(Ordering::Relaxed),
+    )
+}
+
+use crate::pipeline::Pipeline;
+
+/// How the listeners are set up.
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    /// `--graphite.listen-address`, e.g. `:9109`.
+    pub address: String,
+    /// TCP connection limits.
+    pub tcp: TcpLimits,
+    /// Receive buffer asked for the UDP socket, in bytes.
+    pub udp_receive_buffer: usize,
+    /// Threads reading the UDP socket.
+    pub udp_readers: usize,
+    /// Longest line accepted, in bytes (without the newline).
+    pub max_line_length: usize,
+}
+
+/// The bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The TCP address bound.
+    pub tcp: SocketAddr,
+    /// The UDP address bound.
+    pub udp: SocketAddr,
+}
+
+/// Why the listeners could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address does not parse or resolve.
+    #[error("invalid --graphite.listen-address {address:?}: {reason}")]
+    Address {
+        /// As given.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Binding failed.
+    #[error("cannot listen for Graphite on {address} ({protocol}): {source}")]
+    Bind {
+        /// The address tried.
+        address: String,
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds TCP and UDP on the address and starts their reader threads.
+pub fn start(pipeline: &Arc<Pipeline>, settings: &ListenSettings) -> Result<Listeners, ListenError> {
+    let candidates = candidates(&settings.address)?;
+    let bind_error = |protocol, source| ListenError::Bind {
+        address: settings.address.clone(),
+        protocol,
+        source,
+    };
+    let (tcp, tcp_addr) = bind_first(&candidates, TcpListener::bind).map_err(|e| bind_error("tcp", e))?;
+    // UDP on the port TCP got (which matters when the port is 0).
+    let udp_candidates: Vec<SocketAddr> = candidates
+        .iter()
+        .filter(|a| a.is_ipv4() == tcp_addr.is_ipv4())
+        .map(|a| SocketAddr::new(a.ip(), tcp_addr.port()))
+        .collect();
+    let (udp, udp_addr) = bind_first(&udp_candidates, UdpSocket::bind).map_err(|e| bind_error("udp", e))?;
+    tracing::info!(tcp = %tcp_addr, udp = %udp_addr, "Accepting Graphite plaintext lines.");
+    tcp::start(tcp, Arc::clone(pipeline), settings.tcp.clone(), settings.max_line_length);
+    udp::start(
+        udp,
+        Arc::clone(pipeline),
+        settings.udp_receive_buffer,
+        settings.udp_readers.max(1),
+        settings.max_line_length,
+    );
+    Ok(Listeners {
+        tcp: tcp_addr,
+        udp: udp_addr,
+    })
+}
+
+/// Addresses to try for one listen address: `:port` means every interface, IPv6 (which
+/// takes IPv4 too on Linux) first.
+fn candidates(address: &str) -> Result<Vec<SocketAddr>, ListenError> {
+    let invalid = |reason: String| ListenError::Address {
+        address: address.to_owned(),
+        reason,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected host:port or :port".to_owned()))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("the port is not a number".to_owned()))?;
+    if host.is_empty() {
+        return Ok(vec![
+            SocketAddr::from(([0u16; 8], port)),
+            SocketAddr::from(([0u8; 4], port)),
+        ]);
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolved: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| invalid(format!("cannot resolve the host: {e}")))?
+        .collect();
+    if resolved.is_empty() {
+        return Err(invalid("the host resolves to no address".to_owned()));
+    }
+    Ok(resolved)
+}
+
+fn bind_first<T>(
+    candidates: &[SocketAddr],
+    bind: impl Fn(SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<(T, SocketAddr)>
+where
+    T: LocalAddr,
+{
+    let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind");
+    for &candidate in candidates {
+        match bind(candidate).and_then(|s| s.local().map(|a| (s, a))) {
+            Ok(bound) => return Ok(bound),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+trait LocalAddr {
+    fn local(&self) -> std::io::Result<SocketAddr>;
+}
+
+impl LocalAddr for TcpListener {
+    fn local(&self) -> std::io::Result<SocketAddr> {
+        self.local_addr()
+    }
+}
+
+impl LocalAddr for UdpSocket {
+    fn local(&self) -> std::io::Result<SocketAddr> {
+        self.local_addr()
+    }
+}
+
+/// How long an idle reader waits before flushing its counts anyway.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);

@@ -1,0 +1,215 @@
+//! The mapping file as written: statsd_exporter's YAML format, read leniently as upstream
+//! reads it (keys that graphite_exporter ignores are accepted; unknown keys are warned
+//! about, with their line, instead of being silently dropped).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_registry::config::ConfigError;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct MappingFile {
+    #[serde(default)]
+    pub(crate) defaults: Defaults,
+    #[serde(default)]
+    pub(crate) mappings: Vec<RuleConfig>,
+    #[serde(flatten)]
+    pub(crate) other: BTreeMap<String, Value>,
+}
+
+/// `defaults:`; only the glob settings mean anything to a Graphite bridge.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Defaults {
+    #[serde(default)]
+    pub(crate) match_type: Option<String>,
+    #[serde(default)]
+    pub(crate) glob_disable_ordering: bool,
+    #[serde(flatten)]
+    pub(crate) other: BTreeMap<String, Value>,
+}
+
+/// One entry of `mappings:`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RuleConfig {
+    #[serde(default, rename = "match")]
+    pub(crate) pattern: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub(crate) match_type: Option<String>,
+    #[serde(default)]
+    pub(crate) action: Option<String>,
+    #[serde(default)]
+    pub(crate) match_metric_type: Option<String>,
+    #[serde(default)]
+    pub(crate) scale: Option<f64>,
+    /// Upstream documents it but never reads it; Kiln honours it.
+    #[serde(default)]
+    pub(crate) honor_labels: bool,
+    #[serde(flatten)]
+    pub(crate) other: BTreeMap<String, Value>,
+}
+
+/// Keys statsd_exporter defines that have no meaning for Graphite input; accepted silently.
+const IGNORED_RULE_KEYS: &[&str] = &[
+    "help",
+    "ttl",
+    "observer_type",
+    "timer_type",
+    "buckets",
+    "quantiles",
+    "summary_options",
+    "histogram_options",
+];
+const IGNORED_DEFAULT_KEYS: &[&str] = &[
+    "ttl",
+    "observer_type",
+    "timer_type",
+    "buckets",
+    "quantiles",
+    "summary_options",
+    "histogram_options",
+];
+
+impl MappingFile {
+    /// Parses `text`, read from `file`; syntax and type errors name the line.
+    pub(crate) fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let parsed: Self = kiln_registry::config::parse_yaml(file, text)?;
+        parsed.warn_unknown_keys(file, text);
+        Ok(parsed)
+    }
+
+    fn warn_unknown_keys(&self, file: &Path, text: &str) {
+        let warn = |key_path: &[&str], line: Option<usize>| {
+            tracing::warn!(
+                file = %file.display(),
+                line = line.unwrap_or_default(),
+                key = key_path.join("."),
+                "Unknown key in the mapping file; it is ignored (check its spelling)."
+            );
+        };
+        for key in self.other.keys() {
+            warn(&[key], locate_top_key(text, key));
+        }
+        for key in self.defaults.other.keys() {
+            if !IGNORED_DEFAULT_KEYS.contains(&key.as_str()) {
+                warn(&["defaults", key], locate_top_key(text, "defaults"));
+            }
+        }
+        for (index, rule) in self.mappings.iter().enumerate() {
+            for key in rule.other.keys() {
+                if !IGNORED_RULE_KEYS.contains(&key.as_str()) {
+                    let path = format!("mappings[{index}]");
+                    warn(&[&path, key], locate_rule_key(text, index, key));
+                }
+            }
+        }
+    }
+}
+
+/// The text of a label value: YAML scalars as written (`1` is `"1"`), anything else empty.
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// The 1-based line of a top-level key.
+fn locate_top_key(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|line| key_of(line) == Some(key)).map(|i| i + 1)
+}
+
+/// The 1-based line of `key` inside the `index`-th entry of the top-level `mappings:`
+/// sequence (block style), or of the entry itself when the key is not written there.
+pub(crate) fn locate_rule_key(text: &str, index: usize, key: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| key_of(l) == Some("mappings"))?;
+    let mut item_indent = None;
+    let mut seen = 0;
+    let mut entry_line = None;
+    for (offset, line) in lines.iter().enumerate().skip(start + 1) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if indent == 0 && !trimmed.starts_with('-') {
+            break;
+        }
+        if trimmed.starts_with('-') && item_indent.is_none_or(|i| i == indent) {
+            item_indent = Some(indent);
+            if entry_line.is_some() {
+                break;
+            }
+            if seen == index {
+                entry_line = Some(offset + 1);
+            }
+            seen += 1;
+        }
+        if entry_line.is_some() {
+            let content = trimmed.trim_start_matches('-').trim_start();
+            if key_of(content) == Some(key) {
+                return Some(offset + 1);
+            }
+        }
+    }
+    entry_line
+}
+
+/// The key of a `key: value` line, unquoted.
+fn key_of(line: &str) -> Option<&str> {
+    if line.starts_with(' ') {
+        return None;
+    }
+    line.split_once(':')
+        .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+mappings:
+- match: 'a.*'
+  name: first
+- match: b.*
+  # comment
+  name: second
+  labels:
+    job: x
+defaults:
+  glob_disable_ordering: true
+";
+
+    #[test]
+    fn rule_keys_are_located() {
+        assert_eq!(locate_rule_key(TEXT, 0, "match"), Some(2));
+        assert_eq!(locate_rule_key(TEXT, 0, "name"), Some(3));
+        assert_eq!(locate_rule_key(TEXT, 1, "name"), Some(6));
+        assert_eq!(locate_rule_key(TEXT, 1, "labels"), Some(7));
+        assert_eq!(locate_rule_key(TEXT, 1, "help"), Some(4));
+        assert_eq!(locate_rule_key(TEXT, 2, "name"), None);
+    }
+
+    #[test]
+    fn parses_leniently() {
+        let file = MappingFile::parse(
+            Path::new("m.yml"),
+            "mappings:\n- match: a.b\n  name: x\n  help: ignored\n  lables: {a: b}\n  labels: {qty: 1}\n",
+        )
+        .unwrap();
+        assert_eq!(file.mappings.len(), 1);
+        assert!(file.mappings[0].other.contains_key("lables"));
+        assert_eq!(scalar_text(&file.mappings[0].labels["qty"]).unwrap(), "1");
+    }
+}

@@ -1,0 +1,264 @@
+//! The exporter's own metrics: graphite_exporter's (same names and HELP text, so existing
+//! alerts keep working) and Kiln's additions for what upstream does not count.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use kiln_registry::{BuildInfo, CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+
+use crate::ingest::{TCP_STATS, udp_stats};
+use crate::line::Invalid;
+use crate::pipeline::Pipeline;
+
+/// Collects the self metrics from the pipeline's counters.
+#[derive(Debug)]
+pub struct SelfMetrics {
+    pipeline: Arc<Pipeline>,
+    build: BuildInfo,
+}
+
+impl SelfMetrics {
+    /// Self metrics of `pipeline`.
+    pub fn new(pipeline: Arc<Pipeline>, build: BuildInfo) -> Self {
+        Self { pipeline, build }
+    }
+}
+
+fn single(family: FamilyBuilder, value: f64) -> MetricFamily {
+    family.sample(&[], value).build()
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> f64 {
+    counter.load(Ordering::Relaxed) as f64
+}
+
+impl Collector for SelfMetrics {
+    fn name(&self) -> &str {
+        "graphite"
+    }
+
+    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        let stats = self.pipeline.stats();
+        let settings = self.pipeline.settings();
+        let mut families = vec![
+            single(
+                FamilyBuilder::counter(
+                    "graphite_dropped_samples_total",
+                    "Total count of samples dropped due to mapping configuration",
+                ),
+                load(&stats.dropped),
+            ),
+            single(
+                FamilyBuilder::counter(
+                    "graphite_tag_parse_failures",
+                    "Total count of samples with invalid tags",
+                ),
+                load(&stats.tag_failures),
+            ),
+            single(
+                FamilyBuilder::gauge(
+                    "graphite_last_processed_timestamp_seconds",
+                    "Unix timestamp of the last processed graphite metric.",
+                ),
+                f64::from_bits(stats.last_processed.load(Ordering::Relaxed)),
+            ),
+            single(
+                FamilyBuilder::gauge(
+                    "graphite_sample_expiry_seconds",
+                    "How long in seconds a metric sample is valid for.",
+                ),
+                settings.sample_expiry.as_secs_f64(),
+            ),
+            FamilyBuilder::gauge(
+                "graphite_exporter_build_info",
+                "A metric with a constant '1' value labeled by version, revision, branch, goversion from which graphite_exporter was built, and the goos and goarch for the build.",
+            )
+            .sample(
+                &[
+                    ("branch", self.build.branch),
+                    ("goarch", std::env::consts::ARCH),
+                    ("goos", std::env::consts::OS),
+                    ("goversion", self.build.rust_version),
+                    ("revision", self.build.revision),
+                    ("tags", "kiln"),
+                    ("version", self.build.version),
+                ],
+                1.0,
+            )
+            .build(),
+        ];
+
+        let mut invalid = FamilyBuilder::counter(
+            "graphite_invalid_lines_total",
+            "Lines refused, by reason: part_count, value, timestamp, too_long, invalid_utf8, empty_name, invalid_label_name.",
+        );
+        for reason in Invalid::ALL {
+            invalid.push(&[("reason", reason.label())], load(&stats.invalid[reason.index()]));
+        }
+        families.push(invalid.build());
+        families.push(single(
+            FamilyBuilder::counter("graphite_samples_stored_total", "Samples stored."),
+            load(&stats.stored),
+        ));
+        families.push(single(
+            FamilyBuilder::counter(
+                "graphite_unmatched_lines_total",
+                "Lines that no mapping rule matched (stored under their own name unless strict matching drops them).",
+            ),
+            load(&stats.unmatched),
+        ));
+        families.push(single(
+            FamilyBuilder::gauge("graphite_series", "Series stored (expired ones are removed every minute)."),
+            self.pipeline.store().len() as f64,
+        ));
+        families.push(single(
+            FamilyBuilder::gauge(
+                "graphite_series_limit",
+                "Most series stored at once (--graphite.series-limit; 0: no limit).",
+            ),
+            settings.series_limit as f64,
+        ));
+        families.push(single(
+            FamilyBuilder::counter(
+                "graphite_series_limit_rejected_samples_total",
+                "Samples of new series refused because the store held --graphite.series-limit series.",
+            ),
+            load(&stats.rejected),
+        ));
+        families.extend(self.rule_families());
+        families.extend(self.cache_families());
+        families.extend(transport_families());
+        Ok(families)
+    }
+}
+
+impl SelfMetrics {
+    fn rule_families(&self) -> Vec<MetricFamily> {
+        let mapping = self.pipeline.mapping();
+        let (generation, counts) = {
+            let matches = self
+                .pipeline
+                .stats()
+                .rule_matches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            (matches.0, matches.1.clone())
+        };
+        let mut rules = FamilyBuilder::counter(
+            "graphite_mapping_rule_matches_total",
+            "Lines matched by each mapping rule since the mapping was loaded; a rule that stays at 0 never matches.",
+        );
+        if generation == mapping.generation {
+            for (index, rule) in mapping.mapper.rules().iter().enumerate() {
+                let position = index.to_string();
+                let action = match rule.action {
+                    crate::mapping::Action::Map => "map",
+                    crate::mapping::Action::Drop => "drop",
+                };
+                rules.push(
+                    &[
+                        ("rule", &position),
+                        ("match", &rule.pattern),
+                        ("name", &rule.name),
+                        ("action", action),
+                    ],
+                    counts.get(index).copied().unwrap_or_default() as f64,
+                );
+            }
+        }
+        let (ok, at) = self.pipeline.reload_status();
+        vec![
+            rules.build(),
+            single(
+                FamilyBuilder::gauge(
+                    "graphite_mapping_rules",
+                    "Rules in the mapping file in force.",
+                ),
+                mapping.mapper.rules().len() as f64,
+            ),
+            single(
+                FamilyBuilder::gauge(
+                    "graphite_config_last_reload_successful",
+                    "Whether the last mapping reload succeeded.",
+                ),
+                if ok { 1.0 } else { 0.0 },
+            ),
+            single(
+                FamilyBuilder::gauge(
+                    "graphite_config_last_reload_success_timestamp_seconds",
+                    "When the mapping in force was loaded.",
+                ),
+                at,
+            ),
+        ]
+    }
+
+    fn cache_families(&self) -> Vec<MetricFamily> {
+        let mapping = self.pipeline.mapping();
+        let Some(cache) = &mapping.cache else {
+            return Vec::new();
+        };
+        vec![
+            single(
+                FamilyBuilder::gauge(
+                    "statsd_metric_mapper_cache_length",
+                    "The count of unique metrics currently cached.",
+                ),
+                cache.len() as f64,
+            ),
+            single(
+                FamilyBuilder::counter(
+                    "statsd_metric_mapper_cache_gets_total",
+                    "The count of total metric cache gets.",
+                ),
+                cache.gets() as f64,
+            ),
+            single(
+                FamilyBuilder::counter(
+                    "statsd_metric_mapper_cache_hits_total",
+                    "The count of total metric cache hits.",
+                ),
+                cache.hits() as f64,
+            ),
+        ]
+    }
+}
+
+fn transport_families() -> Vec<MetricFamily> {
+    let (datagrams, buffer) = udp_stats();
+    vec![
+        single(
+            FamilyBuilder::gauge("graphite_tcp_connections", "TCP connections open now."),
+            TCP_STATS.open.load(Ordering::Relaxed) as f64,
+        ),
+        single(
+            FamilyBuilder::counter("graphite_tcp_connections_total", "TCP connections accepted."),
+            load(&TCP_STATS.accepted),
+        ),
+        single(
+            FamilyBuilder::counter(
+                "graphite_tcp_connections_refused_total",
+                "TCP connections closed on arrival because --graphite.tcp-max-connections were open.",
+            ),
+            load(&TCP_STATS.refused),
+        ),
+        single(
+            FamilyBuilder::counter(
+                "graphite_tcp_connections_idle_closed_total",
+                "TCP connections closed after --graphite.tcp-idle-timeout without data.",
+            ),
+            load(&TCP_STATS.idle_closed),
+        ),
+        single(
+            FamilyBuilder::counter("graphite_udp_datagrams_total", "UDP datagrams received."),
+            datagrams as f64,
+        ),
+        single(
+            FamilyBuilder::gauge(
+                "graphite_udp_receive_buffer_bytes",
+                "Receive buffer the kernel granted the UDP socket.",
+            ),
+            buffer as f64,
+        ),
+    ]
+}

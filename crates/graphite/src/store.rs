@@ -1,0 +1,476 @@
+//! The sample store: the latest value of every series, keyed by the name exactly as sent
+//! (path and tags), as graphite_exporter keys it — so "last processed wins" per name.
+//!
+//! Built for many writers and a large number of series:
+//! - Sharded by the name's hash, one short lock per line; a known name is updated in place
+//!   without mapping it again (the common case: the same names every report).
+//! - One allocation per series holding the name, the family and the rendered labels, so a
+//!   series costs about its text plus 48 bytes.
+//! - A scrape copies each shard's live samples out under its lock, then sorts and writes
+//!   them without holding any lock.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use hashbrown::HashTable;
+use kiln_registry::metrics::write_float;
+
+use crate::series::Series;
+
+const SHARDS: usize = 64;
+/// No rule: the line's own path named it.
+pub const NO_RULE: u32 = u32::MAX;
+
+/// One stored series.
+#[derive(Debug)]
+struct Entry {
+    /// The name as sent, then the family, then the rendered labels.
+    text: Box<str>,
+    name_len: u32,
+    family_len: u32,
+    value: f64,
+    timestamp: f64,
+    /// The rule that mapped it, or [`NO_RULE`].
+    rule: u32,
+    /// The mapping generation it was mapped with.
+    generation: u32,
+    /// Tag pieces without `=`, counted again with every sample.
+    tag_failures: u16,
+    help_digit: u8,
+    label_count: u8,
+}
+
+impl Entry {
+    fn name(&self) -> &[u8] {
+        &self.text.as_bytes()[..self.name_len as usize]
+    }
+
+    fn family(&self) -> &str {
+        let start = self.name_len as usize;
+        &self.text[start..start + self.family_len as usize]
+    }
+
+    fn labels(&self) -> &str {
+        &self.text[(self.name_len + self.family_len) as usize..]
+    }
+}
+
+/// What a stored series says about its line, for the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    /// The rule that mapped it, or [`NO_RULE`].
+    pub rule: u32,
+    /// Tag parse failures in its name.
+    pub tag_failures: u16,
+}
+
+/// Outcome of [`Store::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// The name is stored (mapped with the current generation) and now holds the sample.
+    Stored(Known),
+    /// The name is unknown, or was mapped by an older mapping: map it and [`Store::insert`].
+    Unknown,
+}
+
+/// Outcome of [`Store::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// Stored.
+    Stored,
+    /// The store holds as many series as allowed; the sample was refused.
+    Full,
+}
+
+/// A sample for [`Store::insert`].
+#[derive(Debug)]
+pub struct NewSample<'a> {
+    /// The name as sent.
+    pub name: &'a [u8],
+    /// Its series.
+    pub series: &'a Series,
+    /// The value, already scaled.
+    pub value: f64,
+    /// The Graphite timestamp in seconds.
+    pub timestamp: f64,
+    /// The rule that mapped it, or [`NO_RULE`].
+    pub rule: u32,
+    /// The mapping generation used.
+    pub generation: u32,
+    /// Tag parse failures in the name.
+    pub tag_failures: u16,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Mutex<HashTable<Entry>>]>,
+    hasher: foldhash::fast::FixedState,
+    len: AtomicUsize,
+    limit: usize,
+}
+
+/// What a scrape found besides the samples it wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Series written.
+    pub series: usize,
+    /// Series left out because another name produced the same family and labels (the
+    /// newest sample is served), or the family belongs to the exporter's own metrics.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// A series that could not be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The name as sent that was left out.
+    pub dropped: String,
+    /// The name as sent that was served instead, or empty for a clash with the
+    /// exporter's own metrics.
+    pub kept: String,
+}
+
+/// A live sample copied out for a scrape; text ranges point into the scrape's arena.
+struct Row {
+    family: (u32, u32),
+    labels: (u32, u32),
+    name: (u32, u32),
+    value: f64,
+    timestamp: f64,
+    help_digit: u8,
+    label_count: u8,
+}
+
+impl Store {
+    /// An empty store that holds at most `limit` series (0: no limit).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(0x6b69_6c6e),
+            len: AtomicUsize::new(0),
+            limit: if limit == 0 { usize::MAX } else { limit },
+        }
+    }
+
+    /// Hash of a name, to be passed back to [`Store::update`] and [`Store::insert`].
+    pub fn hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, HashTable<Entry>> {
+        let index = (hash >> 58) as usize % SHARDS;
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Number of series stored.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fast path: stores a sample for a known name. `sample` is asked for the value and
+    /// timestamp only when the name is known; it returns `None` for an unusable line, which
+    /// leaves the stored sample as it was. `scale` gives the rule's scale factor.
+    pub fn update<E>(
+        &self,
+        hash: u64,
+        name: &[u8],
+        generation: u32,
+        sample: impl FnOnce(Known) -> Result<(f64, f64), E>,
+    ) -> Result<Update, E> {
+        let mut shard = self.shard(hash);
+        let Some(entry) = shard.find_mut(hash, |e| e.name() == name) else {
+            return Ok(Update::Unknown);
+        };
+        if entry.generation != generation {
+            return Ok(Update::Unknown);
+        }
+        let known = Known {
+            rule: entry.rule,
+            tag_failures: entry.tag_failures,
+        };
+        let (value, timestamp) = sample(known)?;
+        entry.value = value;
+        entry.timestamp = timestamp;
+        Ok(Update::Stored(known))
+    }
+
+    /// Stores a sample for a name just mapped (replacing any entry of an older mapping).
+    pub fn insert(&self, hash: u64, sample: &NewSample<'_>) -> Insert {
+        let entry = new_entry(sample);
+        let mut shard = self.shard(hash);
+        if let Some(existing) = shard.find_mut(hash, |e| e.name() == sample.name) {
+            *existing = entry;
+            return Insert::Stored;
+        }
+        // Reserve a place under the limit; the count is shared by all shards.
+        let reserved = self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            return Insert::Full;
+        }
+        shard.insert_unique(hash, entry, |e| self.hasher.hash_one(e.name()));
+        Insert::Stored
+    }
+
+    /// Removes samples whose Graphite timestamp is before `oldest`; returns how many.
+    pub fn expire(&self, oldest: f64) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let before = shard.len();
+            shard.retain(|e| !(e.timestamp < oldest));
+            removed += before - shard.len();
+        }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Re-maps every stored name after a mapping reload: `remap` gives the new series,
+    /// rule and tag failures of a name, or `None` to forget it (now dropped or invalid).
+    pub fn remap(
+        &self,
+        generation: u32,
+        remap: impl Fn(&str) -> Option<(Series, u32, u16)>,
+    ) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let before = shard.len();
+            shard.retain(|entry| {
+                let name = String::from_utf8_lossy(entry.name()).into_owned();
+                let Some((series, rule, tag_failures)) = remap(&name) else {
+                    return false;
+                };
+                *entry = new_entry(&NewSample {
+                    name: name.as_bytes(),
+                    series: &series,
+                    value: entry.value,
+                    timestamp: entry.timestamp,
+                    rule,
+                    generation,
+                    tag_failures,
+                });
+                true
+            });
+            removed += before - shard.len();
+        }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Writes every sample whose timestamp is at or after `oldest` as exposition text,
+    /// families sorted by name. Families named in `taken` (sorted) are left out, and so are
+    /// all but the newest of samples that map to the same series.
+    pub fn render(&self, oldest: f64, taken: &[&str], out: &mut String) -> Rendered {
+        let mut arena = String::new();
+        let mut rows: Vec<Row> = Vec::with_capacity(self.len());
+        let push = |arena: &mut String, text: &str| {
+            let start = arena.len() as u32;
+            arena.push_str(text);
+            (start, text.len() as u32)
+        };
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for entry in shard.iter().filter(|e| !(e.timestamp < oldest)) {
+                rows.push(Row {
+                    family: push(&mut arena, entry.family()),
+                    labels: push(&mut arena, entry.labels()),
+                    name: push(&mut arena, &String::from_utf8_lossy(entry.name())),
+                    value: entry.value,
+                    timestamp: entry.timestamp,
+                    help_digit: entry.help_digit,
+                    label_count: entry.label_count,
+                });
+            }
+        }
+        let text = |range: (u32, u32)| &arena[range.0 as usize..(range.0 + range.1) as usize];
+        rows.sort_unstable_by(|a, b| {
+            text(a.family)
+                .cmp(text(b.family))
+                .then(a.label_count.cmp(&b.label_count))
+                .then_with(|| text(a.labels).cmp(text(b.labels)))
+                // The newest sample of a series first, so it is the one served.
+                .then_with(|| b.timestamp.total_cmp(&a.timestamp))
+        });
+
+        let mut rendered = Rendered::default();
+        out.reserve(rows.len() * 64);
+        let mut current_family: Option<&str> = None;
+        let mut previous: Option<&Row> = None;
+        for row in &rows {
+            let family = text(row.family);
+            if taken.binary_search(&family).is_ok() {
+                rendered.conflicts.push(Conflict {
+                    dropped: text(row.name).to_owned(),
+                    kept: String::new(),
+                });
+                continue;
+            }
+            if let Some(prev) = previous
+                && text(prev.family) == family
+                && text(prev.labels) == text(row.labels)
+            {
+                rendered.conflicts.push(Conflict {
+                    dropped: text(row.name).to_owned(),
+                    kept: text(prev.name).to_owned(),
+                });
+                continue;
+            }
+            previous = Some(row);
+            if current_family != Some(family) {
+                current_family = Some(family);
+                out.push_str("# HELP ");
+                out.push_str(family);
+                out.push_str(" Graphite metric ");
+                match row.help_digit {
+                    0 => out.push_str(family),
+                    digit => {
+                        out.push(char::from(digit));
+                        out.push_str(&family[1..]);
+                    }
+                }
+                out.push_str("\n# TYPE ");
+                out.push_str(family);
+                out.push_str(" gauge\n");
+            }
+            out.push_str(family);
+            out.push_str(text(row.labels));
+            out.push(' ');
+            write_float(out, row.value);
+            out.push('\n');
+            rendered.series += 1;
+        }
+        rendered
+    }
+}
+
+fn new_entry(sample: &NewSample<'_>) -> Entry {
+    let series = sample.series;
+    let mut text =
+        String::with_capacity(sample.name.len() + series.family.len() + series.labels.len());
+    // Names reach the store only after they were read as UTF-8.
+    text.push_str(&String::from_utf8_lossy(sample.name));
+    let name_len = text.len() as u32;
+    text.push_str(&series.family);
+    text.push_str(&series.labels);
+    Entry {
+        text: text.into_boxed_str(),
+        name_len,
+        family_len: series.family.len() as u32,
+        value: sample.value,
+        timestamp: sample.timestamp,
+        rule: sample.rule,
+        generation: sample.generation,
+        tag_failures: sample.tag_failures,
+        help_digit: series.help_digit.unwrap_or(0),
+        label_count: series.label_count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(family: &str, labels: &str) -> Series {
+        Series {
+            family: family.to_owned(),
+            help_digit: None,
+            labels: labels.to_owned(),
+            label_count: labels.matches('=').count() as u8,
+        }
+    }
+
+    fn put(store: &Store, name: &str, s: &Series, value: f64, timestamp: f64) -> Insert {
+        let hash = store.hash(name.as_bytes());
+        store.insert(
+            hash,
+            &NewSample {
+                name: name.as_bytes(),
+                series: s,
+                value,
+                timestamp,
+                rule: NO_RULE,
+                generation: 0,
+                tag_failures: 0,
+            },
+        )
+    }
+
+    fn render(store: &Store, oldest: f64, taken: &[&str]) -> (String, Rendered) {
+        let mut out = String::new();
+        let rendered = store.render(oldest, taken, &mut out);
+        (out, rendered)
+    }
+
+    #[test]
+    fn known_names_update_in_place() {
+        let store = Store::new(0);
+        put(&store, "a.b", &series("a_b", ""), 1.0, 100.0);
+        let hash = store.hash(b"a.b");
+        let update = store.update::<()>(hash, b"a.b", 0, |_| Ok((2.0, 50.0)));
+        assert!(matches!(update, Ok(Update::Stored(_))));
+        assert_eq!(
+            store.update::<()>(hash, b"a.b", 1, |_| Ok((3.0, 1.0))),
+            Ok(Update::Unknown),
+            "a newer mapping generation re-maps the name"
+        );
+        let (text, _) = render(&store, 0.0, &[]);
+        assert_eq!(text, "# HELP a_b Graphite metric a_b\n# TYPE a_b gauge\na_b 2\n");
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn sorted_output_expiry_and_collisions() {
+        let store = Store::new(0);
+        put(&store, "b", &series("b", ""), 1.0, 100.0);
+        put(&store, "a;x=2", &series("a", r#"{x="2"}"#), 2.0, 100.0);
+        put(&store, "a;x=1", &series("a", r#"{x="1"}"#), 3.0, 100.0);
+        put(&store, "a.old", &series("a_old", ""), 4.0, 10.0);
+        put(&store, "a_x;x=1", &series("a", r#"{x="1"}"#), 5.0, 101.0);
+        put(&store, "graphite_sample_expiry_seconds", &series("graphite_sample_expiry_seconds", ""), 1.0, 100.0);
+        let (text, rendered) = render(&store, 50.0, &["graphite_sample_expiry_seconds"]);
+        assert_eq!(
+            text,
+            "# HELP a Graphite metric a\n# TYPE a gauge\na{x=\"1\"} 5\na{x=\"2\"} 2\n\
+             # HELP b Graphite metric b\n# TYPE b gauge\nb 1\n"
+        );
+        assert_eq!(rendered.series, 3);
+        assert_eq!(rendered.conflicts.len(), 2);
+        assert!(rendered.conflicts.contains(&Conflict {
+            dropped: "a;x=1".into(),
+            kept: "a_x;x=1".into()
+        }));
+        assert_eq!(store.expire(50.0), 1);
+        assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn limit_refuses_new_series_only() {
+        let store = Store::new(1);
+        assert_eq!(put(&store, "a", &series("a", ""), 1.0, 1.0), Insert::Stored);
+        assert_eq!(put(&store, "b", &series("b", ""), 1.0, 1.0), Insert::Full);
+        assert_eq!(put(&store, "a", &series("a", ""), 2.0, 1.0), Insert::Stored);
+    }
+
+    #[test]
+    fn help_keeps_a_leading_digit() {
+        let store = Store::new(0);
+        let mut s = series("_lives", "");
+        s.help_digit = Some(b'9');
+        put(&store, "9lives", &s, 1.0, 1.0);
+        let (text, _) = render(&store, 0.0, &[]);
+        assert!(text.starts_with("# HELP _lives Graphite metric 9lives\n"), "{text}");
+    }
+}
