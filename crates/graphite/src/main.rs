@@ -29,7 +29,10 @@ fn dump_fsm(cli: &Cli, target: &std::path::Path) -> ExitCode {
         }
     };
     let Some(dot) = mapper.dump_fsm() else {
-        eprintln!("{}: no glob rules, so there is no state machine to dump", file.display());
+        eprintln!(
+            "{}: no glob rules, so there is no state machine to dump",
+            file.display()
+        );
         return ExitCode::FAILURE;
     };
     match std::fs::write(target, dot) {

@@ -205,7 +205,11 @@ impl Pipeline {
             }
             let series = series::build(&tagged, mapped.as_ref().zip(rule)).ok()?;
             let rule = mapped.map_or(NO_RULE, |m| m.rule as u32);
-            Some((series, rule, tagged.failures.min(u32::from(u16::MAX)) as u16))
+            Some((
+                series,
+                rule,
+                tagged.failures.min(u32::from(u16::MAX)) as u16,
+            ))
         });
         self.reload_ok.store(1, Ordering::Relaxed);
         self.reload_time

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use kiln_registry::{BuildInfo, CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{
+    BuildInfo, CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext,
+};
 
 use crate::ingest::{TCP_STATS, udp_stats};
 use crate::line::Invalid;
@@ -93,7 +95,10 @@ impl Collector for SelfMetrics {
             "Lines refused, by reason: part_count, value, timestamp, too_long, invalid_utf8, empty_name, invalid_label_name.",
         );
         for reason in Invalid::ALL {
-            invalid.push(&[("reason", reason.label())], load(&stats.invalid[reason.index()]));
+            invalid.push(
+                &[("reason", reason.label())],
+                load(&stats.invalid[reason.index()]),
+            );
         }
         families.push(invalid.build());
         families.push(single(
@@ -108,7 +113,10 @@ impl Collector for SelfMetrics {
             load(&stats.unmatched),
         ));
         families.push(single(
-            FamilyBuilder::gauge("graphite_series", "Series stored (expired ones are removed every minute)."),
+            FamilyBuilder::gauge(
+                "graphite_series",
+                "Series stored (expired ones are removed every minute).",
+            ),
             self.pipeline.store().len() as f64,
         ));
         families.push(single(
@@ -232,7 +240,10 @@ fn transport_families() -> Vec<MetricFamily> {
             TCP_STATS.open.load(Ordering::Relaxed) as f64,
         ),
         single(
-            FamilyBuilder::counter("graphite_tcp_connections_total", "TCP connections accepted."),
+            FamilyBuilder::counter(
+                "graphite_tcp_connections_total",
+                "TCP connections accepted.",
+            ),
             load(&TCP_STATS.accepted),
         ),
         single(

@@ -3,7 +3,9 @@
 
 use crate::line::{Invalid, Tagged};
 use crate::mapping::{Mapped, Rule};
-use crate::names::{escape_label_name, escape_leading_digit, push_label_value, sanitize_metric_name};
+use crate::names::{
+    escape_label_name, escape_leading_digit, push_label_value, sanitize_metric_name,
+};
 
 /// A series ready to be written: `family` + `labels` + ` value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +22,7 @@ pub struct Series {
 
 /// Builds the series for a line whose path and tags are `tagged` and that `mapped` (by
 /// `rule`) or no rule matched.
-pub fn build(
-    tagged: &Tagged<'_>,
-    mapped: Option<(&Mapped, &Rule)>,
-) -> Result<Series, Invalid> {
+pub fn build(tagged: &Tagged<'_>, mapped: Option<(&Mapped, &Rule)>) -> Result<Series, Invalid> {
     let name = mapped.map_or(tagged.path, |(m, _)| m.name.as_str());
     if name.is_empty() {
         return Err(Invalid::EmptyName);
@@ -101,7 +100,10 @@ mod tests {
         assert_eq!(s.labels, r#"{host_name="x",z="1"}"#);
         assert_eq!(s.label_count, 2);
         let s = series("9lives.count", "").unwrap();
-        assert_eq!((s.family.as_str(), s.help_digit), ("_lives_count", Some(b'9')));
+        assert_eq!(
+            (s.family.as_str(), s.help_digit),
+            ("_lives_count", Some(b'9'))
+        );
     }
 
     #[test]

@@ -427,7 +427,10 @@ mod tests {
             "a newer mapping generation re-maps the name"
         );
         let (text, _) = render(&store, 0.0, &[]);
-        assert_eq!(text, "# HELP a_b Graphite metric a_b\n# TYPE a_b gauge\na_b 2\n");
+        assert_eq!(
+            text,
+            "# HELP a_b Graphite metric a_b\n# TYPE a_b gauge\na_b 2\n"
+        );
         assert_eq!(store.len(), 1);
     }
 
@@ -439,7 +442,13 @@ mod tests {
         put(&store, "a;x=1", &series("a", r#"{x="1"}"#), 3.0, 100.0);
         put(&store, "a.old", &series("a_old", ""), 4.0, 10.0);
         put(&store, "a_x;x=1", &series("a", r#"{x="1"}"#), 5.0, 101.0);
-        put(&store, "graphite_sample_expiry_seconds", &series("graphite_sample_expiry_seconds", ""), 1.0, 100.0);
+        put(
+            &store,
+            "graphite_sample_expiry_seconds",
+            &series("graphite_sample_expiry_seconds", ""),
+            1.0,
+            100.0,
+        );
         let (text, rendered) = render(&store, 50.0, &["graphite_sample_expiry_seconds"]);
         assert_eq!(
             text,
@@ -471,6 +480,9 @@ mod tests {
         s.help_digit = Some(b'9');
         put(&store, "9lives", &s, 1.0, 1.0);
         let (text, _) = render(&store, 0.0, &[]);
-        assert!(text.starts_with("# HELP _lives Graphite metric 9lives\n"), "{text}");
+        assert!(
+            text.starts_with("# HELP _lives Graphite metric 9lives\n"),
+            "{text}"
+        );
     }
 }

@@ -75,23 +75,33 @@ pub enum ListenError {
 }
 
 /// Binds TCP and UDP on the address and starts their reader threads.
-pub fn start(pipeline: &Arc<Pipeline>, settings: &ListenSettings) -> Result<Listeners, ListenError> {
+pub fn start(
+    pipeline: &Arc<Pipeline>,
+    settings: &ListenSettings,
+) -> Result<Listeners, ListenError> {
     let candidates = candidates(&settings.address)?;
     let bind_error = |protocol, source| ListenError::Bind {
         address: settings.address.clone(),
         protocol,
         source,
     };
-    let (tcp, tcp_addr) = bind_first(&candidates, TcpListener::bind).map_err(|e| bind_error("tcp", e))?;
+    let (tcp, tcp_addr) =
+        bind_first(&candidates, TcpListener::bind).map_err(|e| bind_error("tcp", e))?;
     // UDP on the port TCP got (which matters when the port is 0).
     let udp_candidates: Vec<SocketAddr> = candidates
         .iter()
         .filter(|a| a.is_ipv4() == tcp_addr.is_ipv4())
         .map(|a| SocketAddr::new(a.ip(), tcp_addr.port()))
         .collect();
-    let (udp, udp_addr) = bind_first(&udp_candidates, UdpSocket::bind).map_err(|e| bind_error("udp", e))?;
+    let (udp, udp_addr) =
+        bind_first(&udp_candidates, UdpSocket::bind).map_err(|e| bind_error("udp", e))?;
     tracing::info!(tcp = %tcp_addr, udp = %udp_addr, "Accepting Graphite plaintext lines.");
-    tcp::start(tcp, Arc::clone(pipeline), settings.tcp.clone(), settings.max_line_length);
+    tcp::start(
+        tcp,
+        Arc::clone(pipeline),
+        settings.tcp.clone(),
+        settings.max_line_length,
+    );
     udp::start(
         udp,
         Arc::clone(pipeline),

@@ -49,7 +49,12 @@ pub static TCP_STATS: TcpStats = TcpStats {
 const STACK_SIZE: usize = 256 * 1024;
 static REFUSED_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(60));
 
-pub(super) fn start(listener: TcpListener, pipeline: Arc<Pipeline>, limits: TcpLimits, max_line: usize) {
+pub(super) fn start(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    limits: TcpLimits,
+    max_line: usize,
+) {
     let spawned = std::thread::Builder::new()
         .name("graphite-accept".into())
         .spawn(move || accept_loop(&listener, &pipeline, &limits, max_line));
@@ -58,7 +63,12 @@ pub(super) fn start(listener: TcpListener, pipeline: Arc<Pipeline>, limits: TcpL
     }
 }
 
-fn accept_loop(listener: &TcpListener, pipeline: &Arc<Pipeline>, limits: &TcpLimits, max_line: usize) {
+fn accept_loop(
+    listener: &TcpListener,
+    pipeline: &Arc<Pipeline>,
+    limits: &TcpLimits,
+    max_line: usize,
+) {
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,

@@ -48,7 +48,22 @@ fn read_loop(socket: &UdpSocket, pipeline: &Arc<Pipeline>, max_line: usize) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut unflushed = 0;
     loop {
-        match socket.recv(&mut buffer) {
+        // Drain what is queued without blocking; when the queue is empty, flush the
+        // counts before waiting, so they are current whenever the socket is quiet.
+        let received =
+            match rustix::net::recv(socket, &mut buffer[..], rustix::net::RecvFlags::DONTWAIT) {
+                Ok((size, _)) => Ok(size),
+                Err(rustix::io::Errno::AGAIN) => {
+                    if unflushed > 0 {
+                        DATAGRAMS.fetch_add(u64::from(unflushed), Ordering::Relaxed);
+                        worker.flush();
+                        unflushed = 0;
+                    }
+                    socket.recv(&mut buffer)
+                }
+                Err(errno) => Err(std::io::Error::from(errno)),
+            };
+        match received {
             Ok(size) => {
                 datagram(&buffer[..size], max_line, &mut worker);
                 unflushed += 1;
@@ -58,7 +73,12 @@ fn read_loop(socket: &UdpSocket, pipeline: &Arc<Pipeline>, max_line: usize) {
                     unflushed = 0;
                 }
             }
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 DATAGRAMS.fetch_add(u64::from(unflushed), Ordering::Relaxed);
                 worker.flush();
                 unflushed = 0;

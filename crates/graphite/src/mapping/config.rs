@@ -125,7 +125,9 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
 
 /// The 1-based line of a top-level key.
 fn locate_top_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|line| key_of(line) == Some(key)).map(|i| i + 1)
+    text.lines()
+        .position(|line| key_of(line) == Some(key))
+        .map(|i| i + 1)
 }
 
 /// The 1-based line of `key` inside the `index`-th entry of the top-level `mappings:`

@@ -252,13 +252,14 @@ fn needs_backtracking(patterns: &[&str], ordering_disabled: bool) -> bool {
                     this_needs = false;
                 }
             }
-            if this_needs {
+            // Ordered matching always backtracks, so the warning would say nothing there.
+            if this_needs && ordering_disabled {
                 tracing::warn!(
                     r#match = r1,
                     "Backtracking is required because of this glob match; matching may be slower."
                 );
-                needed = true;
             }
+            needed |= this_needs;
         }
     }
     !ordering_disabled || needed
@@ -330,10 +331,21 @@ mod tests {
             false,
         );
         let (rule, captures) = find(&fsm, "app-1.driver.jvm.heap.used").unwrap();
-        assert_eq!((rule, &captures[..4]), (1, &["app-1", "driver", "heap", "used"][..]));
+        assert_eq!(
+            (rule, &captures[..4]),
+            (1, &["app-1", "driver", "heap", "used"][..])
+        );
         // "jvm.pools.X.Y" has five components after the prefix, so only rule 3 fits.
-        assert_eq!(find(&fsm, "app.1.jvm.pools.G1-Eden-Space.used").unwrap().0, 3);
-        assert_eq!(find(&fsm, "app.driver.BlockManager.memory.memUsed_MB").unwrap().0, 5);
+        assert_eq!(
+            find(&fsm, "app.1.jvm.pools.G1-Eden-Space.used").unwrap().0,
+            3
+        );
+        assert_eq!(
+            find(&fsm, "app.driver.BlockManager.memory.memUsed_MB")
+                .unwrap()
+                .0,
+            5
+        );
         // Spark prefixes DAGScheduler with the namespace and executor id.
         assert!(find(&fsm, "app.driver.DAGScheduler.stage.failedStages").is_none());
     }

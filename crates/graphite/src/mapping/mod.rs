@@ -66,8 +66,7 @@ pub struct Mapper {
 }
 
 static NAME_PATTERN: &str = r"^([a-zA-Z_]|\$\{?\d+\}?)([a-zA-Z0-9_]|\$\{?\d+\}?)*$";
-static GLOB_PATTERN: &str =
-    r"^(\*|[a-zA-Z_][a-zA-Z0-9_-]*)(\.\*|\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*$";
+static GLOB_PATTERN: &str = r"^(\*|[a-zA-Z_][a-zA-Z0-9_-]*)(\.\*|\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*$";
 static LABEL_PATTERN: &str = r"^[a-zA-Z_][a-zA-Z0-9_]+$";
 
 static NAME_RE: LazyLock<Regex> = LazyLock::new(|| compile(NAME_PATTERN));
@@ -117,7 +116,8 @@ impl Mapper {
         let mut glob_patterns = Vec::new();
         for (index, config) in parsed.mappings.iter().enumerate() {
             let fail = |key: &str, message: String| {
-                let mut error = ConfigError::file(file, format!("mappings[{index}].{key}: {message}"));
+                let mut error =
+                    ConfigError::file(file, format!("mappings[{index}].{key}: {message}"));
                 error.line = locate_rule_key(text, index, key);
                 error
             };
@@ -367,7 +367,10 @@ mappings:
                 ("qty", "used")
             ])
         );
-        assert_eq!(m.map("a.1.executor.threadpool.activeTasks").unwrap().rule, 4);
+        assert_eq!(
+            m.map("a.1.executor.threadpool.activeTasks").unwrap().rule,
+            4
+        );
         assert!(m.map("a.driver.DAGScheduler.job.activeJobs").is_none());
         assert_eq!(m.map("DAGScheduler.job.activeJobs").unwrap().rule, 6);
     }
@@ -379,7 +382,11 @@ mappings:
         );
         assert_eq!(m.map("a.b").unwrap().name, "by_glob");
         assert_eq!(m.map("a.b.c").unwrap().name, "by_regex");
-        assert_eq!(m.map("xa.b.c").unwrap().name, "by_regex", "regexes are unanchored");
+        assert_eq!(
+            m.map("xa.b.c").unwrap().name,
+            "by_regex",
+            "regexes are unanchored"
+        );
     }
 
     #[test]
@@ -389,7 +396,10 @@ mappings:
         );
         let mapped = m.map("abc.def").unwrap();
         assert_eq!(mapped.name, "x_def");
-        assert_eq!(mapped.labels, labels(&[("both", "abc-def"), ("first", "abc")]));
+        assert_eq!(
+            mapped.labels,
+            labels(&[("both", "abc-def"), ("first", "abc")])
+        );
     }
 
     #[test]
@@ -420,8 +430,10 @@ mappings:
             error("mappings:\n- match: a.b\n  name: x\n  action: keep\n"),
             "m.yml:4: mappings[0].action: invalid action type \"keep\""
         );
-        assert!(error("mappings:\n- match: '('\n  match_type: regex\n  name: x\n")
-            .starts_with("m.yml:2: mappings[0].match: invalid regex ( in mapping:"));
+        assert!(
+            error("mappings:\n- match: '('\n  match_type: regex\n  name: x\n")
+                .starts_with("m.yml:2: mappings[0].match: invalid regex ( in mapping:")
+        );
         assert!(error("mappings:\n- match: .a\n  name: x\n").contains("invalid match: .a"));
         assert!(error("mappings:\n- match: 1a.b\n  name: x\n").contains("invalid match: 1a.b"));
         assert!(error("mappings: [\n").starts_with("m.yml:"));

@@ -187,9 +187,7 @@ fn extract_reference(text: &str) -> Option<(&str, &str)> {
     }
     let name = &inner[..length];
     if braced {
-        inner[length..]
-            .strip_prefix('}')
-            .map(|after| (name, after))
+        inner[length..].strip_prefix('}').map(|after| (name, after))
     } else {
         Some((name, &inner[length..]))
     }
