@@ -10,7 +10,7 @@
 //! line costs that line only; the mapping reloads on SIGHUP or `POST /-/reload` keeping the
 //! stored samples; series, connections and idle time are bounded.
 //!
-//! The path of a line: [`ingest`] reads it, [`pipeline`] splits ([`line`]), maps
+//! The path of a line: [`ingest`] reads it, [`pipeline`] splits ([`mod@line`]), maps
 //! ([`mapping`], [`cache`]) and stores it ([`store`], as a [`series`]), and
 //! [`exposition`] writes the store into each scrape.
 

@@ -230,7 +230,7 @@ impl Store {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             let before = shard.len();
-            shard.retain(|e| !(e.timestamp < oldest));
+            shard.retain(|e| e.timestamp >= oldest);
             removed += before - shard.len();
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
@@ -283,7 +283,7 @@ impl Store {
         };
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for entry in shard.iter().filter(|e| !(e.timestamp < oldest)) {
+            for entry in shard.iter().filter(|e| e.timestamp >= oldest) {
                 rows.push(Row {
                     family: push(&mut arena, entry.family()),
                     labels: push(&mut arena, entry.labels()),

@@ -37,8 +37,7 @@ fn spark_capture_over_tcp_maps_like_upstream() {
     let last_value = |name: &str| -> f64 {
         lines
             .lines()
-            .filter(|l| l.split(' ').next() == Some(name))
-            .next_back()
+            .rfind(|l| l.split(' ').next() == Some(name))
             .and_then(|l| l.split(' ').nth(1))
             .unwrap()
             .parse()
@@ -78,7 +77,7 @@ fn spark_capture_over_tcp_maps_like_upstream() {
         ),
         // Unmatched names keep their path, sanitised.
         (
-            format!("local_1795252902794_driver_DAGScheduler_stage_failedStages"),
+            "local_1795252902794_driver_DAGScheduler_stage_failedStages".to_owned(),
             format!("{app}.driver.DAGScheduler.stage.failedStages"),
         ),
     ];

@@ -1,5 +1,5 @@
 //! Mapping Graphite paths to Prometheus names and labels with graphite_exporter's mapping
-//! files, evaluated as upstream evaluates them: glob rules first (through [`fsm`]), then
+//! files, evaluated as upstream evaluates them: glob rules first (a state machine, `fsm.rs`), then
 //! regex rules in file order, then nothing.
 
 mod config;
