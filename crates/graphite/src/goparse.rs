@@ -42,21 +42,14 @@ fn special(text: &str) -> Option<f64> {
 /// A decimal literal without its sign: digits with at most one point, then an optional
 /// exponent; underscores only between digits.
 fn decimal(body: &[u8]) -> Option<f64> {
-    let mut cleaned = String::with_capacity(body.len());
     let mut digits = 0;
     let mut seen_point = false;
     let mut index = 0;
     while index < body.len() {
         match body[index] {
-            c @ b'0'..=b'9' => {
-                digits += 1;
-                cleaned.push(c as char);
-            }
+            b'0'..=b'9' => digits += 1,
             b'_' => {}
-            b'.' if !seen_point => {
-                seen_point = true;
-                cleaned.push('.');
-            }
+            b'.' if !seen_point => seen_point = true,
             b'e' | b'E' => break,
             _ => return None,
         }
@@ -66,28 +59,32 @@ fn decimal(body: &[u8]) -> Option<f64> {
         return None;
     }
     if index < body.len() {
-        cleaned.push('e');
         index += 1;
-        if let Some(&sign @ (b'+' | b'-')) = body.get(index) {
-            cleaned.push(sign as char);
+        if let Some(b'+' | b'-') = body.get(index) {
             index += 1;
         }
-        let start = cleaned.len();
-        for &c in &body[index..] {
-            match c {
-                b'0'..=b'9' => cleaned.push(c as char),
-                b'_' => {}
-                _ => return None,
-            }
-        }
-        if cleaned.len() == start {
+        let exponent = &body[index..];
+        if !exponent.iter().any(u8::is_ascii_digit)
+            || !exponent.iter().all(|c| c.is_ascii_digit() || *c == b'_')
+        {
             return None;
         }
     }
-    if body.contains(&b'_') && !underscores_separate_digits(body, false) {
-        return None;
-    }
-    let value: f64 = cleaned.parse().ok()?;
+    // The syntax is Go's; what is left is what Rust reads the same way (once any
+    // underscores, which Rust does not take, are checked and removed).
+    let value: f64 = if body.contains(&b'_') {
+        if !underscores_separate_digits(body, false) {
+            return None;
+        }
+        let cleaned: String = body
+            .iter()
+            .filter(|c| **c != b'_')
+            .map(|c| char::from(*c))
+            .collect();
+        cleaned.parse().ok()?
+    } else {
+        std::str::from_utf8(body).ok()?.parse().ok()?
+    };
     // Go reports a finite literal that rounds to infinity as out of range.
     value.is_finite().then_some(value)
 }

@@ -16,8 +16,6 @@ pub struct Series {
     pub help_digit: Option<u8>,
     /// `{a="x",b="y"}`, or empty for no labels.
     pub labels: String,
-    /// How many labels `labels` holds.
-    pub label_count: u8,
 }
 
 /// Builds the series for a line whose path and tags are `tagged` and that `mapped` (by
@@ -72,7 +70,6 @@ pub fn build(tagged: &Tagged<'_>, mapped: Option<(&Mapped, &Rule)>) -> Result<Se
         family,
         help_digit,
         labels: rendered,
-        label_count: labels.len().min(usize::from(u8::MAX)) as u8,
     })
 }
 
@@ -98,7 +95,6 @@ mod tests {
         let s = series("a.b-c;host-name=x;z=1", "").unwrap();
         assert_eq!(s.family, "a_b_c");
         assert_eq!(s.labels, r#"{host_name="x",z="1"}"#);
-        assert_eq!(s.label_count, 2);
         let s = series("9lives.count", "").unwrap();
         assert_eq!(
             (s.family.as_str(), s.help_digit),

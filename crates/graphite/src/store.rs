@@ -9,6 +9,7 @@
 //! - A scrape copies each shard's live samples out under its lock, then sorts and writes
 //!   them without holding any lock.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -38,21 +39,16 @@ struct Entry {
     /// Tag pieces without `=`, counted again with every sample.
     tag_failures: u16,
     help_digit: u8,
-    label_count: u8,
 }
 
 impl Entry {
-    fn name(&self) -> &[u8] {
-        &self.text.as_bytes()[..self.name_len as usize]
+    fn name(&self) -> &str {
+        &self.text[..self.name_len as usize]
     }
 
-    fn family(&self) -> &str {
-        let start = self.name_len as usize;
-        &self.text[start..start + self.family_len as usize]
-    }
-
-    fn labels(&self) -> &str {
-        &self.text[(self.name_len + self.family_len) as usize..]
+    /// Family and labels together.
+    fn series(&self) -> &str {
+        &self.text[self.name_len as usize..]
     }
 }
 
@@ -133,13 +129,16 @@ pub struct Conflict {
 
 /// A live sample copied out for a scrape; text ranges point into the scrape's arena.
 struct Row {
-    family: (u32, u32),
-    labels: (u32, u32),
+    /// Family and labels, contiguous: the start of the sample's line.
+    series: (u32, u32),
+    family_len: u32,
     name: (u32, u32),
     value: f64,
     timestamp: f64,
     help_digit: u8,
-    label_count: u8,
+    /// Position of the family in name order, then the hash of family and labels.
+    rank: u32,
+    hash: u64,
 }
 
 impl Store {
@@ -186,7 +185,7 @@ impl Store {
         sample: impl FnOnce(Known) -> Result<(f64, f64), E>,
     ) -> Result<Update, E> {
         let mut shard = self.shard(hash);
-        let Some(entry) = shard.find_mut(hash, |e| e.name() == name) else {
+        let Some(entry) = shard.find_mut(hash, |e| e.name().as_bytes() == name) else {
             return Ok(Update::Unknown);
         };
         if entry.generation != generation {
@@ -206,7 +205,7 @@ impl Store {
     pub fn insert(&self, hash: u64, sample: &NewSample<'_>) -> Insert {
         let entry = new_entry(sample);
         let mut shard = self.shard(hash);
-        if let Some(existing) = shard.find_mut(hash, |e| e.name() == sample.name) {
+        if let Some(existing) = shard.find_mut(hash, |e| e.name().as_bytes() == sample.name) {
             *existing = entry;
             return Insert::Stored;
         }
@@ -220,7 +219,7 @@ impl Store {
         if !reserved {
             return Insert::Full;
         }
-        shard.insert_unique(hash, entry, |e| self.hasher.hash_one(e.name()));
+        shard.insert_unique(hash, entry, |e| self.hasher.hash_one(e.name().as_bytes()));
         Insert::Stored
     }
 
@@ -249,7 +248,7 @@ impl Store {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             let before = shard.len();
             shard.retain(|entry| {
-                let name = String::from_utf8_lossy(entry.name()).into_owned();
+                let name = entry.name().to_owned();
                 let Some((series, rule, tag_failures)) = remap(&name) else {
                     return false;
                 };
@@ -274,7 +273,7 @@ impl Store {
     /// families sorted by name. Families named in `taken` (sorted) are left out, and so are
     /// all but the newest of samples that map to the same series.
     pub fn render(&self, oldest: f64, taken: &[&str], out: &mut String) -> Rendered {
-        let mut arena = String::new();
+        let mut arena = String::with_capacity(self.len() * 160);
         let mut rows: Vec<Row> = Vec::with_capacity(self.len());
         let push = |arena: &mut String, text: &str| {
             let start = arena.len() as u32;
@@ -285,23 +284,43 @@ impl Store {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for entry in shard.iter().filter(|e| e.timestamp >= oldest) {
                 rows.push(Row {
-                    family: push(&mut arena, entry.family()),
-                    labels: push(&mut arena, entry.labels()),
-                    name: push(&mut arena, &String::from_utf8_lossy(entry.name())),
+                    series: push(&mut arena, entry.series()),
+                    family_len: entry.family_len,
+                    name: push(&mut arena, entry.name()),
                     value: entry.value,
                     timestamp: entry.timestamp,
                     help_digit: entry.help_digit,
-                    label_count: entry.label_count,
+                    rank: 0,
+                    hash: 0,
                 });
             }
         }
         let text = |range: (u32, u32)| &arena[range.0 as usize..(range.0 + range.1) as usize];
+        let family = |row: &Row| &text(row.series)[..row.family_len as usize];
+
+        // Order: families by name (as the format needs each written once, and as upstream
+        // sorts them), samples within a family by the hash of their series — cheap to sort
+        // and the same from scrape to scrape; Prometheus needs no order there. Equal series
+        // (collisions) end up next to each other, the newest first.
+        let mut families: HashMap<&str, u32, foldhash::fast::FixedState> =
+            HashMap::with_hasher(self.hasher.clone());
+        for row in &rows {
+            let next = families.len() as u32;
+            families.entry(family(row)).or_insert(next);
+        }
+        let mut by_name: Vec<(&str, u32)> = families.iter().map(|(f, id)| (*f, *id)).collect();
+        by_name.sort_unstable();
+        let mut rank = vec![0u32; by_name.len()];
+        for (position, (_, id)) in by_name.iter().enumerate() {
+            rank[*id as usize] = position as u32;
+        }
+        for row in &mut rows {
+            row.rank = rank[families[&text(row.series)[..row.family_len as usize]] as usize];
+            row.hash = self.hasher.hash_one(text(row.series).as_bytes());
+        }
         rows.sort_unstable_by(|a, b| {
-            text(a.family)
-                .cmp(text(b.family))
-                .then(a.label_count.cmp(&b.label_count))
-                .then_with(|| text(a.labels).cmp(text(b.labels)))
-                // The newest sample of a series first, so it is the one served.
+            (a.rank, a.hash)
+                .cmp(&(b.rank, b.hash))
                 .then_with(|| b.timestamp.total_cmp(&a.timestamp))
         });
 
@@ -310,7 +329,7 @@ impl Store {
         let mut current_family: Option<&str> = None;
         let mut previous: Option<&Row> = None;
         for row in &rows {
-            let family = text(row.family);
+            let family = family(row);
             if taken.binary_search(&family).is_ok() {
                 rendered.conflicts.push(Conflict {
                     dropped: text(row.name).to_owned(),
@@ -319,8 +338,8 @@ impl Store {
                 continue;
             }
             if let Some(prev) = previous
-                && text(prev.family) == family
-                && text(prev.labels) == text(row.labels)
+                && prev.hash == row.hash
+                && text(prev.series) == text(row.series)
             {
                 rendered.conflicts.push(Conflict {
                     dropped: text(row.name).to_owned(),
@@ -345,8 +364,7 @@ impl Store {
                 out.push_str(family);
                 out.push_str(" gauge\n");
             }
-            out.push_str(family);
-            out.push_str(text(row.labels));
+            out.push_str(text(row.series));
             out.push(' ');
             write_float(out, row.value);
             out.push('\n');
@@ -375,7 +393,6 @@ fn new_entry(sample: &NewSample<'_>) -> Entry {
         generation: sample.generation,
         tag_failures: sample.tag_failures,
         help_digit: series.help_digit.unwrap_or(0),
-        label_count: series.label_count,
     }
 }
 
@@ -388,7 +405,6 @@ mod tests {
             family: family.to_owned(),
             help_digit: None,
             labels: labels.to_owned(),
-            label_count: labels.matches('=').count() as u8,
         }
     }
 

@@ -14,11 +14,14 @@
 
 use std::collections::HashMap;
 
+/// Transitions are looked up once per component of every new name: a fast hash.
+type Transitions = HashMap<String, usize, foldhash::fast::RandomState>;
+
 use regex::Regex;
 
 #[derive(Debug, Default)]
 struct State {
-    transitions: HashMap<String, usize>,
+    transitions: Transitions,
     min_remaining: usize,
     max_remaining: usize,
     /// The rule (index into the mapper's rules) that ends here.

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -132,9 +133,27 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
         tracing::error!(families = ?refused, "Metric families could not be encoded and were left out.");
     }
     if let Some(source) = &shared.text_source {
-        let mut taken: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        let mut taken: Vec<String> = families.iter().map(|f| f.name().to_owned()).collect();
         taken.sort_unstable();
-        source.write_text(&taken, &mut body);
+        let source = Arc::clone(source);
+        // A large store takes tens of milliseconds to write: off the async threads.
+        let written = tokio::task::spawn_blocking(move || {
+            let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
+            source.write_text(&taken, &mut body);
+            body
+        })
+        .await;
+        body = match written {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(err = %error, "Writing the exporter's samples failed.");
+                shared.observe(500);
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An error has occurred while serving metrics.\n",
+                );
+            }
+        };
     }
     shared.remember_size(body.len());
 
