@@ -17,6 +17,9 @@ const CAPTURE: &str = include_str!("../tests/fixtures/spark-4.3-graphitesink-loc
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ten-rules.yml");
 const SERIES: usize = 100_000;
 
+/// Name, labels and value of one rendered sample.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// `count` distinct names: the 314 metrics of a Spark driver, over executors and apps.
 fn names(count: usize) -> Vec<String> {
     let mut metrics: Vec<&str> = CAPTURE
@@ -125,7 +128,7 @@ fn ingest(c: &mut Criterion) {
     // The same series through the metric model and its encoder, for comparison.
     let mut rendered = String::new();
     known.store().render(0.0, &[], &mut rendered);
-    let samples: Vec<(String, Vec<(String, String)>, f64)> = rendered
+    let samples: Vec<Sample> = rendered
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! graphite_load tcp  HOST:PORT METRICS_URL SERIES LINES CONNECTIONS
-//! graphite_load udp  HOST:PORT METRICS_URL SERIES DATAGRAMS SENDERS
+//! graphite_load udp  HOST:PORT METRICS_URL SERIES DATAGRAMS SENDERS [RATE]
 //! graphite_load fill HOST:PORT METRICS_URL SERIES
 //! ```
 //!
@@ -81,7 +81,11 @@ fn counter(url: &str, name: &str) -> f64 {
 }
 
 fn stored(url: &str) -> f64 {
-    counter(url, "graphite_samples_stored_total")
+    // Only the exporter's own metrics: a poll must not render every stored sample.
+    counter(
+        &format!("{url}?collect[]=graphite"),
+        "graphite_samples_stored_total",
+    )
 }
 
 /// Waits until the stored counter reaches `target` or stops moving; returns when it last moved.
@@ -99,6 +103,57 @@ fn wait_stored(url: &str, target: f64) -> (f64, Instant) {
             moved = Instant::now();
         } else if moved.elapsed() > Duration::from_secs(2) {
             return (last, moved);
+        }
+    }
+}
+
+/// Sends `count` datagrams of one line each, at `rate` a second (0: unpaced).
+fn send_udp(target: &str, names: &[String], offset: usize, count: usize, rate: f64) {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, sendmmsg};
+    use std::io::IoSlice;
+    const BATCH: usize = 64;
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(target).unwrap();
+    let ts = now();
+    // Formatted before the clock starts: the exporter is measured, not the generator.
+    let lines: Vec<Vec<u8>> = (0..count)
+        .map(|i| {
+            format!(
+                "{} {}.25 {ts}\n",
+                names[(offset + i) % names.len()],
+                i % 1000
+            )
+            .into_bytes()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        let batch = BATCH.min(count - sent);
+        let slices: Vec<[IoSlice<'_>; 1]> = lines[sent..sent + batch]
+            .iter()
+            .map(|l| [IoSlice::new(l)])
+            .collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+            (0..batch).map(|_| SendAncillaryBuffer::default()).collect();
+        let mut messages: Vec<MMsgHdr<'_>> = slices
+            .iter()
+            .zip(controls.iter_mut())
+            .map(|(iov, control)| MMsgHdr::new(iov, control))
+            .collect();
+        let mut done = 0;
+        while done < batch {
+            // A full socket buffer on the sender is not loss; retry.
+            if let Ok(n) = sendmmsg(&socket, &mut messages[done..], SendFlags::empty()) {
+                done += n;
+            }
+        }
+        sent += batch;
+        if rate > 0.0 {
+            let due = Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     }
 }
@@ -142,6 +197,9 @@ fn main() {
             );
         }
         "udp" => {
+            // Paced to RATE datagrams a second in all (0: as fast as possible), sent in
+            // batches of 64 with sendmmsg so the sender leaves the CPU to the exporter.
+            let rate: f64 = args.get(7).map_or(0.0, |r| r.parse().unwrap());
             let per_worker = count / workers;
             let start = Instant::now();
             std::thread::scope(|scope| {
@@ -149,17 +207,13 @@ fn main() {
                     let names = &names;
                     let target = &target;
                     scope.spawn(move || {
-                        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-                        socket.connect(target).unwrap();
-                        let ts = now();
-                        let mut line = Vec::with_capacity(128);
-                        for i in 0..per_worker {
-                            line.clear();
-                            let name = &names[(w * per_worker + i) % names.len()];
-                            writeln!(line, "{name} {}.25 {ts}", i % 1000).unwrap();
-                            // A full socket buffer on the sender is not loss; retry.
-                            while socket.send(&line).is_err() {}
-                        }
+                        send_udp(
+                            target,
+                            names,
+                            w * per_worker,
+                            per_worker,
+                            rate / workers as f64,
+                        )
                     });
                 }
             });

@@ -116,7 +116,7 @@ pub struct Cli {
     pub udp_receive_buffer: usize,
 
     /// Threads reading the UDP socket.
-    #[arg(long = "graphite.udp-readers", default_value_t = 2, value_name = "N")]
+    #[arg(long = "graphite.udp-readers", default_value_t = 1, value_name = "N")]
     pub udp_readers: usize,
 
     #[command(flatten)]

@@ -18,6 +18,10 @@ pub struct Samples(pub Arc<Pipeline>);
 static CONFLICT_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(60));
 
 impl TextSource for Samples {
+    fn name(&self) -> &str {
+        "samples"
+    }
+
     fn write_text(&self, taken: &[&str], out: &mut String) {
         let mut taken = taken.to_vec();
         if let Err(at) = taken.binary_search(&CONFLICTS_FAMILY) {
@@ -28,33 +32,40 @@ impl TextSource for Samples {
         if let Some(first) = rendered.conflicts.first()
             && let Some(suppressed) = CONFLICT_LOG.check()
         {
-            if first.kept.is_empty() {
+            let names = first.names.join(" ");
+            if first.reserved {
                 tracing::warn!(
-                    name = first.dropped,
+                    series = first.series,
+                    names,
                     conflicts = rendered.conflicts.len(),
                     suppressed,
                     "A Graphite series has the name of one of the exporter's own metrics; it is left out of the scrape."
                 );
             } else {
                 tracing::warn!(
-                    dropped = first.dropped,
-                    kept = first.kept,
+                    series = first.series,
+                    names,
                     conflicts = rendered.conflicts.len(),
                     suppressed,
-                    "Two Graphite names map to the same series; the newest sample is served and the other left out."
+                    "Several Graphite names map to the same series; the newest sample is served."
                 );
             }
         }
         out.push_str("# HELP ");
         out.push_str(CONFLICTS_FAMILY);
         out.push_str(
-            " Series left out of this scrape: another input name maps to the same name and labels (the newest sample is served), or the name is one of the exporter's own.\n# TYPE ",
+            " Input names left out of this scrape: they map to the same name and labels as another (whose sample is newer), or to one of the exporter's own metric names.\n# TYPE ",
         );
         out.push_str(CONFLICTS_FAMILY);
         out.push_str(" gauge\n");
         out.push_str(CONFLICTS_FAMILY);
         out.push(' ');
-        kiln_registry::metrics::write_float(out, rendered.conflicts.len() as f64);
+        let left_out: usize = rendered
+            .conflicts
+            .iter()
+            .map(|c| c.names.len() - usize::from(!c.reserved))
+            .sum();
+        kiln_registry::metrics::write_float(out, left_out as f64);
         out.push('\n');
     }
 }

@@ -105,6 +105,15 @@ pub struct Store {
     hasher: foldhash::fast::FixedState,
     len: AtomicUsize,
     limit: usize,
+    /// A scrape's working memory, kept between scrapes so each does not grow it anew.
+    scratch: Mutex<Scratch>,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The live samples' family and labels, copied out of the shards.
+    arena: String,
+    rows: Vec<Row>,
 }
 
 /// What a scrape found besides the samples it wrote.
@@ -117,22 +126,25 @@ pub struct Rendered {
     pub conflicts: Vec<Conflict>,
 }
 
-/// A series that could not be served.
+/// A series that more than one input name maps to, or that has the name of one of the
+/// exporter's own metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    /// The name as sent that was left out.
-    pub dropped: String,
-    /// The name as sent that was served instead, or empty for a clash with the
-    /// exporter's own metrics.
-    pub kept: String,
+    /// Family and labels as written.
+    pub series: String,
+    /// The names as sent that map to it (for a clash with the exporter's own metrics, the
+    /// one name).
+    pub names: Vec<String>,
+    /// Whether the family is one of the exporter's own (then nothing of it is served).
+    pub reserved: bool,
 }
 
 /// A live sample copied out for a scrape; text ranges point into the scrape's arena.
+#[derive(Debug)]
 struct Row {
     /// Family and labels, contiguous: the start of the sample's line.
     series: (u32, u32),
     family_len: u32,
-    name: (u32, u32),
     value: f64,
     timestamp: f64,
     help_digit: u8,
@@ -149,6 +161,7 @@ impl Store {
             hasher: foldhash::fast::FixedState::with_seed(0x6b69_6c6e),
             len: AtomicUsize::new(0),
             limit: if limit == 0 { usize::MAX } else { limit },
+            scratch: Mutex::new(Scratch::default()),
         }
     }
 
@@ -273,8 +286,10 @@ impl Store {
     /// families sorted by name. Families named in `taken` (sorted) are left out, and so are
     /// all but the newest of samples that map to the same series.
     pub fn render(&self, oldest: f64, taken: &[&str], out: &mut String) -> Rendered {
-        let mut arena = String::with_capacity(self.len() * 160);
-        let mut rows: Vec<Row> = Vec::with_capacity(self.len());
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let Scratch { arena, rows } = &mut *scratch;
+        arena.clear();
+        rows.clear();
         let push = |arena: &mut String, text: &str| {
             let start = arena.len() as u32;
             arena.push_str(text);
@@ -284,9 +299,8 @@ impl Store {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for entry in shard.iter().filter(|e| e.timestamp >= oldest) {
                 rows.push(Row {
-                    series: push(&mut arena, entry.series()),
+                    series: push(arena, entry.series()),
                     family_len: entry.family_len,
-                    name: push(&mut arena, entry.name()),
                     value: entry.value,
                     timestamp: entry.timestamp,
                     help_digit: entry.help_digit,
@@ -304,7 +318,7 @@ impl Store {
         // (collisions) end up next to each other, the newest first.
         let mut families: HashMap<&str, u32, foldhash::fast::FixedState> =
             HashMap::with_hasher(self.hasher.clone());
-        for row in &rows {
+        for row in rows.iter() {
             let next = families.len() as u32;
             families.entry(family(row)).or_insert(next);
         }
@@ -314,7 +328,7 @@ impl Store {
         for (position, (_, id)) in by_name.iter().enumerate() {
             rank[*id as usize] = position as u32;
         }
-        for row in &mut rows {
+        for row in rows.iter_mut() {
             row.rank = rank[families[&text(row.series)[..row.family_len as usize]] as usize];
             row.hash = self.hasher.hash_one(text(row.series).as_bytes());
         }
@@ -328,12 +342,13 @@ impl Store {
         out.reserve(rows.len() * 64);
         let mut current_family: Option<&str> = None;
         let mut previous: Option<&Row> = None;
-        for row in &rows {
+        for row in rows.iter() {
             let family = family(row);
             if taken.binary_search(&family).is_ok() {
                 rendered.conflicts.push(Conflict {
-                    dropped: text(row.name).to_owned(),
-                    kept: String::new(),
+                    series: text(row.series).to_owned(),
+                    names: Vec::new(),
+                    reserved: true,
                 });
                 continue;
             }
@@ -341,10 +356,17 @@ impl Store {
                 && prev.hash == row.hash
                 && text(prev.series) == text(row.series)
             {
-                rendered.conflicts.push(Conflict {
-                    dropped: text(row.name).to_owned(),
-                    kept: text(prev.name).to_owned(),
-                });
+                if rendered
+                    .conflicts
+                    .last()
+                    .is_none_or(|c| c.series != text(row.series))
+                {
+                    rendered.conflicts.push(Conflict {
+                        series: text(row.series).to_owned(),
+                        names: Vec::new(),
+                        reserved: false,
+                    });
+                }
                 continue;
             }
             previous = Some(row);
@@ -370,7 +392,34 @@ impl Store {
             out.push('\n');
             rendered.series += 1;
         }
+        drop(scratch);
+        if !rendered.conflicts.is_empty() {
+            self.name_conflicts(&mut rendered.conflicts);
+        }
         rendered
+    }
+
+    /// Finds the input names behind each conflict (a second pass, only when there are
+    /// conflicts, so a scrape never copies every name).
+    fn name_conflicts(&self, conflicts: &mut [Conflict]) {
+        let index: HashMap<&str, usize> = conflicts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.series.as_str(), i))
+            .collect();
+        let mut names: Vec<Vec<String>> = vec![Vec::new(); conflicts.len()];
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for entry in shard.iter() {
+                if let Some(&i) = index.get(entry.series()) {
+                    names[i].push(entry.name().to_owned());
+                }
+            }
+        }
+        for (conflict, mut found) in conflicts.iter_mut().zip(names) {
+            found.sort();
+            conflict.names = found;
+        }
     }
 }
 
@@ -474,8 +523,9 @@ mod tests {
         assert_eq!(rendered.series, 3);
         assert_eq!(rendered.conflicts.len(), 2);
         assert!(rendered.conflicts.contains(&Conflict {
-            dropped: "a;x=1".into(),
-            kept: "a_x;x=1".into()
+            series: "a{x=\"1\"}".into(),
+            names: vec!["a;x=1".into(), "a_x;x=1".into()],
+            reserved: false,
         }));
         assert_eq!(store.expire(50.0), 1);
         assert_eq!(store.len(), 5);

@@ -25,6 +25,8 @@ pub struct Runner {
     budget: Option<Duration>,
     /// How many collectors run at once.
     parallelism: usize,
+    /// Names selectable besides the collectors'.
+    reserved: Vec<String>,
 }
 
 struct Entry {
@@ -88,7 +90,8 @@ impl Selection {
         }
     }
 
-    fn includes(&self, name: &str) -> bool {
+    /// True when the selection takes the collector (or text source) `name`.
+    pub fn includes(&self, name: &str) -> bool {
         match self {
             Self::All => true,
             Self::Only(names) => names.contains(name),
@@ -118,6 +121,7 @@ impl Runner {
             entries: Vec::new(),
             budget: None,
             parallelism: DEFAULT_PARALLELISM,
+            reserved: Vec::new(),
         }
     }
 
@@ -154,6 +158,12 @@ impl Runner {
         }));
     }
 
+    /// Makes `name` valid in `collect[]` / `exclude[]` without a collector behind it (for
+    /// a [`crate::TextSource`]).
+    pub fn reserve_name(&mut self, name: &str) {
+        self.reserved.push(name.to_owned());
+    }
+
     /// The metric namespace.
     pub fn namespace(&self) -> &str {
         &self.namespace
@@ -166,11 +176,10 @@ impl Runner {
 
     /// Checks that a selection names only registered collectors.
     pub fn validate(&self, selection: &Selection) -> Result<(), SelectionError> {
-        if let Some(unknown) = selection
-            .names()
-            .into_iter()
-            .flatten()
-            .find(|name| !self.names().any(|n| n == name.as_str()))
+        if let Some(unknown) =
+            selection.names().into_iter().flatten().find(|name| {
+                !self.names().any(|n| n == name.as_str()) && !self.reserved.contains(name)
+            })
         {
             return Err(SelectionError::Unknown(unknown.clone()));
         }

@@ -11,7 +11,6 @@ mod udp;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use tcp::{TCP_STATS, TcpLimits, TcpStats};
 
@@ -177,6 +176,3 @@ impl LocalAddr for UdpSocket {
         self.local_addr()
     }
 }
-
-/// How long an idle reader waits before flushing its counts anyway.
-const FLUSH_INTERVAL: Duration = Duration::from_secs(1);

@@ -6,8 +6,8 @@ use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use super::FLUSH_INTERVAL;
 use super::lines::datagram;
 use crate::pipeline::Pipeline;
 
@@ -16,8 +16,12 @@ pub(super) static DATAGRAMS: AtomicU64 = AtomicU64::new(0);
 /// The receive buffer the kernel granted, in bytes.
 pub(super) static RECEIVE_BUFFER: AtomicU64 = AtomicU64::new(0);
 
-/// Counts are flushed after this many datagrams (or when the socket is quiet).
+/// Counts are flushed after this many datagrams, when the oldest unflushed one is
+/// `FLUSH_AGE` old, or after `QUIET_WAIT` without datagrams: never per datagram, which
+/// would double the cost of each.
 const FLUSH_EVERY: u32 = 512;
+const FLUSH_AGE: Duration = Duration::from_millis(100);
+const QUIET_WAIT: Duration = Duration::from_millis(200);
 const MAX_DATAGRAM: usize = 64 * 1024;
 
 pub(super) fn start(
@@ -28,7 +32,7 @@ pub(super) fn start(
     max_line: usize,
 ) {
     raise_receive_buffer(&socket, receive_buffer);
-    let _ = socket.set_read_timeout(Some(FLUSH_INTERVAL));
+    let _ = socket.set_read_timeout(Some(QUIET_WAIT));
     let socket = Arc::new(socket);
     for _ in 0..readers {
         let socket = Arc::clone(&socket);
@@ -46,31 +50,21 @@ pub(super) fn start(
 fn read_loop(socket: &UdpSocket, pipeline: &Arc<Pipeline>, max_line: usize) {
     let mut worker = pipeline.worker();
     let mut buffer = vec![0u8; MAX_DATAGRAM];
-    let mut unflushed = 0;
+    let mut unflushed = 0u32;
+    let mut last_flush = Instant::now();
+    let flush = |worker: &mut crate::pipeline::Worker, unflushed: &mut u32, last: &mut Instant| {
+        DATAGRAMS.fetch_add(u64::from(*unflushed), Ordering::Relaxed);
+        worker.flush();
+        *unflushed = 0;
+        *last = Instant::now();
+    };
     loop {
-        // Drain what is queued without blocking; when the queue is empty, flush the
-        // counts before waiting, so they are current whenever the socket is quiet.
-        let received =
-            match rustix::net::recv(socket, &mut buffer[..], rustix::net::RecvFlags::DONTWAIT) {
-                Ok((size, _)) => Ok(size),
-                Err(rustix::io::Errno::AGAIN) => {
-                    if unflushed > 0 {
-                        DATAGRAMS.fetch_add(u64::from(unflushed), Ordering::Relaxed);
-                        worker.flush();
-                        unflushed = 0;
-                    }
-                    socket.recv(&mut buffer)
-                }
-                Err(errno) => Err(std::io::Error::from(errno)),
-            };
-        match received {
+        match socket.recv(&mut buffer) {
             Ok(size) => {
                 datagram(&buffer[..size], max_line, &mut worker);
                 unflushed += 1;
-                if unflushed >= FLUSH_EVERY {
-                    DATAGRAMS.fetch_add(u64::from(unflushed), Ordering::Relaxed);
-                    worker.flush();
-                    unflushed = 0;
+                if unflushed >= FLUSH_EVERY || last_flush.elapsed() >= FLUSH_AGE {
+                    flush(&mut worker, &mut unflushed, &mut last_flush);
                 }
             }
             Err(error)
@@ -79,13 +73,11 @@ fn read_loop(socket: &UdpSocket, pipeline: &Arc<Pipeline>, max_line: usize) {
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                DATAGRAMS.fetch_add(u64::from(unflushed), Ordering::Relaxed);
-                worker.flush();
-                unflushed = 0;
+                flush(&mut worker, &mut unflushed, &mut last_flush);
             }
             Err(error) => {
                 tracing::error!(err = %error, "Reading the Graphite UDP socket failed.");
-                std::thread::sleep(FLUSH_INTERVAL);
+                std::thread::sleep(QUIET_WAIT);
             }
         }
     }

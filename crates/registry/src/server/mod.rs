@@ -45,6 +45,9 @@ pub type ReloadHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// bridge serves 100 000 and more): they keep samples in their own store and render them
 /// directly. The text must be valid 0.0.4 exposition with each family written once.
 pub trait TextSource: Send + Sync + 'static {
+    /// The name `collect[]` and `exclude[]` select this source by, as a collector's.
+    fn name(&self) -> &str;
+
     /// Appends this scrape's families to `out`. `taken` lists, sorted, the names of the
     /// families already written; a source must not write a family of the same name again.
     fn write_text(&self, taken: &[&str], out: &mut String);
@@ -230,6 +233,7 @@ impl Exporter {
 
     /// Adds exposition text written directly by the exporter; see [`TextSource`].
     pub fn text_source(mut self, source: Arc<dyn TextSource>) -> Self {
+        self.runner.reserve_name(source.name());
         self.text_source = Some(source);
         self
     }

@@ -132,7 +132,11 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     if !refused.is_empty() {
         tracing::error!(families = ?refused, "Metric families could not be encoded and were left out.");
     }
-    if let Some(source) = &shared.text_source {
+    if let Some(source) = shared
+        .text_source
+        .as_ref()
+        .filter(|s| selection.includes(s.name()))
+    {
         let mut taken: Vec<String> = families.iter().map(|f| f.name().to_owned()).collect();
         taken.sort_unstable();
         let source = Arc::clone(source);
