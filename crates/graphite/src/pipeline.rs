@@ -332,7 +332,7 @@ impl Worker {
         let series: Series = series::build(&tagged, rule)?;
         let rule_index = mapped.as_ref().map_or(NO_RULE, |m| m.rule as u32);
         let sample = NewSample {
-            name: fields.name,
+            name,
             series: &series,
             value: value * mapping.scale(rule_index),
             timestamp,

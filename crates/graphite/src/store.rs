@@ -83,7 +83,7 @@ pub enum Insert {
 #[derive(Debug)]
 pub struct NewSample<'a> {
     /// The name as sent.
-    pub name: &'a [u8],
+    pub name: &'a str,
     /// Its series.
     pub series: &'a Series,
     /// The value, already scaled.
@@ -188,8 +188,8 @@ impl Store {
     }
 
     /// The fast path: stores a sample for a known name. `sample` is asked for the value and
-    /// timestamp only when the name is known; it returns `None` for an unusable line, which
-    /// leaves the stored sample as it was. `scale` gives the rule's scale factor.
+    /// timestamp (already scaled) only when the name is known, with what the store knows of
+    /// it; an error from it leaves the stored sample as it was and is returned.
     pub fn update<E>(
         &self,
         hash: u64,
@@ -218,7 +218,7 @@ impl Store {
     pub fn insert(&self, hash: u64, sample: &NewSample<'_>) -> Insert {
         let entry = new_entry(sample);
         let mut shard = self.shard(hash);
-        if let Some(existing) = shard.find_mut(hash, |e| e.name().as_bytes() == sample.name) {
+        if let Some(existing) = shard.find_mut(hash, |e| e.name() == sample.name) {
             *existing = entry;
             return Insert::Stored;
         }
@@ -266,7 +266,7 @@ impl Store {
                     return false;
                 };
                 *entry = new_entry(&NewSample {
-                    name: name.as_bytes(),
+                    name: &name,
                     series: &series,
                     value: entry.value,
                     timestamp: entry.timestamp,
@@ -427,8 +427,7 @@ fn new_entry(sample: &NewSample<'_>) -> Entry {
     let series = sample.series;
     let mut text =
         String::with_capacity(sample.name.len() + series.family.len() + series.labels.len());
-    // Names reach the store only after they were read as UTF-8.
-    text.push_str(&String::from_utf8_lossy(sample.name));
+    text.push_str(sample.name);
     let name_len = text.len() as u32;
     text.push_str(&series.family);
     text.push_str(&series.labels);
@@ -462,7 +461,7 @@ mod tests {
         store.insert(
             hash,
             &NewSample {
-                name: name.as_bytes(),
+                name,
                 series: s,
                 value,
                 timestamp,
