@@ -10,15 +10,34 @@ use std::str::FromStr;
 
 use kiln_registry::CollectError;
 
+/// Reads a whole file as text. Unlike `std::fs::read_to_string` it does not ask the file's
+/// size first: procfs and sysfs report 0 or 4096 for every file, so that `statx` is one
+/// system call in four of a scrape and helps nothing.
+pub(crate) fn read_text(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
 /// Reads a whole file; the error names the file.
 pub(crate) fn file(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|error| failed(path, error))
+    read_text(path).map_err(|error| failed(path, error))
 }
 
 /// Reads a whole file, treating a missing file (or directory) as "nothing here": hardware
 /// collectors report [`CollectError::NoData`] then, as node_exporter does.
 pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|error| match error.kind() {
+    read_text(path).map_err(|error| match error.kind() {
         io::ErrorKind::NotFound => CollectError::NoData,
         _ => failed(path, error),
     })
@@ -26,7 +45,7 @@ pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
 
 /// A file's content without the trailing newline, or `None` if it cannot be read.
 pub(crate) fn optional_trimmed(path: &Path) -> Option<String> {
-    let mut text = std::fs::read_to_string(path).ok()?;
+    let mut text = read_text(path).ok()?;
     let trimmed_len = text.trim_end().len();
     text.truncate(trimmed_len);
     Some(text)

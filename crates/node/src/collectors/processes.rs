@@ -62,7 +62,7 @@ impl Collector for Processes {
                 break;
             }
             // A process that exited since the listing is simply gone.
-            let Some((state, count)) = std::fs::read_to_string(process.join("stat"))
+            let Some((state, count)) = crate::read::read_text(&process.join("stat"))
                 .ok()
                 .as_deref()
                 .and_then(parse_stat)
@@ -73,7 +73,7 @@ impl Collector for Processes {
             threads += count;
             *states.entry(state).or_default() += 1;
             for task in numeric_dirs(&process.join("task")) {
-                if let Some((state, _)) = std::fs::read_to_string(task.join("stat"))
+                if let Some((state, _)) = crate::read::read_text(&task.join("stat"))
                     .ok()
                     .as_deref()
                     .and_then(parse_stat)

@@ -271,7 +271,7 @@ impl Textfile {
         gathered: &mut BTreeMap<String, Gathered>,
     ) -> Result<f64, String> {
         let text =
-            std::fs::read_to_string(file).map_err(|e| format!("Cannot read the file: {e}"))?;
+            crate::read::read_text(file).map_err(|e| format!("Cannot read the file: {e}"))?;
         let mtime = std::fs::metadata(file)
             .and_then(|m| m.modified())
             .map_err(|e| format!("Cannot stat the file: {e}"))?
