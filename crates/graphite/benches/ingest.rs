@@ -13,32 +13,15 @@ use kiln_graphite::mapping::Mapper;
 use kiln_graphite::{Pipeline, Settings};
 use kiln_registry::FamilyBuilder;
 
-const CAPTURE: &str = include_str!("../tests/fixtures/spark-4.3-graphitesink-local.txt");
+#[path = "support/spark_names.rs"]
+mod spark_names;
+use spark_names::spark_names;
+
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ten-rules.yml");
 const SERIES: usize = 100_000;
 
 /// Name, labels and value of one rendered sample.
 type Sample = (String, Vec<(String, String)>, f64);
-
-/// `count` distinct names: the 314 metrics of a Spark driver, over executors and apps.
-fn names(count: usize) -> Vec<String> {
-    let mut metrics: Vec<&str> = CAPTURE
-        .lines()
-        .filter_map(|l| l.split(' ').next())
-        .filter_map(|n| n.split_once(".driver.").map(|(_, m)| m))
-        .collect();
-    metrics.sort_unstable();
-    metrics.dedup();
-    (0..)
-        .flat_map(|app| (0..40).map(move |executor| (app, executor)))
-        .flat_map(|(app, executor)| {
-            metrics.iter().map(move |metric| {
-                format!("application_1795252902794_{app:04}.{executor}.{metric}")
-            })
-        })
-        .take(count)
-        .collect()
-}
 
 fn pipeline() -> Arc<Pipeline> {
     Arc::new(
@@ -67,7 +50,7 @@ fn lines(names: &[String]) -> Vec<Vec<u8>> {
 }
 
 fn ingest(c: &mut Criterion) {
-    let names = names(SERIES);
+    let names = spark_names(SERIES);
     let lines = lines(&names);
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(lines.len() as u64));

@@ -17,37 +17,9 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const CAPTURE: &str = include_str!("../tests/fixtures/spark-4.3-graphitesink-local.txt");
-
-/// `count` distinct Spark-shaped names.
-fn names(count: usize) -> Vec<String> {
-    let mut metrics: Vec<&str> = CAPTURE
-        .lines()
-        .filter_map(|l| l.split(' ').next())
-        .filter_map(|n| n.split_once(".driver.").map(|(_, m)| m))
-        .collect();
-    metrics.sort_unstable();
-    metrics.dedup();
-    let mut names = Vec::with_capacity(count);
-    'outer: for app in 0.. {
-        for executor in 0..40 {
-            let executor = if executor == 0 {
-                "driver".to_owned()
-            } else {
-                executor.to_string()
-            };
-            for metric in &metrics {
-                if names.len() == count {
-                    break 'outer;
-                }
-                names.push(format!(
-                    "application_1795252902794_{app:04}.{executor}.{metric}"
-                ));
-            }
-        }
-    }
-    names
-}
+#[path = "../benches/support/spark_names.rs"]
+mod spark_names;
+use spark_names::spark_names;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -167,7 +139,7 @@ fn main() {
     let series: usize = args.get(4).expect(usage).parse().unwrap();
     let count: usize = args.get(5).map_or(series, |c| c.parse().unwrap());
     let workers: usize = args.get(6).map_or(1, |c| c.parse().unwrap());
-    let names = names(series);
+    let names = spark_names(series);
     let before = stored(&url);
 
     match mode {
