@@ -12,12 +12,22 @@ use serde_yaml_ng::Value;
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct MappingFile {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) defaults: Defaults,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) mappings: Vec<RuleConfig>,
     #[serde(flatten)]
     pub(crate) other: BTreeMap<String, Value>,
+}
+
+/// `mappings:` or `defaults:` with nothing after them is YAML null; upstream reads it as
+/// empty.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// `defaults:`; only the glob settings mean anything to a Graphite bridge.
@@ -201,6 +211,12 @@ defaults:
         assert_eq!(locate_rule_key(TEXT, 1, "labels"), Some(7));
         assert_eq!(locate_rule_key(TEXT, 1, "help"), Some(4));
         assert_eq!(locate_rule_key(TEXT, 2, "name"), None);
+    }
+
+    #[test]
+    fn empty_sections_are_empty() {
+        let file = MappingFile::parse(Path::new("m.yml"), "defaults:\nmappings:\n").unwrap();
+        assert!(file.mappings.is_empty());
     }
 
     #[test]
