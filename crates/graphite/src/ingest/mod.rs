@@ -84,16 +84,20 @@ pub fn start(
         protocol,
         source,
     };
-    let (tcp, tcp_addr) =
-        bind_first(&candidates, TcpListener::bind).map_err(|e| bind_error("tcp", e))?;
+    let (tcp, tcp_addr) = bind_first(&candidates, |a| {
+        TcpListener::bind(a).and_then(|l| l.local_addr().map(|local| (l, local)))
+    })
+    .map_err(|e| bind_error("tcp", e))?;
     // UDP on the port TCP got (which matters when the port is 0).
     let udp_candidates: Vec<SocketAddr> = candidates
         .iter()
         .filter(|a| a.is_ipv4() == tcp_addr.is_ipv4())
         .map(|a| SocketAddr::new(a.ip(), tcp_addr.port()))
         .collect();
-    let (udp, udp_addr) =
-        bind_first(&udp_candidates, UdpSocket::bind).map_err(|e| bind_error("udp", e))?;
+    let (udp, udp_addr) = bind_first(&udp_candidates, |a| {
+        UdpSocket::bind(a).and_then(|s| s.local_addr().map(|local| (s, local)))
+    })
+    .map_err(|e| bind_error("udp", e))?;
     tracing::info!(tcp = %tcp_addr, udp = %udp_addr, "Accepting Graphite plaintext lines.");
     tcp::start(
         tcp,
@@ -144,35 +148,17 @@ fn candidates(address: &str) -> Result<Vec<SocketAddr>, ListenError> {
     Ok(resolved)
 }
 
+/// The first candidate that binds, with the address it got.
 fn bind_first<T>(
     candidates: &[SocketAddr],
-    bind: impl Fn(SocketAddr) -> std::io::Result<T>,
-) -> std::io::Result<(T, SocketAddr)>
-where
-    T: LocalAddr,
-{
+    bind: impl Fn(SocketAddr) -> std::io::Result<(T, SocketAddr)>,
+) -> std::io::Result<(T, SocketAddr)> {
     let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind");
     for &candidate in candidates {
-        match bind(candidate).and_then(|s| s.local().map(|a| (s, a))) {
+        match bind(candidate) {
             Ok(bound) => return Ok(bound),
             Err(error) => last = error,
         }
     }
     Err(last)
-}
-
-trait LocalAddr {
-    fn local(&self) -> std::io::Result<SocketAddr>;
-}
-
-impl LocalAddr for TcpListener {
-    fn local(&self) -> std::io::Result<SocketAddr> {
-        self.local_addr()
-    }
-}
-
-impl LocalAddr for UdpSocket {
-    fn local(&self) -> std::io::Result<SocketAddr> {
-        self.local_addr()
-    }
 }

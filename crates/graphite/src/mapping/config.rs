@@ -66,6 +66,7 @@ pub(crate) struct RuleConfig {
 }
 
 /// Keys statsd_exporter defines that have no meaning for Graphite input; accepted silently.
+/// All but the first (`help`) are valid under `defaults:` too.
 const IGNORED_RULE_KEYS: &[&str] = &[
     "help",
     "ttl",
@@ -76,15 +77,7 @@ const IGNORED_RULE_KEYS: &[&str] = &[
     "summary_options",
     "histogram_options",
 ];
-const IGNORED_DEFAULT_KEYS: &[&str] = &[
-    "ttl",
-    "observer_type",
-    "timer_type",
-    "buckets",
-    "quantiles",
-    "summary_options",
-    "histogram_options",
-];
+const IGNORED_DEFAULT_KEYS: &[&str] = IGNORED_RULE_KEYS.split_at(1).1;
 
 impl MappingFile {
     /// Parses `text`, read from `file`; syntax and type errors name the line.
