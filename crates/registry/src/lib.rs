@@ -14,6 +14,7 @@
 pub mod bootstrap;
 mod collector;
 pub mod config;
+pub mod duration;
 mod flags;
 mod log_limiter;
 pub mod logging;
