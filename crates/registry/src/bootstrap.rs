@@ -18,15 +18,28 @@ const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::fro
 /// Exit code when serving could not start (a port in use, say).
 pub const EXIT_RUNTIME: u8 = 1;
 
+/// Why an exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A configuration file is wrong: exit 64.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Something the exporter needs is not available (a socket it may not open, say):
+    /// exit 1, with the message.
+    #[error("{0}")]
+    Start(String),
+}
+
 /// Runs an exporter to completion.
 ///
 /// `build` reads the exporter's own configuration and returns the configured exporter; it
 /// runs inside the runtime, so it may spawn background tasks. A [`ConfigError`] from it, or
-/// from the web config file, exits with 64 before anything listens.
-pub fn main(
+/// from the web config file, exits with 64 before anything listens; a
+/// [`BuildError::Start`] exits with 1.
+pub fn main<E: Into<BuildError>>(
     info: BuildInfo,
     flags: &WebFlags,
-    build: impl FnOnce() -> Result<Exporter, ConfigError>,
+    build: impl FnOnce() -> Result<Exporter, E>,
 ) -> ExitCode {
     if flags.version {
         print!("{}", info.version_text());
@@ -50,9 +63,13 @@ pub fn main(
     };
     let _guard = runtime.enter();
 
-    let exporter = match build() {
+    let exporter = match build().map_err(Into::into) {
         Ok(exporter) => exporter,
-        Err(error) => return config_failure(&error),
+        Err(BuildError::Config(error)) => return config_failure(&error),
+        Err(BuildError::Start(message)) => {
+            tracing::error!(err = %message, "Cannot start.");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
     };
     let web = match WebConfigWatcher::new(flags.config_file.as_deref()) {
         Ok(web) => std::sync::Arc::new(web),

@@ -1,0 +1,239 @@
+//! `/probe?target=HOST`: an on-demand probe in blackbox_exporter's style, through the same
+//! shared sockets. Each request gets fresh echo requests, bounded by the scrape timeout.
+//!
+//! Query parameters: `target` (required), `count` (requests, 1 to 100, default 1),
+//! `interval` (between requests, default 100ms), `size` (payload bytes),
+//! `ip_protocol` (`ip4` or `ip6`, default: IPv4 when the name has both).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use kiln_registry::metrics::write_float;
+use kiln_registry::{Response, RouteHandler, ScrapeContext, TEXT_CONTENT_TYPE, query_pairs, text};
+
+use crate::dns::Resolver;
+use crate::engine::{Engine, Outcome, ProbeSettings, Target};
+use crate::icmp::Family;
+use crate::targets::TargetManager;
+
+/// The most requests one probe may send.
+const MAX_COUNT: u32 = 100;
+
+/// A probe request, parsed.
+#[derive(Debug, Clone, PartialEq)]
+struct Request {
+    target: String,
+    count: u32,
+    interval: Duration,
+    size: Option<usize>,
+    family: Option<Family>,
+}
+
+fn parse(query: &str) -> Result<Request, String> {
+    let mut request = Request {
+        target: String::new(),
+        count: 1,
+        interval: Duration::from_millis(100),
+        size: None,
+        family: None,
+    };
+    for (key, value) in query_pairs(query) {
+        match &*key {
+            "target" => request.target = value.trim().to_owned(),
+            "count" => {
+                request.count = value
+                    .parse()
+                    .ok()
+                    .filter(|c| (1..=MAX_COUNT).contains(c))
+                    .ok_or_else(|| format!("count must be 1 to {MAX_COUNT}, not {value:?}"))?;
+            }
+            "interval" => {
+                request.interval = kiln_registry::duration::parse_go_duration(&value)?
+                    .max(Duration::from_millis(1));
+            }
+            "size" => {
+                request.size = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|s| *s <= 65_500)
+                        .ok_or_else(|| format!("size must be 0 to 65500, not {value:?}"))?,
+                );
+            }
+            "ip_protocol" => {
+                request.family = Some(match &*value {
+                    "ip4" | "4" => Family::V4,
+                    "ip6" | "6" => Family::V6,
+                    _ => return Err(format!("ip_protocol must be ip4 or ip6, not {value:?}")),
+                });
+            }
+            _ => {}
+        }
+    }
+    if request.target.is_empty() {
+        return Err("Target parameter is missing".into());
+    }
+    Ok(request)
+}
+
+/// The `/probe` handler.
+pub fn handler(engine: Arc<Engine>, targets: TargetManager, resolver: Arc<Resolver>, default_size: usize) -> RouteHandler {
+    Arc::new(move |parts, context| {
+        let (engine, targets, resolver) = (Arc::clone(&engine), targets.clone(), Arc::clone(&resolver));
+        Box::pin(async move {
+            let query = parts.uri.query().unwrap_or_default();
+            let request = match parse(query) {
+                Ok(request) => request,
+                Err(message) => return text(StatusCode::BAD_REQUEST, &format!("{message}\n")),
+            };
+            probe(engine, &targets, &resolver, request, default_size, context).await
+        })
+    })
+}
+
+async fn probe(
+    engine: Arc<Engine>,
+    targets: &TargetManager,
+    resolver: &Resolver,
+    request: Request,
+    default_size: usize,
+    context: ScrapeContext,
+) -> Response {
+    let started = Instant::now();
+    let allowed = targets.settings().allowed.clone();
+    let literal = request.target.parse::<IpAddr>().ok();
+    if literal.is_none() && !allowed.allows_name(&request.target) && allowed.networks.is_empty() {
+        return text(StatusCode::FORBIDDEN, &format!("target {:?} is not allowed by probe.allowed_targets\n", request.target));
+    }
+
+    let wanted = match request.family {
+        Some(family) => {
+            let mut wanted = [false, false];
+            wanted[family.index()] = true;
+            wanted
+        }
+        None => [true, true],
+    };
+    let resolved = match literal {
+        Some(ip) => Ok(ip),
+        None => resolver
+            .resolve(&request.target, wanted)
+            .await
+            .map(|found| found[0].or(found[1]).expect("resolve returns an address")),
+    };
+    let resolve_time = started.elapsed();
+    let mut out = String::new();
+    let ip = match resolved {
+        Ok(ip) if request.family.is_some_and(|f| f != Family::of(ip)) => {
+            tracing::debug!(target = %request.target, "Address of the wrong family.");
+            return metrics_response(finish(out, started, false));
+        }
+        Ok(ip) => ip,
+        Err(error) => {
+            tracing::debug!(target = %request.target, err = %error, "Probe target does not resolve.");
+            gauge(&mut out, "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolve_time.as_secs_f64());
+            return metrics_response(finish(out, started, false));
+        }
+    };
+    if !(allowed.allows_name(&request.target) || allowed.allows_address(ip)) {
+        return text(StatusCode::FORBIDDEN, &format!("target {:?} ({ip}) is not allowed by probe.allowed_targets\n", request.target));
+    }
+
+    // Each request gets what is left of the budget once the later ones have been sent.
+    let spacing = request.interval * (request.count - 1);
+    let remaining = context.remaining().saturating_sub(spacing);
+    let settings = ProbeSettings {
+        interval: request.interval,
+        timeout: remaining.min(Duration::from_secs(10)).max(Duration::from_millis(1)),
+        size: request.size.unwrap_or(default_size),
+    };
+    let target = Arc::new(Target {
+        name: request.target.clone(),
+        family: Family::of(ip),
+        labels: Vec::new(),
+    });
+    let deadline = context.deadline();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        engine.probe_once(target, ip, settings, request.count, deadline)
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+
+    let rtts: Vec<f64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Reply { rtt, .. } => Some(*rtt),
+            _ => None,
+        })
+        .collect();
+    let hop_limit = outcomes.iter().rev().find_map(|o| match o {
+        Outcome::Reply { hop_limit, .. } => *hop_limit,
+        _ => None,
+    });
+    gauge(&mut out, "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolve_time.as_secs_f64());
+    gauge(&mut out, "probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", if ip.is_ipv4() { 4.0 } else { 6.0 });
+    gauge(&mut out, "probe_icmp_requests", "Echo requests sent by this probe", request.count as f64);
+    gauge(&mut out, "probe_icmp_replies", "Echo replies received in time by this probe", rtts.len() as f64);
+    if !rtts.is_empty() {
+        let mean = rtts.iter().sum::<f64>() / rtts.len() as f64;
+        out.push_str("# HELP probe_icmp_duration_seconds Duration of icmp request by phase (rtt: mean of the replies)\n# TYPE probe_icmp_duration_seconds gauge\n");
+        for (phase, value) in [("resolve", resolve_time.as_secs_f64()), ("rtt", mean)] {
+            out.push_str(&format!("probe_icmp_duration_seconds{{phase=\"{phase}\"}} "));
+            write_float(&mut out, value);
+            out.push('\n');
+        }
+        out.push_str("# HELP probe_icmp_rtt_seconds Fastest and slowest reply of this probe\n# TYPE probe_icmp_rtt_seconds gauge\n");
+        for (stat, value) in [("min", rtts.iter().copied().fold(f64::INFINITY, f64::min)), ("max", rtts.iter().copied().fold(0.0, f64::max))] {
+            out.push_str(&format!("probe_icmp_rtt_seconds{{stat=\"{stat}\"}} "));
+            write_float(&mut out, value);
+            out.push('\n');
+        }
+    }
+    if let Some(hop_limit) = hop_limit {
+        gauge(&mut out, "probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", f64::from(hop_limit));
+    }
+    metrics_response(finish(out, started, !rtts.is_empty()))
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} "));
+    write_float(out, value);
+    out.push('\n');
+}
+
+fn finish(mut out: String, started: Instant, success: bool) -> String {
+    gauge(&mut out, "probe_duration_seconds", "Returns how long the probe took to complete in seconds", started.elapsed().as_secs_f64());
+    gauge(&mut out, "probe_success", "Displays whether or not the probe was a success", f64::from(u8::from(success)));
+    out
+}
+
+fn metrics_response(body: String) -> Response {
+    let mut response = text(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_with_defaults_and_limits() {
+        let request = parse("target=10.0.0.1").unwrap();
+        assert_eq!(request.count, 1);
+        assert_eq!(request.interval, Duration::from_millis(100));
+        let request = parse("target=h&count=5&interval=10ms&size=8&ip_protocol=ip6").unwrap();
+        assert_eq!((request.count, request.size, request.family), (5, Some(8), Some(Family::V6)));
+        assert!(parse("count=2").unwrap_err().contains("Target parameter is missing"));
+        assert!(parse("target=h&count=0").is_err());
+        assert!(parse("target=h&count=101").is_err());
+        assert!(parse("target=h&ip_protocol=ipx").is_err());
+    }
+}
