@@ -14,8 +14,10 @@ use crate::icmp::SocketPreference;
 /// with czerwonk/ping_exporter's flags, configuration file and metric names.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "kiln-ping-exporter", version, disable_version_flag = true)]
-#[command(after_help = "Targets come from the positional arguments or from --config.path; \
-    changes to the file's targets apply without a restart.")]
+#[command(
+    after_help = "Targets come from the positional arguments or from --config.path; \
+    changes to the file's targets apply without a restart."
+)]
 pub struct Cli {
     /// Hosts to ping (names or addresses), when no configuration file names them.
     #[arg(value_name = "TARGET")]

@@ -182,7 +182,10 @@ impl Settings {
     fn merge(cli: &Cli, file: File, source: Option<(&Path, &str)>) -> Result<Self, ConfigError> {
         let error = |keys: &[&str], message: String| match source {
             Some((path, text)) => ConfigError::at_key(path, text, keys, message),
-            None => ConfigError::file(Path::new("command line"), format!("--{}: {message}", keys.join("."))),
+            None => ConfigError::file(
+                Path::new("command line"),
+                format!("--{}: {message}", keys.join(".")),
+            ),
         };
         let pick = |value: Option<GoDuration>, flag: Duration| {
             value.map(|v| v.0).filter(|v| !v.is_zero()).unwrap_or(flag)
@@ -190,12 +193,23 @@ impl Settings {
         let defaults = ProbeSettings {
             interval: pick(file.ping.interval, cli.interval),
             timeout: pick(file.ping.timeout, cli.timeout),
-            size: file.ping.payload_size.filter(|&s| s != 0).unwrap_or(cli.size),
+            size: file
+                .ping
+                .payload_size
+                .filter(|&s| s != 0)
+                .unwrap_or(cli.size),
         };
         check_probe_settings(&defaults, &["ping"], &error)?;
-        let history = file.ping.history_size.filter(|&h| h != 0).unwrap_or(cli.history_size);
+        let history = file
+            .ping
+            .history_size
+            .filter(|&h| h != 0)
+            .unwrap_or(cli.history_size);
         if history < 1 {
-            return Err(error(&["ping", "history-size"], "must be greater than 0".into()));
+            return Err(error(
+                &["ping", "history-size"],
+                "must be greater than 0".into(),
+            ));
         }
         let buckets = file.ping.buckets.clone().unwrap_or_else(default_buckets);
         if buckets.is_empty()
@@ -215,7 +229,14 @@ impl Settings {
             file.targets
         };
         let no_labels = BTreeMap::new();
-        collect(&mut targets, top_level, &no_labels, defaults, source, &["targets"])?;
+        collect(
+            &mut targets,
+            top_level,
+            &no_labels,
+            defaults,
+            source,
+            &["targets"],
+        )?;
         for (index, group) in file.groups.into_iter().enumerate() {
             let settings = ProbeSettings {
                 interval: pick(group.interval, defaults.interval),
@@ -224,17 +245,31 @@ impl Settings {
             };
             let position = format!("groups[{index}]");
             check_probe_settings(&settings, &["groups"], &|keys: &[&str], message| {
-                error(&keys[..1], format!("{position}.{}: {message}", keys[1..].join(".")))
+                error(
+                    &keys[..1],
+                    format!("{position}.{}: {message}", keys[1..].join(".")),
+                )
             })?;
             for name in group.labels.keys() {
-                check_label_name(name).map_err(|m| error(&["groups"], format!("{position}.labels: {m}")))?;
+                check_label_name(name)
+                    .map_err(|m| error(&["groups"], format!("{position}.labels: {m}")))?;
             }
-            collect(&mut targets, group.targets, &group.labels, settings, source, &["groups"])?;
+            collect(
+                &mut targets,
+                group.targets,
+                &group.labels,
+                settings,
+                source,
+                &["groups"],
+            )?;
         }
 
         let mut allowed = AllowList::default();
         for entry in file.probe.allowed_targets {
-            match entry.parse::<IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from)) {
+            match entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+            {
                 Ok(network) => allowed.networks.push(network),
                 Err(_) => allowed.hosts.push(entry),
             }
@@ -311,7 +346,12 @@ fn collect(
             TargetEntry::Host(host) => (host, BTreeMap::new()),
             TargetEntry::WithLabels(mut map) => {
                 let Some(host) = map.remove("host") else {
-                    return Err(entry_error(source, section, &map, "a target map needs a `host` key".into()));
+                    return Err(entry_error(
+                        source,
+                        section,
+                        &map,
+                        "a target map needs a `host` key".into(),
+                    ));
                 };
                 (host, map)
             }
@@ -321,7 +361,8 @@ fn collect(
             return Err(entry_error(source, section, &labels, "empty host".into()));
         }
         for name in labels.keys() {
-            check_label_name(name).map_err(|m| entry_error(source, section, &labels, format!("{host}: {m}")))?;
+            check_label_name(name)
+                .map_err(|m| entry_error(source, section, &labels, format!("{host}: {m}")))?;
         }
         for (name, value) in group_labels {
             labels.entry(name.clone()).or_insert_with(|| value.clone());
@@ -359,7 +400,9 @@ fn entry_error(
 
 fn check_label_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid || name.starts_with("__") {
         return Err(format!("{name:?} is not a valid label name"));
@@ -401,7 +444,10 @@ mod tests {
         .unwrap();
         assert_eq!(settings.targets.len(), 2);
         assert_eq!(settings.targets[1].host, "2001:4860:4860::8844");
-        assert_eq!(settings.targets[1].labels, [("foo".to_owned(), "bar".to_owned())]);
+        assert_eq!(
+            settings.targets[1].labels,
+            [("foo".to_owned(), "bar".to_owned())]
+        );
         let expected = ProbeSettings {
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(3),
@@ -418,15 +464,29 @@ mod tests {
 
     #[test]
     fn flags_fill_what_the_file_leaves_out() {
-        let settings = load("targets: [a]\noptions: {disableIPv6: true}\n", &["--ping.interval=1s", "--ping.size=16"]).unwrap();
-        assert_eq!(settings.targets[0].settings.interval, Duration::from_secs(1));
+        let settings = load(
+            "targets: [a]\noptions: {disableIPv6: true}\n",
+            &["--ping.interval=1s", "--ping.size=16"],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.targets[0].settings.interval,
+            Duration::from_secs(1)
+        );
         assert_eq!(settings.targets[0].settings.timeout, Duration::from_secs(4));
         assert_eq!(settings.targets[0].settings.size, 16);
         assert_eq!(settings.families, [true, false]);
         assert_eq!(settings.buckets, default_buckets());
         // Positional targets are used only when the file has none.
         let settings = Settings::load(&cli(&["x", "y"])).unwrap();
-        assert_eq!(settings.targets.iter().map(|t| t.host.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(
+            settings
+                .targets
+                .iter()
+                .map(|t| t.host.as_str())
+                .collect::<Vec<_>>(),
+            ["x", "y"]
+        );
     }
 
     #[test]
@@ -440,12 +500,19 @@ mod tests {
         assert_eq!(b.settings.interval, Duration::from_millis(200));
         assert_eq!(b.settings.size, 56);
         assert_eq!(b.labels, [("tier".to_owned(), "voip".to_owned())]);
-        assert_eq!(settings.targets[2].labels, [("tier".to_owned(), "core".to_owned())]);
+        assert_eq!(
+            settings.targets[2].labels,
+            [("tier".to_owned(), "core".to_owned())]
+        );
     }
 
     #[test]
     fn allow_list_takes_networks_and_names() {
-        let settings = load("targets: [a]\nprobe:\n  allowed_targets: [10.0.0.0/8, '::1', gw.example]\n", &[]).unwrap();
+        let settings = load(
+            "targets: [a]\nprobe:\n  allowed_targets: [10.0.0.0/8, '::1', gw.example]\n",
+            &[],
+        )
+        .unwrap();
         let allowed = &settings.allowed;
         assert!(allowed.allows_address("10.1.2.3".parse().unwrap()));
         assert!(allowed.allows_address("::1".parse().unwrap()));

@@ -6,11 +6,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfigGroup, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::TokioResolver;
 
 use crate::config::DnsSettings;
 use crate::icmp::Family;
@@ -59,9 +59,10 @@ impl Resolver {
         options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         // Go's resolver, which upstream uses with a name server, reads /etc/hosts first.
         options.use_hosts_file = ResolveHosts::Always;
-        let resolver = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(options)
-            .build();
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(options)
+                .build();
         Ok(Self::Nameserver {
             resolver: Box::new(resolver),
             timeout,
@@ -128,10 +129,22 @@ mod tests {
 
     #[test]
     fn nameserver_spellings() {
-        assert_eq!(parse_nameserver("1.1.1.1").unwrap(), "1.1.1.1:53".parse().unwrap());
-        assert_eq!(parse_nameserver("127.0.0.1:5353").unwrap(), "127.0.0.1:5353".parse().unwrap());
-        assert_eq!(parse_nameserver("::1").unwrap(), "[::1]:53".parse().unwrap());
-        assert_eq!(parse_nameserver("[::1]:54").unwrap(), "[::1]:54".parse().unwrap());
+        assert_eq!(
+            parse_nameserver("1.1.1.1").unwrap(),
+            "1.1.1.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("::1").unwrap(),
+            "[::1]:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("[::1]:54").unwrap(),
+            "[::1]:54".parse().unwrap()
+        );
         assert!(parse_nameserver("dns.example").is_err());
     }
 

@@ -49,13 +49,20 @@ pub struct PingMetrics {
 
 impl std::fmt::Debug for PingMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PingMetrics").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("PingMetrics")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
 impl PingMetrics {
     /// Serves `engine`'s numbers and `targets`' DNS state.
-    pub fn new(engine: Arc<Engine>, targets: TargetManager, options: Options, version: &'static str) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        targets: TargetManager,
+        options: Options,
+        version: &'static str,
+    ) -> Self {
         Self {
             engine,
             targets,
@@ -75,7 +82,8 @@ impl TextSource for PingMetrics {
         let mut snapshot = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let families = self.engine.snapshot(&mut snapshot);
         snapshot.sort_by(|a, b| {
-            (a.target.name.as_str(), a.target.family).cmp(&(b.target.name.as_str(), b.target.family))
+            (a.target.name.as_str(), a.target.family)
+                .cmp(&(b.target.name.as_str(), b.target.family))
         });
         let rows: Vec<Row<'_>> = snapshot.iter().map(Row::new).collect();
 
@@ -174,30 +182,74 @@ fn write_window(out: &mut String, rows: &[Row<'_>], options: Options) {
         }
     }
     if options.deprecated {
-        header(out, "ping_rtt_ms", "Round trip time in millis (deprecated)", "gauge");
+        header(
+            out,
+            "ping_rtt_ms",
+            "Round trip time in millis (deprecated)",
+            "gauge",
+        );
         let types = [("best", 0), ("worst", 1), ("mean", 2), ("std_dev", 3)];
         for (row, window) in rows.iter().zip(&windows).filter(|(_, w)| answered(w)) {
             for (kind, index) in types {
                 let labels = format!("{},type=\"{kind}\"", row.with_ip);
-                sample(out, "ping_rtt_ms", &labels, gauges[index].2(window) * 1000.0);
+                sample(
+                    out,
+                    "ping_rtt_ms",
+                    &labels,
+                    gauges[index].2(window) * 1000.0,
+                );
             }
         }
     }
-    header(out, "ping_loss_ratio", "Packet loss from 0.0 to 1.0", "gauge");
+    header(
+        out,
+        "ping_loss_ratio",
+        "Packet loss from 0.0 to 1.0",
+        "gauge",
+    );
     for (row, window) in rows.iter().zip(&windows).filter(|(_, w)| w.total > 0) {
-        sample(out, "ping_loss_ratio", &row.with_ip, window.lost as f64 / window.total as f64);
+        sample(
+            out,
+            "ping_loss_ratio",
+            &row.with_ip,
+            window.lost as f64 / window.total as f64,
+        );
     }
 }
 
 fn write_counters(out: &mut String, rows: &[Row<'_>]) {
     type Count = fn(&TargetSnapshot) -> u64;
     let counters: [(&str, &str, Count); 6] = [
-        ("ping_requests_total", "Echo requests sent (including those the kernel refused).", |s| s.stats.requests),
-        ("ping_responses_total", "Echo replies received within the timeout.", |s| s.stats.responses),
-        ("ping_timeouts_total", "Echo requests left unanswered within the timeout.", |s| s.stats.timeouts),
-        ("ping_late_responses_total", "Echo replies that came after their timeout (also counted in ping_timeouts_total).", |s| s.stats.late),
-        ("ping_duplicate_responses_total", "Echo replies after the first to the same request.", |s| s.stats.duplicates),
-        ("ping_send_errors_total", "Echo requests the kernel refused to send (no route, say).", |s| s.stats.send_errors),
+        (
+            "ping_requests_total",
+            "Echo requests sent (including those the kernel refused).",
+            |s| s.stats.requests,
+        ),
+        (
+            "ping_responses_total",
+            "Echo replies received within the timeout.",
+            |s| s.stats.responses,
+        ),
+        (
+            "ping_timeouts_total",
+            "Echo requests left unanswered within the timeout.",
+            |s| s.stats.timeouts,
+        ),
+        (
+            "ping_late_responses_total",
+            "Echo replies that came after their timeout (also counted in ping_timeouts_total).",
+            |s| s.stats.late,
+        ),
+        (
+            "ping_duplicate_responses_total",
+            "Echo replies after the first to the same request.",
+            |s| s.stats.duplicates,
+        ),
+        (
+            "ping_send_errors_total",
+            "Echo requests the kernel refused to send (no route, say).",
+            |s| s.stats.send_errors,
+        ),
     ];
     for (name, help, count) in counters {
         header(out, name, help, "counter");
@@ -205,18 +257,38 @@ fn write_counters(out: &mut String, rows: &[Row<'_>]) {
             counter_sample(out, name, &row.native, count(row.snapshot));
         }
     }
-    header(out, "ping_reply_hop_limit", "TTL (IPv4) or hop limit (IPv6) of the latest echo reply.", "gauge");
+    header(
+        out,
+        "ping_reply_hop_limit",
+        "TTL (IPv4) or hop limit (IPv6) of the latest echo reply.",
+        "gauge",
+    );
     for row in rows {
         if let Some(hop_limit) = row.snapshot.stats.last_hop_limit {
-            sample(out, "ping_reply_hop_limit", &row.native, f64::from(hop_limit));
+            sample(
+                out,
+                "ping_reply_hop_limit",
+                &row.native,
+                f64::from(hop_limit),
+            );
         }
     }
 }
 
 fn write_smokeping(out: &mut String, rows: &[Row<'_>], bounds: &[f64]) {
-    header(out, "smokeping_requests_total", "Number of ping requests sent", "counter");
+    header(
+        out,
+        "smokeping_requests_total",
+        "Number of ping requests sent",
+        "counter",
+    );
     for row in rows {
-        counter_sample(out, "smokeping_requests_total", &row.smokeping, row.snapshot.stats.requests);
+        counter_sample(
+            out,
+            "smokeping_requests_total",
+            &row.smokeping,
+            row.snapshot.stats.requests,
+        );
     }
     write_histogram(
         out,
@@ -226,18 +298,48 @@ fn write_smokeping(out: &mut String, rows: &[Row<'_>], bounds: &[f64]) {
         |row| &row.smokeping,
         bounds,
     );
-    header(out, "smokeping_response_duplicates_total", "The number of duplicated response packets.", "counter");
+    header(
+        out,
+        "smokeping_response_duplicates_total",
+        "The number of duplicated response packets.",
+        "counter",
+    );
     for row in rows {
-        counter_sample(out, "smokeping_response_duplicates_total", &row.smokeping, row.snapshot.stats.duplicates);
+        counter_sample(
+            out,
+            "smokeping_response_duplicates_total",
+            &row.smokeping,
+            row.snapshot.stats.duplicates,
+        );
     }
-    header(out, "smokeping_send_errors_total", "The number of errors when sending ping packets.", "counter");
+    header(
+        out,
+        "smokeping_send_errors_total",
+        "The number of errors when sending ping packets.",
+        "counter",
+    );
     for row in rows {
-        counter_sample(out, "smokeping_send_errors_total", &row.smokeping, row.snapshot.stats.send_errors);
+        counter_sample(
+            out,
+            "smokeping_send_errors_total",
+            &row.smokeping,
+            row.snapshot.stats.send_errors,
+        );
     }
-    header(out, "smokeping_response_ttl", "The last response Time To Live (TTL).", "gauge");
+    header(
+        out,
+        "smokeping_response_ttl",
+        "The last response Time To Live (TTL).",
+        "gauge",
+    );
     for row in rows {
         if let Some(ttl) = row.snapshot.stats.last_hop_limit {
-            sample(out, "smokeping_response_ttl", &row.smokeping, f64::from(ttl));
+            sample(
+                out,
+                "smokeping_response_ttl",
+                &row.smokeping,
+                f64::from(ttl),
+            );
         }
     }
 }
@@ -262,7 +364,11 @@ fn write_histogram(
             write_float(&mut le, *bound);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", stats.responses);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            stats.responses
+        );
         let _ = write!(out, "{name}_sum{{{labels}}} ");
         write_float(out, stats.rtt_sum);
         let _ = writeln!(out, "\n{name}_count{{{labels}}} {}", stats.responses);
@@ -299,29 +405,73 @@ fn write_health(
     for family in [Family::V4, Family::V6] {
         if let Some(info) = sockets[family.index()] {
             let labels = format!("ip_version=\"{}\"", family.version());
-            sample(out, "ping_socket_kernel_timestamps", &labels, f64::from(u8::from(info.kernel_timestamps)));
+            sample(
+                out,
+                "ping_socket_kernel_timestamps",
+                &labels,
+                f64::from(u8::from(info.kernel_timestamps)),
+            );
         }
     }
-    header(out, "ping_foreign_packets_total", "Echo replies that matched no request of ours (or came after it was forgotten).", "counter");
+    header(
+        out,
+        "ping_foreign_packets_total",
+        "Echo replies that matched no request of ours (or came after it was forgotten).",
+        "counter",
+    );
     for family in [Family::V4, Family::V6] {
         let labels = format!("ip_version=\"{}\"", family.version());
-        counter_sample(out, "ping_foreign_packets_total", &labels, families[family.index()].foreign);
+        counter_sample(
+            out,
+            "ping_foreign_packets_total",
+            &labels,
+            families[family.index()].foreign,
+        );
     }
-    header(out, "ping_receive_errors_total", "Failed reads of the ICMP sockets.", "counter");
+    header(
+        out,
+        "ping_receive_errors_total",
+        "Failed reads of the ICMP sockets.",
+        "counter",
+    );
     for family in [Family::V4, Family::V6] {
         let labels = format!("ip_version=\"{}\"", family.version());
-        counter_sample(out, "ping_receive_errors_total", &labels, families[family.index()].receive_errors);
+        counter_sample(
+            out,
+            "ping_receive_errors_total",
+            &labels,
+            families[family.index()].receive_errors,
+        );
     }
 
-    let dns = targets.dns().lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let dns = targets
+        .dns()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut names: Vec<_> = dns.iter().collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
-    header(out, "ping_dns_resolved", "Whether the latest lookup of the target's name succeeded (the last good address stays in use when not).", "gauge");
+    header(
+        out,
+        "ping_dns_resolved",
+        "Whether the latest lookup of the target's name succeeded (the last good address stays in use when not).",
+        "gauge",
+    );
     for (name, status) in &names {
         let labels = format!("target=\"{}\"", escape(name));
-        sample(out, "ping_dns_resolved", &labels, f64::from(u8::from(status.resolved)));
+        sample(
+            out,
+            "ping_dns_resolved",
+            &labels,
+            f64::from(u8::from(status.resolved)),
+        );
     }
-    header(out, "ping_dns_failures_total", "Failed lookups of the target's name.", "counter");
+    header(
+        out,
+        "ping_dns_failures_total",
+        "Failed lookups of the target's name.",
+        "counter",
+    );
     for (name, status) in &names {
         let labels = format!("target=\"{}\"", escape(name));
         counter_sample(out, "ping_dns_failures_total", &labels, status.failures);

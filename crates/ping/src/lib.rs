@@ -44,7 +44,10 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     let resolver = Resolver::new(&settings.dns)
         .map_err(|message| ConfigError::file(std::path::Path::new("--dns.nameserver"), message))?;
     if settings.targets.is_empty() {
-        let source = cli.config_path.as_deref().unwrap_or(std::path::Path::new("command line"));
+        let source = cli
+            .config_path
+            .as_deref()
+            .unwrap_or(std::path::Path::new("command line"));
         return Err(ConfigError::file(source, "no targets specified").into());
     }
     let exporter = Exporter::new(info, "ping", cli.web.clone())
@@ -103,12 +106,17 @@ fn announce(engine: &Engine, settings: &Settings) {
                 "ICMP socket open."
             ),
             None if settings.families[family.index()] => {
-                tracing::warn!(family = family.name(), "No ICMP socket; these targets are not pinged.");
+                tracing::warn!(
+                    family = family.name(),
+                    "No ICMP socket; these targets are not pinged."
+                );
             }
             None => tracing::info!(family = family.name(), "Disabled by configuration."),
         }
     }
     if settings.allowed.is_open() {
-        tracing::info!("/probe accepts any target; set probe.allowed_targets in the configuration file to limit it.");
+        tracing::info!(
+            "/probe accepts any target; set probe.allowed_targets in the configuration file to limit it."
+        );
     }
 }

@@ -80,9 +80,15 @@ fn parse(query: &str) -> Result<Request, String> {
 }
 
 /// The `/probe` handler.
-pub fn handler(engine: Arc<Engine>, targets: TargetManager, resolver: Arc<Resolver>, default_size: usize) -> RouteHandler {
+pub fn handler(
+    engine: Arc<Engine>,
+    targets: TargetManager,
+    resolver: Arc<Resolver>,
+    default_size: usize,
+) -> RouteHandler {
     Arc::new(move |parts, context| {
-        let (engine, targets, resolver) = (Arc::clone(&engine), targets.clone(), Arc::clone(&resolver));
+        let (engine, targets, resolver) =
+            (Arc::clone(&engine), targets.clone(), Arc::clone(&resolver));
         Box::pin(async move {
             let query = parts.uri.query().unwrap_or_default();
             let request = match parse(query) {
@@ -106,7 +112,13 @@ async fn probe(
     let allowed = targets.settings().allowed.clone();
     let literal = request.target.parse::<IpAddr>().ok();
     if literal.is_none() && !allowed.allows_name(&request.target) && allowed.networks.is_empty() {
-        return text(StatusCode::FORBIDDEN, &format!("target {:?} is not allowed by probe.allowed_targets\n", request.target));
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "target {:?} is not allowed by probe.allowed_targets\n",
+                request.target
+            ),
+        );
     }
 
     let wanted = match request.family {
@@ -134,12 +146,23 @@ async fn probe(
         Ok(ip) => ip,
         Err(error) => {
             tracing::debug!(target = %request.target, err = %error, "Probe target does not resolve.");
-            gauge(&mut out, "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolve_time.as_secs_f64());
+            gauge(
+                &mut out,
+                "probe_dns_lookup_time_seconds",
+                "Returns the time taken for probe dns lookup in seconds",
+                resolve_time.as_secs_f64(),
+            );
             return metrics_response(finish(out, started, false));
         }
     };
     if !(allowed.allows_name(&request.target) || allowed.allows_address(ip)) {
-        return text(StatusCode::FORBIDDEN, &format!("target {:?} ({ip}) is not allowed by probe.allowed_targets\n", request.target));
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "target {:?} ({ip}) is not allowed by probe.allowed_targets\n",
+                request.target
+            ),
+        );
     }
 
     // Each request gets what is left of the budget once the later ones have been sent.
@@ -147,7 +170,9 @@ async fn probe(
     let remaining = context.remaining().saturating_sub(spacing);
     let settings = ProbeSettings {
         interval: request.interval,
-        timeout: remaining.min(Duration::from_secs(10)).max(Duration::from_millis(1)),
+        timeout: remaining
+            .min(Duration::from_secs(10))
+            .max(Duration::from_millis(1)),
         size: request.size.unwrap_or(default_size),
     };
     let target = Arc::new(Target {
@@ -175,40 +200,82 @@ async fn probe(
         Outcome::Reply { hop_limit, .. } => *hop_limit,
         _ => None,
     });
-    gauge(&mut out, "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolve_time.as_secs_f64());
-    gauge(&mut out, "probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", if ip.is_ipv4() { 4.0 } else { 6.0 });
-    gauge(&mut out, "probe_icmp_requests", "Echo requests sent by this probe", request.count as f64);
-    gauge(&mut out, "probe_icmp_replies", "Echo replies received in time by this probe", rtts.len() as f64);
+    gauge(
+        &mut out,
+        "probe_dns_lookup_time_seconds",
+        "Returns the time taken for probe dns lookup in seconds",
+        resolve_time.as_secs_f64(),
+    );
+    gauge(
+        &mut out,
+        "probe_ip_protocol",
+        "Specifies whether probe ip protocol is IP4 or IP6",
+        if ip.is_ipv4() { 4.0 } else { 6.0 },
+    );
+    gauge(
+        &mut out,
+        "probe_icmp_requests",
+        "Echo requests sent by this probe",
+        request.count as f64,
+    );
+    gauge(
+        &mut out,
+        "probe_icmp_replies",
+        "Echo replies received in time by this probe",
+        rtts.len() as f64,
+    );
     if !rtts.is_empty() {
         let mean = rtts.iter().sum::<f64>() / rtts.len() as f64;
         out.push_str("# HELP probe_icmp_duration_seconds Duration of icmp request by phase (rtt: mean of the replies)\n# TYPE probe_icmp_duration_seconds gauge\n");
         for (phase, value) in [("resolve", resolve_time.as_secs_f64()), ("rtt", mean)] {
-            out.push_str(&format!("probe_icmp_duration_seconds{{phase=\"{phase}\"}} "));
+            out.push_str(&format!(
+                "probe_icmp_duration_seconds{{phase=\"{phase}\"}} "
+            ));
             write_float(&mut out, value);
             out.push('\n');
         }
         out.push_str("# HELP probe_icmp_rtt_seconds Fastest and slowest reply of this probe\n# TYPE probe_icmp_rtt_seconds gauge\n");
-        for (stat, value) in [("min", rtts.iter().copied().fold(f64::INFINITY, f64::min)), ("max", rtts.iter().copied().fold(0.0, f64::max))] {
+        for (stat, value) in [
+            ("min", rtts.iter().copied().fold(f64::INFINITY, f64::min)),
+            ("max", rtts.iter().copied().fold(0.0, f64::max)),
+        ] {
             out.push_str(&format!("probe_icmp_rtt_seconds{{stat=\"{stat}\"}} "));
             write_float(&mut out, value);
             out.push('\n');
         }
     }
     if let Some(hop_limit) = hop_limit {
-        gauge(&mut out, "probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", f64::from(hop_limit));
+        gauge(
+            &mut out,
+            "probe_icmp_reply_hop_limit",
+            "Replied packet hop limit (TTL for ipv4)",
+            f64::from(hop_limit),
+        );
     }
     metrics_response(finish(out, started, !rtts.is_empty()))
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} "));
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} "
+    ));
     write_float(out, value);
     out.push('\n');
 }
 
 fn finish(mut out: String, started: Instant, success: bool) -> String {
-    gauge(&mut out, "probe_duration_seconds", "Returns how long the probe took to complete in seconds", started.elapsed().as_secs_f64());
-    gauge(&mut out, "probe_success", "Displays whether or not the probe was a success", f64::from(u8::from(success)));
+    gauge(
+        &mut out,
+        "probe_duration_seconds",
+        "Returns how long the probe took to complete in seconds",
+        started.elapsed().as_secs_f64(),
+    );
+    gauge(
+        &mut out,
+        "probe_success",
+        "Displays whether or not the probe was a success",
+        f64::from(u8::from(success)),
+    );
     out
 }
 
@@ -230,8 +297,15 @@ mod tests {
         assert_eq!(request.count, 1);
         assert_eq!(request.interval, Duration::from_millis(100));
         let request = parse("target=h&count=5&interval=10ms&size=8&ip_protocol=ip6").unwrap();
-        assert_eq!((request.count, request.size, request.family), (5, Some(8), Some(Family::V6)));
-        assert!(parse("count=2").unwrap_err().contains("Target parameter is missing"));
+        assert_eq!(
+            (request.count, request.size, request.family),
+            (5, Some(8), Some(Family::V6))
+        );
+        assert!(
+            parse("count=2")
+                .unwrap_err()
+                .contains("Target parameter is missing")
+        );
         assert!(parse("target=h&count=0").is_err());
         assert!(parse("target=h&count=101").is_err());
         assert!(parse("target=h&ip_protocol=ipx").is_err());

@@ -57,7 +57,9 @@ impl TargetManager {
             dns: Arc::clone(&dns),
             settings: Arc::clone(&shared_settings),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let mut state = State {
             resolver: Arc::new(resolver),
             file: cli.config_path.clone(),
@@ -166,7 +168,9 @@ impl State {
             }
         };
         if settings.restart_needed(&self.settings) {
-            tracing::warn!("Changes to DNS, buckets, fw-mark or address families apply at the next restart; target changes apply now.");
+            tracing::warn!(
+                "Changes to DNS, buckets, fw-mark or address families apply at the next restart; target changes apply now."
+            );
         }
         if settings.history != self.settings.history {
             self.engine.set_history(settings.history);
@@ -179,7 +183,10 @@ impl State {
         };
         self.settings = kept;
         runtime.block_on(self.refresh());
-        tracing::info!(targets = self.settings.targets.len(), "Configuration reloaded.");
+        tracing::info!(
+            targets = self.settings.targets.len(),
+            "Configuration reloaded."
+        );
         Ok(())
     }
 
@@ -218,7 +225,10 @@ impl State {
         self.addresses.retain(|name, _| names.contains(name));
         let desired = self.desired();
         self.engine.apply(desired);
-        *self.shared_settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(self.settings.clone());
+        *self
+            .shared_settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(self.settings.clone());
     }
 
     fn desired(&mut self) -> Vec<DesiredProbe> {
@@ -289,8 +299,10 @@ async fn resolve_all(
             (index, resolver.resolve(&name, wanted).await)
         });
     }
-    let mut results: Vec<Result<Addresses, String>> =
-        names.iter().map(|_| Err("lookup did not finish".to_owned())).collect();
+    let mut results: Vec<Result<Addresses, String>> = names
+        .iter()
+        .map(|_| Err("lookup did not finish".to_owned()))
+        .collect();
     while let Some(joined) = lookups.join_next().await {
         if let Ok((index, result)) = joined {
             results[index] = result;

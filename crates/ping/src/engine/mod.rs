@@ -101,7 +101,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("sockets", &self.sockets()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("sockets", &self.sockets())
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,7 +125,9 @@ impl Engine {
             }
         }
         let bounds: Arc<[f64]> = settings.buckets.into();
-        let token = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let token = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         let table = Table::new(
             Arc::clone(&bounds),
             settings.history,
@@ -217,7 +221,8 @@ impl Engine {
             ip,
             settings,
         };
-        self.lock().start_one_shot(desired, count.max(1), done, Instant::now());
+        self.lock()
+            .start_one_shot(desired, count.max(1), done, Instant::now());
         let _ = self.wake.send(());
         outcome
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -253,7 +258,10 @@ impl Drop for Engine {
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Table> {
     // A panic while holding the lock leaves numbers, not broken invariants: go on.
-    shared.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Longest sleep of the sender with nothing scheduled.

@@ -99,7 +99,9 @@ impl Destination {
 
     /// Grows the ring when the budget needs more room (it never shrinks).
     fn fit(&mut self, now: Instant) {
-        let wanted = (self.budget as usize * 2).next_power_of_two().clamp(8, 65536);
+        let wanted = (self.budget as usize * 2)
+            .next_power_of_two()
+            .clamp(8, 65536);
         if wanted <= self.ring.len() {
             return;
         }
@@ -236,7 +238,10 @@ impl Table {
         }
         let count = added.len() as u32;
         for (i, (key, probe)) in added.into_iter().enumerate() {
-            let phase = probe.settings.interval.mul_f64(f64::from(i as u32) / f64::from(count.max(1)));
+            let phase = probe
+                .settings
+                .interval
+                .mul_f64(f64::from(i as u32) / f64::from(count.max(1)));
             let index = self.insert(probe, now + phase, None);
             self.by_key.insert(key, index);
         }
@@ -264,13 +269,18 @@ impl Table {
             probe.ip = desired.ip;
             self.leave(old_ip, old_budget);
             self.join(desired.ip, new_budget, now);
-        } else if new_budget != old_budget {
-            self.leave(old_ip, old_budget);
-            self.join(old_ip, new_budget, now);
+        } else if let Some(destination) = self.destinations.get_mut(&old_ip) {
+            destination.budget = destination.budget - old_budget + new_budget;
+            destination.fit(now);
         }
     }
 
-    fn insert(&mut self, desired: DesiredProbe, first_send: Instant, one_shot: Option<OneShot>) -> u32 {
+    fn insert(
+        &mut self,
+        desired: DesiredProbe,
+        first_send: Instant,
+        one_shot: Option<OneShot>,
+    ) -> u32 {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(Slot::default());
             (self.slots.len() - 1) as u32
@@ -303,7 +313,8 @@ impl Table {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
         if probe.one_shot.is_none() {
-            self.by_key.remove(&(probe.target.name.clone(), probe.target.family));
+            self.by_key
+                .remove(&(probe.target.name.clone(), probe.target.family));
         }
         self.leave(probe.ip, probe.budget);
     }
@@ -319,9 +330,17 @@ impl Table {
         if let Some(destination) = self.destinations.get_mut(&ip) {
             destination.users -= 1;
             destination.budget -= budget;
-            if destination.users == 0 {
-                self.destinations.remove(&ip);
-            }
+            self.forget_if_idle(ip);
+        }
+    }
+
+    /// Drops a destination nobody pings any more once nothing sent to it is in flight
+    /// (until then its timeouts still count for the probe that sent).
+    fn forget_if_idle(&mut self, ip: IpAddr) {
+        if self.destinations.get(&ip).is_some_and(|d| {
+            d.users == 0 && !d.ring.iter().any(|sent| sent.state == State::InFlight)
+        }) {
+            self.destinations.remove(&ip);
         }
     }
 
@@ -343,7 +362,11 @@ impl Table {
     }
 
     /// Sends what is due, expires what has timed out, and says when to come back.
-    pub(super) fn tick(&mut self, sockets: &[Option<IcmpSocket>; 2], now: Instant) -> Option<Instant> {
+    pub(super) fn tick(
+        &mut self,
+        sockets: &[Option<IcmpSocket>; 2],
+        now: Instant,
+    ) -> Option<Instant> {
         let horizon = now + SEND_BATCH;
         while let Some(&Reverse((due, id))) = self.schedule.peek() {
             if due > horizon {
@@ -360,7 +383,10 @@ impl Table {
             self.expire(ip, sequence);
         }
         let next_send = self.schedule.peek().map(|Reverse((due, _))| *due);
-        let next_deadline = self.deadlines.peek().map(|Reverse((deadline, ..))| *deadline);
+        let next_deadline = self
+            .deadlines
+            .peek()
+            .map(|Reverse((deadline, ..))| *deadline);
         match (next_send, next_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -383,8 +409,6 @@ impl Table {
         let sequence = destination.next_sequence;
         destination.next_sequence = sequence.wrapping_add(1);
 
-        let sent_at = Instant::now();
-        let sent_ns = realtime_ns();
         let size = probe.settings.size;
         packet::echo_request(
             &mut self.packet,
@@ -392,9 +416,13 @@ impl Table {
             self.identifier,
             sequence,
             self.token,
-            sent_ns,
+            realtime_ns(),
             size,
         );
+        // The send time is read last, just before the system call, as iputils does: the
+        // RTT then covers the network and the kernel, not the building of the packet.
+        let sent_at = Instant::now();
+        let sent_ns = realtime_ns();
         let result = match &sockets[family.index()] {
             Some(socket) => socket.send_to(&self.packet, probe.ip),
             None => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
@@ -412,14 +440,19 @@ impl Table {
                     sent_ns,
                     cookie: size >= COOKIE_LEN,
                 };
-                self.deadlines
-                    .push(Reverse((sent_at + probe.settings.timeout, probe.ip, sequence)));
+                self.deadlines.push(Reverse((
+                    sent_at + probe.settings.timeout,
+                    probe.ip,
+                    sequence,
+                )));
             }
             Err(error) => {
                 probe.stats.send_failed();
                 tracing::debug!(target_host = %probe.target.name, ip = %probe.ip, err = %error, "Cannot send an echo request.");
                 if let Some(one_shot) = &mut probe.one_shot {
-                    one_shot.outcomes.push(Outcome::SendError(error.to_string()));
+                    one_shot
+                        .outcomes
+                        .push(Outcome::SendError(error.to_string()));
                     one_shot.pending -= 1;
                 }
             }
@@ -434,7 +467,11 @@ impl Table {
             }
             None => {
                 let next = due + probe.settings.interval;
-                Some(if next < now { now + probe.settings.interval } else { next })
+                Some(if next < now {
+                    now + probe.settings.interval
+                } else {
+                    next
+                })
             }
         };
         if let Some(next) = next {
@@ -445,7 +482,11 @@ impl Table {
     }
 
     fn expire(&mut self, ip: IpAddr, sequence: u16) {
-        let Some(entry) = self.destinations.get_mut(&ip).and_then(|d| d.entry(sequence)) else {
+        let Some(entry) = self
+            .destinations
+            .get_mut(&ip)
+            .and_then(|d| d.entry(sequence))
+        else {
             return;
         };
         if entry.state != State::InFlight {
@@ -460,6 +501,7 @@ impl Table {
                 one_shot.pending -= 1;
             }
         });
+        self.forget_if_idle(ip);
     }
 
     /// Matches a reply to its request and records what it means.
@@ -508,6 +550,7 @@ impl Table {
                         one_shot.pending -= 1;
                     }
                 });
+                self.forget_if_idle(reply.from);
             }
             State::Free => {}
         }

@@ -85,9 +85,7 @@ pub fn echo_request(
     let mut cookie = [0u8; COOKIE_LEN];
     cookie[..8].copy_from_slice(&token.to_le_bytes());
     cookie[8..].copy_from_slice(&sent_ns.to_le_bytes());
-    out.extend(
-        (0..payload_len).map(|i| cookie.get(i).copied().unwrap_or(i as u8)),
-    );
+    out.extend((0..payload_len).map(|i| cookie.get(i).copied().unwrap_or(i as u8)));
     if family == Family::V4 {
         let sum = checksum(out);
         out[2..4].copy_from_slice(&sum.to_be_bytes());
@@ -162,7 +160,10 @@ mod tests {
         assert_eq!(&packet[4..8], &[0x12, 0x34, 0, 7]);
         // A packet with its checksum in place sums to zero.
         assert_eq!(checksum(&packet), 0);
-        assert_eq!(u64::from_le_bytes(packet[8..16].try_into().unwrap()), 0xdead_beef);
+        assert_eq!(
+            u64::from_le_bytes(packet[8..16].try_into().unwrap()),
+            0xdead_beef
+        );
         assert_eq!(i64::from_le_bytes(packet[16..24].try_into().unwrap()), 42);
         assert_eq!(packet[HEADER_LEN + 20], 20);
     }
@@ -179,7 +180,10 @@ mod tests {
     #[test]
     fn odd_length_checksum_pads_with_zero() {
         // RFC 1071's example words: 0x0001 0xf203 0xf4f5 0xf6f7 sum to 0xddf2.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), !0xddf2);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            !0xddf2
+        );
         assert_eq!(checksum(&[0xff]), !0xff00);
     }
 

@@ -80,7 +80,11 @@ pub enum OpenError {
     },
 }
 
-fn permission_message(family: &str, datagram: Option<&io::Error>, raw: Option<&io::Error>) -> String {
+fn permission_message(
+    family: &str,
+    datagram: Option<&io::Error>,
+    raw: Option<&io::Error>,
+) -> String {
     let mut message = format!("cannot open an ICMP socket for {family}:");
     if let Some(error) = datagram {
         let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
@@ -93,7 +97,9 @@ fn permission_message(family: &str, datagram: Option<&io::Error>, raw: Option<&i
         ));
     }
     if let Some(error) = raw {
-        message.push_str(&format!(" a raw socket was refused ({error}): it needs CAP_NET_RAW;"));
+        message.push_str(&format!(
+            " a raw socket was refused ({error}): it needs CAP_NET_RAW;"
+        ));
     }
     message.push_str(
         " grant CAP_NET_RAW (AmbientCapabilities=CAP_NET_RAW in the systemd unit, or \
@@ -166,17 +172,23 @@ impl IcmpSocket {
             tracing::debug!(err = %error, "Cannot enlarge the ICMP receive buffer.");
         }
         if options.mark != 0 {
-            socket.set_mark(options.mark).map_err(|source| OpenError::Denied {
-                family: family.name(),
-                datagram: None,
-                raw: Some(io::Error::new(
-                    source.kind(),
-                    format!("setting SO_MARK {} ({source}; it needs CAP_NET_ADMIN)", options.mark),
-                )),
-            })?;
+            socket
+                .set_mark(options.mark)
+                .map_err(|source| OpenError::Denied {
+                    family: family.name(),
+                    datagram: None,
+                    raw: Some(io::Error::new(
+                        source.kind(),
+                        format!(
+                            "setting SO_MARK {} ({source}; it needs CAP_NET_ADMIN)",
+                            options.mark
+                        ),
+                    )),
+                })?;
         }
         if kind == SocketKind::Raw {
-            if let Err(error) = socket.attach_filter(&echo_reply_filter(family, options.identifier)) {
+            if let Err(error) = socket.attach_filter(&echo_reply_filter(family, options.identifier))
+            {
                 tracing::warn!(err = %error, "Cannot attach the ICMP filter; every ICMP packet of the host will wake the receiver.");
             }
         }
@@ -221,7 +233,8 @@ impl IcmpSocket {
 
     /// Sends one datagram to `address`, without blocking.
     pub fn send_to(&self, packet: &[u8], address: IpAddr) -> io::Result<usize> {
-        self.socket.send_to(packet, &SocketAddr::new(address, 0).into())
+        self.socket
+            .send_to(packet, &SocketAddr::new(address, 0).into())
     }
 
     /// Reads one datagram, without blocking.
