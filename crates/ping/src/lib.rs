@@ -74,9 +74,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     let default_size = cli.size;
     let targets = TargetManager::start(cli.clone(), settings, resolver, Arc::clone(&engine))
         .map_err(|error| BuildError::Start(format!("cannot start the target manager: {error}")))?;
-    let resolver = Arc::new(
-        Resolver::new(&targets.settings().dns).map_err(|message| BuildError::Start(message))?,
-    );
+    let resolver = targets.resolver();
     let reloading = targets.clone();
     let metrics = exposition::PingMetrics::new(
         Arc::clone(&engine),

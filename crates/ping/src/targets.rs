@@ -38,6 +38,7 @@ pub struct TargetManager {
     requests: mpsc::Sender<ReloadRequest>,
     dns: DnsTable,
     settings: Arc<Mutex<Arc<Settings>>>,
+    resolver: Arc<Resolver>,
 }
 
 impl TargetManager {
@@ -52,16 +53,18 @@ impl TargetManager {
         let (requests, incoming) = mpsc::channel::<ReloadRequest>();
         let dns: DnsTable = Arc::default();
         let shared_settings = Arc::new(Mutex::new(Arc::new(settings.clone())));
+        let resolver = Arc::new(resolver);
         let manager = Self {
             requests,
             dns: Arc::clone(&dns),
             settings: Arc::clone(&shared_settings),
+            resolver: Arc::clone(&resolver),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let mut state = State {
-            resolver: Arc::new(resolver),
+            resolver,
             file: cli.config_path.clone(),
             fingerprint: fingerprint(cli.config_path.as_ref()),
             cli,
@@ -93,6 +96,11 @@ impl TargetManager {
     /// Resolution state per host name.
     pub fn dns(&self) -> &DnsTable {
         &self.dns
+    }
+
+    /// The resolver targets are looked up with (for `/probe` too).
+    pub fn resolver(&self) -> Arc<Resolver> {
+        Arc::clone(&self.resolver)
     }
 
     /// The settings in force.

@@ -1,6 +1,8 @@
 //! The exporter on loopback: DNS re-resolution through a name server, live configuration
 //! changes, `/probe`, smokeping_prober's names, and start-up errors.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::Ipv4Addr;

@@ -2,6 +2,8 @@
 //! against nftables' drop counters, random loss, total loss, unreachable hosts, RTT against
 //! iputils `ping`, thousands of targets, IPv6, and the permission messages.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::Write as _;

@@ -36,10 +36,10 @@ pub enum BuildError {
 /// runs inside the runtime, so it may spawn background tasks. A [`ConfigError`] from it, or
 /// from the web config file, exits with 64 before anything listens; a
 /// [`BuildError::Start`] exits with 1.
-pub fn main<E: Into<BuildError>>(
+pub fn main(
     info: BuildInfo,
     flags: &WebFlags,
-    build: impl FnOnce() -> Result<Exporter, E>,
+    build: impl FnOnce() -> Result<Exporter, BuildError>,
 ) -> ExitCode {
     if flags.version {
         print!("{}", info.version_text());
@@ -63,7 +63,7 @@ pub fn main<E: Into<BuildError>>(
     };
     let _guard = runtime.enter();
 
-    let exporter = match build().map_err(Into::into) {
+    let exporter = match build() {
         Ok(exporter) => exporter,
         Err(BuildError::Config(error)) => return config_failure(&error),
         Err(BuildError::Start(message)) => {

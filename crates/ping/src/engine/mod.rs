@@ -1,6 +1,6 @@
 //! The probing engine: one sender thread that sends every echo request on schedule and
 //! expires the unanswered, one receiver thread that reads every reply with its kernel
-//! timestamp, and the [`table`] they share.
+//! timestamp, and the table they share (`table.rs`).
 //!
 //! Two threads whatever the number of targets: sending is a non-blocking `sendto` per
 //! request and receiving drains each socket in batches, so CPU grows linearly with the
@@ -183,7 +183,8 @@ impl Engine {
         self.shared.sockets[family.index()].is_some()
     }
 
-    /// Pings exactly these probes from now on (see [`Table::apply`]).
+    /// Pings exactly these probes from now on: new targets start spread over their
+    /// interval, changed ones keep their statistics, removed ones stop.
     pub fn apply(&self, desired: Vec<DesiredProbe>) {
         let desired = desired
             .into_iter()

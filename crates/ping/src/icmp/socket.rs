@@ -186,11 +186,10 @@ impl IcmpSocket {
                     )),
                 })?;
         }
-        if kind == SocketKind::Raw {
-            if let Err(error) = socket.attach_filter(&echo_reply_filter(family, options.identifier))
-            {
-                tracing::warn!(err = %error, "Cannot attach the ICMP filter; every ICMP packet of the host will wake the receiver.");
-            }
+        if kind == SocketKind::Raw
+            && let Err(error) = socket.attach_filter(&echo_reply_filter(family, options.identifier))
+        {
+            tracing::warn!(err = %error, "Cannot attach the ICMP filter; every ICMP packet of the host will wake the receiver.");
         }
         let kernel_timestamps = sys::enable_receive_timestamps(socket.as_fd()).is_ok();
         if let Err(error) = sys::enable_hop_limits(socket.as_fd(), family == Family::V6) {

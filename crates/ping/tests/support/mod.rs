@@ -2,6 +2,7 @@
 //! removed when it ends. The exporter runs in `a` and pings `b` (10.203.0.2/24,
 //! fd00:203::2/64), where nftables drops packets on demand. Also: an exporter on loopback,
 //! and a small DNS server whose answer a test can change.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::{Ipv4Addr, UdpSocket};
