@@ -11,9 +11,9 @@ use kiln_registry::TextSource;
 use kiln_registry::metrics::write_float;
 
 use crate::cli::{Cli, RttUnit, Toggle};
-use crate::engine::{Engine, TargetSnapshot};
+use crate::engine::{Engine, FamilyCounters, TargetSnapshot};
 use crate::icmp::Family;
-use crate::stats::WindowSummary;
+use crate::stats::{Stats, WindowSummary};
 use crate::targets::TargetManager;
 
 /// Which optional families are served.
@@ -100,7 +100,7 @@ impl TextSource for PingMetrics {
                 "ping_rtt_seconds",
                 "Round-trip times of echo replies received in time.",
                 &rows,
-                |row| &row.native,
+                native,
                 self.engine.bounds(),
             );
         }
@@ -138,15 +138,20 @@ impl<'a> Row<'a> {
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+/// `# HELP` and `# TYPE` lines.
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &str, value: f64) {
+/// One sample; `labels` is the rendered label list, maybe empty.
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, value: f64) {
     out.push_str(name);
-    out.push('{');
-    out.push_str(labels);
-    out.push_str("} ");
+    if !labels.is_empty() {
+        out.push('{');
+        out.push_str(labels);
+        out.push('}');
+    }
+    out.push(' ');
     write_float(out, value);
     out.push('\n');
 }
@@ -217,131 +222,130 @@ fn write_window(out: &mut String, rows: &[Row<'_>], options: Options) {
     }
 }
 
-fn write_counters(out: &mut String, rows: &[Row<'_>]) {
-    type Count = fn(&TargetSnapshot) -> u64;
-    let counters: [(&str, &str, Count); 6] = [
-        (
-            "ping_requests_total",
-            "Echo requests sent (including those the kernel refused).",
-            |s| s.stats.requests,
-        ),
-        (
-            "ping_responses_total",
-            "Echo replies received within the timeout.",
-            |s| s.stats.responses,
-        ),
-        (
-            "ping_timeouts_total",
-            "Echo requests left unanswered within the timeout.",
-            |s| s.stats.timeouts,
-        ),
-        (
-            "ping_late_responses_total",
-            "Echo replies that came after their timeout (also counted in ping_timeouts_total).",
-            |s| s.stats.late,
-        ),
-        (
-            "ping_duplicate_responses_total",
-            "Echo replies after the first to the same request.",
-            |s| s.stats.duplicates,
-        ),
-        (
-            "ping_send_errors_total",
-            "Echo requests the kernel refused to send (no route, say).",
-            |s| s.stats.send_errors,
-        ),
-    ];
-    for (name, help, count) in counters {
-        header(out, name, help, "counter");
-        for row in rows {
-            counter_sample(out, name, &row.native, count(row.snapshot));
-        }
+/// Which label set of a row a family uses.
+type Labels = for<'r> fn(&'r Row<'_>) -> &'r String;
+/// A counter's value in a snapshot.
+type Count = fn(&Stats) -> u64;
+
+fn native<'r>(row: &'r Row<'_>) -> &'r String {
+    &row.native
+}
+
+fn smokeping<'r>(row: &'r Row<'_>) -> &'r String {
+    &row.smokeping
+}
+
+/// One counter family, a sample per row.
+fn counter_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    rows: &[Row<'_>],
+    labels: Labels,
+    count: Count,
+) {
+    header(out, name, help, "counter");
+    for row in rows {
+        counter_sample(out, name, labels(row), count(&row.snapshot.stats));
     }
-    header(
-        out,
-        "ping_reply_hop_limit",
-        "TTL (IPv4) or hop limit (IPv6) of the latest echo reply.",
-        "gauge",
-    );
+}
+
+/// The latest reply's TTL, for rows that have had a reply.
+fn hop_limit_family(out: &mut String, name: &str, help: &str, rows: &[Row<'_>], labels: Labels) {
+    header(out, name, help, "gauge");
     for row in rows {
         if let Some(hop_limit) = row.snapshot.stats.last_hop_limit {
-            sample(
-                out,
-                "ping_reply_hop_limit",
-                &row.native,
-                f64::from(hop_limit),
-            );
+            sample(out, name, labels(row), f64::from(hop_limit));
         }
     }
 }
 
+fn write_counters(out: &mut String, rows: &[Row<'_>]) {
+    let counters: [(&str, &str, Count); 6] = [
+        (
+            "ping_requests_total",
+            "Echo requests sent (including those the kernel refused).",
+            |s| s.requests,
+        ),
+        (
+            "ping_responses_total",
+            "Echo replies received within the timeout.",
+            |s| s.responses,
+        ),
+        (
+            "ping_timeouts_total",
+            "Echo requests left unanswered within the timeout.",
+            |s| s.timeouts,
+        ),
+        (
+            "ping_late_responses_total",
+            "Echo replies that came after their timeout (also counted in ping_timeouts_total).",
+            |s| s.late,
+        ),
+        (
+            "ping_duplicate_responses_total",
+            "Echo replies after the first to the same request.",
+            |s| s.duplicates,
+        ),
+        (
+            "ping_send_errors_total",
+            "Echo requests the kernel refused to send (no route, say).",
+            |s| s.send_errors,
+        ),
+    ];
+    for (name, help, count) in counters {
+        counter_family(out, name, help, rows, native, count);
+    }
+    hop_limit_family(
+        out,
+        "ping_reply_hop_limit",
+        "TTL (IPv4) or hop limit (IPv6) of the latest echo reply.",
+        rows,
+        native,
+    );
+}
+
+/// smokeping_prober's families, names, help and labels as it writes them.
 fn write_smokeping(out: &mut String, rows: &[Row<'_>], bounds: &[f64]) {
-    header(
+    counter_family(
         out,
         "smokeping_requests_total",
         "Number of ping requests sent",
-        "counter",
+        rows,
+        smokeping,
+        |s| s.requests,
     );
-    for row in rows {
-        counter_sample(
-            out,
-            "smokeping_requests_total",
-            &row.smokeping,
-            row.snapshot.stats.requests,
-        );
-    }
     write_histogram(
         out,
         "smokeping_response_duration_seconds",
         "A histogram of latencies for ping responses.",
         rows,
-        |row| &row.smokeping,
+        smokeping,
         bounds,
     );
-    header(
+    counter_family(
         out,
         "smokeping_response_duplicates_total",
         "The number of duplicated response packets.",
-        "counter",
+        rows,
+        smokeping,
+        |s| s.duplicates,
     );
-    for row in rows {
-        counter_sample(
-            out,
-            "smokeping_response_duplicates_total",
-            &row.smokeping,
-            row.snapshot.stats.duplicates,
-        );
-    }
-    header(
+    counter_family(
         out,
         "smokeping_send_errors_total",
         "The number of errors when sending ping packets.",
-        "counter",
+        rows,
+        smokeping,
+        |s| s.send_errors,
     );
-    for row in rows {
-        counter_sample(
-            out,
-            "smokeping_send_errors_total",
-            &row.smokeping,
-            row.snapshot.stats.send_errors,
-        );
-    }
-    header(
+    hop_limit_family(
         out,
         "smokeping_response_ttl",
         "The last response Time To Live (TTL).",
-        "gauge",
+        rows,
+        smokeping,
     );
-    for row in rows {
-        if let Some(ttl) = row.snapshot.stats.last_hop_limit {
-            sample(
-                out,
-                "smokeping_response_ttl",
-                &row.smokeping,
-                f64::from(ttl),
-            );
-        }
-    }
 }
 
 fn write_histogram(
@@ -349,7 +353,7 @@ fn write_histogram(
     name: &str,
     help: &str,
     rows: &[Row<'_>],
-    labels: for<'r> fn(&'r Row<'_>) -> &'r String,
+    labels: Labels,
     bounds: &[f64],
 ) {
     header(out, name, help, "histogram");
@@ -379,7 +383,7 @@ fn write_health(
     out: &mut String,
     engine: &Engine,
     targets: &TargetManager,
-    families: [crate::engine::FamilyCounters; 2],
+    families: [FamilyCounters; 2],
 ) {
     header(
         out,

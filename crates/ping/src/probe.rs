@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use kiln_registry::metrics::write_float;
 use kiln_registry::{Response, RouteHandler, ScrapeContext, TEXT_CONTENT_TYPE, query_pairs, text};
 
 use crate::dns::Resolver;
 use crate::engine::{Engine, Outcome, ProbeSettings, Target};
+use crate::exposition::{header, sample};
 use crate::icmp::Family;
 use crate::targets::TargetManager;
 
@@ -134,7 +134,7 @@ async fn probe(
         None => resolver
             .resolve(&request.target, wanted)
             .await
-            .map(|found| found[0].or(found[1]).expect("resolve returns an address")),
+            .and_then(|found| found[0].or(found[1]).ok_or_else(|| "no address".to_owned())),
     };
     let resolve_time = started.elapsed();
     let mut out = String::new();
@@ -226,23 +226,34 @@ async fn probe(
     );
     if !rtts.is_empty() {
         let mean = rtts.iter().sum::<f64>() / rtts.len() as f64;
-        out.push_str("# HELP probe_icmp_duration_seconds Duration of icmp request by phase (rtt: mean of the replies)\n# TYPE probe_icmp_duration_seconds gauge\n");
-        for (phase, value) in [("resolve", resolve_time.as_secs_f64()), ("rtt", mean)] {
-            out.push_str(&format!(
-                "probe_icmp_duration_seconds{{phase=\"{phase}\"}} "
-            ));
-            write_float(&mut out, value);
-            out.push('\n');
-        }
-        out.push_str("# HELP probe_icmp_rtt_seconds Fastest and slowest reply of this probe\n# TYPE probe_icmp_rtt_seconds gauge\n");
-        for (stat, value) in [
-            ("min", rtts.iter().copied().fold(f64::INFINITY, f64::min)),
-            ("max", rtts.iter().copied().fold(0.0, f64::max)),
-        ] {
-            out.push_str(&format!("probe_icmp_rtt_seconds{{stat=\"{stat}\"}} "));
-            write_float(&mut out, value);
-            out.push('\n');
-        }
+        header(
+            &mut out,
+            "probe_icmp_duration_seconds",
+            "Duration of icmp request by phase (rtt: mean of the replies)",
+            "gauge",
+        );
+        sample(
+            &mut out,
+            "probe_icmp_duration_seconds",
+            "phase=\"resolve\"",
+            resolve_time.as_secs_f64(),
+        );
+        sample(
+            &mut out,
+            "probe_icmp_duration_seconds",
+            "phase=\"rtt\"",
+            mean,
+        );
+        header(
+            &mut out,
+            "probe_icmp_rtt_seconds",
+            "Fastest and slowest reply of this probe",
+            "gauge",
+        );
+        let fastest = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+        let slowest = rtts.iter().copied().fold(0.0, f64::max);
+        sample(&mut out, "probe_icmp_rtt_seconds", "stat=\"min\"", fastest);
+        sample(&mut out, "probe_icmp_rtt_seconds", "stat=\"max\"", slowest);
     }
     if let Some(hop_limit) = hop_limit {
         gauge(
@@ -256,11 +267,8 @@ async fn probe(
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    out.push_str(&format!(
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} "
-    ));
-    write_float(out, value);
-    out.push('\n');
+    header(out, name, help, "gauge");
+    sample(out, name, "", value);
 }
 
 fn finish(mut out: String, started: Instant, success: bool) -> String {

@@ -85,6 +85,17 @@ pub struct SocketInfo {
     pub kernel_timestamps: bool,
 }
 
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No socket could be opened for a family.
+    #[error(transparent)]
+    Socket(OpenError),
+    /// A thread could not be started.
+    #[error("cannot start the probing threads: {0}")]
+    Thread(io::Error),
+}
+
 struct Shared {
     table: Mutex<Table>,
     sockets: [Option<IcmpSocket>; 2],
@@ -110,7 +121,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens the sockets and starts the threads. A family the kernel lacks is skipped with a
     /// warning; one that is not permitted is an error, since nothing could be measured.
-    pub fn start(settings: EngineSettings) -> Result<Self, OpenError> {
+    pub fn start(settings: EngineSettings) -> Result<Self, StartError> {
         let mut sockets = [None, None];
         for family in [Family::V4, Family::V6] {
             if !settings.families[family.index()] {
@@ -121,7 +132,7 @@ impl Engine {
                 Err(error @ OpenError::Unsupported { .. }) => {
                     tracing::warn!(err = %error, "{} targets will not be pinged.", family.name());
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(StartError::Socket(error)),
             }
         }
         let bounds: Arc<[f64]> = settings.buckets.into();
@@ -155,11 +166,7 @@ impl Engine {
         let threads = [sender, receiver]
             .into_iter()
             .collect::<io::Result<Vec<_>>>()
-            .map_err(|error| OpenError::Denied {
-                family: "either family",
-                datagram: None,
-                raw: Some(error),
-            })?;
+            .map_err(StartError::Thread)?;
         Ok(Self {
             shared,
             wake,
