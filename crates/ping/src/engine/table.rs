@@ -19,8 +19,9 @@ use crate::icmp::{Family, IcmpSocket};
 use crate::stats::Stats;
 
 /// How far ahead of its time a send may go, so that sends due close together share one
-/// wake-up of the sender thread.
-const SEND_BATCH: Duration = Duration::from_micros(500);
+/// wake-up of the sender thread (and their replies one of the receiver). At 1 000 targets a
+/// second this halves the CPU against 0.5 ms; 2 ms early is nothing against an interval.
+const SEND_BATCH: Duration = Duration::from_millis(2);
 /// A request stays in its destination's ring for this many timeouts (to spot late replies).
 const REMEMBER_TIMEOUTS: u32 = 3;
 
