@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use kiln_registry::TextSource;
-use kiln_registry::metrics::write_float;
+use kiln_registry::metrics::{write_float, write_label_value};
 
 use crate::cli::{Cli, RttUnit, Toggle};
 use crate::engine::{Engine, FamilyCounters, TargetSnapshot};
@@ -88,7 +88,7 @@ impl TextSource for PingMetrics {
         let rows: Vec<Row<'_>> = snapshot.iter().map(Row::new).collect();
 
         header(out, "ping_up", "ping_exporter version", "gauge");
-        let _ = writeln!(out, "ping_up{{version=\"{}\"}} 1", escape(self.version));
+        sample(out, "ping_up", &label("version", self.version), 1.0);
 
         write_window(out, &rows, self.options);
         write_counters(out, &rows);
@@ -122,12 +122,14 @@ struct Row<'a> {
 impl<'a> Row<'a> {
     fn new(snapshot: &'a TargetSnapshot) -> Self {
         let target = &snapshot.target;
-        let name = escape(&target.name);
-        let ip = snapshot.ip.to_string();
+        let mut name = String::new();
+        write_label_value(&mut name, &target.name);
+        let ip = snapshot.ip;
         let version = target.family.version();
         let mut custom = String::new();
-        for (label, value) in &target.labels {
-            let _ = write!(custom, ",{label}=\"{}\"", escape(value));
+        for (name, value) in &target.labels {
+            custom.push(',');
+            custom.push_str(&label(name, value));
         }
         Self {
             snapshot,
@@ -462,7 +464,7 @@ fn write_health(
         "gauge",
     );
     for (name, status) in &names {
-        let labels = format!("target=\"{}\"", escape(name));
+        let labels = label("target", name);
         sample(
             out,
             "ping_dns_resolved",
@@ -477,20 +479,15 @@ fn write_health(
         "counter",
     );
     for (name, status) in &names {
-        let labels = format!("target=\"{}\"", escape(name));
+        let labels = label("target", name);
         counter_sample(out, "ping_dns_failures_total", &labels, status.failures);
     }
 }
 
-/// Escapes a label value for the text format.
-fn escape(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    std::borrow::Cow::Owned(
-        value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n"),
-    )
+/// `name="value"`, the value escaped.
+fn label(name: &str, value: &str) -> String {
+    let mut out = format!("{name}=\"");
+    write_label_value(&mut out, value);
+    out.push('"');
+    out
 }

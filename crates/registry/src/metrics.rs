@@ -325,6 +325,12 @@ fn sample(
     out.push('\n');
 }
 
+/// Appends a label value escaped for the text format (`\`, `"` and newlines), without the
+/// quotes; for exporters that write exposition text themselves.
+pub fn write_label_value(out: &mut String, value: &str) {
+    escape_into(out, value, true);
+}
+
 /// Escapes `\` and newlines, and in label values also `"`.
 fn escape_into(out: &mut String, text: &str, quote: bool) {
     if !text.contains(['\\', '\n', '"']) {
