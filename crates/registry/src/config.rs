@@ -49,7 +49,7 @@ impl ConfigError {
             file: file.to_owned(),
             line: locate_key(text, key_path),
             column: None,
-            message: format!("{}: {message}", key_path.join(".")),
+            message: format!("{}: {message}", display_path(key_path)),
         }
     }
 
@@ -85,29 +85,78 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Con
 }
 
 /// Finds the 1-based line of a nested block-style key such as `["basic_auth_users", "alice"]`.
+/// A segment `[n]` is the n-th (from 0) item of a block list, so `["rules", "[2]", "name"]`
+/// finds the `name` of the third rule, whether or not it shares the item's `- ` line.
 fn locate_key(text: &str, key_path: &[&str]) -> Option<usize> {
     let mut depth = 0;
     let mut min_indent = 0;
     let mut found = None;
+    // Items seen at the current list's indent, and that indent.
+    let mut items: Option<(usize, usize)> = None;
     for (index, line) in text.lines().enumerate() {
-        let Some(want) = key_path.get(depth) else {
-            break;
-        };
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
+        let mut trimmed = line.trim_start();
+        let mut indent = line.len() - trimmed.len();
         if trimmed.is_empty() || trimmed.starts_with('#') || indent < min_indent {
             continue;
         }
-        let key = trimmed
-            .split_once(':')
-            .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''));
-        if key == Some(want) {
-            found = Some(index + 1);
-            depth += 1;
-            min_indent = indent + 1;
+        loop {
+            let Some(want) = key_path.get(depth) else {
+                return found;
+            };
+            if let Some(wanted) = list_index(want) {
+                let Some(rest) = trimmed.strip_prefix('-') else {
+                    break;
+                };
+                let (seen, list_indent) = items.get_or_insert((0, indent));
+                if indent != *list_indent {
+                    break;
+                }
+                *seen += 1;
+                if *seen - 1 != wanted {
+                    break;
+                }
+                found = Some(index + 1);
+                depth += 1;
+                items = None;
+                min_indent = indent + 1;
+                // The item's first key may follow on the same line.
+                let after = rest.trim_start();
+                indent += trimmed.len() - after.len();
+                trimmed = after;
+                if trimmed.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let key = trimmed
+                .split_once(':')
+                .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''));
+            if key == Some(want) {
+                found = Some(index + 1);
+                depth += 1;
+                min_indent = indent + 1;
+            }
+            break;
         }
     }
     found
+}
+
+/// `[n]` → `n`.
+fn list_index(segment: &str) -> Option<usize> {
+    segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// `rules`, `[2]`, `name` → `rules[2].name`.
+fn display_path(key_path: &[&str]) -> String {
+    let mut out = String::new();
+    for segment in key_path {
+        if !out.is_empty() && !segment.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(segment);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -161,5 +210,17 @@ mod tests {
         assert_eq!(locate_key(text, &["users", "alice"]), Some(6));
         assert_eq!(locate_key(text, &["users"]), Some(3));
         assert_eq!(locate_key(text, &["nope"]), None);
+    }
+
+    #[test]
+    fn list_items_are_found() {
+        let text = "rules:\n  - pattern: a\n    name: x\n  -\n    pattern: b\n    name: y\n  - name: z\nafter: 1\n";
+        assert_eq!(locate_key(text, &["rules", "[0]", "pattern"]), Some(2));
+        assert_eq!(locate_key(text, &["rules", "[0]", "name"]), Some(3));
+        assert_eq!(locate_key(text, &["rules", "[1]", "name"]), Some(6));
+        assert_eq!(locate_key(text, &["rules", "[2]", "name"]), Some(7));
+        assert_eq!(locate_key(text, &["rules", "[1]"]), Some(4));
+        let err = ConfigError::at_key(Path::new("x.yml"), text, &["rules", "[1]", "name"], "bad");
+        assert_eq!(err.to_string(), "x.yml:6: rules[1].name: bad");
     }
 }

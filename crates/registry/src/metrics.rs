@@ -331,6 +331,11 @@ pub fn write_label_value(out: &mut String, value: &str) {
     escape_into(out, value, true);
 }
 
+/// Appends HELP text escaped for the text format (`\` and newlines).
+pub fn write_help(out: &mut String, help: &str) {
+    escape_into(out, help, false);
+}
+
 /// Escapes `\` and newlines, and in label values also `"`.
 fn escape_into(out: &mut String, text: &str, quote: bool) {
     if !text.contains(['\\', '\n', '"']) {

@@ -1,6 +1,7 @@
 //! An HTTP(S) client that scrapes an exporter the way Prometheus does: `Accept` and
 //! `X-Prometheus-Scrape-Timeout-Seconds` headers, gzip, basic auth, TLS, a hard timeout
-//! and a cap on the body size.
+//! and a cap on the body size. [`ScrapeClient::fetch`] does the same for other JSON or text
+//! endpoints (a Jolokia agent, Hadoop's `/jmx`), with a body for POST.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -87,6 +88,47 @@ pub enum ScrapeError {
     Body(String),
 }
 
+/// One HTTP request for [`ScrapeClient::fetch`].
+#[derive(Debug, Clone)]
+pub struct Fetch<'a> {
+    /// The URL, `http` or `https`.
+    pub url: &'a str,
+    /// The `Accept` header.
+    pub accept: &'a str,
+    /// For a POST: the content type and the body. `None` sends a GET.
+    pub body: Option<(&'a str, Bytes)>,
+    /// Overrides the client's timeout for this request.
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> Fetch<'a> {
+    /// A GET of `url` that accepts `accept`.
+    pub fn get(url: &'a str, accept: &'a str) -> Self {
+        Self {
+            url,
+            accept,
+            body: None,
+            timeout: None,
+        }
+    }
+
+    /// A POST of `body` (of `content_type`) to `url`.
+    pub fn post(url: &'a str, accept: &'a str, content_type: &'a str, body: Bytes) -> Self {
+        Self {
+            url,
+            accept,
+            body: Some((content_type, body)),
+            timeout: None,
+        }
+    }
+
+    /// Gives this request its own timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
 /// A finished scrape.
 #[derive(Debug, Clone)]
 pub struct Scrape {
@@ -122,7 +164,7 @@ impl Scrape {
 /// Scrapes targets over HTTP and HTTPS. Cheap to clone; clones share connections.
 #[derive(Debug, Clone)]
 pub struct ScrapeClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     auth: Option<Auth>,
     max_body_bytes: usize,
@@ -173,20 +215,28 @@ impl ScrapeClient {
         self
     }
 
-    /// Fetches `url`.
+    /// Scrapes `url` as Prometheus would.
     pub async fn scrape(&self, url: &str) -> Result<Scrape, ScrapeError> {
+        self.fetch(Fetch::get(url, ACCEPT)).await
+    }
+
+    /// Sends one request and reads the whole answer, within the request's timeout (or the
+    /// client's).
+    pub async fn fetch(&self, request: Fetch<'_>) -> Result<Scrape, ScrapeError> {
         let started = Instant::now();
-        match tokio::time::timeout(self.timeout, self.fetch(url)).await {
+        let timeout = request.timeout.unwrap_or(self.timeout);
+        match tokio::time::timeout(timeout, self.send(request, timeout)).await {
             Ok(Ok(mut scrape)) => {
                 scrape.duration = started.elapsed();
                 Ok(scrape)
             }
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(ScrapeError::Timeout(self.timeout)),
+            Err(_) => Err(ScrapeError::Timeout(timeout)),
         }
     }
 
-    async fn fetch(&self, url: &str) -> Result<Scrape, ScrapeError> {
+    async fn send(&self, fetch: Fetch<'_>, timeout: Duration) -> Result<Scrape, ScrapeError> {
+        let url = fetch.url;
         let uri: http::Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| ScrapeError::Url {
@@ -199,8 +249,14 @@ impl ScrapeClient {
                 reason: "the scheme must be http or https".into(),
             });
         }
-        let mut request = http::Request::get(uri)
-            .header(http::header::ACCEPT, ACCEPT)
+        let method = match fetch.body {
+            Some(_) => http::Method::POST,
+            None => http::Method::GET,
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::ACCEPT, fetch.accept)
             .header(http::header::ACCEPT_ENCODING, "gzip")
             .header(
                 http::header::USER_AGENT,
@@ -208,7 +264,7 @@ impl ScrapeClient {
             )
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", self.timeout.as_secs_f64()),
+                format!("{}", timeout.as_secs_f64()),
             );
         match &self.auth {
             Some(Auth::Basic { username, password }) => {
@@ -221,8 +277,15 @@ impl ScrapeClient {
             }
             None => {}
         }
+        let body = match fetch.body {
+            Some((content_type, body)) => {
+                request = request.header(http::header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
         let request = request
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| ScrapeError::Request(e.to_string()))?;
         let response = self
             .client

@@ -16,6 +16,6 @@ mod model;
 mod parse;
 pub mod targets;
 
-pub use client::{Auth, ClientTls, Scrape, ScrapeClient, ScrapeError};
+pub use client::{Auth, ClientTls, Fetch, Scrape, ScrapeClient, ScrapeError};
 pub use model::{Exposition, Family, Format, Label, MetricType, Sample};
 pub use parse::{ParseError, Parsed, Violation, parse, parse_with};

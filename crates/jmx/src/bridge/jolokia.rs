@@ -1,0 +1,111 @@
+//! Jolokia: one bulk `POST` with a `read` per include pattern (or of `*:*`), answered by an
+//! array of responses in the same order.
+//!
+//! Processing parameters on the URL apply to every read: `ignoreErrors` (one unreadable
+//! attribute must not fail a whole pattern read), `canonicalNaming=false` (property order as
+//! registered, which jmx_exporter's names depend on; Jolokia defaulted to sorted names until
+//! 2.5), and `includeRequest=false` (Jolokia 2.1+; older agents ignore it).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kiln_scraper::{Fetch, ScrapeClient};
+
+use super::FetchError;
+use crate::json::Value;
+use crate::object_name::ObjectNamePattern;
+use crate::walk::Bean;
+
+const PARAMETERS: &str =
+    "ignoreErrors=true&canonicalNaming=false&includeRequest=false&mimeType=application%2Fjson";
+
+/// The MBean names or patterns read, in request order.
+pub fn requested(patterns: &[ObjectNamePattern]) -> Vec<&str> {
+    if patterns.is_empty() {
+        vec!["*:*"]
+    } else {
+        patterns.iter().map(ObjectNamePattern::as_str).collect()
+    }
+}
+
+/// The bulk read body for `patterns` (all MBeans without patterns).
+pub fn request_body(patterns: &[ObjectNamePattern]) -> String {
+    let names = requested(patterns);
+    let reads: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| serde_json::json!({"type": "read", "mbean": name}))
+        .collect();
+    serde_json::Value::Array(reads).to_string()
+}
+
+/// Sends the bulk read.
+pub async fn fetch(
+    client: &ScrapeClient,
+    base: &str,
+    patterns: &[ObjectNamePattern],
+    timeout: Duration,
+) -> Result<String, FetchError> {
+    let url = format!("{}/?{PARAMETERS}", base.trim_end_matches('/'));
+    let body = Bytes::from(request_body(patterns));
+    let answer = client
+        .fetch(Fetch::post(&url, "application/json", "application/json", body).timeout(timeout))
+        .await?;
+    Ok(answer.body)
+}
+
+/// Appends the beans of a bulk answer; returns how many reads failed (404, "no such MBean",
+/// is not counted: a pattern may match nothing).
+pub fn beans<'a>(
+    document: &'a Value<'a>,
+    requested: &[&'a str],
+    out: &mut Vec<Bean<'a>>,
+) -> Result<u64, FetchError> {
+    let responses: &[Value<'a>] = match document {
+        Value::Array(items) => items,
+        // A lone request is answered by a lone response.
+        Value::Object(_) => std::slice::from_ref(document),
+        _ => {
+            return Err(FetchError::Shape(
+                "a Jolokia answer is an object or array".into(),
+            ));
+        }
+    };
+    let mut errors = 0;
+    for (index, response) in responses.iter().enumerate() {
+        let status = match response.get("status") {
+            Some(Value::Number(status)) => *status,
+            _ => {
+                return Err(FetchError::Shape(
+                    "a Jolokia response carries a status".into(),
+                ));
+            }
+        };
+        match status {
+            "200" => {}
+            "404" => continue,
+            _ => {
+                let error = response.get("error").and_then(Value::as_str).unwrap_or("");
+                tracing::debug!(status, error, "Jolokia read failed.");
+                errors += 1;
+                continue;
+            }
+        }
+        let Some(Value::Object(by_name)) = response.get("value") else {
+            continue;
+        };
+        // A read of one exact name answers with that bean's attributes directly.
+        if let Some(name) = requested.get(index).filter(|n| !n.contains(['*', '?'])) {
+            out.push(Bean {
+                name,
+                attributes: by_name,
+            });
+            continue;
+        }
+        for (name, attributes) in by_name {
+            if let Value::Object(attributes) = attributes {
+                out.push(Bean { name, attributes });
+            }
+        }
+    }
+    Ok(errors)
+}

@@ -1,0 +1,474 @@
+//! The modules file: for each module, which bridge, where on the target, how to connect,
+//! and which jmx_exporter rules; plus the targets `/probe` may reach.
+//!
+//! ```yaml
+//! modules:
+//!   hdfs:
+//!     bridge: hadoop            # hadoop (Hadoop's /jmx servlet) | jolokia
+//!     path: /jmx                # default /jmx for hadoop, /jolokia for jolokia
+//!     scheme: http              # or https, with tls_config
+//!     timeout: 10s
+//!     basic_auth: {username: u, password_file: /etc/kiln/jmx.pass}
+//!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
+//!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
+//! allowed_targets: ['nn1:9870', '10.0.0.0/8']
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kiln_registry::config::{ConfigError, parse_yaml};
+use kiln_registry::duration::GoDuration;
+use serde::Deserialize;
+
+use crate::rules::RuleSet;
+use crate::rules::config::RawConfig;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    modules: BTreeMap<String, ModuleFile>,
+    #[serde(default)]
+    allowed_targets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleFile {
+    #[serde(default)]
+    bridge: Option<BridgeKind>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    scheme: Option<Scheme>,
+    #[serde(default)]
+    timeout: Option<GoDuration>,
+    #[serde(default)]
+    tls_config: Option<TlsFile>,
+    #[serde(default)]
+    basic_auth: Option<BasicAuthFile>,
+    #[serde(default)]
+    rules_file: Option<PathBuf>,
+    #[serde(default)]
+    rules: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    cert_file: Option<PathBuf>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicAuthFile {
+    username: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+}
+
+/// How MBeans are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeKind {
+    /// Hadoop's `JMXJsonServlet` (`/jmx`), in every Hadoop, YARN and HBase daemon.
+    Hadoop,
+    /// A Jolokia agent.
+    Jolokia,
+}
+
+impl BridgeKind {
+    /// The path the bridge is usually served at.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            BridgeKind::Hadoop => "/jmx",
+            BridgeKind::Jolokia => "/jolokia",
+        }
+    }
+}
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTPS.
+    Https,
+}
+
+/// A module, checked and compiled.
+#[derive(Debug)]
+pub struct ModuleSettings {
+    /// The module's name.
+    pub name: String,
+    /// The bridge.
+    pub bridge: BridgeKind,
+    /// Path on the target, starting with `/`.
+    pub path: String,
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Longest a probe may take (the scrape timeout may shorten it).
+    pub timeout: Duration,
+    /// TLS settings for `https`.
+    pub tls: kiln_scraper::ClientTls,
+    /// Basic-auth credentials.
+    pub basic_auth: Option<(String, String)>,
+    /// The compiled rules.
+    pub rules: RuleSet,
+    /// Files this module was built from, for reloading on change.
+    pub sources: Vec<PathBuf>,
+}
+
+/// The whole configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// Modules by name.
+    pub modules: BTreeMap<String, ModuleSettings>,
+    /// Targets `/probe` may reach; `None` allows any.
+    pub allowed: Option<AllowList>,
+    /// Files read, for reloading on change.
+    pub sources: Vec<PathBuf>,
+}
+
+/// `allowed_targets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    /// `host:port` and `host` entries (lower-cased).
+    pub names: Vec<(String, Option<u16>)>,
+    /// Networks (`10.0.0.0/8`) and single addresses.
+    pub networks: Vec<(IpAddr, u8)>,
+}
+
+impl AllowList {
+    /// Whether `host:port` is allowed by name (no address needed).
+    pub fn allows_name(&self, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.names
+            .iter()
+            .any(|(name, p)| *name == host && p.is_none_or(|p| p == port))
+    }
+
+    /// Whether an address is inside an allowed network.
+    pub fn allows_address(&self, address: IpAddr) -> bool {
+        self.networks
+            .iter()
+            .any(|(network, bits)| in_network(address, *network, *bits))
+    }
+}
+
+fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
+    match (address, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+impl Settings {
+    /// The modules used without a configuration file.
+    pub fn builtin() -> Self {
+        let module = |name: &str, bridge: BridgeKind| ModuleSettings {
+            name: name.to_owned(),
+            bridge,
+            path: bridge.default_path().to_owned(),
+            scheme: Scheme::Http,
+            timeout: Duration::from_secs(10),
+            tls: kiln_scraper::ClientTls::default(),
+            basic_auth: None,
+            rules: RuleSet::default_rules(),
+            sources: Vec::new(),
+        };
+        Self {
+            modules: [
+                ("hadoop".to_owned(), module("hadoop", BridgeKind::Hadoop)),
+                ("jolokia".to_owned(), module("jolokia", BridgeKind::Jolokia)),
+            ]
+            .into(),
+            allowed: None,
+            sources: Vec::new(),
+        }
+    }
+
+    /// Reads `file` and every rules file it names.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses the text of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: File = parse_yaml(file, text)?;
+        let at = |path: &[&str], message: String| ConfigError::at_key(file, text, path, message);
+        if raw.modules.is_empty() {
+            return Err(ConfigError::file(
+                file,
+                "modules: at least one module is needed",
+            ));
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        let mut modules = BTreeMap::new();
+        let mut sources = vec![file.to_owned()];
+        for (name, module) in raw.modules {
+            let settings = compile_module(&name, module, base, &|path, message| {
+                let mut full = vec!["modules", name.as_str()];
+                full.extend_from_slice(path);
+                at(&full, message)
+            })?;
+            sources.extend(settings.sources.iter().cloned());
+            modules.insert(name, settings);
+        }
+        let allowed = raw
+            .allowed_targets
+            .map(|entries| {
+                parse_allow_list(&entries).map_err(|message| at(&["allowed_targets"], message))
+            })
+            .transpose()?;
+        Ok(Self {
+            modules,
+            allowed,
+            sources,
+        })
+    }
+}
+
+type At<'a> = &'a dyn Fn(&[&str], String) -> ConfigError;
+
+fn compile_module(
+    name: &str,
+    module: ModuleFile,
+    base: &Path,
+    at: At<'_>,
+) -> Result<ModuleSettings, ConfigError> {
+    let bridge = module
+        .bridge
+        .ok_or_else(|| at(&["bridge"], "missing; use hadoop or jolokia".into()))?;
+    let path = module
+        .path
+        .unwrap_or_else(|| bridge.default_path().to_owned());
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        return Err(at(
+            &["path"],
+            format!("{path:?} must be a path starting with '/', without a query"),
+        ));
+    }
+    let mut sources = Vec::new();
+    let rules = match (module.rules_file, module.rules) {
+        (Some(_), Some(_)) => {
+            return Err(at(
+                &["rules_file"],
+                "give rules_file or rules, not both".into(),
+            ));
+        }
+        (Some(rules_file), None) => {
+            let rules_file = base.join(rules_file);
+            let rules = load_rules_file(&rules_file)?;
+            sources.push(rules_file);
+            rules
+        }
+        (None, Some(inline)) => {
+            let raw: RawConfig =
+                serde_yaml_ng::from_value(inline).map_err(|e| at(&["rules"], e.to_string()))?;
+            RuleSet::compile(raw, &|path, message| {
+                let mut full = vec!["rules"];
+                full.extend_from_slice(path);
+                at(&full, message)
+            })?
+        }
+        (None, None) => RuleSet::default_rules(),
+    };
+    let basic_auth = match module.basic_auth {
+        None => rules.credentials.clone(),
+        Some(auth) => {
+            let password = match (auth.password, auth.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(at(
+                        &["basic_auth", "password"],
+                        "give password or password_file, not both".into(),
+                    ));
+                }
+                (Some(password), None) => password,
+                (None, Some(file)) => {
+                    let file = base.join(file);
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        at(
+                            &["basic_auth", "password_file"],
+                            format!("cannot read {}: {e}", file.display()),
+                        )
+                    })?;
+                    sources.push(file);
+                    text.trim_end_matches(['\n', '\r']).to_owned()
+                }
+                (None, None) => String::new(),
+            };
+            Some((auth.username, password))
+        }
+    };
+    let tls = module
+        .tls_config
+        .map_or_else(kiln_scraper::ClientTls::default, |t| {
+            kiln_scraper::ClientTls {
+                ca_file: t.ca_file.map(|f| base.join(f)),
+                cert_file: t.cert_file.map(|f| base.join(f)),
+                key_file: t.key_file.map(|f| base.join(f)),
+                insecure_skip_verify: t.insecure_skip_verify,
+            }
+        });
+    let timeout = module.timeout.map_or(Duration::from_secs(10), |d| d.0);
+    if timeout.is_zero() {
+        return Err(at(&["timeout"], "must be more than 0".into()));
+    }
+    Ok(ModuleSettings {
+        name: name.to_owned(),
+        bridge,
+        path,
+        scheme: module.scheme.unwrap_or(Scheme::Http),
+        timeout,
+        tls,
+        basic_auth,
+        rules,
+        sources,
+    })
+}
+
+/// Reads an unchanged jmx_exporter configuration file.
+pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    let raw: RawConfig = parse_yaml(file, &text)?;
+    RuleSet::compile(raw, &|path, message| {
+        ConfigError::at_key(file, &text, path, message)
+    })
+}
+
+fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
+    let mut list = AllowList::default();
+    for entry in entries {
+        let entry = entry.trim();
+        if let Some((address, bits)) = entry.split_once('/') {
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| format!("{entry:?} is not a network (address/bits)"))?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let bits: u8 = bits
+                .parse()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("{entry:?}: prefix length must be 0 to {max}"))?;
+            list.networks.push((address, bits));
+        } else if let Ok(address) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
+            list.networks
+                .push((address, if address.is_ipv4() { 32 } else { 128 }));
+        } else {
+            let target = crate::target::Target::parse(entry)
+                .or_else(|_| crate::target::Target::parse(&format!("{entry}:1")))
+                .map_err(|e| format!("{entry:?}: {e}"))?;
+            let port = entry.contains(':').then_some(target.port);
+            if let Ok(address) = target.host.parse::<IpAddr>()
+                && port.is_none()
+            {
+                list.networks
+                    .push((address, if address.is_ipv4() { 32 } else { 128 }));
+                continue;
+            }
+            list.names.push((target.host.to_ascii_lowercase(), port));
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(Path::new("jmx.yml"), text)
+    }
+
+    #[test]
+    fn modules_with_inline_rules_and_defaults() {
+        let settings = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      lowercaseOutputName: true\n      rules:\n        - pattern: 'Hadoop<service=(\\w+)'\n          name: hadoop_$1\n  kafka:\n    bridge: jolokia\n    timeout: 3s\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let hdfs = &settings.modules["hdfs"];
+        assert_eq!(hdfs.path, "/jmx");
+        assert!(hdfs.rules.lowercase_output_name);
+        assert_eq!(hdfs.rules.rules.len(), 1);
+        let kafka = &settings.modules["kafka"];
+        assert_eq!(kafka.path, "/jolokia");
+        assert_eq!(kafka.timeout, Duration::from_secs(3));
+        assert!(settings.allowed.is_none());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let error = parse("modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      rules:\n        - pattern: 'a(b'\n").unwrap_err();
+        assert_eq!(error.line, Some(6), "{error}");
+        assert!(
+            error
+                .message
+                .contains("modules.hdfs.rules.rules[0].pattern"),
+            "{error}"
+        );
+
+        let error = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      rules:\n        - name: x\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.line, Some(6), "{error}");
+        assert!(error.message.contains("needs a pattern"), "{error}");
+
+        let error = parse("modules:\n  hdfs:\n    bridge: nope\n").unwrap_err();
+        assert_eq!(error.line, Some(3), "{error}");
+
+        let error = parse("modules:\n  hdfs:\n    bridge: hadoop\n    colour: red\n").unwrap_err();
+        assert!(error.message.contains("colour"), "{error}");
+
+        let error = parse("modules: {}\n").unwrap_err();
+        assert!(error.message.contains("at least one module"), "{error}");
+
+        let error = parse("modules:\n  a:\n    bridge: hadoop\nallowed_targets: ['10.0.0.0/33']\n")
+            .unwrap_err();
+        assert_eq!(error.line, Some(4), "{error}");
+    }
+
+    #[test]
+    fn allow_list_entries() {
+        let list = parse_allow_list(&[
+            "nn1:9870".into(),
+            "RM1".into(),
+            "10.0.0.0/8".into(),
+            "192.168.1.5".into(),
+            "[::1]:9870".into(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(list.allows_name("nn1", 9870));
+        assert!(!list.allows_name("nn1", 9864));
+        assert!(list.allows_name("rm1", 8088));
+        assert!(list.allows_address("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))));
+        assert!(!list.allows_address("11.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))));
+        assert!(list.allows_address("192.168.1.5".parse().unwrap_or(IpAddr::from([0; 4]))));
+        assert!(list.allows_name("::1", 9870));
+    }
+}

@@ -1,0 +1,145 @@
+//! Samples to exposition text, with jmx_exporter 1.x's grouping: samples of one name form a
+//! family whose type is their common type (`untyped` if they disagree), counters are written
+//! with `_total`, and samples whose labels collide all get an `_objectname` label.
+//!
+//! Where jmx_exporter fails the whole scrape (a negative counter, samples still colliding
+//! after `_objectname`), only the offending sample is dropped and counted.
+
+use std::collections::HashSet;
+
+use hashbrown::HashMap;
+use kiln_registry::metrics::{write_float, write_help, write_label_value};
+
+use crate::rules::Kind;
+use crate::rules::evaluate::Prepared;
+use crate::walk::Sample;
+
+/// Labels and `_objectname` of a written sample.
+type Identity<'a> = (&'a [(Box<str>, Box<str>)], &'a str);
+
+/// What writing dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Counter samples with a negative value.
+    pub negative_counters: u64,
+    /// Samples whose name and labels repeat another's, even with `_objectname`.
+    pub duplicates: u64,
+    /// Samples whose name is one the probe itself writes.
+    pub reserved_names: u64,
+}
+
+/// Names the probe writes itself; a bean family of the same name would collide.
+const RESERVED: [&str; 3] = [
+    "jmx_scrape_duration_seconds",
+    "jmx_scrape_error",
+    "jmx_scrape_cached_beans",
+];
+
+/// Writes `samples` as text format 0.0.4 into `out`, families sorted by name.
+pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
+    let mut dropped = Dropped::default();
+    let mut by_name: HashMap<&str, Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
+    for (index, sample) in samples.iter().enumerate() {
+        by_name
+            .entry(&sample.prepared.name)
+            .or_default()
+            .push(index);
+    }
+    let mut names: Vec<&str> = by_name.keys().copied().collect();
+    names.sort_unstable();
+
+    for name in names {
+        let members = &by_name[name];
+        let first = &samples[members[0]].prepared;
+        let kind = if members
+            .iter()
+            .all(|&i| samples[i].prepared.kind == first.kind)
+        {
+            first.kind
+        } else {
+            Kind::Unknown
+        };
+        let written_name = match kind {
+            Kind::Counter => format!("{name}_total"),
+            _ => name.to_owned(),
+        };
+        if RESERVED.contains(&written_name.as_str()) {
+            dropped.reserved_names += members.len() as u64;
+            continue;
+        }
+        let mut rows: Vec<(&Prepared, f64)> = Vec::with_capacity(members.len());
+        for &i in members {
+            let sample = &samples[i];
+            if kind == Kind::Counter && sample.value < 0.0 {
+                dropped.negative_counters += 1;
+                continue;
+            }
+            rows.push((&sample.prepared, sample.value));
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        rows.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
+        let collide = rows.windows(2).any(|w| w[0].0.labels == w[1].0.labels);
+        if collide {
+            rows.sort_by(|a, b| {
+                (&a.0.labels, &a.0.object_name).cmp(&(&b.0.labels, &b.0.object_name))
+            });
+        }
+
+        out.push_str("# HELP ");
+        out.push_str(&written_name);
+        out.push(' ');
+        write_help(out, &first.help);
+        out.push_str("\n# TYPE ");
+        out.push_str(&written_name);
+        out.push(' ');
+        out.push_str(kind.as_str());
+        out.push('\n');
+        let mut seen: HashSet<Identity<'_>> = HashSet::new();
+        for (prepared, value) in rows {
+            let object_name = if collide { &*prepared.object_name } else { "" };
+            if collide && !seen.insert((&prepared.labels, object_name)) {
+                dropped.duplicates += 1;
+                continue;
+            }
+            out.push_str(&written_name);
+            write_labels(out, &prepared.labels, collide.then_some(object_name));
+            out.push(' ');
+            write_float(out, value);
+            out.push('\n');
+        }
+    }
+    dropped
+}
+
+fn write_labels(out: &mut String, labels: &[(Box<str>, Box<str>)], object_name: Option<&str>) {
+    if labels.is_empty() && object_name.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    let mut object_name = object_name;
+    for (name, value) in labels {
+        // `_objectname` sorts before any label that starts with a letter.
+        if let Some(object) = object_name.take_if(|_| **name > *"_objectname") {
+            write_pair(out, &mut first, "_objectname", object);
+        }
+        write_pair(out, &mut first, name, value);
+    }
+    if let Some(object) = object_name {
+        write_pair(out, &mut first, "_objectname", object);
+    }
+    out.push('}');
+}
+
+fn write_pair(out: &mut String, first: &mut bool, name: &str, value: &str) {
+    if !*first {
+        out.push(',');
+    }
+    *first = false;
+    out.push_str(name);
+    out.push_str("=\"");
+    write_label_value(out, value);
+    out.push('"');
+}

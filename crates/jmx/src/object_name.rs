@@ -1,0 +1,288 @@
+//! JMX object names (`domain:key=value,…`) and object name patterns (`java.lang:type=*,*`).
+//!
+//! Property order matters to jmx_exporter: the first value goes into the default metric name
+//! and the rest become labels, in the order the MBean was registered with. Both bridges print
+//! that order, so it is kept here. Quoted values keep their quotes, as jmx_exporter does.
+
+use std::fmt;
+
+/// A parsed object name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectName {
+    /// The domain, before the first `:`.
+    pub domain: String,
+    /// Key properties in the order written; values verbatim (quoted ones with their quotes).
+    pub properties: Vec<(String, String)>,
+}
+
+impl ObjectName {
+    /// Parses `domain:key=value[,key=value…]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (domain, list) = text
+            .split_once(':')
+            .ok_or_else(|| format!("object name {text:?} has no ':'"))?;
+        if domain.contains(['*', '?']) {
+            return Err(format!("object name {text:?}: wildcards are for patterns"));
+        }
+        let mut properties = Vec::new();
+        for part in split_properties(list) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("object name {text:?}: property {part:?} has no '='"))?;
+            if key.is_empty() || key.contains([':', '*', '?', '"']) {
+                return Err(format!("object name {text:?}: bad property key {key:?}"));
+            }
+            if !value.starts_with('"') && value.contains(['*', '?']) {
+                return Err(format!("object name {text:?}: wildcards are for patterns"));
+            }
+            properties.push((key.to_owned(), value.to_owned()));
+        }
+        if properties.is_empty() {
+            return Err(format!("object name {text:?} has no key properties"));
+        }
+        Ok(Self {
+            domain: domain.to_owned(),
+            properties,
+        })
+    }
+
+    /// The value of property `key`.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The canonical form: properties sorted by key. Two names are the same MBean exactly
+    /// when their canonical forms are equal.
+    pub fn canonical(&self) -> String {
+        let mut sorted: Vec<_> = self.properties.iter().collect();
+        sorted.sort();
+        let mut out = format!("{}:", self.domain);
+        for (i, (key, value)) in sorted.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+        }
+        out
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.domain)?;
+        for (i, (key, value)) in self.properties.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            write!(f, "{comma}{key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits a property list at the commas outside quoted values.
+fn split_properties(list: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in list.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    parts.into_iter().filter(|p| !p.is_empty())
+}
+
+/// An object name pattern as `MBeanServer.queryNames` takes it: `*` and `?` in the domain
+/// and in unquoted property values, and a trailing `*` in the property list for "any other
+/// properties too".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectNamePattern {
+    text: String,
+    domain: String,
+    properties: Vec<(String, String)>,
+    any_other_properties: bool,
+}
+
+impl ObjectNamePattern {
+    /// Parses a pattern (a plain object name is a pattern that matches itself).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (domain, list) = text
+            .split_once(':')
+            .ok_or_else(|| format!("object name pattern {text:?} has no ':'"))?;
+        let mut properties = Vec::new();
+        let mut any_other_properties = false;
+        for part in split_properties(list) {
+            if part == "*" {
+                any_other_properties = true;
+                continue;
+            }
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!("object name pattern {text:?}: property {part:?} has no '='")
+            })?;
+            if key.is_empty() {
+                return Err(format!("object name pattern {text:?}: empty property key"));
+            }
+            properties.push((key.to_owned(), value.to_owned()));
+        }
+        if properties.is_empty() && !any_other_properties {
+            return Err(format!(
+                "object name pattern {text:?} has no key properties (use {domain}:* for all)"
+            ));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            domain: if domain.is_empty() {
+                "*".to_owned()
+            } else {
+                domain.to_owned()
+            },
+            properties,
+            any_other_properties,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether this matches every MBean (`*:*`).
+    pub fn matches_all(&self) -> bool {
+        self.domain == "*" && self.properties.is_empty() && self.any_other_properties
+    }
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &ObjectName) -> bool {
+        if !wildcard_match(&self.domain, &name.domain) {
+            return false;
+        }
+        if !self.any_other_properties && self.properties.len() != name.properties.len() {
+            return false;
+        }
+        self.properties.iter().all(|(key, pattern)| {
+            name.property(key).is_some_and(|value| {
+                if pattern.starts_with('"') {
+                    pattern == value
+                } else {
+                    wildcard_match(pattern, value)
+                }
+            })
+        })
+    }
+}
+
+impl fmt::Display for ObjectNamePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Glob matching with `*` (any run) and `?` (one character).
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                backtrack = Some((p, t));
+                p += 1;
+            }
+            Some('?') => {
+                p += 1;
+                t += 1;
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                Some((star, from)) => {
+                    p = star + 1;
+                    t = from + 1;
+                    backtrack = Some((star, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> ObjectName {
+        ObjectName::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pattern(text: &str) -> ObjectNamePattern {
+        ObjectNamePattern::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn keeps_property_order_and_quotes() {
+        let parsed = name(r#"kiln.test:type=Sample,name="quoted,name""#);
+        assert_eq!(parsed.domain, "kiln.test");
+        assert_eq!(
+            parsed.properties,
+            vec![
+                ("type".to_owned(), "Sample".to_owned()),
+                ("name".to_owned(), r#""quoted,name""#.to_owned())
+            ]
+        );
+        assert_eq!(
+            parsed.to_string(),
+            r#"kiln.test:type=Sample,name="quoted,name""#
+        );
+        assert_eq!(
+            parsed.canonical(),
+            r#"kiln.test:name="quoted,name",type=Sample"#
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_names() {
+        for text in ["nodomain", "d:", "d:novalue", "d*:type=x", "d:type=a*"] {
+            assert!(ObjectName::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn patterns_match_like_query_names() {
+        let gc = name("java.lang:type=GarbageCollector,name=G1 Young Generation");
+        assert!(pattern("*:*").matches(&gc));
+        assert!(pattern("java.lang:*").matches(&gc));
+        assert!(pattern("java.lang:type=GarbageCollector,*").matches(&gc));
+        assert!(pattern("java.*:type=Garbage*,*").matches(&gc));
+        assert!(pattern("java.lan?:name=G1 Young Generation,type=GarbageCollector").matches(&gc));
+        assert!(!pattern("java.lang:type=GarbageCollector").matches(&gc));
+        assert!(!pattern("java.lang:type=Memory,*").matches(&gc));
+        assert!(!pattern("kafka.*:*").matches(&gc));
+        assert!(pattern("*:*").matches_all());
+        assert!(!pattern("java.lang:*").matches_all());
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("a*c", "abbbc"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a?c", "abc"));
+        assert!(!wildcard_match("a?c", "ac"));
+        assert!(wildcard_match("*PerSec*", "MessagesInPerSecond"));
+        assert!(!wildcard_match("*PerSec", "MessagesInPerSecond"));
+    }
+}

@@ -1,0 +1,228 @@
+//! `/probe?target=HOST:PORT&module=NAME`: one JVM read through a module's bridge and rules,
+//! in blackbox_exporter's style.
+//!
+//! The answer is always 200 with `jmx_scrape_error` saying whether the JVM could be read (as
+//! jmx_exporter does), except for requests that are wrong in themselves: an unknown module or
+//! a malformed target is 400, a target outside `allowed_targets` 403.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use kiln_registry::metrics::write_float;
+use kiln_registry::{
+    LogLimiter, Response, RouteHandler, ScrapeContext, TEXT_CONTENT_TYPE, query_pairs, text,
+};
+
+use crate::bridge::{self, FetchError};
+use crate::config::AllowList;
+use crate::families;
+use crate::json;
+use crate::self_metrics::header;
+use crate::state::{Jmx, Module};
+use crate::target::Target;
+use crate::walk::Walker;
+
+/// Time kept back from the scrape timeout for writing the answer.
+const MARGIN: Duration = Duration::from_millis(250);
+
+/// The `/probe` handler.
+pub fn handler(jmx: Arc<Jmx>) -> RouteHandler {
+    let failures = Arc::new(LogLimiter::new(Duration::from_secs(60)));
+    Arc::new(move |parts, context| {
+        let jmx = Arc::clone(&jmx);
+        let failures = Arc::clone(&failures);
+        Box::pin(async move {
+            let query = parts.uri.query().unwrap_or_default();
+            probe(&jmx, query, context, &failures).await
+        })
+    })
+}
+
+async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLimiter) -> Response {
+    let mut target = None;
+    let mut module_name = None;
+    for (key, value) in query_pairs(query) {
+        match &*key {
+            "target" => target = Some(value.into_owned()),
+            "module" => module_name = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let modules = jmx.modules.load_full();
+    let module_name = match module_name {
+        Some(name) => name,
+        None if modules.by_name.len() == 1 => {
+            modules.by_name.keys().next().cloned().unwrap_or_default()
+        }
+        None => {
+            return bad_request(&format!(
+                "module parameter is missing; modules: {}",
+                list(&modules.by_name)
+            ));
+        }
+    };
+    let Some(module) = modules.by_name.get(&module_name).cloned() else {
+        return bad_request(&format!(
+            "unknown module {module_name:?}; modules: {}",
+            list(&modules.by_name)
+        ));
+    };
+    let Some(target) = target else {
+        return bad_request("target parameter is missing");
+    };
+    let target = match Target::parse(&target) {
+        Ok(target) => target,
+        Err(message) => return bad_request(&format!("target {target:?}: {message}")),
+    };
+    if let Some(allowed) = &modules.allowed
+        && !allowed_target(allowed, &target).await
+    {
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!("target {target} is not in allowed_targets\n"),
+        );
+    }
+
+    let started = Instant::now();
+    let timeout = module
+        .settings
+        .timeout
+        .min(context.remaining().saturating_sub(MARGIN))
+        .max(Duration::from_millis(100));
+    let fetched = bridge::fetch(&module.settings, &module.client, &target, timeout).await;
+    let rendered = match fetched {
+        Ok(bodies) => {
+            let module = Arc::clone(&module);
+            tokio::task::spawn_blocking(move || render(&module, &bodies))
+                .await
+                .unwrap_or_else(|_| Err(FetchError::Shape("evaluation failed".into())))
+        }
+        Err(error) => Err(error),
+    };
+    let mut out = String::new();
+    let (error, cached) = match rendered {
+        Ok(Rendered {
+            text,
+            cached,
+            stats,
+            dropped,
+            read_errors,
+        }) => {
+            out = text;
+            jmx.counters.probe_succeeded(&module_name, &stats, &dropped);
+            jmx.counters.read_errors(&module_name, read_errors);
+            (false, cached)
+        }
+        Err(error) => {
+            jmx.counters.probe_failed(&module_name, error.reason());
+            if let Some(suppressed) = failures.check() {
+                tracing::warn!(module = %module_name, target = %target, err = %error, suppressed, "Probe failed.");
+            }
+            (true, 0)
+        }
+    };
+    self_samples(&mut out, started.elapsed(), error, cached);
+    let mut response = text(StatusCode::OK, "");
+    *response.body_mut() = kiln_registry::Body::new(bytes::Bytes::from(out));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
+    response
+}
+
+/// What one successful probe produced.
+struct Rendered {
+    text: String,
+    cached: u64,
+    stats: crate::walk::WalkStats,
+    dropped: families::Dropped,
+    read_errors: u64,
+}
+
+/// Parses the bodies, walks the beans through the rules and writes the families.
+fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
+    let documents = bodies
+        .iter()
+        .map(|body| json::parse(body))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
+    let (samples, stats) = {
+        let mut cache = module
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.sweep();
+        let mut walker = Walker::new(&module.settings.rules, &mut cache);
+        for bean in beans {
+            walker.bean(bean);
+        }
+        (walker.samples, walker.stats)
+    };
+    let mut text = String::with_capacity(samples.len() * 96);
+    let dropped = families::write(samples, &mut text);
+    Ok(Rendered {
+        text,
+        cached: stats.cached_rule_matches,
+        stats,
+        dropped,
+        read_errors,
+    })
+}
+
+/// jmx_exporter's three per-scrape gauges.
+fn self_samples(out: &mut String, duration: Duration, error: bool, cached: u64) {
+    for (name, help, value) in [
+        (
+            "jmx_scrape_duration_seconds",
+            "Time this JMX scrape took, in seconds.",
+            duration.as_secs_f64(),
+        ),
+        (
+            "jmx_scrape_error",
+            "Non-zero if this scrape failed.",
+            if error { 1.0 } else { 0.0 },
+        ),
+        (
+            "jmx_scrape_cached_beans",
+            "Number of beans with their matching rule cached",
+            cached as f64,
+        ),
+    ] {
+        header(out, name, help, "gauge");
+        out.push_str(name);
+        out.push(' ');
+        write_float(out, value);
+        out.push('\n');
+    }
+}
+
+/// Whether `allowed_targets` lets the probe reach `target`; a name is checked by what it
+/// resolves to when it is not listed itself.
+async fn allowed_target(allowed: &AllowList, target: &Target) -> bool {
+    if allowed.allows_name(&target.host, target.port) {
+        return true;
+    }
+    if let Some(address) = target.address() {
+        return allowed.allows_address(address);
+    }
+    if allowed.networks.is_empty() {
+        return false;
+    }
+    match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            !addresses.is_empty() && addresses.iter().all(|a| allowed.allows_address(a.ip()))
+        }
+        Err(_) => false,
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    text(StatusCode::BAD_REQUEST, &format!("{message}\n"))
+}
+
+fn list(modules: &std::collections::BTreeMap<String, Arc<Module>>) -> String {
+    modules.keys().cloned().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,346 @@
+//! One attribute through the rules, as jmx_exporter 1.x's `recordBean` does it.
+//!
+//! The pattern input is `domain<k1=v1, k2=v2><key1, key2>attrName: value`: bean properties
+//! in registration order, the path into composite and tabular values, the leaf name
+//! (snake-cased for rules that ask), and the value as Java prints it (`<cache>` for rules
+//! with `cache: true`). The first rule whose pattern matches decides; a rule whose `name`
+//! comes out empty or whose `value` is not a number drops the attribute.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::names::{strip_reserved_suffixes, to_safe_name};
+use super::pattern::Scratch;
+use super::template::Spans;
+use super::{Kind, Rule, RuleSet, java_double};
+
+/// A leaf value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Leaf<'a> {
+    /// A number as printed by Java (also `NaN`, `Infinity`).
+    Number(&'a str),
+    /// A boolean: 1 or 0.
+    Bool(bool),
+    /// A string: only a rule's `value` can turn it into a sample.
+    Text(&'a str),
+}
+
+impl<'a> Leaf<'a> {
+    /// The value as it appears in the pattern input.
+    pub fn text(&self) -> &'a str {
+        match self {
+            Leaf::Number(text) | Leaf::Text(text) => text,
+            Leaf::Bool(true) => "true",
+            Leaf::Bool(false) => "false",
+        }
+    }
+}
+
+/// One attribute (or composite item, or table cell) of one bean.
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute<'a> {
+    /// The bean's domain.
+    pub domain: &'a str,
+    /// Key properties in order, plus table index columns.
+    pub properties: &'a [(&'a str, &'a str)],
+    /// Names of the composite/tabular levels above the leaf.
+    pub attr_keys: &'a [&'a str],
+    /// The leaf name.
+    pub name: &'a str,
+    /// The value.
+    pub value: Leaf<'a>,
+    /// Labels from `metricCustomizers.attributesAsLabels`.
+    pub extra_labels: &'a [(String, String)],
+}
+
+impl Attribute<'_> {
+    /// Writes the pattern input up to the attribute name (`domain<props><keys>`) into `out`.
+    pub fn write_bean_key(&self, out: &mut String) {
+        out.push_str(self.domain);
+        out.push('<');
+        for (i, (key, value)) in self.properties.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+        }
+        out.push_str("><");
+        for (i, key) in self.attr_keys.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(key);
+        }
+        out.push('>');
+    }
+
+    fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What a matching rule makes of an attribute, independent of its current value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// The family name, reserved suffixes stripped (counters get `_total` when written).
+    pub name: Box<str>,
+    /// The sample's type.
+    pub kind: Kind,
+    /// HELP text.
+    pub help: Box<str>,
+    /// Labels, sorted by name, names unique.
+    pub labels: Box<[(Box<str>, Box<str>)]>,
+    /// The value from the rule's `value`, if it has one.
+    pub fixed_value: Option<f64>,
+    /// `valueFactor`.
+    pub factor: f64,
+    /// The pattern input without the value: the `_objectname` label if samples collide.
+    pub object_name: Box<str>,
+    /// Whether a `cache: true` rule made it.
+    pub cached_rule: bool,
+    /// Labels dropped because two had the same name.
+    pub duplicate_labels: u32,
+}
+
+impl Prepared {
+    /// The sample value for `leaf`, or `None` when the attribute gives no sample (a string
+    /// without a `value` in the rule).
+    pub fn sample_value(&self, leaf: Leaf<'_>) -> Option<f64> {
+        if let Some(value) = self.fixed_value {
+            return Some(value * self.factor);
+        }
+        match leaf {
+            Leaf::Number(text) => parse_number(text).map(|v| v * self.factor),
+            Leaf::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+            Leaf::Text(_) => None,
+        }
+    }
+}
+
+/// A number token from a bridge.
+pub fn parse_number(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
+/// The result of the rules for one attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A rule matched and produced a sample description.
+    Matched(Arc<Prepared>),
+    /// A rule matched but dropped the attribute (empty name, non-numeric `value`).
+    Dropped,
+    /// No rule matched.
+    Unmatched,
+}
+
+/// The pattern inputs of one attribute: the key part for plain and snake-cased names, and
+/// the full inputs for the value and for `<cache>`.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// `domain<props><keys>attrName`.
+    pub key: String,
+    /// The same with the attribute name snake-cased (empty unless a rule needs it).
+    pub snake_key: String,
+    /// Buffer for a full input.
+    full: String,
+}
+
+impl Inputs {
+    /// Fills the key parts for `attribute`.
+    pub fn prepare(&mut self, attribute: &Attribute<'_>, snake_needed: bool) {
+        self.key.clear();
+        attribute.write_bean_key(&mut self.key);
+        let bean_len = self.key.len();
+        self.key.push_str(attribute.name);
+        self.snake_key.clear();
+        if snake_needed {
+            self.snake_key.push_str(&self.key[..bean_len]);
+            self.snake_key
+                .push_str(&super::names::to_snake_case(attribute.name));
+        }
+    }
+
+    /// The key part a rule matches against.
+    pub fn key_for(&self, rule: &Rule) -> &str {
+        if rule.snake_case {
+            &self.snake_key
+        } else {
+            &self.key
+        }
+    }
+
+    /// The full input of `rule` for `value`.
+    pub fn full_for(&mut self, rule: &Rule, value: &str) -> &str {
+        self.full.clear();
+        self.full.push_str(if rule.snake_case {
+            &self.snake_key
+        } else {
+            &self.key
+        });
+        self.full.push_str(": ");
+        self.full
+            .push_str(if rule.cache { "<cache>" } else { value });
+        &self.full
+    }
+}
+
+/// Runs the rules in order with each rule's own regex: jmx_exporter's algorithm, used where
+/// the automaton cannot answer (inputs with line breaks, backtracking-only patterns).
+pub fn first_match_sequential(
+    rules: &RuleSet,
+    inputs: &mut Inputs,
+    value: &str,
+    from: usize,
+) -> Option<usize> {
+    rules
+        .rules
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find_map(|(i, rule)| {
+            let matched = match &rule.pattern {
+                None => true,
+                Some(pattern) => pattern.is_match(inputs.full_for(rule, value)),
+            };
+            matched.then_some(i)
+        })
+}
+
+/// Builds the outcome of rule `index`, which is known to match.
+pub fn prepare(
+    rules: &RuleSet,
+    index: usize,
+    attribute: &Attribute<'_>,
+    inputs: &mut Inputs,
+    scratch: &mut Scratch,
+) -> Outcome {
+    let rule = &rules.rules[index];
+    let value_text = attribute.value.text();
+    let object_name: Box<str> = inputs.key.as_str().into();
+    let input = inputs.full_for(rule, value_text);
+    let spans: &Spans = match (&rule.pattern, rule.uses_groups()) {
+        (Some(pattern), true) => match pattern.captures(input, scratch) {
+            Some(spans) => spans,
+            // Only reachable if the automaton and the regex disagree; treat as no match.
+            None => return Outcome::Unmatched,
+        },
+        _ => &[],
+    };
+    let expand = |template: &super::template::Template| template.expand(input, spans);
+
+    let fixed_value = match &rule.value {
+        None => None,
+        Some(template) => match java_double(&expand(template)) {
+            Some(value) => Some(value),
+            None => return Outcome::Dropped,
+        },
+    };
+
+    let mut kind = rule.kind;
+    let mut labels: Vec<(Box<str>, Box<str>)> = Vec::new();
+    let label_name = |name: &str| {
+        let safe = to_safe_name(name);
+        if rules.lowercase_output_label_names {
+            safe.to_lowercase()
+        } else {
+            safe
+        }
+    };
+    for (name, value) in attribute.extra_labels {
+        labels.push((label_name(name).into(), value.as_str().into()));
+    }
+    let mut name = match &rule.name {
+        Some(template) => {
+            let name = to_safe_name(&expand(template));
+            if name.is_empty() {
+                return Outcome::Dropped;
+            }
+            for (key, value) in &rule.labels {
+                let (key, value) = (label_name(&expand(key)), expand(value));
+                if !key.is_empty() && !value.is_empty() {
+                    labels.push((key.into(), value.into()));
+                }
+            }
+            name
+        }
+        None => {
+            let mut name = String::with_capacity(64);
+            name.push_str(attribute.domain);
+            if let Some((_, first)) = attribute.properties.first() {
+                name.push('_');
+                name.push_str(first);
+            }
+            for key in attribute.attr_keys {
+                name.push('_');
+                name.push_str(key);
+            }
+            name.push('_');
+            if rule.snake_case {
+                name.push_str(&super::names::to_snake_case(attribute.name));
+            } else {
+                name.push_str(attribute.name);
+            }
+            for (key, value) in attribute.properties.iter().skip(1) {
+                labels.push((label_name(key).into(), (*value).into()));
+            }
+            to_safe_name(&name)
+        }
+    };
+    if rules.lowercase_output_name {
+        name = name.to_lowercase();
+    }
+    if rules.infer_counter_type_from_name && name.ends_with("_total") {
+        kind = Kind::Counter;
+    }
+    let help = match &rule.help {
+        Some(template) => expand(template),
+        None => default_help(attribute),
+    };
+
+    // Two labels of one name would make the whole exposition invalid: keep the first.
+    let mut duplicate_labels = 0;
+    let mut seen = std::collections::HashSet::with_capacity(labels.len());
+    labels.retain(|(name, _)| {
+        let first = seen.insert(name.clone());
+        duplicate_labels += u32::from(!first);
+        first
+    });
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+
+    Outcome::Matched(Arc::new(Prepared {
+        name: strip_reserved_suffixes(&name).into(),
+        kind,
+        help: help.into(),
+        labels: labels.into_boxed_slice(),
+        fixed_value,
+        factor: rule.value_factor,
+        object_name,
+        cached_rule: rule.cache,
+        duplicate_labels,
+    }))
+}
+
+/// `domain:name=<name>,type=<type>,attribute=<attr>`, as jmx_exporter writes it when the
+/// rule has no `help` (the bridges carry no attribute descriptions).
+fn default_help(attribute: &Attribute<'_>) -> String {
+    let mut help = String::with_capacity(64);
+    let _ = write!(
+        help,
+        "{}:name={},type={},attribute={}",
+        attribute.domain,
+        attribute.property("name").unwrap_or("null"),
+        attribute.property("type").unwrap_or("null"),
+        attribute.name
+    );
+    help
+}

@@ -1,0 +1,137 @@
+//! Name transformations with jmx_exporter's exact results.
+
+/// `toSafeName`: every run of characters outside `[A-Za-z0-9:]` (underscores included)
+/// becomes one `_`, and a leading digit gets a `_` in front. `"001"` → `_001`,
+/// `"-_-"` → `_`, `"a.b-c"` → `a_b_c`.
+pub fn to_safe_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    let mut after_underscore = false;
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push('_');
+        after_underscore = true;
+    }
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == ':' {
+            out.push(c);
+            after_underscore = false;
+        } else if !after_underscore {
+            out.push('_');
+            after_underscore = true;
+        }
+    }
+    out
+}
+
+/// `toSnakeAndLowerCase` (for `attrNameSnakeCase`): a `_` before each upper-case letter
+/// that follows a character that is neither upper case nor `_`, then all lower case.
+/// `testTCPTest` → `test_tcptest`.
+pub fn to_snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return out;
+    };
+    let mut after_upper_or_underscore = first.is_uppercase() || first == '_';
+    out.extend(first.to_lowercase());
+    for c in chars {
+        let upper = c.is_uppercase();
+        if upper && !after_upper_or_underscore {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+        after_upper_or_underscore = upper || c == '_';
+    }
+    out
+}
+
+/// The suffixes the Prometheus Java client (1.x) reserves and strips from metric names.
+const RESERVED_SUFFIXES: [&str; 8] = [
+    "_total", "_created", "_bucket", "_info", ".total", ".created", ".bucket", ".info",
+];
+
+/// client_java's `sanitizeMetricName`, which jmx_exporter 1.x applies to every name: the
+/// reserved suffixes are stripped, repeatedly (`a_created_total` → `a`); a name that is
+/// nothing but a suffix keeps it without the separator (`_total` → `total`).
+pub fn strip_reserved_suffixes(name: &str) -> &str {
+    let mut name = name;
+    loop {
+        let mut changed = false;
+        for suffix in RESERVED_SUFFIXES {
+            if name == suffix {
+                return &suffix[1..];
+            }
+            if let Some(stripped) = name.strip_suffix(suffix) {
+                name = stripped;
+                changed = true;
+            }
+        }
+        if !changed {
+            return name;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_match_jmx_exporter() {
+        // The cases of jmx_exporter's ToSafeNameTest.
+        let cases = [
+            ("abc", "abc"),
+            ("abc_def", "abc_def"),
+            ("abc-def", "abc_def"),
+            ("abc__def", "abc_def"),
+            ("abc___def", "abc_def"),
+            ("abc.def", "abc_def"),
+            ("abc:def", "abc:def"),
+            ("001", "_001"),
+            ("-_-", "_"),
+            ("_", "_"),
+            ("___", "_"),
+            ("", ""),
+            ("test_swedish_chars_åäö", "test_swedish_chars_"),
+            (
+                "Hadoop_NameNode_Blocks Total",
+                "Hadoop_NameNode_Blocks_Total",
+            ),
+            ("a😀b", "a_b"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(to_safe_name(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn snake_case_matches_jmx_exporter() {
+        let cases = [
+            ("testTCPTest", "test_tcptest"),
+            ("ThreadCount", "thread_count"),
+            ("already_snake", "already_snake"),
+            ("_Leading", "_leading"),
+            ("HeapMemoryUsage", "heap_memory_usage"),
+            ("", ""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(to_snake_case(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn reserved_suffixes_are_stripped_repeatedly() {
+        let cases = [
+            ("requests_total", "requests"),
+            ("a_created_total", "a"),
+            ("jvm_info", "jvm"),
+            ("le_bucket", "le"),
+            ("_total", "total"),
+            ("total", "total"),
+            ("plain", "plain"),
+            ("x_total_info", "x"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(strip_reserved_suffixes(input), expected, "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Rule patterns: Java regular expressions, run with Rust's engines.
+//!
+//! jmx_exporter compiles a rule's `pattern` P as `^.*(?:P).*$` and requires a full match of
+//! the pattern input, so patterns are unanchored and the greedy `.*` in front decides which
+//! occurrence the groups capture. The same wrapping here gives the same groups: the `regex`
+//! crate's leftmost-first semantics follow a backtracking engine's preferences.
+//!
+//! Java's dialect is translated where it differs: `\w`, `\d`, `\s` and their negations are
+//! ASCII in Java (Unicode in Rust), `\Q…\E` quotes, `\uXXXX` is `\x{XXXX}`, and `\<`, `\>` are
+//! plain characters. Patterns the `regex` crate cannot run (lookaround, backreferences,
+//! possessive quantifiers, atomic groups) fall back to `fancy-regex`, for that rule only.
+
+use regex::{CaptureLocations, Regex};
+
+use super::template::Spans;
+
+/// A compiled rule pattern.
+#[derive(Debug)]
+pub struct Pattern {
+    /// As written in the configuration.
+    pub source: String,
+    /// Translated to Rust's dialect, not wrapped; what the rule-set automaton is built from.
+    pub translated: String,
+    engine: Engine,
+    names: Vec<(usize, String)>,
+    groups: usize,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Regex(Regex),
+    Fancy(Box<fancy_regex::Regex>),
+}
+
+/// Reusable capture storage for [`Pattern::captures`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    locations: Option<CaptureLocations>,
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl Pattern {
+    /// Compiles a pattern; the error says why the regex is not valid.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        let translated = translate(source)?;
+        let wrapped = format!("^.*(?:{translated}).*$");
+        let (engine, groups, names) = match Regex::new(&wrapped) {
+            Ok(regex) => {
+                let names = named_groups(regex.capture_names());
+                let groups = regex.captures_len() - 1;
+                (Engine::Regex(regex), groups, names)
+            }
+            Err(plain_error) => match fancy_regex::Regex::new(&wrapped) {
+                Ok(regex) => {
+                    let names = named_groups(regex.capture_names());
+                    let groups = regex.captures_len() - 1;
+                    (Engine::Fancy(Box::new(regex)), groups, names)
+                }
+                Err(_) => return Err(first_line(&plain_error.to_string())),
+            },
+        };
+        Ok(Self {
+            source: source.to_owned(),
+            translated,
+            engine,
+            names,
+            groups,
+        })
+    }
+
+    /// Number of capture groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Named groups (index, name).
+    pub fn names(&self) -> &[(usize, String)] {
+        &self.names
+    }
+
+    /// Whether the pattern needs the backtracking fallback.
+    pub fn is_fallback(&self) -> bool {
+        matches!(self.engine, Engine::Fancy(_))
+    }
+
+    /// Whether the whole input matches (jmx_exporter's `Matcher.matches()`).
+    pub fn is_match(&self, input: &str) -> bool {
+        match &self.engine {
+            Engine::Regex(regex) => regex.is_match(input),
+            // A pattern that blows the backtracking limit counts as no match.
+            Engine::Fancy(regex) => regex.is_match(input).unwrap_or(false),
+        }
+    }
+
+    /// Matches the whole input, returning the group spans (group 0 first).
+    pub fn captures<'s>(&self, input: &str, scratch: &'s mut Scratch) -> Option<&'s Spans> {
+        scratch.spans.clear();
+        match &self.engine {
+            Engine::Regex(regex) => {
+                let locations = scratch
+                    .locations
+                    .get_or_insert_with(|| regex.capture_locations());
+                if locations.len() != regex.captures_len() {
+                    *locations = regex.capture_locations();
+                }
+                regex.captures_read(locations, input)?;
+                scratch
+                    .spans
+                    .extend((0..locations.len()).map(|i| locations.get(i)));
+            }
+            Engine::Fancy(regex) => {
+                let captures = regex.captures(input).ok()??;
+                scratch.spans.extend(
+                    (0..captures.len()).map(|i| captures.get(i).map(|m| (m.start(), m.end()))),
+                );
+            }
+        }
+        Some(&scratch.spans)
+    }
+}
+
+fn named_groups<'a>(names: impl Iterator<Item = Option<&'a str>>) -> Vec<(usize, String)> {
+    names
+        .enumerate()
+        .filter_map(|(i, name)| name.map(|n| (i, n.to_owned())))
+        .collect()
+}
+
+fn first_line(text: &str) -> String {
+    // regex's errors draw the pattern with a caret over several lines; the last line says why.
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+const WORD: &str = "0-9A-Za-z_";
+const DIGIT: &str = "0-9";
+const SPACE: &str = r"\t\n\x0B\x0C\r ";
+
+/// Rewrites the parts of Java's regex dialect that Rust reads differently.
+pub fn translate(java: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(java.len() + 16);
+    let mut chars = java.chars().peekable();
+    // Depth of character classes (Java allows nested ones, as does Rust).
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(escaped) = chars.next() else {
+                    return Err("the pattern ends with a lone '\\'".into());
+                };
+                let in_class = class_depth > 0;
+                let class = |set: &str, negated: bool| match (in_class, negated) {
+                    (false, false) => format!("[{set}]"),
+                    (false, true) => format!("[^{set}]"),
+                    (true, false) => set.to_owned(),
+                    (true, true) => format!("[^{set}]"),
+                };
+                match escaped {
+                    'w' => out.push_str(&class(WORD, false)),
+                    'W' => out.push_str(&class(WORD, true)),
+                    'd' => out.push_str(&class(DIGIT, false)),
+                    'D' => out.push_str(&class(DIGIT, true)),
+                    's' => out.push_str(&class(SPACE, false)),
+                    'S' => out.push_str(&class(SPACE, true)),
+                    'Q' => {
+                        let mut quoted = String::new();
+                        loop {
+                            match chars.next() {
+                                None => break,
+                                Some('\\') if chars.peek() == Some(&'E') => {
+                                    chars.next();
+                                    break;
+                                }
+                                Some(q) => quoted.push(q),
+                            }
+                        }
+                        out.push_str(&regex::escape(&quoted));
+                    }
+                    'u' => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        if hex.len() != 4 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                            return Err(format!("\\u{hex} needs four hex digits"));
+                        }
+                        out.push_str(&format!("\\x{{{hex}}}"));
+                    }
+                    'e' => out.push_str(r"\x1B"),
+                    'a' => out.push_str(r"\x07"),
+                    'Z' => out.push_str(r"(?:\n?\z)"),
+                    // Java escapes any non-letter to mean itself; Rust reads `\<` and `\>` as
+                    // word boundaries and refuses some others.
+                    c if !c.is_ascii_alphanumeric() => {
+                        if c.is_ascii() && regex_syntax_meta(c) {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    other => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                }
+            }
+            '[' => {
+                class_depth += 1;
+                out.push('[');
+                // `[]…]` and `[^]…]`: Rust also reads a leading `]` as a literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(']');
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Characters that must stay escaped to stay literal.
+fn regex_syntax_meta(c: char) -> bool {
+    matches!(
+        c,
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(source: &str) -> Pattern {
+        Pattern::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"))
+    }
+
+    fn groups(source: &str, input: &str) -> Option<Vec<String>> {
+        let pattern = compile(source);
+        let mut scratch = Scratch::default();
+        let spans = pattern.captures(input, &mut scratch)?;
+        Some(
+            spans
+                .iter()
+                .skip(1)
+                .map(|s| s.map(|(a, b)| input[a..b].to_owned()).unwrap_or_default())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn patterns_are_unanchored_full_matches() {
+        let input = "kafka.server<type=BrokerTopicMetrics, name=MessagesInPerSec><>Count: 42";
+        assert_eq!(
+            groups(r"kafka.(\w+)<type=(.+), name=(.+)PerSec\w*><>Count", input),
+            Some(vec![
+                "server".into(),
+                "BrokerTopicMetrics".into(),
+                "MessagesIn".into()
+            ])
+        );
+        assert!(compile("Count").is_match(input));
+        assert!(!compile("^Count").is_match(input));
+        assert!(compile(": 42$").is_match(input));
+    }
+
+    #[test]
+    fn the_greedy_prefix_picks_the_last_occurrence() {
+        // As in Java: `^.*(?:(\d+)).*$` captures only the final digit.
+        assert_eq!(groups(r"(\d+)", "abc123"), Some(vec!["3".into()]));
+    }
+
+    #[test]
+    fn java_classes_are_ascii() {
+        assert!(!compile(r"^\w+$").is_match("åäö"));
+        assert!(compile(r"^\w+$").is_match("abc_1"));
+        assert!(!compile(r"^\d$").is_match("٣"));
+        assert!(compile(r"^[\w.]+$").is_match("a.b"));
+        assert!(compile(r"^[^\s]+$").is_match("a"));
+    }
+
+    #[test]
+    fn java_only_syntax_is_translated() {
+        assert!(compile(r"\Qa.b*\E").is_match("xa.b*y"));
+        assert!(!compile(r"^\Qa.b\E$").is_match("axb"));
+        assert!(compile(r"^\u0041$").is_match("A"));
+        assert!(compile(r"^\<type\=x\>$").is_match("<type=x>"));
+        assert!(compile(r"(?<kind>\w+)=").is_match("type=x"));
+        assert_eq!(compile(r"(?<kind>\w+)=").names(), &[(1, "kind".to_owned())]);
+    }
+
+    #[test]
+    fn lookaround_falls_back_to_backtracking() {
+        // From jmx_exporter's Cassandra example.
+        let pattern =
+            compile(r"org.apache.cassandra.metrics<type=(\w+), name=((?!scope)\S*)><>Count");
+        assert!(pattern.is_fallback());
+        let input =
+            "org.apache.cassandra.metrics<type=Client, name=connectedNativeClients><>Count: 3";
+        assert!(pattern.is_match(input));
+        let mut scratch = Scratch::default();
+        let spans = pattern.captures(input, &mut scratch).unwrap_or_default();
+        let (a, b) = spans[2].unwrap_or_default();
+        assert_eq!(&input[a..b], "connectedNativeClients");
+        assert!(!compile("plain").is_fallback());
+    }
+
+    #[test]
+    fn invalid_patterns_say_why() {
+        let error = Pattern::compile("a(b").unwrap_err();
+        assert!(error.contains("unclosed group"), "{error}");
+    }
+}

@@ -1,0 +1,165 @@
+//! The live configuration: compiled modules with their HTTP clients and match caches,
+//! swapped as a whole on reload so a probe in flight keeps the modules it started with.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use kiln_registry::config::ConfigError;
+use kiln_scraper::{Auth, ScrapeClient};
+
+use crate::bridge::MAX_BODY;
+use crate::config::{AllowList, ModuleSettings, Settings};
+use crate::rules::cache::MatchCache;
+use crate::self_metrics::Counters;
+
+/// A module ready to probe with.
+#[derive(Debug)]
+pub struct Module {
+    /// Its settings and rules.
+    pub settings: ModuleSettings,
+    /// HTTP client with the module's TLS and credentials.
+    pub client: ScrapeClient,
+    /// Rule results, shared by every target of the module.
+    pub cache: Mutex<MatchCache>,
+}
+
+impl Module {
+    /// Builds the client (loading TLS files) and an empty cache.
+    pub fn new(settings: ModuleSettings, config_file: &Path) -> Result<Self, ConfigError> {
+        let mut client = ScrapeClient::with_tls(&settings.tls)
+            .map_err(|e| {
+                ConfigError::file(
+                    config_file,
+                    format!("modules.{}.tls_config: {e}", settings.name),
+                )
+            })?
+            .timeout(settings.timeout)
+            .max_body_bytes(MAX_BODY);
+        if let Some((username, password)) = &settings.basic_auth {
+            client = client.auth(Auth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            });
+        }
+        let cache = Mutex::new(MatchCache::new(&settings.rules));
+        Ok(Self {
+            settings,
+            client,
+            cache,
+        })
+    }
+}
+
+/// All modules of one configuration.
+#[derive(Debug)]
+pub struct Modules {
+    /// By name.
+    pub by_name: BTreeMap<String, Arc<Module>>,
+    /// `allowed_targets`.
+    pub allowed: Option<AllowList>,
+    /// Files it was read from, with their modification times when read.
+    pub sources: Vec<(PathBuf, Option<SystemTime>)>,
+}
+
+impl Modules {
+    /// Compiles `settings`.
+    pub fn new(settings: Settings, config_file: &Path) -> Result<Self, ConfigError> {
+        let sources = settings
+            .sources
+            .iter()
+            .map(|path| (path.clone(), modified(path)))
+            .collect();
+        let by_name = settings
+            .modules
+            .into_iter()
+            .map(|(name, module)| Ok((name, Arc::new(Module::new(module, config_file)?))))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self {
+            by_name,
+            allowed: settings.allowed,
+            sources,
+        })
+    }
+
+    /// Whether a file it was read from changed since.
+    pub fn changed_on_disk(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|(path, when)| modified(path) != *when)
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The exporter's state: the modules in force and the process-wide counters.
+#[derive(Debug)]
+pub struct Jmx {
+    /// The modules in force.
+    pub modules: ArcSwap<Modules>,
+    /// Counters for `/metrics`.
+    pub counters: Counters,
+    config_file: Option<PathBuf>,
+}
+
+impl Jmx {
+    /// Loads the configuration (or the built-in modules without one).
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let modules = Self::read(config_file)?;
+        Ok(Self {
+            modules: ArcSwap::from_pointee(modules),
+            counters: Counters::default(),
+            config_file: config_file.map(Path::to_owned),
+        })
+    }
+
+    fn read(config_file: Option<&Path>) -> Result<Modules, ConfigError> {
+        match config_file {
+            Some(file) => Modules::new(Settings::load(file)?, file),
+            None => Modules::new(Settings::builtin(), Path::new("(built-in modules)")),
+        }
+    }
+
+    /// Reads the configuration again; on error the modules in force stay.
+    pub fn reload(&self) -> Result<(), String> {
+        match Self::read(self.config_file.as_deref()) {
+            Ok(modules) => {
+                self.modules.store(Arc::new(modules));
+                self.counters.reloaded(true);
+                tracing::info!("Configuration reloaded.");
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.reloaded(false);
+                tracing::error!(err = %error, "Configuration not reloaded; the previous one stays in force.");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Reloads if a file of the configuration changed on disk, as jmx_exporter does.
+    pub fn reload_if_changed(&self) {
+        if self.config_file.is_some() && self.modules.load().changed_on_disk() {
+            let _ = self.reload();
+            // A failed reload would otherwise be retried on every check; remember the new
+            // modification times by keeping the old modules but with fresh stamps.
+            let current = self.modules.load();
+            if current.changed_on_disk() {
+                let stamped = Modules {
+                    by_name: current.by_name.clone(),
+                    allowed: current.allowed.clone(),
+                    sources: current
+                        .sources
+                        .iter()
+                        .map(|(path, _)| (path.clone(), modified(path)))
+                        .collect(),
+                };
+                self.modules.store(Arc::new(stamped));
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! From the beans a bridge returned to samples: jmx_exporter's `processBeanValue` over JSON.
+//!
+//! - numbers, booleans and strings are leaves;
+//! - an object is CompositeData: each item, in sorted order, one level down;
+//! - an array of `{"key": …, "value": …}` rows is an MXBean map (TabularData indexed by
+//!   `key`): each row adds `key=<k>` to the bean's properties, and its value keeps the
+//!   attribute's name;
+//! - other arrays, `null`, and Jolokia error objects are skipped, as jmx_exporter skips
+//!   arrays and nulls.
+
+use std::sync::Arc;
+
+use crate::json::Value;
+use crate::object_name::ObjectName;
+use crate::rules::RuleSet;
+use crate::rules::cache::{MatchCache, Source};
+use crate::rules::evaluate::{Attribute, Leaf, Outcome, Prepared};
+
+/// Attributes jmx_exporter never reads, per bean: huge strings with no numbers in them.
+const SKIPPED: &[(&str, &[&str])] = &[(
+    "java.lang:type=Runtime",
+    &[
+        "SystemProperties",
+        "ClassPath",
+        "BootClassPath",
+        "LibraryPath",
+    ],
+)];
+/// Beans jmx_exporter never reads.
+const SKIPPED_BEANS: &[&str] = &["jdk.management.jfr:type=FlightRecorder"];
+
+/// One MBean as a bridge returned it: its name and its attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Bean<'a> {
+    /// The object name as sent.
+    pub name: &'a str,
+    /// Attribute name and value pairs.
+    pub attributes: &'a [(std::borrow::Cow<'a, str>, Value<'a>)],
+}
+
+/// One sample for the exposition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Name, type, help, labels.
+    pub prepared: Arc<Prepared>,
+    /// The value.
+    pub value: f64,
+}
+
+/// What a walk counted, for the exporter's own metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Beans read.
+    pub beans: u64,
+    /// Beans skipped because their name did not parse.
+    pub bad_names: u64,
+    /// Leaf values offered to the rules.
+    pub attributes: u64,
+    /// Of those, answered from the match cache.
+    pub cache_hits: u64,
+    /// Of those, matched by a `cache: true` rule.
+    pub cached_rule_matches: u64,
+    /// Labels dropped for repeating a name within one sample.
+    pub duplicate_labels: u64,
+}
+
+/// Walks beans through a module's rules.
+#[derive(Debug)]
+pub struct Walker<'r> {
+    rules: &'r RuleSet,
+    cache: &'r mut MatchCache,
+    /// The samples so far.
+    pub samples: Vec<Sample>,
+    /// The counts so far.
+    pub stats: WalkStats,
+}
+
+impl<'r> Walker<'r> {
+    /// A walker over `rules`, remembering results in `cache`.
+    pub fn new(rules: &'r RuleSet, cache: &'r mut MatchCache) -> Self {
+        Self {
+            rules,
+            cache,
+            samples: Vec::new(),
+            stats: WalkStats::default(),
+        }
+    }
+
+    /// Walks one bean.
+    pub fn bean(&mut self, bean: Bean<'_>) {
+        let name = match ObjectName::parse(bean.name) {
+            Ok(name) => name,
+            Err(error) => {
+                tracing::debug!(bean = bean.name, err = %error, "Bean name does not parse; skipped.");
+                self.stats.bad_names += 1;
+                return;
+            }
+        };
+        if !self.rules.filter.admits(&name) || SKIPPED_BEANS.contains(&bean.name) {
+            return;
+        }
+        self.stats.beans += 1;
+        let attribute_filter = self.rules.filter.attributes(&name);
+        let skipped: &[&str] = SKIPPED
+            .iter()
+            .find(|(bean_name, _)| *bean_name == bean.name)
+            .map_or(&[], |(_, attributes)| attributes);
+
+        let customizer = self.rules.customizers.iter().find(|c| {
+            c.domain == name.domain
+                && c.properties
+                    .iter()
+                    .all(|(k, v)| name.property(k) == Some(v.as_str()))
+        });
+        let extra_labels: Vec<(String, String)> = customizer
+            .map(|c| {
+                c.attributes_as_labels
+                    .iter()
+                    .filter_map(|wanted| {
+                        let (_, value) = bean.attributes.iter().find(|(n, _)| n == wanted)?;
+                        let text = match value {
+                            Value::Number(t) => (*t).to_owned(),
+                            Value::String(t) => t.to_string(),
+                            Value::Bool(b) => b.to_string(),
+                            _ => return None,
+                        };
+                        Some((wanted.clone(), text))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let mut properties: Vec<(&str, &str)> = name
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut keys: Vec<&str> = Vec::new();
+        let context = Context {
+            domain: &name.domain,
+            extra_labels: &extra_labels,
+        };
+        for (attribute, value) in bean.attributes {
+            if matches!(&**attribute, "name" | "modelerType")
+                || skipped.contains(&&**attribute)
+                || !attribute_filter.admits(attribute)
+            {
+                continue;
+            }
+            self.value(&context, &mut properties, &mut keys, attribute, value);
+        }
+        for (metric, value, _) in customizer.map_or(&[][..], |c| &c.extra_metrics) {
+            let text = value.to_string();
+            self.leaf(&context, &properties, &keys, metric, Leaf::Number(&text));
+        }
+    }
+
+    fn value<'v>(
+        &mut self,
+        context: &Context<'_>,
+        properties: &mut Vec<(&'v str, &'v str)>,
+        keys: &mut Vec<&'v str>,
+        name: &'v str,
+        value: &'v Value<'v>,
+    ) {
+        match value {
+            Value::Null => {}
+            Value::Bool(b) => self.leaf(context, properties, keys, name, Leaf::Bool(*b)),
+            Value::Number(text) => self.leaf(context, properties, keys, name, Leaf::Number(text)),
+            Value::String(text) => self.leaf(context, properties, keys, name, Leaf::Text(text)),
+            Value::Object(items) => {
+                // Jolokia 2 marks a failed attribute read with `.error`.
+                if items.iter().any(|(k, _)| k == ".error") {
+                    return;
+                }
+                let mut sorted: Vec<&(std::borrow::Cow<'v, str>, Value<'v>)> =
+                    items.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                keys.push(name);
+                for (item, item_value) in sorted {
+                    self.value(context, properties, keys, item, item_value);
+                }
+                keys.pop();
+            }
+            Value::Array(rows) => {
+                if rows.is_empty() || !rows.iter().all(is_map_row) {
+                    return;
+                }
+                let index_name = unique_key(properties);
+                for row in rows {
+                    let (Some(key), Some(row_value)) = (row.get("key"), row.get("value")) else {
+                        continue;
+                    };
+                    let key = match key {
+                        Value::String(text) => &**text,
+                        Value::Number(text) => text,
+                        Value::Bool(true) => "true",
+                        Value::Bool(false) => "false",
+                        _ => continue,
+                    };
+                    properties.push((index_name, key));
+                    self.value(context, properties, keys, name, row_value);
+                    properties.pop();
+                }
+            }
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        context: &Context<'_>,
+        properties: &[(&str, &str)],
+        keys: &[&str],
+        name: &str,
+        value: Leaf<'_>,
+    ) {
+        self.stats.attributes += 1;
+        let attribute = Attribute {
+            domain: context.domain,
+            properties,
+            attr_keys: keys,
+            name,
+            value,
+            extra_labels: context.extra_labels,
+        };
+        let (outcome, source) =
+            self.cache
+                .evaluate(self.rules, &attribute, context.extra_labels.is_empty());
+        if source == Source::Cached {
+            self.stats.cache_hits += 1;
+        }
+        let Outcome::Matched(prepared) = outcome else {
+            return;
+        };
+        if prepared.cached_rule {
+            self.stats.cached_rule_matches += 1;
+        }
+        self.stats.duplicate_labels += u64::from(prepared.duplicate_labels);
+        if let Some(value) = prepared.sample_value(value) {
+            self.samples.push(Sample { prepared, value });
+        }
+    }
+}
+
+struct Context<'a> {
+    domain: &'a str,
+    extra_labels: &'a [(String, String)],
+}
+
+/// A row of an MXBean map as both bridges write it: exactly `key` and `value`.
+fn is_map_row(row: &Value<'_>) -> bool {
+    match row {
+        Value::Object(members) => {
+            members.len() == 2
+                && members.iter().any(|(k, _)| k == "key")
+                && members.iter().any(|(k, _)| k == "value")
+        }
+        _ => false,
+    }
+}
+
+/// `key`, or `key_`, `key__`, … if the bean already has such a property (jmx_exporter's rule).
+fn unique_key(properties: &[(&str, &str)]) -> &'static str {
+    const NAMES: [&str; 4] = ["key", "key_", "key__", "key___"];
+    NAMES
+        .iter()
+        .find(|n| !properties.iter().any(|(k, _)| k == *n))
+        .copied()
+        .unwrap_or("key____")
+}

@@ -1,0 +1,300 @@
+// A JVM for kiln-jmx-exporter's tests: it serves its own MBeans through the two bridges the
+// exporter reads, on one JDK HTTP server.
+//
+//   /jolokia/      Jolokia 1.7.1's protocol handler (Debian's libjolokia-core-java)
+//   /jmx           Hadoop's JMXJsonServlet (PySpark's hadoop-client-api jar)
+//   /auth/jmx      the same servlet behind HTTP basic auth (monitor / s3cret)
+//
+// Usage: java -cp <jars>:<classes> KilnTestJvm [port]. It prints "listening <port>" once ready
+// and exits when its standard input closes, so a test that dies never leaves it behind.
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.lang.management.ManagementFactory;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Method;
+import java.net.InetSocketAddress;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Date;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+import com.sun.net.httpserver.BasicAuthenticator;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+
+import org.apache.hadoop.jmx.JMXJsonServlet;
+import org.apache.hadoop.metrics2.lib.DefaultMetricsSystem;
+import org.apache.hadoop.metrics2.source.JvmMetrics;
+import org.apache.hadoop.shaded.javax.servlet.http.HttpServletRequest;
+import org.apache.hadoop.shaded.javax.servlet.http.HttpServletResponse;
+import org.jolokia.backend.BackendManager;
+import org.jolokia.config.ConfigKey;
+import org.jolokia.config.Configuration;
+import org.jolokia.http.HttpRequestHandler;
+import org.jolokia.restrictor.AllowAllRestrictor;
+import org.jolokia.util.LogHandler;
+import org.json.simple.JSONAware;
+
+public final class KilnTestJvm {
+
+    // ---- Test MBeans -------------------------------------------------------------------
+
+    /** An MXBean, so the JDK maps its types to open types: composite, tabular, date. */
+    public interface SampleMXBean {
+        long getCount();
+        double getRatio();
+        double getNotANumber();
+        boolean isEnabled();
+        String getState();
+        Date getStarted();
+        Usage getUsage();
+        Map<String, Long> getCountsByKind();
+        long[] getHistory();
+    }
+
+    /** Becomes CompositeData with items committed, max, used. */
+    public static final class Usage {
+        private final long used;
+        private final long max;
+        public Usage(long used, long max) { this.used = used; this.max = max; }
+        public long getUsed() { return used; }
+        public long getMax() { return max; }
+        public long getCommitted() { return max / 2; }
+    }
+
+    public static final class Sample implements SampleMXBean {
+        private final AtomicLong count = new AtomicLong(41);
+        public long getCount() { return count.incrementAndGet(); }
+        public double getRatio() { return 0.25; }
+        public double getNotANumber() { return Double.NaN; }
+        public boolean isEnabled() { return true; }
+        public String getState() { return "RUNNING"; }
+        public Date getStarted() { return new Date(1_700_000_000_000L); }
+        public Usage getUsage() { return new Usage(1024, 4096); }
+        public Map<String, Long> getCountsByKind() {
+            Map<String, Long> counts = new LinkedHashMap<>();
+            counts.put("read", 7L);
+            counts.put("write", 3L);
+            return counts;
+        }
+        public long[] getHistory() { return new long[] {1, 2, 3}; }
+    }
+
+    /** A Standard MBean shaped like a NameNode's FSNamesystem, for the Hadoop example rules. */
+    public interface FSNamesystemMBean {
+        long getCapacityTotal();
+        long getCapacityUsed();
+        long getCapacityRemaining();
+        float getCapacityTotalGB();
+        long getBlocksTotal();
+        long getMissingBlocks();
+        long getUnderReplicatedBlocks();
+        long getCorruptBlocks();
+        int getNumLiveDataNodes();
+        int getNumDeadDataNodes();
+        long getFilesTotal();
+        String getHAState();
+    }
+
+    public static final class FSNamesystem implements FSNamesystemMBean {
+        public long getCapacityTotal() { return 107_351_072_768L; }
+        public long getCapacityUsed() { return 4_206_592L; }
+        public long getCapacityRemaining() { return 93_924_278_272L; }
+        public float getCapacityTotalGB() { return 100.0f; }
+        public long getBlocksTotal() { return 15; }
+        public long getMissingBlocks() { return 0; }
+        public long getUnderReplicatedBlocks() { return 2; }
+        public long getCorruptBlocks() { return 0; }
+        public int getNumLiveDataNodes() { return 3; }
+        public int getNumDeadDataNodes() { return 1; }
+        public long getFilesTotal() { return 42; }
+        public String getHAState() { return "active"; }
+    }
+
+    /** A Standard MBean shaped like a Kafka Yammer meter. */
+    public interface MeterMBean {
+        long getCount();
+        double getOneMinuteRate();
+    }
+
+    public static final class Meter implements MeterMBean {
+        private final long count;
+        public Meter(long count) { this.count = count; }
+        public long getCount() { return count; }
+        public double getOneMinuteRate() { return count / 60.0; }
+    }
+
+    private static void registerBeans(MBeanServer server) throws Exception {
+        server.registerMBean(new Sample(), new ObjectName("kiln.test:type=Sample,name=first"));
+        server.registerMBean(new Sample(),
+                new ObjectName("kiln.test:type=Sample,name=\"quoted,name\""));
+        server.registerMBean(new FSNamesystem(),
+                new ObjectName("Hadoop:service=NameNode,name=FSNamesystem"));
+        server.registerMBean(new Meter(42),
+                new ObjectName("kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec"));
+        server.registerMBean(new Meter(7),
+                new ObjectName("kafka.server:type=BrokerTopicMetrics,name=BytesInPerSec,topic=orders"));
+        // Real Hadoop metrics2 sources: JvmMetrics and the metrics system's own statistics.
+        DefaultMetricsSystem.initialize("NameNode");
+        JvmMetrics.initSingleton("NameNode", "kiln-test");
+    }
+
+    // ---- Jolokia -----------------------------------------------------------------------
+
+    private static HttpRequestHandler jolokia() {
+        Configuration config = new Configuration(ConfigKey.AGENT_ID, "kiln-test");
+        LogHandler log = new LogHandler.StdoutLogHandler(false);
+        BackendManager backend = new BackendManager(config, log, new AllowAllRestrictor());
+        return new HttpRequestHandler(config, backend, log);
+    }
+
+    private static void serveJolokia(HttpRequestHandler handler, HttpExchange exchange)
+            throws IOException {
+        String context = exchange.getHttpContext().getPath();
+        String path = exchange.getRequestURI().getRawPath();
+        String pathInfo = URLDecoder.decode(path.substring(Math.min(context.length(), path.length())),
+                StandardCharsets.UTF_8);
+        Map<String, String[]> params = queryParameters(exchange.getRequestURI().getRawQuery());
+        JSONAware json;
+        try {
+            if ("POST".equals(exchange.getRequestMethod())) {
+                json = handler.handlePostRequest(path, exchange.getRequestBody(), "utf-8", params);
+            } else {
+                json = handler.handleGetRequest(path, pathInfo, params);
+            }
+        } catch (Throwable error) {
+            json = handler.handleThrowable(error);
+        }
+        respond(exchange, 200, "application/json", json.toJSONString());
+    }
+
+    // ---- Hadoop /jmx -------------------------------------------------------------------
+
+    /** Hadoop's servlet, with the admin check (HttpServer2's job) switched off. */
+    public static final class OpenJmxServlet extends JMXJsonServlet {
+        @Override
+        protected boolean isInstrumentationAccessAllowed(HttpServletRequest request,
+                HttpServletResponse response) {
+            return true;
+        }
+    }
+
+    private static void serveHadoop(OpenJmxServlet servlet, HttpExchange exchange)
+            throws IOException {
+        Map<String, String[]> params = queryParameters(exchange.getRequestURI().getRawQuery());
+        StringWriter body = new StringWriter();
+        PrintWriter writer = new PrintWriter(body);
+        int[] status = {200};
+        InvocationHandler request = (proxy, method, args) -> {
+            switch (method.getName()) {
+                case "getParameter": {
+                    String[] values = params.get((String) args[0]);
+                    return values == null ? null : values[0];
+                }
+                case "getMethod": return exchange.getRequestMethod();
+                default: return defaultValue(method);
+            }
+        };
+        InvocationHandler response = (proxy, method, args) -> {
+            switch (method.getName()) {
+                case "getWriter": return writer;
+                case "setStatus": status[0] = (Integer) args[0]; return null;
+                default: return defaultValue(method);
+            }
+        };
+        servlet.doGet(
+                (HttpServletRequest) java.lang.reflect.Proxy.newProxyInstance(
+                        KilnTestJvm.class.getClassLoader(),
+                        new Class<?>[] {HttpServletRequest.class}, request),
+                (HttpServletResponse) java.lang.reflect.Proxy.newProxyInstance(
+                        KilnTestJvm.class.getClassLoader(),
+                        new Class<?>[] {HttpServletResponse.class}, response));
+        writer.flush();
+        respond(exchange, status[0], "application/json; charset=utf8", body.toString());
+    }
+
+    private static Object defaultValue(Method method) {
+        Class<?> type = method.getReturnType();
+        if (type == boolean.class) return false;
+        if (type == int.class) return 0;
+        if (type == long.class) return 0L;
+        return null;
+    }
+
+    // ---- HTTP plumbing -----------------------------------------------------------------
+
+    private static Map<String, String[]> queryParameters(String rawQuery) {
+        Map<String, List<String>> collected = new HashMap<>();
+        if (rawQuery != null) {
+            for (String pair : rawQuery.split("&")) {
+                if (pair.isEmpty()) continue;
+                int eq = pair.indexOf('=');
+                String key = URLDecoder.decode(eq < 0 ? pair : pair.substring(0, eq),
+                        StandardCharsets.UTF_8);
+                String value = eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1),
+                        StandardCharsets.UTF_8);
+                collected.computeIfAbsent(key, k -> new ArrayList<>()).add(value);
+            }
+        }
+        Map<String, String[]> params = new HashMap<>();
+        collected.forEach((key, values) -> params.put(key, values.toArray(new String[0])));
+        return params;
+    }
+
+    private static void respond(HttpExchange exchange, int status, String type, String body)
+            throws IOException {
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", type);
+        exchange.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
+    private static void drain(InputStream in) throws IOException {
+        ByteArrayOutputStream ignored = new ByteArrayOutputStream();
+        in.transferTo(ignored);
+    }
+
+    public static void main(String[] args) throws Exception {
+        int port = args.length > 0 ? Integer.parseInt(args[0]) : 0;
+        registerBeans(ManagementFactory.getPlatformMBeanServer());
+
+        HttpRequestHandler jolokia = jolokia();
+        OpenJmxServlet hadoop = new OpenJmxServlet();
+        hadoop.init();
+
+        HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 64);
+        server.setExecutor(Executors.newFixedThreadPool(4));
+        server.createContext("/jolokia", exchange -> serveJolokia(jolokia, exchange));
+        server.createContext("/jmx", exchange -> serveHadoop(hadoop, exchange));
+        server.createContext("/auth/jmx", exchange -> serveHadoop(hadoop, exchange))
+                .setAuthenticator(new BasicAuthenticator("kiln") {
+                    @Override
+                    public boolean checkCredentials(String user, String password) {
+                        return "monitor".equals(user) && "s3cret".equals(password);
+                    }
+                });
+        server.start();
+        System.out.println("listening " + server.getAddress().getPort());
+        System.out.flush();
+
+        drain(System.in);
+        server.stop(0);
+        System.exit(0);
+    }
+}
