@@ -15,7 +15,7 @@ use kiln_registry::WebFlags;
 pub struct Cli {
     /// The modules file (YAML): bridges, endpoints, credentials and jmx_exporter rules.
     #[arg(long = "config.file", value_name = "FILE")]
-    pub config_file: Option<PathBuf>,
+    pub modules_file: Option<PathBuf>,
 
     /// Standard web and logging flags.
     #[command(flatten)]

@@ -37,7 +37,7 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
 /// Loads and compiles the configuration and returns the HTTP side, ready to bind.
 pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
-    let jmx = Arc::new(state::Jmx::load(cli.config_file.as_deref())?);
+    let jmx = Arc::new(state::Jmx::load(cli.modules_file.as_deref())?);
     let exporter = Exporter::new(info, "jmx", cli.web.clone())
         .description("JMX metrics from Hadoop's /jmx servlet and Jolokia agents")
         .default_listen_address(":9404");
@@ -45,7 +45,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         return Ok(exporter);
     }
     announce(&jmx);
-    if cli.config_file.is_some() {
+    if cli.modules_file.is_some() {
         let watched = Arc::clone(&jmx);
         std::thread::Builder::new()
             .name("jmx-config-watch".into())

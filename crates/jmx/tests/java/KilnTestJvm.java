@@ -37,7 +37,10 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 
 import org.apache.hadoop.jmx.JMXJsonServlet;
+import org.apache.hadoop.metrics2.MetricsCollector;
+import org.apache.hadoop.metrics2.MetricsSource;
 import org.apache.hadoop.metrics2.lib.DefaultMetricsSystem;
+import org.apache.hadoop.metrics2.lib.Interns;
 import org.apache.hadoop.metrics2.source.JvmMetrics;
 import org.apache.hadoop.shaded.javax.servlet.http.HttpServletRequest;
 import org.apache.hadoop.shaded.javax.servlet.http.HttpServletResponse;
@@ -94,35 +97,33 @@ public final class KilnTestJvm {
         public long[] getHistory() { return new long[] {1, 2, 3}; }
     }
 
-    /** A Standard MBean shaped like a NameNode's FSNamesystem, for the Hadoop example rules. */
-    public interface FSNamesystemMBean {
-        long getCapacityTotal();
-        long getCapacityUsed();
-        long getCapacityRemaining();
-        float getCapacityTotalGB();
-        long getBlocksTotal();
-        long getMissingBlocks();
-        long getUnderReplicatedBlocks();
-        long getCorruptBlocks();
-        int getNumLiveDataNodes();
-        int getNumDeadDataNodes();
-        long getFilesTotal();
-        String getHAState();
-    }
-
-    public static final class FSNamesystem implements FSNamesystemMBean {
-        public long getCapacityTotal() { return 107_351_072_768L; }
-        public long getCapacityUsed() { return 4_206_592L; }
-        public long getCapacityRemaining() { return 93_924_278_272L; }
-        public float getCapacityTotalGB() { return 100.0f; }
-        public long getBlocksTotal() { return 15; }
-        public long getMissingBlocks() { return 0; }
-        public long getUnderReplicatedBlocks() { return 2; }
-        public long getCorruptBlocks() { return 0; }
-        public int getNumLiveDataNodes() { return 3; }
-        public int getNumDeadDataNodes() { return 1; }
-        public long getFilesTotal() { return 42; }
-        public String getHAState() { return "active"; }
+    /**
+     * A Hadoop metrics2 source publishing what a NameNode's FSNamesystem does, registered the
+     * way Hadoop registers it: metrics2 turns it into the MBean
+     * Hadoop:service=NameNode,name=FSNamesystem with tag.* string attributes.
+     */
+    public static final class FSNamesystemSource implements MetricsSource {
+        @Override
+        public void getMetrics(MetricsCollector collector, boolean all) {
+            collector.addRecord("FSNamesystem")
+                    .setContext("dfs")
+                    .tag(Interns.info("HAState", "HA state of the NameNode"), "active")
+                    .tag(Interns.info("TotalSyncTimes", "Total sync times"), "12 7")
+                    .addGauge(Interns.info("CapacityTotal", "Total capacity"), 107_351_072_768L)
+                    .addGauge(Interns.info("CapacityTotalGB", "Total capacity in GB"), 100.0f)
+                    .addGauge(Interns.info("CapacityUsed", "Used capacity"), 4_206_592L)
+                    .addGauge(Interns.info("CapacityRemaining", "Remaining capacity"), 93_924_278_272L)
+                    .addGauge(Interns.info("CapacityUsedNonDFS", "Non-DFS use"), 13_422_587_904L)
+                    .addGauge(Interns.info("BlocksTotal", "Blocks"), 15L)
+                    .addGauge(Interns.info("FilesTotal", "Files"), 42L)
+                    .addGauge(Interns.info("MissingBlocks", "Missing blocks"), 0L)
+                    .addGauge(Interns.info("UnderReplicatedBlocks", "Under-replicated"), 2L)
+                    .addGauge(Interns.info("CorruptBlocks", "Corrupt"), 0L)
+                    .addGauge(Interns.info("NumLiveDataNodes", "Live DataNodes"), 3)
+                    .addGauge(Interns.info("NumDeadDataNodes", "Dead DataNodes"), 1)
+                    .addGauge(Interns.info("TotalLoad", "Total load"), 5)
+                    .addCounter(Interns.info("ExpiredHeartbeats", "Expired heartbeats"), 4L);
+        }
     }
 
     /** A Standard MBean shaped like a Kafka Yammer meter. */
@@ -142,8 +143,6 @@ public final class KilnTestJvm {
         server.registerMBean(new Sample(), new ObjectName("kiln.test:type=Sample,name=first"));
         server.registerMBean(new Sample(),
                 new ObjectName("kiln.test:type=Sample,name=\"quoted,name\""));
-        server.registerMBean(new FSNamesystem(),
-                new ObjectName("Hadoop:service=NameNode,name=FSNamesystem"));
         server.registerMBean(new Meter(42),
                 new ObjectName("kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec"));
         server.registerMBean(new Meter(7),
@@ -151,6 +150,8 @@ public final class KilnTestJvm {
         // Real Hadoop metrics2 sources: JvmMetrics and the metrics system's own statistics.
         DefaultMetricsSystem.initialize("NameNode");
         JvmMetrics.initSingleton("NameNode", "kiln-test");
+        DefaultMetricsSystem.instance().register("FSNamesystem", "FSNamesystem status",
+                new FSNamesystemSource());
     }
 
     // ---- Jolokia -----------------------------------------------------------------------

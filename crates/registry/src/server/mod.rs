@@ -33,7 +33,7 @@ use self_metrics::SelfMetrics;
 /// A future answering an exporter-specific route.
 pub type RouteFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// Answers an exporter-specific route such as `/probe`. It gets the request head and the
-/// scrape budget (from `X-Prometheus-Scrape-Timeout-Seconds` where the route reads it).
+/// scrape budget (from `X-Prometheus-Scrape-Timeout-Seconds`, less a margin).
 pub type RouteHandler =
     Arc<dyn Fn(http::request::Parts, ScrapeContext) -> RouteFuture + Send + Sync>;
 /// Re-reads an exporter's own configuration on SIGHUP or `/-/reload`.

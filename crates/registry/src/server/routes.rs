@@ -79,7 +79,10 @@ async fn route(shared: &Shared, parts: Parts) -> Response {
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n"),
         "/-/reload" if shared.lifecycle => reload(shared, &parts.method).await,
         _ => match shared.routes.iter().find(|(p, _)| p == path) {
-            Some((_, handler)) => handler(parts, scrape_context(None)).await,
+            Some((_, handler)) => {
+                let ctx = scrape_context(requested_timeout(&parts));
+                handler(parts, ctx).await
+            }
             None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         },
     }
@@ -115,13 +118,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
             );
         }
     };
-    let ctx = scrape_context(
-        parts
-            .headers
-            .get("X-Prometheus-Scrape-Timeout-Seconds")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok()),
-    );
+    let ctx = scrape_context(requested_timeout(parts));
 
     let mut families = shared.runner.collect(ctx, &selection).await;
     if let Some(own) = &shared.self_metrics {
@@ -213,6 +210,15 @@ async fn reload(shared: &Shared, method: &Method) -> Response {
 
 /// The collection budget for a scrape: Prometheus's timeout less a margin for the encoding
 /// and the network (a tenth, at most half a second), as blackbox_exporter does.
+/// The scrape timeout Prometheus sends with each request, in seconds.
+fn requested_timeout(parts: &Parts) -> Option<f64> {
+    parts
+        .headers
+        .get("X-Prometheus-Scrape-Timeout-Seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
 pub(crate) fn scrape_context(timeout_seconds: Option<f64>) -> ScrapeContext {
     let timeout = timeout_seconds
         .filter(|t| t.is_finite() && *t > 0.0)

@@ -1,0 +1,314 @@
+//! `/probe` without a JVM: recorded Hadoop answers, targets that refuse or never answer,
+//! requests that are wrong in themselves, bad configuration at start, and reloads.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{EXPORTER, Exporter, StaticServer, deploy_file, fixture, free_port, http, value};
+
+#[test]
+fn recorded_namenode_and_datanode_answers() {
+    let namenode = StaticServer::start(Some(
+        std::fs::read_to_string(fixture("namenode-nameNodeInfo.json")).unwrap(),
+    ));
+    let datanode = StaticServer::start(Some(
+        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
+    ));
+    let exporter = Exporter::start(
+        "modules:\n  hadoop:\n    bridge: hadoop\n  namenode:\n    bridge: hadoop\n    rules_file: namenode.yml\n",
+        &[("namenode.yml", &deploy_file("emr/jmx/hadoop-namenode.yml"))],
+    );
+    let text = exporter.probe(&namenode.target(), "hadoop");
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(0.0), "{text}");
+    assert_eq!(
+        value(&text, r#"Hadoop_NameNode_Total{name="NameNodeInfo"}"#),
+        Some(62_725_623_808.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"Hadoop_NameNode_PercentUsed{name="NameNodeInfo"}"#),
+        Some(3.918016e-5)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"Hadoop_NameNode_UpgradeFinalized{name="NameNodeInfo"}"#
+        ),
+        Some(1.0)
+    );
+    // DistinctVersions is an MXBean map of version → count.
+    assert!(
+        text.contains(r#"Hadoop_NameNode_DistinctVersions{key="#),
+        "{text}"
+    );
+
+    let text = exporter.probe(&namenode.target(), "namenode");
+    assert_eq!(value(&text, "hadoop_namenode_PercentUsed"), None);
+    assert_eq!(
+        value(&text, "hadoop_namenode_percentused"),
+        Some(3.918016e-5),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "hadoop_namenode_safemode"),
+        Some(0.0),
+        "{text}"
+    );
+
+    let text = exporter.probe(&datanode.target(), "hadoop");
+    assert_eq!(
+        value(
+            &text,
+            r#"Hadoop_DataNode_XceiverCount{name="DataNodeInfo"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn dead_and_hung_targets_fail_fast() {
+    let hung = StaticServer::start(None);
+    let exporter = Exporter::start(
+        "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 1s\n  jolokia:\n    bridge: jolokia\n    timeout: 1s\n",
+        &[],
+    );
+    let closed = format!("127.0.0.1:{}", free_port());
+    let text = exporter.probe(&closed, "hadoop");
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+
+    for module in ["hadoop", "jolokia"] {
+        let started = Instant::now();
+        let text = exporter.probe(&hung.target(), module);
+        assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // The scrape timeout Prometheus sends shortens the module's.
+    let started = Instant::now();
+    let (status, text) = http(
+        exporter.port,
+        "GET",
+        &format!("/probe?target={}&module=hadoop", hung.target()),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "0.6")],
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(
+            &metrics,
+            r#"jmx_probe_errors_total{module="hadoop",reason="connect"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"jmx_probe_errors_total{module="hadoop",reason="timeout"}"#
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn malformed_answers_are_errors_not_crashes() {
+    let truncated = StaticServer::start(Some("\"beans\" : [ {\"name\": ".into()));
+    let exporter = Exporter::start("modules:\n  hadoop:\n    bridge: hadoop\n", &[]);
+    let text = exporter.probe(&truncated.target(), "hadoop");
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(
+            &metrics,
+            r#"jmx_probe_errors_total{module="hadoop",reason="invalid_json"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn requests_that_are_wrong_in_themselves() {
+    let exporter = Exporter::start(
+        "modules:\n  hadoop:\n    bridge: hadoop\n  other:\n    bridge: jolokia\nallowed_targets: ['127.0.0.1', 'nn1:9870']\n",
+        &[],
+    );
+    let cases = [
+        (
+            "/probe?target=127.0.0.1:1&module=nope",
+            400,
+            "unknown module",
+        ),
+        (
+            "/probe?target=127.0.0.1:1",
+            400,
+            "module parameter is missing",
+        ),
+        ("/probe?module=hadoop", 400, "target parameter is missing"),
+        (
+            "/probe?target=http://127.0.0.1:1/x&module=hadoop",
+            400,
+            "target",
+        ),
+        (
+            "/probe?target=127.0.0.1:1/../admin&module=hadoop",
+            400,
+            "target",
+        ),
+        (
+            "/probe?target=10.9.9.9:9870&module=hadoop",
+            403,
+            "allowed_targets",
+        ),
+        (
+            "/probe?target=nn2:9870&module=hadoop",
+            403,
+            "allowed_targets",
+        ),
+    ];
+    for (path, status, needle) in cases {
+        let (got, body) = exporter.get(path).unwrap();
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+}
+
+#[test]
+fn builtin_modules_without_a_file() {
+    let server = StaticServer::start(Some(
+        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
+    ));
+    let exporter = Exporter::start_with(tempfile::tempdir().unwrap(), &[]);
+    let text = exporter.probe(&server.target(), "hadoop");
+    assert_eq!(
+        value(
+            &text,
+            r#"Hadoop_DataNode_XceiverCount{name="DataNodeInfo"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_configuration_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jmx.yml");
+    std::fs::write(
+        &config,
+        "modules:\n  hdfs:\n    bridge: hadoop\n    rules_file: rules.yml\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("rules.yml"), "lowercaseOutputName: true\nrules:\n  - pattern: ok\n  - pattern: 'Hadoop<(.+'\n    name: x\n").unwrap();
+    let output = Command::new(EXPORTER)
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("rules.yml:4"), "{stderr}");
+    assert!(stderr.contains("rules[1].pattern"), "{stderr}");
+
+    std::fs::write(dir.path().join("rules.yml"), "rules: []\n").unwrap();
+    let output = Command::new(EXPORTER)
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The shipped EMR configuration loads.
+    let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/emr/jmx/kiln-jmx.yml");
+    let output = Command::new(EXPORTER)
+        .arg(format!("--config.file={}", shipped.display()))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn rules_reload_on_change_and_on_request() {
+    let server = StaticServer::start(Some(
+        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
+    ));
+    let exporter = Exporter::start(
+        "modules:\n  dn:\n    bridge: hadoop\n    rules_file: rules.yml\n",
+        &[(
+            "rules.yml",
+            "rules:\n  - pattern: XceiverCount\n    name: first_name\n",
+        )],
+    );
+    assert_eq!(
+        value(&exporter.probe(&server.target(), "dn"), "first_name"),
+        Some(1.0)
+    );
+
+    // A broken file is refused and the rules in force stay.
+    std::fs::write(
+        exporter.dir.path().join("rules.yml"),
+        "rules:\n  - pattern: '('\n",
+    )
+    .unwrap();
+    let (status, body) = exporter.request("POST", "/-/reload").unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("rules.yml"), "{body}");
+    assert_eq!(
+        value(&exporter.probe(&server.target(), "dn"), "first_name"),
+        Some(1.0)
+    );
+
+    // A good one is picked up by itself, as jmx_exporter watches its file.
+    std::fs::write(
+        exporter.dir.path().join("rules.yml"),
+        "rules:\n  - pattern: XceiverCount\n    name: second_name\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = exporter.probe(&server.target(), "dn");
+        if value(&text, "second_name") == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reloaded: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = exporter.metrics();
+    assert!(
+        value(&metrics, "jmx_config_reload_success_total").is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        value(&metrics, "jmx_config_reload_failure_total").is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
+}
