@@ -153,7 +153,6 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.sweep();
         let mut walker = Walker::new(&module.settings.rules, &mut cache);
         for bean in beans {
             walker.bean(bean);

@@ -78,6 +78,7 @@ pub struct Walker<'r> {
 impl<'r> Walker<'r> {
     /// A walker over `rules`, remembering results in `cache`.
     pub fn new(rules: &'r RuleSet, cache: &'r mut MatchCache) -> Self {
+        cache.start_pass();
         Self {
             rules,
             cache,
@@ -86,78 +87,148 @@ impl<'r> Walker<'r> {
         }
     }
 
-    /// Walks one bean.
+    /// Walks one bean through the rules.
     pub fn bean(&mut self, bean: Bean<'_>) {
-        let name = match ObjectName::parse(bean.name) {
-            Ok(name) => name,
-            Err(error) => {
-                tracing::debug!(bean = bean.name, err = %error, "Bean name does not parse; skipped.");
-                self.stats.bad_names += 1;
-                return;
-            }
-        };
-        if !self.rules.filter.admits(&name) || SKIPPED_BEANS.contains(&bean.name) {
+        let Self {
+            rules,
+            cache,
+            samples,
+            stats,
+        } = self;
+        let Some((name, mut attributes)) = cache.open_bean(rules, bean.name, stats) else {
             return;
-        }
-        self.stats.beans += 1;
-        let attribute_filter = self.rules.filter.attributes(&name);
-        let skipped: &[&str] = SKIPPED
-            .iter()
-            .find(|(bean_name, _)| *bean_name == bean.name)
-            .map_or(&[], |(_, attributes)| attributes);
-
-        let customizer = self.rules.customizers.iter().find(|c| {
-            c.domain == name.domain
-                && c.properties
-                    .iter()
-                    .all(|(k, v)| name.property(k) == Some(v.as_str()))
-        });
-        let extra_labels: Vec<(String, String)> = customizer
-            .map(|c| {
-                c.attributes_as_labels
-                    .iter()
-                    .filter_map(|wanted| {
-                        let (_, value) = bean.attributes.iter().find(|(n, _)| n == wanted)?;
-                        let text = match value {
-                            Value::Number(t) => (*t).to_owned(),
-                            Value::String(t) => t.to_string(),
-                            Value::Bool(b) => b.to_string(),
-                            _ => return None,
-                        };
-                        Some((wanted.clone(), text))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-
-        let mut properties: Vec<(&str, &str)> = name
-            .properties
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut keys: Vec<&str> = Vec::new();
-        let context = Context {
-            domain: &name.domain,
-            extra_labels: &extra_labels,
         };
-        for (attribute, value) in bean.attributes {
-            if matches!(&**attribute, "name" | "modelerType")
-                || skipped.contains(&&**attribute)
-                || !attribute_filter.admits(attribute)
-            {
-                continue;
+        let mut evaluated = |attribute: &Attribute<'_>, stats: &mut WalkStats| {
+            let cacheable = attribute.extra_labels.is_empty();
+            let (outcome, source) = cache.evaluate(rules, &mut attributes, attribute, cacheable);
+            if source == Source::Cached {
+                stats.cache_hits += 1;
             }
-            self.value(&context, &mut properties, &mut keys, attribute, value);
-        }
-        for (metric, value, _) in customizer.map_or(&[][..], |c| &c.extra_metrics) {
-            let text = value.to_string();
-            self.leaf(&context, &properties, &keys, metric, Leaf::Number(&text));
-        }
+            let Outcome::Matched(prepared) = outcome else {
+                return;
+            };
+            if prepared.cached_rule {
+                stats.cached_rule_matches += 1;
+            }
+            stats.duplicate_labels += u64::from(prepared.duplicate_labels);
+            if let Some(value) = prepared.sample_value(attribute.value) {
+                samples.push(Sample { prepared, value });
+            }
+        };
+        visit(rules, &name, bean, stats, &mut evaluated);
+        cache.close_bean(bean.name, attributes);
     }
 
+    /// Offers every attribute of `beans` to `f` instead of the rules (for comparisons).
+    pub fn for_each_attribute(&mut self, beans: &[Bean<'_>], mut f: impl FnMut(&Attribute<'_>)) {
+        for bean in beans {
+            let Some(name) = read_bean(self.rules, bean.name, &mut self.stats) else {
+                continue;
+            };
+            visit(self.rules, &name, *bean, &mut self.stats, &mut |attribute, _| {
+                f(attribute)
+            });
+        }
+    }
+}
+
+/// What a bean's attributes are offered to.
+type Visitor<'f> = dyn FnMut(&Attribute<'_>, &mut WalkStats) + 'f;
+
+/// The parsed name of a bean the module reads; `None` for a bean it leaves out or whose name
+/// does not parse (counted).
+pub fn read_bean(rules: &RuleSet, name: &str, stats: &mut WalkStats) -> Option<ObjectName> {
+    let parsed = match ObjectName::parse(name) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::debug!(bean = name, err = %error, "Bean name does not parse; skipped.");
+            stats.bad_names += 1;
+            return None;
+        }
+    };
+    (rules.filter.admits(&parsed) && !SKIPPED_BEANS.contains(&name)).then_some(parsed)
+}
+
+/// Offers every leaf value of `bean` (whose parsed name is `name`) that the module reads to
+/// `f`.
+fn visit(
+    rules: &RuleSet,
+    name: &ObjectName,
+    bean: Bean<'_>,
+    stats: &mut WalkStats,
+    f: &mut Visitor<'_>,
+) {
+    stats.beans += 1;
+    let attribute_filter = rules.filter.attributes(&name);
+    let skipped: &[&str] = SKIPPED
+        .iter()
+        .find(|(bean_name, _)| *bean_name == bean.name)
+        .map_or(&[], |(_, attributes)| attributes);
+
+    let customizer = rules.customizers.iter().find(|c| {
+        c.domain == name.domain
+            && c.properties
+                .iter()
+                .all(|(k, v)| name.property(k) == Some(v.as_str()))
+    });
+    let extra_labels: Vec<(String, String)> = customizer
+        .map(|c| {
+            c.attributes_as_labels
+                .iter()
+                .filter_map(|wanted| {
+                    let (_, value) = bean.attributes.iter().find(|(n, _)| n == wanted)?;
+                    let text = match value {
+                        Value::Number(t) => (*t).to_owned(),
+                        Value::String(t) => t.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((wanted.clone(), text))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let mut visitor = Visiting {
+        domain: &name.domain,
+        bean_properties: name.properties.len(),
+        extra_labels: &extra_labels,
+        stats,
+        f,
+    };
+    let mut properties: Vec<(&str, &str)> = name
+        .properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut keys: Vec<&str> = Vec::new();
+    for (attribute, value) in bean.attributes {
+        if matches!(&**attribute, "name" | "modelerType")
+            || skipped.contains(&&**attribute)
+            || !attribute_filter.admits(attribute)
+        {
+            continue;
+        }
+        visitor.value(&mut properties, &mut keys, attribute, value);
+    }
+    for (metric, value, _) in customizer.map_or(&[][..], |c| &c.extra_metrics) {
+        let text = value.to_string();
+        visitor.leaf(&properties, &keys, metric, Leaf::Number(&text));
+    }
+}
+
+/// One bean's walk in progress.
+struct Visiting<'a, 'f> {
+    domain: &'a str,
+    bean_properties: usize,
+    extra_labels: &'a [(String, String)],
+    stats: &'a mut WalkStats,
+    f: &'a mut Visitor<'f>,
+}
+
+impl Visiting<'_, '_> {
     fn value<'v>(
         &mut self,
-        context: &Context<'_>,
         properties: &mut Vec<(&'v str, &'v str)>,
         keys: &mut Vec<&'v str>,
         name: &'v str,
@@ -165,9 +236,9 @@ impl<'r> Walker<'r> {
     ) {
         match value {
             Value::Null => {}
-            Value::Bool(b) => self.leaf(context, properties, keys, name, Leaf::Bool(*b)),
-            Value::Number(text) => self.leaf(context, properties, keys, name, Leaf::Number(text)),
-            Value::String(text) => self.leaf(context, properties, keys, name, Leaf::Text(text)),
+            Value::Bool(b) => self.leaf(properties, keys, name, Leaf::Bool(*b)),
+            Value::Number(text) => self.leaf(properties, keys, name, Leaf::Number(text)),
+            Value::String(text) => self.leaf(properties, keys, name, Leaf::Text(text)),
             Value::Object(items) => {
                 // Jolokia 2 marks a failed attribute read with `.error`.
                 if items.iter().any(|(k, _)| k == ".error") {
@@ -178,7 +249,7 @@ impl<'r> Walker<'r> {
                 sorted.sort_by(|a, b| a.0.cmp(&b.0));
                 keys.push(name);
                 for (item, item_value) in sorted {
-                    self.value(context, properties, keys, item, item_value);
+                    self.value(properties, keys, item, item_value);
                 }
                 keys.pop();
             }
@@ -199,52 +270,26 @@ impl<'r> Walker<'r> {
                         _ => continue,
                     };
                     properties.push((index_name, key));
-                    self.value(context, properties, keys, name, row_value);
+                    self.value(properties, keys, name, row_value);
                     properties.pop();
                 }
             }
         }
     }
 
-    fn leaf(
-        &mut self,
-        context: &Context<'_>,
-        properties: &[(&str, &str)],
-        keys: &[&str],
-        name: &str,
-        value: Leaf<'_>,
-    ) {
+    fn leaf(&mut self, properties: &[(&str, &str)], keys: &[&str], name: &str, value: Leaf<'_>) {
         self.stats.attributes += 1;
         let attribute = Attribute {
-            domain: context.domain,
+            domain: self.domain,
             properties,
             attr_keys: keys,
             name,
             value,
-            extra_labels: context.extra_labels,
+            extra_labels: self.extra_labels,
+            bean_properties: self.bean_properties,
         };
-        let (outcome, source) =
-            self.cache
-                .evaluate(self.rules, &attribute, context.extra_labels.is_empty());
-        if source == Source::Cached {
-            self.stats.cache_hits += 1;
-        }
-        let Outcome::Matched(prepared) = outcome else {
-            return;
-        };
-        if prepared.cached_rule {
-            self.stats.cached_rule_matches += 1;
-        }
-        self.stats.duplicate_labels += u64::from(prepared.duplicate_labels);
-        if let Some(value) = prepared.sample_value(value) {
-            self.samples.push(Sample { prepared, value });
-        }
+        (self.f)(&attribute, self.stats);
     }
-}
-
-struct Context<'a> {
-    domain: &'a str,
-    extra_labels: &'a [(String, String)],
 }
 
 /// A row of an MXBean map as both bridges write it: exactly `key` and `value`.

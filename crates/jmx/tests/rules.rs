@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kiln_jmx::json;
 use kiln_jmx::rules::RuleSet;
-use kiln_jmx::rules::cache::{MatchCache, evaluate_uncached};
+use kiln_jmx::rules::cache::{Attributes, MatchCache, evaluate_uncached};
 use kiln_jmx::rules::config::RawConfig;
 use kiln_jmx::rules::evaluate::{Attribute, Leaf};
 use kiln_jmx::walk::{Bean, Walker};
@@ -323,6 +323,7 @@ fn cache_agrees_with_plain_evaluation() {
 "#,
     );
     let mut cache = MatchCache::new(&rules);
+    let mut attributes = Attributes::default();
     let names = ["Count", "Ratio", "Level", "Other", "Fixed", "X9"];
     let values = [
         "1", "42", "0.5", "0.25", "true", "false", "NaN", "-1", "1.0E9", "RUNNING", "a: b", "",
@@ -344,12 +345,13 @@ fn cache_agrees_with_plain_evaluation() {
                     name,
                     value: leaf,
                     extra_labels: &[],
+                    bean_properties: 1,
                 };
                 let expected = evaluate_uncached(&rules, &attribute);
-                let (got, _) = cache.evaluate(&rules, &attribute, true);
+                let (got, _) = cache.evaluate(&rules, &mut attributes, &attribute, true);
                 assert_eq!(got, expected, "round {round}: {name}: {value}");
             }
         }
     }
-    assert!(!cache.is_empty());
+    assert!(!attributes.is_empty());
 }

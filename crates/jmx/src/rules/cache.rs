@@ -25,6 +25,8 @@ use super::RuleSet;
 use super::automaton::{Pass, PatternSet};
 use super::evaluate::{Attribute, Inputs, Outcome, first_match_sequential, prepare};
 use super::pattern::Scratch;
+use crate::object_name::ObjectName;
+use crate::walk::{WalkStats, read_bean};
 
 /// Entries unused this long are dropped.
 const IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -33,7 +35,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What is remembered of one attribute.
 #[derive(Debug)]
-struct Entry {
+pub struct Entry {
     outcome: Outcome,
     /// Conditions under which `outcome` still holds for another value.
     guards: Box<[Guard]>,
@@ -62,16 +64,30 @@ pub enum Source {
     Uncacheable,
 }
 
+/// The remembered attributes of one bean, keyed by their path within it.
+pub type Attributes = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
+
+/// One bean seen: its parsed name (`None` if the module leaves it out) and its attributes.
+#[derive(Debug)]
+struct BeanEntry {
+    name: Option<Arc<ObjectName>>,
+    attributes: Attributes,
+    used: u32,
+}
+
 /// Per-module evaluation state: the remembered results and the automaton caches.
 #[derive(Debug)]
 pub struct MatchCache {
-    entries: HashMap<Box<str>, Entry, foldhash::fast::RandomState>,
+    beans: HashMap<Box<str>, BeanEntry, foldhash::fast::RandomState>,
     lanes: Vec<Cache>,
+    passes: Vec<Pass>,
     inputs: Inputs,
+    attribute_key: String,
     scratch: Scratch,
-    pass: Pass,
     started: Instant,
     swept: Instant,
+    /// Minutes since `started`, as of the current pass.
+    now: u32,
 }
 
 impl MatchCache {
@@ -79,68 +95,105 @@ impl MatchCache {
     pub fn new(rules: &RuleSet) -> Self {
         let now = Instant::now();
         Self {
-            entries: HashMap::default(),
+            beans: HashMap::default(),
             lanes: rules.automaton.caches(),
+            passes: rules.automaton.lanes().iter().map(|_| Pass::default()).collect(),
             inputs: Inputs::default(),
+            attribute_key: String::new(),
             scratch: Scratch::default(),
-            pass: Pass::default(),
             started: now,
             swept: now,
+            now: 0,
+        }
+    }
+
+    /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
+    pub fn start_pass(&mut self) {
+        self.now = (self.started.elapsed().as_secs() / 60) as u32;
+        if self.swept.elapsed() >= SWEEP_EVERY {
+            self.swept = Instant::now();
+            let (now, limit) = (self.now, (IDLE_LIMIT.as_secs() / 60) as u32);
+            self.beans.retain(|_, bean| {
+                bean.attributes
+                    .retain(|_, e| now.saturating_sub(e.used) <= limit);
+                now.saturating_sub(bean.used) <= limit
+            });
+        }
+    }
+
+    /// Opens a bean: its parsed name and remembered attributes, or `None` for a bean the
+    /// module leaves out or whose name does not parse (counted in `stats` the first time).
+    /// Hand the attributes back with [`MatchCache::close_bean`].
+    pub fn open_bean(
+        &mut self,
+        rules: &RuleSet,
+        name: &str,
+        stats: &mut WalkStats,
+    ) -> Option<(Arc<ObjectName>, Attributes)> {
+        let now = self.now;
+        let bean = match self.beans.get_mut(name) {
+            Some(bean) => bean,
+            None => {
+                let parsed = read_bean(rules, name, stats).map(Arc::new);
+                self.beans.entry(name.into()).or_insert(BeanEntry {
+                    name: parsed,
+                    attributes: Attributes::default(),
+                    used: now,
+                })
+            }
+        };
+        bean.used = now;
+        let parsed = bean.name.clone()?;
+        Some((parsed, std::mem::take(&mut bean.attributes)))
+    }
+
+    /// Puts back the attributes taken by [`MatchCache::open_bean`].
+    pub fn close_bean(&mut self, name: &str, attributes: Attributes) {
+        if let Some(bean) = self.beans.get_mut(name) {
+            bean.attributes = attributes;
         }
     }
 
     /// Number of remembered attributes.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.beans.values().map(|b| b.attributes.len()).sum()
     }
 
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    /// Drops entries unused for [`IDLE_LIMIT`]; cheap to call often.
-    pub fn sweep(&mut self) {
-        if self.swept.elapsed() < SWEEP_EVERY {
-            return;
-        }
-        self.swept = Instant::now();
-        let now = self.minutes();
-        let limit = (IDLE_LIMIT.as_secs() / 60) as u32;
-        self.entries
-            .retain(|_, e| now.saturating_sub(e.used) <= limit);
-    }
-
-    fn minutes(&self) -> u32 {
-        (self.started.elapsed().as_secs() / 60) as u32
-    }
-
-    /// The rules' outcome for `attribute`. `cacheable` is false when the outcome depends on
-    /// more than the pattern input (labels from other attributes).
+    /// The rules' outcome for `attribute` of a bean opened with
+    /// [`MatchCache::open_bean`]. `cacheable` is false when the outcome depends on more than
+    /// the pattern input (labels from other attributes).
     pub fn evaluate(
         &mut self,
         rules: &RuleSet,
+        attributes: &mut Attributes,
         attribute: &Attribute<'_>,
         cacheable: bool,
     ) -> (Outcome, Source) {
+        let value = attribute.value.text();
+        if cacheable {
+            attribute.write_path(&mut self.attribute_key);
+            if let Some(entry) = attributes.get_mut(self.attribute_key.as_str())
+                && let Some(outcome) = self.reuse(rules, entry, value)
+            {
+                return (outcome, Source::Cached);
+            }
+        }
         let snake_needed = rules.rules.iter().any(|r| r.snake_case);
         self.inputs.prepare(attribute, snake_needed);
-        let value = attribute.value.text();
-        if cacheable && let Some(outcome) = self.reuse(rules, value) {
-            return (outcome, Source::Cached);
-        }
         let (outcome, guards) = self.work_out(rules, attribute, value);
         match guards {
             Some(guards) if cacheable => {
-                let used = self.minutes();
-                self.entries.insert(
-                    self.inputs.key.as_str().into(),
-                    Entry {
-                        outcome: outcome.clone(),
-                        guards,
-                        used,
-                    },
-                );
+                let entry = Entry {
+                    outcome: outcome.clone(),
+                    guards,
+                    used: self.now,
+                };
+                attributes.insert(self.attribute_key.as_str().into(), entry);
                 (outcome, Source::Evaluated)
             }
             _ => (outcome, Source::Uncacheable),
@@ -148,9 +201,7 @@ impl MatchCache {
     }
 
     /// The remembered outcome, if it holds for `value`.
-    fn reuse(&mut self, rules: &RuleSet, value: &str) -> Option<Outcome> {
-        let now = self.minutes();
-        let entry = self.entries.get_mut(self.inputs.key.as_str())?;
+    fn reuse(&mut self, rules: &RuleSet, entry: &mut Entry, value: &str) -> Option<Outcome> {
         if !entry.guards.is_empty() {
             if value.contains('\n') {
                 return None;
@@ -167,7 +218,7 @@ impl MatchCache {
                 }
             }
         }
-        entry.used = now;
+        entry.used = self.now;
         Some(entry.outcome.clone())
     }
 
@@ -182,16 +233,16 @@ impl MatchCache {
         let automaton = &rules.automaton;
         // An input with a line break defeats the `.*` around patterns: match rule by rule.
         let line_break = value.contains('\n') || self.inputs.key.contains('\n');
-        let mut passes: Vec<Option<(PatternSet, PatternSet, Option<LazyStateID>)>> =
-            Vec::with_capacity(automaton.lanes().len());
+        let mut ran = [false; 4];
         if !line_break {
+            let mut input = Vec::with_capacity(self.inputs.key.len() + value.len() + 9);
             for (index, lane) in automaton.lanes().iter().enumerate() {
                 let key = if lane.snake_case {
                     &self.inputs.snake_key
                 } else {
                     &self.inputs.key
                 };
-                let mut input = Vec::with_capacity(key.len() + value.len() + 9);
+                input.clear();
                 input.extend_from_slice(key.as_bytes());
                 input.extend_from_slice(b": ");
                 input.extend_from_slice(if lane.cache {
@@ -199,16 +250,15 @@ impl MatchCache {
                 } else {
                     value.as_bytes()
                 });
-                let result = lane.run(&mut self.lanes[index], &input, key.len(), &mut self.pass);
-                passes.push(result.ok().map(|()| {
-                    (
-                        std::mem::take(&mut self.pass.in_key),
-                        std::mem::take(&mut self.pass.in_value),
-                        self.pass.resume,
-                    )
-                }));
+                let pass = &mut self.passes[index];
+                ran[index] = lane.run(&mut self.lanes[index], &input, key.len(), pass).is_ok();
             }
         }
+        let passes = &self.passes;
+        let lane_pass = |index: usize| -> Option<(&Pass, u32)> {
+            let (lane, id) = automaton.placement(index)?;
+            ran[lane].then(|| (&passes[lane], id))
+        };
 
         // The first matching rule, and whether each rule's verdict holds for any value.
         let mut first = None;
@@ -218,73 +268,62 @@ impl MatchCache {
                 first = Some(index);
                 break;
             };
-            let lane_answer = automaton
-                .placement(index)
-                .and_then(|(lane, id)| passes.get(lane)?.as_ref().map(|p| (p, id)));
-            let (matched, value_free) = match lane_answer {
-                Some(((in_key, in_value, _), id)) => {
-                    let in_key = in_key.contains(id);
-                    (
-                        in_key || in_value.contains(id),
-                        rule.cache || !in_value.contains(id),
-                    )
+            let answer = lane_pass(index);
+            let (matched, key_only, value_free) = match answer {
+                Some((pass, id)) => {
+                    let (in_key, in_value) = (pass.in_key.contains(id), pass.in_value.contains(id));
+                    (in_key || in_value, in_key, rule.cache || !in_value)
                 }
                 None => {
                     let input = self.inputs.full_for(rule, value);
-                    (pattern.is_match(input), rule.cache)
+                    (pattern.is_match(input), false, rule.cache)
                 }
             };
             if matched {
                 first = Some(index);
                 // A match must not hinge on the value, nor may captured groups reach into it.
-                let key_only = match lane_answer {
-                    Some(((in_key, _, _), id)) => in_key.contains(id),
-                    None => false,
-                };
                 reusable &= rule.cache || (key_only && (!rule.uses_groups() || value_free));
                 break;
             }
-            reusable &= value_free || lane_answer.is_some();
+            reusable &= value_free || answer.is_some();
+        }
+        let mut guards: Vec<Guard> = Vec::new();
+        if reusable {
+            // Every non-cache rule before the match, and the match if it uses groups.
+            let limit = first.unwrap_or(rules.rules.len());
+            for (index, rule) in rules.rules.iter().enumerate().take(limit + 1) {
+                if rule.cache || rule.pattern.is_none() {
+                    continue;
+                }
+                if Some(index) == first && !rule.uses_groups() {
+                    continue;
+                }
+                let resume = lane_pass(index).and_then(|(pass, id)| Some((pass.resume?, id)));
+                let (Some((lane, _)), Some((state, id))) = (automaton.placement(index), resume)
+                else {
+                    reusable = false;
+                    break;
+                };
+                match guards.iter_mut().find(|g| g.lane == lane) {
+                    Some(guard) => guard.patterns.insert(id),
+                    None => {
+                        let mut patterns = automaton.lanes()[lane].pattern_set();
+                        patterns.insert(id);
+                        guards.push(Guard {
+                            lane,
+                            state,
+                            generation: self.lanes[lane].clear_count(),
+                            patterns,
+                        });
+                    }
+                }
+            }
         }
         let outcome = match first {
             Some(index) => prepare(rules, index, attribute, &mut self.inputs, &mut self.scratch),
             None => Outcome::Unmatched,
         };
-        if !reusable {
-            return (outcome, None);
-        }
-
-        // Guards: every non-cache rule before the match, and the match itself if it uses groups.
-        let limit = first.unwrap_or(rules.rules.len());
-        let mut guards: Vec<Guard> = Vec::new();
-        for (index, rule) in rules.rules.iter().enumerate().take(limit + 1) {
-            if rule.cache || rule.pattern.is_none() || index > limit {
-                continue;
-            }
-            if Some(index) == first && !rule.uses_groups() {
-                continue;
-            }
-            let Some((lane, id)) = automaton.placement(index) else {
-                return (outcome, None);
-            };
-            let Some(Some((_, _, Some(state)))) = passes.get(lane) else {
-                return (outcome, None);
-            };
-            match guards.iter_mut().find(|g| g.lane == lane) {
-                Some(guard) => guard.patterns.insert(id),
-                None => {
-                    let mut patterns = automaton.lanes()[lane].pattern_set();
-                    patterns.insert(id);
-                    guards.push(Guard {
-                        lane,
-                        state: *state,
-                        generation: self.lanes[lane].clear_count(),
-                        patterns,
-                    });
-                }
-            }
-        }
-        (outcome, Some(guards.into_boxed_slice()))
+        (outcome, reusable.then(|| guards.into_boxed_slice()))
     }
 }
 
@@ -300,5 +339,3 @@ pub fn evaluate_uncached(rules: &RuleSet, attribute: &Attribute<'_>) -> Outcome 
     }
 }
 
-/// Shared ownership of a rule set's cache.
-pub type SharedCache = Arc<std::sync::Mutex<MatchCache>>;

@@ -51,6 +51,8 @@ pub struct Attribute<'a> {
     pub value: Leaf<'a>,
     /// Labels from `metricCustomizers.attributesAsLabels`.
     pub extra_labels: &'a [(String, String)],
+    /// How many of `properties` are the bean's own (the rest come from table rows).
+    pub bean_properties: usize,
 }
 
 impl Attribute<'_> {
@@ -74,6 +76,23 @@ impl Attribute<'_> {
             out.push_str(key);
         }
         out.push('>');
+    }
+
+    /// Writes what tells this attribute apart within its bean: table row properties, the
+    /// path into composites, and the leaf name.
+    pub fn write_path(&self, out: &mut String) {
+        out.clear();
+        for (key, value) in &self.properties[self.bean_properties.min(self.properties.len())..] {
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+            out.push('\u{1}');
+        }
+        for key in self.attr_keys {
+            out.push_str(key);
+            out.push('\u{2}');
+        }
+        out.push_str(self.name);
     }
 
     fn property(&self, key: &str) -> Option<&str> {

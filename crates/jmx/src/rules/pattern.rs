@@ -10,7 +10,13 @@
 //! plain characters. Patterns the `regex` crate cannot run (lookaround, backreferences,
 //! possessive quantifiers, atomic groups) fall back to `fancy-regex`, for that rule only.
 
+use std::sync::Mutex;
+
 use regex::{CaptureLocations, Regex};
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input, MatchKind, meta};
 
 use super::template::Spans;
 
@@ -28,8 +34,65 @@ pub struct Pattern {
 
 #[derive(Debug)]
 enum Engine {
-    Regex(Regex),
+    Regex(Regex, Box<Groups>),
     Fancy(Box<fancy_regex::Regex>),
+}
+
+/// Finds groups without running the wrapped regex, whose leading `.*` makes a backtracking
+/// engine retry the pattern at every split point.
+///
+/// The greedy `^.*` picks the last position where P can start a match (the rest is eaten by
+/// the trailing `.*`), and P then matches there as it would anchored. So: a reverse automaton
+/// for `P.*`, anchored at the end, stops at the last such start; P runs anchored from there.
+#[derive(Debug)]
+struct Groups {
+    reverse: DFA,
+    reverse_cache: Mutex<DfaCache>,
+    anchored: meta::Regex,
+}
+
+impl Groups {
+    fn build(translated: &str) -> Option<Self> {
+        let reverse = DFA::builder()
+            .configure(DFA::config().match_kind(MatchKind::All).unicode_word_boundary(true))
+            .thompson(thompson::Config::new().reverse(true).which_captures(thompson::WhichCaptures::None))
+            .build(&format!("(?:{translated}).*"))
+            .ok()?;
+        let anchored = meta::Regex::new(translated).ok()?;
+        let reverse_cache = Mutex::new(reverse.create_cache());
+        Some(Self {
+            reverse,
+            reverse_cache,
+            anchored,
+        })
+    }
+
+    /// Group spans of the full-match semantics, or `None` if there is no match or the
+    /// automaton gave up (the caller then uses the wrapped regex).
+    fn find(&self, input: &str, out: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
+        let start = {
+            let mut cache = self.reverse_cache.lock().ok()?;
+            let search = Input::new(input).anchored(Anchored::Yes).earliest(true);
+            match self.reverse.try_search_rev(&mut cache, &search) {
+                Ok(Some(found)) => found.offset(),
+                Ok(None) => return Some(false),
+                Err(_) => return None,
+            }
+        };
+        let mut captures = Captures::all(self.anchored.group_info().clone());
+        let search = Input::new(input).range(start..).anchored(Anchored::Yes);
+        self.anchored.search_captures(&search, &mut captures);
+        if !captures.is_match() {
+            return None;
+        }
+        out.clear();
+        // Group 0 is the whole input, as the wrapped pattern matches all of it.
+        out.push(Some((0, input.len())));
+        for group in 1..captures.group_len() {
+            out.push(captures.get_group(group).map(|span| (span.start, span.end)));
+        }
+        Some(true)
+    }
 }
 
 /// Reusable capture storage for [`Pattern::captures`].
@@ -45,11 +108,14 @@ impl Pattern {
         let translated = translate(source)?;
         let wrapped = format!("^.*(?:{translated}).*$");
         let (engine, groups, names) = match Regex::new(&wrapped) {
-            Ok(regex) => {
-                let names = named_groups(regex.capture_names());
-                let groups = regex.captures_len() - 1;
-                (Engine::Regex(regex), groups, names)
-            }
+            Ok(regex) => match Groups::build(&translated) {
+                Some(finder) => {
+                    let names = named_groups(regex.capture_names());
+                    let groups = regex.captures_len() - 1;
+                    (Engine::Regex(regex, Box::new(finder)), groups, names)
+                }
+                None => return Err("the pattern cannot be compiled for group search".into()),
+            },
             Err(plain_error) => match fancy_regex::Regex::new(&wrapped) {
                 Ok(regex) => {
                     let names = named_groups(regex.capture_names());
@@ -86,7 +152,7 @@ impl Pattern {
     /// Whether the whole input matches (jmx_exporter's `Matcher.matches()`).
     pub fn is_match(&self, input: &str) -> bool {
         match &self.engine {
-            Engine::Regex(regex) => regex.is_match(input),
+            Engine::Regex(regex, _) => regex.is_match(input),
             // A pattern that blows the backtracking limit counts as no match.
             Engine::Fancy(regex) => regex.is_match(input).unwrap_or(false),
         }
@@ -96,7 +162,12 @@ impl Pattern {
     pub fn captures<'s>(&self, input: &str, scratch: &'s mut Scratch) -> Option<&'s Spans> {
         scratch.spans.clear();
         match &self.engine {
-            Engine::Regex(regex) => {
+            Engine::Regex(regex, finder) => {
+                match finder.find(input, &mut scratch.spans) {
+                    Some(true) => return Some(&scratch.spans),
+                    Some(false) => return None,
+                    None => scratch.spans.clear(),
+                }
                 let locations = scratch
                     .locations
                     .get_or_insert_with(|| regex.capture_locations());
@@ -324,6 +395,54 @@ mod tests {
         let (a, b) = spans[2].unwrap_or_default();
         assert_eq!(&input[a..b], "connectedNativeClients");
         assert!(!compile("plain").is_fallback());
+    }
+
+    /// The reverse-then-anchored group search must agree with the wrapped regex.
+    #[test]
+    fn group_search_agrees_with_the_wrapped_regex() {
+        let patterns = [
+            r"kafka.(\w+)<type=(.+), name=(.+)PerSec\w*, (.+)=(.+)><>Count",
+            r"kafka.(\w+)<type=(.+), name=(.+)><>(\d+)thPercentile",
+            r"(\d+)",
+            r"(.*)",
+            r"(a|ab)(c|bcd)(d*)",
+            r"<(.*?)>",
+            r"^(\w+)\.(\w+)",
+            r"(x)?y",
+            r": (\d+)$",
+            r"\b(\w)",
+            r"(?<first>\w+)=(\w*)",
+        ];
+        let inputs = [
+            "kafka.server<type=BrokerTopicMetrics, name=BytesInPerSec, topic=orders><>Count: 7",
+            "kafka.network<type=RequestMetrics, name=TotalTimeMs, request=Produce><>99thPercentile: 9.0",
+            "abcd",
+            "y xy zy",
+            "app<type=Pool, name=a=b><>Count: 12",
+            "",
+            "no digits here",
+            "a.b<c><>d: 1.5E9",
+            "å<ä=ö>: 1",
+        ];
+        for source in patterns {
+            let pattern = compile(source);
+            let Engine::Regex(regex, finder) = &pattern.engine else {
+                panic!("{source} fell back");
+            };
+            for input in inputs {
+                let mut locations = regex.capture_locations();
+                let wrapped = regex.captures_read(&mut locations, input).map(|_| {
+                    (0..locations.len()).map(|i| locations.get(i)).collect::<Vec<_>>()
+                });
+                let mut spans = Vec::new();
+                let found = match finder.find(input, &mut spans) {
+                    Some(true) => Some(spans),
+                    Some(false) => None,
+                    None => panic!("{source} gave up on {input:?}"),
+                };
+                assert_eq!(found, wrapped, "{source} on {input:?}");
+            }
+        }
     }
 
     #[test]
