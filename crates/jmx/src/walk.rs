@@ -125,9 +125,13 @@ impl<'r> Walker<'r> {
             let Some(name) = read_bean(self.rules, bean.name, &mut self.stats) else {
                 continue;
             };
-            visit(self.rules, &name, *bean, &mut self.stats, &mut |attribute, _| {
-                f(attribute)
-            });
+            visit(
+                self.rules,
+                &name,
+                *bean,
+                &mut self.stats,
+                &mut |attribute, _| f(attribute),
+            );
         }
     }
 }

@@ -328,7 +328,8 @@ impl ScrapeClient {
             }
             out
         } else {
-            raw.to_vec()
+            // Takes over the buffer without a copy when the body came in one piece.
+            Vec::from(raw)
         };
         let body = String::from_utf8(bytes).map_err(|e| ScrapeError::Body(e.to_string()))?;
         if !status.is_success() {

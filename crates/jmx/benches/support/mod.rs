@@ -51,16 +51,34 @@ pub(crate) fn kafka_broker(topics: usize, partitions: usize, tick: u64) -> (Stri
                     &[("Value", (tick * 1000 + (t * p) as u64).to_string())],
                 );
             }
-            for name in ["UnderReplicated", "InSyncReplicasCount", "ReplicasCount", "UnderMinIsr"] {
+            for name in [
+                "UnderReplicated",
+                "InSyncReplicasCount",
+                "ReplicasCount",
+                "UnderMinIsr",
+            ] {
                 bean(
-                    &format!("kafka.cluster:type=Partition,name={name},topic={topic},partition={p}"),
+                    &format!(
+                        "kafka.cluster:type=Partition,name={name},topic={topic},partition={p}"
+                    ),
                     &[("Value", ((tick + p as u64) % 3).to_string())],
                 );
             }
         }
     }
-    for request in ["Produce", "FetchConsumer", "FetchFollower", "Metadata", "OffsetCommit"] {
-        for name in ["TotalTimeMs", "RequestQueueTimeMs", "LocalTimeMs", "ResponseSendTimeMs"] {
+    for request in [
+        "Produce",
+        "FetchConsumer",
+        "FetchFollower",
+        "Metadata",
+        "OffsetCommit",
+    ] {
+        for name in [
+            "TotalTimeMs",
+            "RequestQueueTimeMs",
+            "LocalTimeMs",
+            "ResponseSendTimeMs",
+        ] {
             bean(
                 &format!("kafka.network:type=RequestMetrics,name={name},request={request}"),
                 &[
@@ -76,9 +94,7 @@ pub(crate) fn kafka_broker(topics: usize, partitions: usize, tick: u64) -> (Stri
         }
     }
     beans.push('}');
-    let text = format!(
-        "[{{\"value\":{beans},\"status\":200,\"timestamp\":1700000000}}]"
-    );
+    let text = format!("[{{\"value\":{beans},\"status\":200,\"timestamp\":1700000000}}]");
     (text, attributes)
 }
 
@@ -93,42 +109,92 @@ pub(crate) fn namenode(tick: u64) -> String {
             out.push_str(", ");
         }
         first = false;
-        let _ = write!(out, "{{\n    \"name\" : \"{name}\",\n    \"modelerType\" : \"{}\"{body}\n  }}", name.rsplit('=').next().unwrap_or(""));
+        let _ = write!(
+            out,
+            "{{\n    \"name\" : \"{name}\",\n    \"modelerType\" : \"{}\"{body}\n  }}",
+            name.rsplit('=').next().unwrap_or("")
+        );
     };
     let mut live_nodes = String::from("{");
-    for n in 0..400 {
+    for n in 0..8000 {
         let comma = if n > 0 { "," } else { "" };
         let _ = write!(
             live_nodes,
             "{comma}\\\"dn-{n}.cluster.internal:9866\\\":{{\\\"infoAddr\\\":\\\"10.0.{}.{}:9864\\\",\\\"lastContact\\\":1,\\\"usedSpace\\\":{},\\\"adminState\\\":\\\"In Service\\\",\\\"capacity\\\":107351072768,\\\"numBlocks\\\":{}}}",
-            n / 250, n % 250, 1_000_000 + n, 5000 + n
+            n / 250,
+            n % 250,
+            1_000_000 + n,
+            5000 + n
         );
     }
     live_nodes.push('}');
     let mut info = String::new();
-    let _ = write!(info, ",\n    \"Total\" : 62725623808,\n    \"Used\" : {},\n    \"PercentUsed\" : 3.918016E-5,\n    \"Safemode\" : \"\",\n    \"LiveNodes\" : \"{live_nodes}\",\n    \"DeadNodes\" : \"{{}}\"", 24576 + tick);
+    let _ = write!(
+        info,
+        ",\n    \"Total\" : 62725623808,\n    \"Used\" : {},\n    \"PercentUsed\" : 3.918016E-5,\n    \"Safemode\" : \"\",\n    \"LiveNodes\" : \"{live_nodes}\",\n    \"DeadNodes\" : \"{{}}\"",
+        24576 + tick
+    );
     push(&mut out, "Hadoop:service=NameNode,name=NameNodeInfo", &info);
-    let mut fs = String::from(",\n    \"tag.Context\" : \"dfs\",\n    \"tag.HAState\" : \"active\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"");
-    for (i, attr) in ["CapacityTotal", "CapacityUsed", "CapacityRemaining", "BlocksTotal", "FilesTotal", "MissingBlocks", "CorruptBlocks", "UnderReplicatedBlocks", "PendingDeletionBlocks", "NumLiveDataNodes", "NumDeadDataNodes", "TotalLoad"].iter().enumerate() {
+    let mut fs = String::from(
+        ",\n    \"tag.Context\" : \"dfs\",\n    \"tag.HAState\" : \"active\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"",
+    );
+    for (i, attr) in [
+        "CapacityTotal",
+        "CapacityUsed",
+        "CapacityRemaining",
+        "BlocksTotal",
+        "FilesTotal",
+        "MissingBlocks",
+        "CorruptBlocks",
+        "UnderReplicatedBlocks",
+        "PendingDeletionBlocks",
+        "NumLiveDataNodes",
+        "NumDeadDataNodes",
+        "TotalLoad",
+    ]
+    .iter()
+    .enumerate()
+    {
         let _ = write!(fs, ",\n    \"{attr}\" : {}", tick + i as u64 * 1000);
     }
     push(&mut out, "Hadoop:service=NameNode,name=FSNamesystem", &fs);
     // RpcDetailedActivity: NumOps and AvgTime per RPC method, the bulk of a NameNode's beans.
     for port in [8020, 8022] {
-        let mut rpc = String::from(",\n    \"tag.port\" : \"8020\",\n    \"tag.Context\" : \"rpcdetailed\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"");
+        let mut rpc = String::from(
+            ",\n    \"tag.port\" : \"8020\",\n    \"tag.Context\" : \"rpcdetailed\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"",
+        );
         for m in 0..600 {
-            let _ = write!(rpc, ",\n    \"Method{m}NumOps\" : {},\n    \"Method{m}AvgTime\" : {}.25", tick * 3 + m, m % 17);
+            let _ = write!(
+                rpc,
+                ",\n    \"Method{m}NumOps\" : {},\n    \"Method{m}AvgTime\" : {}.25",
+                tick * 3 + m,
+                m % 17
+            );
         }
-        push(&mut out, &format!("Hadoop:service=NameNode,name=RpcDetailedActivityForPort{port}"), &rpc);
+        push(
+            &mut out,
+            &format!("Hadoop:service=NameNode,name=RpcDetailedActivityForPort{port}"),
+            &rpc,
+        );
     }
     // Per-user and per-queue style beans, and the JVM's own.
     for b in 0..300 {
-        let mut body = String::from(",\n    \"tag.Context\" : \"ugi\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"");
+        let mut body = String::from(
+            ",\n    \"tag.Context\" : \"ugi\",\n    \"tag.Hostname\" : \"nn1.cluster.internal\"",
+        );
         for a in 0..40 {
             let _ = write!(body, ",\n    \"Attribute{a}\" : {}", tick + a * b);
         }
-        let _ = write!(body, ",\n    \"Composite\" : {{\n      \"committed\" : 1,\n      \"max\" : 2,\n      \"used\" : {}\n    }}", tick);
-        push(&mut out, &format!("Hadoop:service=NameNode,name=Activity{b}"), &body);
+        let _ = write!(
+            body,
+            ",\n    \"Composite\" : {{\n      \"committed\" : 1,\n      \"max\" : 2,\n      \"used\" : {}\n    }}",
+            tick
+        );
+        push(
+            &mut out,
+            &format!("Hadoop:service=NameNode,name=Activity{b}"),
+            &body,
+        );
     }
     out.push_str(" ]\n}\n");
     out

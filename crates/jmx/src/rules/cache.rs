@@ -97,7 +97,12 @@ impl MatchCache {
         Self {
             beans: HashMap::default(),
             lanes: rules.automaton.caches(),
-            passes: rules.automaton.lanes().iter().map(|_| Pass::default()).collect(),
+            passes: rules
+                .automaton
+                .lanes()
+                .iter()
+                .map(|_| Pass::default())
+                .collect(),
             inputs: Inputs::default(),
             attribute_key: String::new(),
             scratch: Scratch::default(),
@@ -251,7 +256,9 @@ impl MatchCache {
                     value.as_bytes()
                 });
                 let pass = &mut self.passes[index];
-                ran[index] = lane.run(&mut self.lanes[index], &input, key.len(), pass).is_ok();
+                ran[index] = lane
+                    .run(&mut self.lanes[index], &input, key.len(), pass)
+                    .is_ok();
             }
         }
         let passes = &self.passes;
@@ -338,4 +345,3 @@ pub fn evaluate_uncached(rules: &RuleSet, attribute: &Attribute<'_>) -> Outcome 
         None => Outcome::Unmatched,
     }
 }
-

@@ -54,8 +54,16 @@ struct Groups {
 impl Groups {
     fn build(translated: &str) -> Option<Self> {
         let reverse = DFA::builder()
-            .configure(DFA::config().match_kind(MatchKind::All).unicode_word_boundary(true))
-            .thompson(thompson::Config::new().reverse(true).which_captures(thompson::WhichCaptures::None))
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .unicode_word_boundary(true),
+            )
+            .thompson(
+                thompson::Config::new()
+                    .reverse(true)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
             .build(&format!("(?:{translated}).*"))
             .ok()?;
         let anchored = meta::Regex::new(translated).ok()?;
@@ -432,7 +440,9 @@ mod tests {
             for input in inputs {
                 let mut locations = regex.capture_locations();
                 let wrapped = regex.captures_read(&mut locations, input).map(|_| {
-                    (0..locations.len()).map(|i| locations.get(i)).collect::<Vec<_>>()
+                    (0..locations.len())
+                        .map(|i| locations.get(i))
+                        .collect::<Vec<_>>()
                 });
                 let mut spans = Vec::new();
                 let found = match finder.find(input, &mut spans) {
