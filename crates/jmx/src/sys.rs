@@ -11,7 +11,7 @@ const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 /// which they come from the heap and the peak of concurrent probes stays resident (160 MB
 /// instead of 25 MB after probing 50 NameNodes, four at a time). A fixed threshold keeps
 /// them mapped and returned.
-pub fn return_large_buffers() {
+pub(crate) fn return_large_buffers() {
     #[cfg(target_env = "gnu")]
     {
         // SAFETY: mallopt only sets an allocator parameter, under glibc's own arena lock; the

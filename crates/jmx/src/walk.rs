@@ -163,7 +163,7 @@ fn visit(
     f: &mut Visitor<'_>,
 ) {
     stats.beans += 1;
-    let attribute_filter = rules.filter.attributes(&name);
+    let attribute_filter = rules.filter.attributes(name);
     let skipped: &[&str] = SKIPPED
         .iter()
         .find(|(bean_name, _)| *bean_name == bean.name)
