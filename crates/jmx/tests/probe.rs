@@ -5,19 +5,14 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{EXPORTER, Exporter, StaticServer, deploy_file, fixture, free_port, http, value};
+use support::{Exporter, StaticServer, check_config, deploy_file, free_port, http, value};
 
 #[test]
 fn recorded_namenode_and_datanode_answers() {
-    let namenode = StaticServer::start(Some(
-        std::fs::read_to_string(fixture("namenode-nameNodeInfo.json")).unwrap(),
-    ));
-    let datanode = StaticServer::start(Some(
-        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
-    ));
+    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let datanode = StaticServer::recorded("datanode-dataNodeInfo.json");
     let exporter = Exporter::start(
         "modules:\n  hadoop:\n    bridge: hadoop\n  namenode:\n    bridge: hadoop\n    rules_file: namenode.yml\n",
         &[("namenode.yml", &deploy_file("emr/jmx/hadoop-namenode.yml"))],
@@ -192,9 +187,7 @@ fn requests_that_are_wrong_in_themselves() {
 
 #[test]
 fn builtin_modules_without_a_file() {
-    let server = StaticServer::start(Some(
-        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
-    ));
+    let server = StaticServer::recorded("datanode-dataNodeInfo.json");
     let exporter = Exporter::start_with(tempfile::tempdir().unwrap(), &[]);
     let text = exporter.probe(&server.target(), "hadoop");
     assert_eq!(
@@ -217,50 +210,25 @@ fn bad_configuration_names_file_line_and_key() {
     )
     .unwrap();
     std::fs::write(dir.path().join("rules.yml"), "lowercaseOutputName: true\nrules:\n  - pattern: ok\n  - pattern: 'Hadoop<(.+'\n    name: x\n").unwrap();
-    let output = Command::new(EXPORTER)
-        .arg(format!("--config.file={}", config.display()))
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(64), "{stderr}");
     assert!(stderr.contains("rules.yml:4"), "{stderr}");
     assert!(stderr.contains("rules[1].pattern"), "{stderr}");
 
     std::fs::write(dir.path().join("rules.yml"), "rules: []\n").unwrap();
-    let output = Command::new(EXPORTER)
-        .arg(format!("--config.file={}", config.display()))
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(0), "{stderr}");
 
     // The shipped EMR configuration loads.
     let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/emr/jmx/kiln-jmx.yml");
-    let output = Command::new(EXPORTER)
-        .arg(format!("--config.file={}", shipped.display()))
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (code, stderr) = check_config(&shipped);
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 #[test]
 fn rules_reload_on_change_and_on_request() {
-    let server = StaticServer::start(Some(
-        std::fs::read_to_string(fixture("datanode-dataNodeInfo.json")).unwrap(),
-    ));
+    let server = StaticServer::recorded("datanode-dataNodeInfo.json");
     let exporter = Exporter::start(
         "modules:\n  dn:\n    bridge: hadoop\n    rules_file: rules.yml\n",
         &[(

@@ -236,6 +236,19 @@ impl Drop for Exporter {
     }
 }
 
+/// `kiln-jmx-exporter --config.file=<config> --check-config`: exit code and stderr.
+pub fn check_config(config: &Path) -> (Option<i32>, String) {
+    let output = Command::new(EXPORTER)
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// One HTTP/1.0 request; status and body.
 pub fn http(
     port: u16,
@@ -309,6 +322,11 @@ pub struct StaticServer {
 }
 
 impl StaticServer {
+    /// Serves the recorded answer `tests/fixtures/<name>`.
+    pub fn recorded(name: &str) -> Self {
+        Self::start(Some(std::fs::read_to_string(fixture(name)).unwrap()))
+    }
+
     pub fn start(body: Option<String>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
