@@ -70,15 +70,40 @@ pub type Attributes = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
 /// One bean seen: its parsed name (`None` if the module leaves it out) and its attributes.
 #[derive(Debug)]
 struct BeanEntry {
+    key: Box<str>,
     name: Option<Arc<ObjectName>>,
     attributes: Attributes,
     used: u32,
+    /// The bean that came after this one in the last answer. Bridges send beans in the same
+    /// order scrape after scrape, so the next bean is found by one comparison, not a hash.
+    next: Option<usize>,
+}
+
+impl BeanEntry {
+    fn vacant() -> Self {
+        Self {
+            key: Box::default(),
+            name: None,
+            attributes: Attributes::default(),
+            used: 0,
+            next: None,
+        }
+    }
 }
 
 /// Per-module evaluation state: the remembered results and the automaton caches.
 #[derive(Debug)]
 pub struct MatchCache {
-    beans: HashMap<Box<str>, BeanEntry, foldhash::fast::RandomState>,
+    beans: Vec<BeanEntry>,
+    /// Bean name → its place in `beans`.
+    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// Places in `beans` freed by the idle sweep.
+    free: Vec<usize>,
+    /// The first bean of the last answer.
+    first: Option<usize>,
+    /// The bean opened last in this answer, and the one expected next.
+    previous: Option<usize>,
+    expected: Option<usize>,
     lanes: Vec<Cache>,
     passes: Vec<Pass>,
     inputs: Inputs,
@@ -95,7 +120,12 @@ impl MatchCache {
     pub fn new(rules: &RuleSet) -> Self {
         let now = Instant::now();
         Self {
-            beans: HashMap::default(),
+            beans: Vec::new(),
+            index: HashMap::default(),
+            free: Vec::new(),
+            first: None,
+            previous: None,
+            expected: None,
             lanes: rules.automaton.caches(),
             passes: rules
                 .automaton
@@ -115,14 +145,25 @@ impl MatchCache {
     /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
     pub fn start_pass(&mut self) {
         self.now = (self.started.elapsed().as_secs() / 60) as u32;
+        self.previous = None;
+        self.expected = self.first;
         if self.swept.elapsed() >= SWEEP_EVERY {
             self.swept = Instant::now();
             let (now, limit) = (self.now, (IDLE_LIMIT.as_secs() / 60) as u32);
-            self.beans.retain(|_, bean| {
-                bean.attributes
-                    .retain(|_, e| now.saturating_sub(e.used) <= limit);
-                now.saturating_sub(bean.used) <= limit
-            });
+            for (place, bean) in self.beans.iter_mut().enumerate() {
+                if bean.key.is_empty() {
+                    continue;
+                }
+                if now.saturating_sub(bean.used) > limit {
+                    self.index.remove(&bean.key);
+                    // An empty key matches no bean name; links to it just miss.
+                    *bean = BeanEntry::vacant();
+                    self.free.push(place);
+                } else {
+                    bean.attributes
+                        .retain(|_, e| now.saturating_sub(e.used) <= limit);
+                }
+            }
         }
     }
 
@@ -135,33 +176,59 @@ impl MatchCache {
         name: &str,
         stats: &mut WalkStats,
     ) -> Option<(Arc<ObjectName>, Attributes)> {
-        let now = self.now;
-        let bean = match self.beans.get_mut(name) {
-            Some(bean) => bean,
+        let expected = self
+            .expected
+            .filter(|&place| &*self.beans[place].key == name);
+        let place = match expected.or_else(|| self.index.get(name).copied()) {
+            Some(place) => place,
             None => {
-                let parsed = read_bean(rules, name, stats).map(Arc::new);
-                self.beans.entry(name.into()).or_insert(BeanEntry {
-                    name: parsed,
+                let bean = BeanEntry {
+                    key: name.into(),
+                    name: read_bean(rules, name, stats).map(Arc::new),
                     attributes: Attributes::default(),
-                    used: now,
-                })
+                    used: self.now,
+                    next: None,
+                };
+                let place = match self.free.pop() {
+                    Some(place) => {
+                        self.beans[place] = bean;
+                        place
+                    }
+                    None => {
+                        self.beans.push(bean);
+                        self.beans.len() - 1
+                    }
+                };
+                self.index.insert(name.into(), place);
+                place
             }
         };
-        bean.used = now;
+        match self.previous {
+            Some(previous) => self.beans[previous].next = Some(place),
+            None => self.first = Some(place),
+        }
+        self.previous = Some(place);
+        let bean = &mut self.beans[place];
+        self.expected = bean.next;
+        bean.used = self.now;
         let parsed = bean.name.clone()?;
         Some((parsed, std::mem::take(&mut bean.attributes)))
     }
 
     /// Puts back the attributes taken by [`MatchCache::open_bean`].
     pub fn close_bean(&mut self, name: &str, attributes: Attributes) {
-        if let Some(bean) = self.beans.get_mut(name) {
-            bean.attributes = attributes;
+        let place = self
+            .previous
+            .filter(|&place| &*self.beans[place].key == name)
+            .or_else(|| self.index.get(name).copied());
+        if let Some(place) = place {
+            self.beans[place].attributes = attributes;
         }
     }
 
     /// Number of remembered attributes.
     pub fn len(&self) -> usize {
-        self.beans.values().map(|b| b.attributes.len()).sum()
+        self.beans.iter().map(|b| b.attributes.len()).sum()
     }
 
     /// Whether nothing is remembered.
@@ -188,8 +255,7 @@ impl MatchCache {
                 return (outcome, Source::Cached);
             }
         }
-        let snake_needed = rules.rules.iter().any(|r| r.snake_case);
-        self.inputs.prepare(attribute, snake_needed);
+        self.inputs.prepare(attribute, rules.any_snake_case);
         let (outcome, guards) = self.work_out(rules, attribute, value);
         match guards {
             Some(guards) if cacheable => {

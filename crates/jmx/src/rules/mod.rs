@@ -130,6 +130,8 @@ pub struct RuleSet {
     pub credentials: Option<(String, String)>,
     /// All patterns in one automaton per pattern input.
     pub automaton: automaton::Automaton,
+    /// Whether any rule matches snake-cased attribute names.
+    pub any_snake_case: bool,
 }
 
 /// Turns a problem at a key path (relative to the rules configuration) into a located error.
@@ -198,7 +200,9 @@ impl RuleSet {
             _ => None,
         };
         let automaton = automaton::Automaton::build(&rules);
+        let any_snake_case = rules.iter().any(|r| r.snake_case);
         Ok(Self {
+            any_snake_case,
             rules,
             lowercase_output_name: raw.lowercase_output_name.is_some_and(|b| b.0),
             lowercase_output_label_names: raw.lowercase_output_label_names.is_some_and(|b| b.0),
