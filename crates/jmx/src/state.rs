@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -60,18 +60,14 @@ pub struct Modules {
     pub by_name: BTreeMap<String, Arc<Module>>,
     /// `allowed_targets`.
     pub allowed: Option<AllowList>,
-    /// Files it was read from, with their modification times when read.
-    pub sources: Vec<(PathBuf, Option<SystemTime>)>,
+    /// Files it was read from.
+    pub sources: Vec<PathBuf>,
 }
 
 impl Modules {
     /// Compiles `settings`.
     pub fn new(settings: Settings, config_file: &Path) -> Result<Self, ConfigError> {
-        let sources = settings
-            .sources
-            .iter()
-            .map(|path| (path.clone(), modified(path)))
-            .collect();
+        let sources = settings.sources;
         let by_name = settings
             .modules
             .into_iter()
@@ -84,16 +80,13 @@ impl Modules {
         })
     }
 
-    /// Whether a file it was read from changed since.
-    pub fn changed_on_disk(&self) -> bool {
+    /// The modification times of its files now.
+    fn stamps(&self) -> Vec<Option<SystemTime>> {
         self.sources
             .iter()
-            .any(|(path, when)| modified(path) != *when)
+            .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+            .collect()
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The exporter's state: the modules in force and the process-wide counters.
@@ -104,6 +97,8 @@ pub struct Jmx {
     /// Counters for `/metrics`.
     pub counters: Counters,
     config_file: Option<PathBuf>,
+    /// The modification times of the configuration's files when last looked at.
+    seen: Mutex<Vec<Option<SystemTime>>>,
 }
 
 impl Jmx {
@@ -111,6 +106,7 @@ impl Jmx {
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
         let modules = Self::read(config_file)?;
         Ok(Self {
+            seen: Mutex::new(modules.stamps()),
             modules: ArcSwap::from_pointee(modules),
             counters: Counters::default(),
             config_file: config_file.map(Path::to_owned),
@@ -128,6 +124,7 @@ impl Jmx {
     pub fn reload(&self) -> Result<(), String> {
         match Self::read(self.config_file.as_deref()) {
             Ok(modules) => {
+                *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = modules.stamps();
                 self.modules.store(Arc::new(modules));
                 self.counters.reloaded(true);
                 tracing::info!("Configuration reloaded.");
@@ -141,25 +138,20 @@ impl Jmx {
         }
     }
 
-    /// Reloads if a file of the configuration changed on disk, as jmx_exporter does.
+    /// Reloads if a file of the configuration changed on disk, as jmx_exporter does. A file
+    /// that fails to load is tried again only when it changes again.
     pub fn reload_if_changed(&self) {
-        if self.config_file.is_some() && self.modules.load().changed_on_disk() {
-            let _ = self.reload();
-            // A failed reload would otherwise be retried on every check; remember the new
-            // modification times by keeping the old modules but with fresh stamps.
-            let current = self.modules.load();
-            if current.changed_on_disk() {
-                let stamped = Modules {
-                    by_name: current.by_name.clone(),
-                    allowed: current.allowed.clone(),
-                    sources: current
-                        .sources
-                        .iter()
-                        .map(|(path, _)| (path.clone(), modified(path)))
-                        .collect(),
-                };
-                self.modules.store(Arc::new(stamped));
-            }
+        if self.config_file.is_none() {
+            return;
         }
+        let now = self.modules.load().stamps();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if *seen == now {
+                return;
+            }
+            *seen = now;
+        }
+        let _ = self.reload();
     }
 }

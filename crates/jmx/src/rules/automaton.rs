@@ -170,11 +170,6 @@ impl Lane {
         PatternSet::with_len(self.rules.len())
     }
 
-    /// The rule index of pattern `id`.
-    pub fn rule(&self, id: u32) -> usize {
-        self.rules[id as usize]
-    }
-
     /// Runs over `input`, whose key part (up to and including the `:` after the attribute
     /// name) is `input[..=key_len]`.
     pub fn run(

@@ -189,15 +189,6 @@ impl Inputs {
         }
     }
 
-    /// The key part a rule matches against.
-    pub fn key_for(&self, rule: &Rule) -> &str {
-        if rule.snake_case {
-            &self.snake_key
-        } else {
-            &self.key
-        }
-    }
-
     /// The full input of `rule` for `value`.
     pub fn full_for(&mut self, rule: &Rule, value: &str) -> &str {
         self.full.clear();

@@ -68,6 +68,8 @@ pub struct Rule {
     pub snake_case: bool,
     /// `cache`: the rule is matched against `<cache>` instead of the value.
     pub cache: bool,
+    /// Whether any template uses a capture group (worked out once, asked per attribute).
+    groups_used: bool,
 }
 
 impl Rule {
@@ -83,11 +85,16 @@ impl Rule {
             kind: Kind::Unknown,
             snake_case: false,
             cache: false,
+            groups_used: false,
         }
     }
 
     /// Whether the rule's output depends on the capture groups of its match.
     pub fn uses_groups(&self) -> bool {
+        self.groups_used
+    }
+
+    fn any_template_uses_groups(&self) -> bool {
         self.name.as_ref().is_some_and(Template::uses_groups)
             || self.value.as_ref().is_some_and(Template::uses_groups)
             || self.help.as_ref().is_some_and(Template::uses_groups)
@@ -265,7 +272,7 @@ fn compile_rule(raw: RawRule, index: &str, locate: Locate<'_>) -> Result<Rule, C
         Some("COUNTER") => Kind::Counter,
         _ => Kind::Unknown,
     };
-    Ok(Rule {
+    let mut rule = Rule {
         name: raw.name.map(|s| template("name", &s.0)).transpose()?,
         value: raw.value.map(|s| template("value", &s.0)).transpose()?,
         help: raw.help.map(|s| template("help", &s.0)).transpose()?,
@@ -275,7 +282,10 @@ fn compile_rule(raw: RawRule, index: &str, locate: Locate<'_>) -> Result<Rule, C
         kind,
         snake_case: raw.attr_name_snake_case.is_some_and(|b| b.0),
         cache: raw.cache.is_some_and(|b| b.0),
-    })
+        groups_used: false,
+    };
+    rule.groups_used = rule.any_template_uses_groups();
+    Ok(rule)
 }
 
 fn compile_customizer(

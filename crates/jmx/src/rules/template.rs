@@ -3,8 +3,6 @@
 //! is group 1, `_`, group 2, and a multi-digit reference takes as many digits as still name
 //! a group (`$12` is group 12 only if the pattern has twelve groups, else group 1 and `2`).
 
-use std::fmt::Write as _;
-
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -92,18 +90,6 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Group(_)))
     }
 
-    /// The template as a fixed string, if it has no group references.
-    pub fn as_literal(&self) -> Option<String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::Group(_) => return None,
-            }
-        }
-        Some(out)
-    }
-
     /// Expands the template for one match of `input`.
     pub fn expand(&self, input: &str, spans: &Spans) -> String {
         let mut out = String::new();
@@ -118,25 +104,6 @@ impl Template {
             }
         }
         out
-    }
-}
-
-impl std::fmt::Display for Template {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for part in &self.parts {
-            match part {
-                Part::Literal(text) => {
-                    for c in text.chars() {
-                        if matches!(c, '$' | '\\') {
-                            f.write_char('\\')?;
-                        }
-                        f.write_char(c)?;
-                    }
-                }
-                Part::Group(group) => write!(f, "${{{group}}}")?,
-            }
-        }
-        Ok(())
     }
 }
 
@@ -191,10 +158,10 @@ mod tests {
     #[test]
     fn literals_and_group_use() {
         let fixed = Template::parse(r"a\$b", 0, &[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(fixed.as_literal().as_deref(), Some("a$b"));
+        assert_eq!(fixed.expand("", &[]), "a$b");
         assert!(!fixed.uses_groups());
         let grouped = Template::parse("$1", 1, &[]).unwrap_or_else(|e| panic!("{e}"));
         assert!(grouped.uses_groups());
-        assert_eq!(grouped.as_literal(), None);
+        assert_eq!(grouped.expand("xy", &[Some((0, 2)), Some((1, 2))]), "y");
     }
 }
