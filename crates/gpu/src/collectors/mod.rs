@@ -1,0 +1,82 @@
+//! One collector per concern, each reading one GPU through a [`Context`] and writing its
+//! families. A collector returns early only when the GPU or the driver is gone; a value
+//! the GPU cannot give is simply absent.
+
+pub mod clocks;
+pub mod ecc;
+pub mod identity;
+pub mod memory;
+pub mod mig;
+pub mod nvlink;
+pub mod pcie;
+pub mod power;
+pub mod processes;
+pub mod thermal;
+pub mod throttle;
+pub mod utilization;
+
+use std::path::Path;
+
+use nvml_wrapper::Device;
+
+use crate::calls::{Abort, Reader};
+use crate::families::Families;
+
+/// What a collector may opt into.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Per-process memory and utilisation (`--collect.processes`).
+    pub processes: bool,
+    /// PCIe throughput, which costs about 20 ms per GPU and direction
+    /// (`--collect.pcie-throughput`).
+    pub pcie_throughput: bool,
+    /// Where `/proc` is, for process names and cgroups.
+    pub procfs: std::path::PathBuf,
+}
+
+/// Facts learnt about one device that do not change while it stays the same device.
+#[derive(Debug, Default)]
+pub struct Learnt {
+    pub identity: Option<identity::Identity>,
+    /// Bitmask of the clock-event reasons the device reports, once asked.
+    pub supported_reasons: Option<u64>,
+    /// How many NVLinks the device has, once probed.
+    pub nvlinks: Option<u32>,
+    /// The newest process-utilisation sample seen, in µs.
+    pub last_process_sample: u64,
+}
+
+/// One GPU's reading for a cycle.
+#[derive(Debug)]
+pub struct Context<'a, 'n> {
+    pub device: &'a Device<'n>,
+    /// `gpu="…",uuid="…"`.
+    pub labels: &'a str,
+    pub reader: Reader<'a>,
+    pub learnt: &'a mut Learnt,
+    pub options: &'a Options,
+}
+
+impl Context<'_, '_> {
+    /// Where `/proc` is.
+    pub fn procfs(&self) -> &Path {
+        &self.options.procfs
+    }
+}
+
+/// Runs every collector on one GPU.
+pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort> {
+    identity::collect(cx, out)?;
+    utilization::collect(cx, out)?;
+    memory::collect(cx, out)?;
+    thermal::collect(cx, out)?;
+    power::collect(cx, out)?;
+    clocks::collect(cx, out)?;
+    throttle::collect(cx, out)?;
+    ecc::collect(cx, out)?;
+    pcie::collect(cx, out)?;
+    nvlink::collect(cx, out)?;
+    mig::collect(cx, out)?;
+    processes::collect(cx, out)?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Serves the latest snapshot, with its age, the live XID counts and the collector's
+//! health. A scrape takes no lock that the collection thread holds across NVML calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use kiln_registry::TextSource;
+
+use crate::families::{Families, Spec, write_header};
+use crate::family;
+use crate::worker::Shared;
+
+family!(
+    NVML_UP,
+    gauge,
+    "nvidia_gpu_nvml_up",
+    "1 if the NVML library is loaded and answering, else 0 (it is opened again with backoff)."
+);
+family!(
+    DEVICES,
+    gauge,
+    "nvidia_gpu_devices",
+    "GPUs NVML reports, including those that stopped answering."
+);
+family!(
+    UP,
+    gauge,
+    "nvidia_gpu_up",
+    "1 if the GPU answered in the latest collection, 0 if it is lost, needs a reset, or the collection is stalled."
+);
+family!(
+    STALLED,
+    gauge,
+    "nvidia_gpu_collect_stalled",
+    "1 while an NVML call has been running for longer than --collect.timeout; per-GPU readings are withheld until it returns."
+);
+family!(
+    DURATION,
+    gauge,
+    "nvidia_gpu_collect_duration_seconds",
+    "How long the latest collection took."
+);
+family!(
+    LAST,
+    gauge,
+    "nvidia_gpu_last_collect_timestamp_seconds",
+    "When the latest collection ended, in seconds since the epoch."
+);
+family!(
+    AGE,
+    gauge,
+    "nvidia_gpu_snapshot_age_seconds",
+    "Age of the readings served, in seconds."
+);
+
+/// The text source "gpu".
+#[derive(Debug)]
+pub struct GpuMetrics {
+    shared: Arc<Shared>,
+    timeout: Duration,
+    stall_logged: AtomicBool,
+}
+
+impl GpuMetrics {
+    /// Serves what `shared` holds; a call running longer than `timeout` is a stall.
+    pub fn new(shared: Arc<Shared>, timeout: Duration) -> Self {
+        Self {
+            shared,
+            timeout,
+            stall_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether an NVML call has run past the timeout; logs the first time per stall.
+    fn stalled(&self) -> bool {
+        let Some(call) = self.shared.progress.current() else {
+            self.stall_logged.store(false, Ordering::Relaxed);
+            return false;
+        };
+        let running = call.since.elapsed();
+        if running <= self.timeout {
+            return false;
+        }
+        if !self.stall_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                function = call.call.function(),
+                gpu = call.gpu.map(|g| g.to_string()).unwrap_or_default(),
+                seconds = running.as_secs(),
+                "An NVML call has not returned; serving no GPU readings until it does."
+            );
+        }
+        true
+    }
+}
+
+fn single(out: &mut String, spec: &Spec, value: f64) {
+    write_header(out, spec);
+    out.push_str(spec.name);
+    out.push(' ');
+    kiln_registry::metrics::write_float(out, value);
+    out.push('\n');
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl TextSource for GpuMetrics {
+    fn name(&self) -> &str {
+        "gpu"
+    }
+
+    fn write_text(&self, _taken: &[&str], out: &mut String) {
+        let snapshot = self.shared.snapshot.load();
+        let stalled = self.stalled();
+        out.reserve(snapshot.readings.len() + snapshot.errors.len() + 1024);
+        single(out, &NVML_UP, if snapshot.nvml_up { 1.0 } else { 0.0 });
+        single(out, &DEVICES, snapshot.gpus.len() as f64);
+        let mut live = Families::default();
+        for (labels, up) in &snapshot.gpus {
+            live.sample(&UP, labels, &[], if *up && !stalled { 1.0 } else { 0.0 });
+        }
+        live.render(out);
+        if !stalled {
+            out.push_str(&snapshot.readings);
+        }
+        let mut xids = Families::default();
+        self.shared.xids.write(&mut xids);
+        xids.render(out);
+        out.push_str(&snapshot.errors);
+        single(out, &STALLED, if stalled { 1.0 } else { 0.0 });
+        if snapshot.cycles > 0 {
+            single(out, &DURATION, snapshot.duration.as_secs_f64());
+            single(out, &LAST, unix_seconds(snapshot.taken));
+            let age = SystemTime::now()
+                .duration_since(snapshot.taken)
+                .unwrap_or_default();
+            single(out, &AGE, age.as_secs_f64());
+        }
+    }
+}

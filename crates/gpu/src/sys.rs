@@ -1,0 +1,109 @@
+//! NVML functions nvml-wrapper does not wrap, called through its loaded library.
+//!
+//! Each goes through the library's *field* for the symbol (a `Result`), never its
+//! convenience method, which panics when the symbol is missing; a missing symbol becomes
+//! `FailedToLoadSymbol`, exactly as for wrapped calls.
+
+#![allow(unsafe_code)]
+
+use nvml_wrapper::Device;
+use nvml_wrapper::error::{NvmlError, nvml_try};
+
+fn missing(error: &libloading::Error) -> NvmlError {
+    NvmlError::FailedToLoadSymbol(error.to_string())
+}
+
+/// Remapped rows (Ampere and later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RemappedRows {
+    pub(crate) correctable: u32,
+    pub(crate) uncorrectable: u32,
+    pub(crate) pending: bool,
+    pub(crate) failure: bool,
+}
+
+/// `nvmlDeviceGetRemappedRows`.
+pub(crate) fn remapped_rows(device: &Device<'_>) -> Result<RemappedRows, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetRemappedRows
+        .as_ref()
+        .map_err(missing)?;
+    let (mut correctable, mut uncorrectable, mut pending, mut failure) = (0, 0, 0, 0);
+    // SAFETY: the handle comes from this library; the out-pointers are live locals.
+    nvml_try(unsafe {
+        function(
+            device.handle(),
+            &mut correctable,
+            &mut uncorrectable,
+            &mut pending,
+            &mut failure,
+        )
+    })?;
+    Ok(RemappedRows {
+        correctable,
+        uncorrectable,
+        pending: pending != 0,
+        failure: failure != 0,
+    })
+}
+
+/// `nvmlDeviceGetGpuInstanceId` of a MIG device.
+pub(crate) fn gpu_instance_id(device: &Device<'_>) -> Result<u32, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetGpuInstanceId
+        .as_ref()
+        .map_err(missing)?;
+    let mut id = 0;
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut id) })?;
+    Ok(id)
+}
+
+/// `nvmlDeviceGetComputeInstanceId` of a MIG device.
+pub(crate) fn compute_instance_id(device: &Device<'_>) -> Result<u32, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetComputeInstanceId
+        .as_ref()
+        .map_err(missing)?;
+    let mut id = 0;
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut id) })?;
+    Ok(id)
+}
+
+/// Frame-buffer memory from version 1 of the call, for drivers older than 510 that lack
+/// `nvmlDeviceGetMemoryInfo_v2`. Version 1 counts reserved memory as used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemoryV1 {
+    pub(crate) total: u64,
+    pub(crate) free: u64,
+    pub(crate) used: u64,
+}
+
+/// `nvmlDeviceGetMemoryInfo`.
+pub(crate) fn memory_info_v1(device: &Device<'_>) -> Result<MemoryV1, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetMemoryInfo
+        .as_ref()
+        .map_err(missing)?;
+    let mut memory = nvml_wrapper_sys::bindings::nvmlMemory_t {
+        total: 0,
+        free: 0,
+        used: 0,
+    };
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut memory) })?;
+    Ok(MemoryV1 {
+        total: memory.total,
+        free: memory.free,
+        used: memory.used,
+    })
+}

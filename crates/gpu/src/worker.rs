@@ -1,0 +1,343 @@
+//! The collection thread: opens NVML (again, with backoff, when it breaks), reads every
+//! GPU on an interval and publishes a [`Snapshot`]. Scrapes never call NVML, so a driver
+//! call that hangs holds up this thread only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use nvml_wrapper::Nvml;
+use nvml_wrapper::error::NvmlError;
+
+use crate::calls::{Abort, Call, Errors, Progress, Reader, Support};
+use crate::collectors::identity::{self, Identity, System};
+use crate::collectors::{self, Context, Learnt, Options};
+use crate::families::{self, Families};
+use crate::family;
+use crate::snapshot::Snapshot;
+use crate::xid::{self, XidCounts};
+
+family!(
+    COLLECT_ERRORS,
+    counter,
+    "nvidia_gpu_collect_errors_total",
+    "NVML calls that failed, by C function and error. A call a GPU does not support fails once and is not made again."
+);
+
+/// How the collector runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The NVML library to open; `None` for `libnvidia-ml.so.1` from the loader's path.
+    pub library: Option<PathBuf>,
+    pub interval: Duration,
+    pub xid_events: bool,
+    pub options: Options,
+}
+
+/// What the collection thread shares with scrapes.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub progress: Progress,
+    pub xids: Arc<XidCounts>,
+}
+
+impl Shared {
+    /// Waits until the first cycle is published, or `limit` has passed.
+    pub fn wait_for_first(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.snapshot.load().cycles == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Starts the collection thread.
+pub fn start(settings: Settings) -> std::io::Result<Arc<Shared>> {
+    let shared = Arc::new(Shared::default());
+    let worker = Worker::new(settings, Arc::clone(&shared));
+    std::thread::Builder::new()
+        .name("nvml-collector".into())
+        .spawn(move || worker.run())?;
+    Ok(shared)
+}
+
+/// An open library, and the XID watcher that uses it.
+#[derive(Debug)]
+struct Session {
+    nvml: Arc<Nvml>,
+    system: System,
+    _xid: Option<xid::Watch>,
+}
+
+/// What is kept about the GPU at one index.
+#[derive(Debug)]
+struct Tracked {
+    uuid: String,
+    labels: String,
+    support: Support,
+    learnt: Learnt,
+}
+
+impl Tracked {
+    fn new(index: u32, uuid: String) -> Self {
+        Self {
+            labels: families::gpu_labels(index, &uuid),
+            uuid,
+            support: Support::default(),
+            learnt: Learnt::default(),
+        }
+    }
+}
+
+/// Backoff between attempts to open the library: 1 s doubling to a minute.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Worker {
+    settings: Settings,
+    shared: Arc<Shared>,
+    session: Option<Session>,
+    devices: Vec<Option<Tracked>>,
+    errors: Errors,
+    families: Families,
+    backoff: Duration,
+    next_open: Instant,
+    cycles: u64,
+}
+
+impl Worker {
+    /// A worker that publishes into `shared`; [`Worker::cycle`] runs one collection.
+    pub fn new(settings: Settings, shared: Arc<Shared>) -> Self {
+        Self {
+            settings,
+            shared,
+            session: None,
+            devices: Vec::new(),
+            errors: Errors::default(),
+            families: Families::default(),
+            backoff: FIRST_BACKOFF,
+            next_open: Instant::now(),
+            cycles: 0,
+        }
+    }
+
+    fn run(mut self) {
+        let mut next = Instant::now();
+        loop {
+            self.cycle();
+            // Keep to the interval's grid; after an overrun, start again from now.
+            next += self.settings.interval;
+            let now = Instant::now();
+            if next <= now {
+                next = now;
+            } else {
+                std::thread::sleep(next - now);
+            }
+        }
+    }
+
+    /// Runs one collection and publishes its snapshot.
+    pub fn cycle(&mut self) {
+        let started = Instant::now();
+        let gpus = match self.collect() {
+            Ok(gpus) => gpus,
+            Err(()) => {
+                self.families.clear();
+                Vec::new()
+            }
+        };
+        self.publish(started, gpus);
+    }
+
+    /// Reads every GPU into `self.families`; `Err` when NVML is unusable.
+    fn collect(&mut self) -> Result<Vec<(String, bool)>, ()> {
+        self.families.clear();
+        let nvml = self.open()?;
+        let progress = &self.shared.progress;
+        progress.enter(None, Call::DeviceCount);
+        let count = nvml.device_count();
+        progress.leave();
+        let count = match count {
+            Ok(count) => count,
+            Err(error) => return Err(self.driver_failed(Call::DeviceCount, &error)),
+        };
+        self.devices.resize_with(count as usize, || None);
+        let mut gpus = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            match self.collect_device(&nvml, index) {
+                Ok(up) => {
+                    let labels = match &self.devices[index as usize] {
+                        Some(tracked) => tracked.labels.clone(),
+                        None => families::gpu_labels(index, ""),
+                    };
+                    gpus.push((labels, up));
+                }
+                Err(()) => {
+                    self.close();
+                    return Err(());
+                }
+            }
+        }
+        Ok(gpus)
+    }
+
+    /// Reads one GPU. `Ok(false)`: the GPU is gone; `Err`: the driver is.
+    fn collect_device(&mut self, nvml: &Nvml, index: u32) -> Result<bool, ()> {
+        let progress = &self.shared.progress;
+        progress.enter(Some(index), Call::HandleByIndex);
+        let found = nvml.device_by_index(index).and_then(|device| {
+            progress.enter(Some(index), Call::Uuid);
+            let uuid = device.uuid()?;
+            Ok((device, uuid))
+        });
+        progress.leave();
+        let (device, uuid) = match found {
+            Ok(found) => found,
+            Err(error) => {
+                self.errors.record(Some(index), Call::HandleByIndex, &error);
+                return match crate::calls::meaning(&error) {
+                    crate::calls::Meaning::DriverGone => Err(()),
+                    _ => Ok(false),
+                };
+            }
+        };
+        let slot = &mut self.devices[index as usize];
+        if slot.as_ref().is_none_or(|t| t.uuid != uuid) {
+            // A new GPU at this index (or a reset one re-enumerated): learn it afresh.
+            *slot = Some(Tracked::new(index, uuid));
+        }
+        let Some(tracked) = slot.as_mut() else {
+            return Ok(false);
+        };
+        let system = self
+            .session
+            .as_ref()
+            .map(|s| s.system.clone())
+            .unwrap_or_default();
+        let mut reader = Reader {
+            gpu: index,
+            support: &mut tracked.support,
+            errors: &mut self.errors,
+            progress,
+        };
+        let checkpoint = self.families.checkpoint();
+        let outcome = (|| {
+            if tracked.learnt.identity.is_none() {
+                tracked.learnt.identity = Some(Identity::read(&device, &mut reader, &system)?);
+            }
+            let mut cx = Context {
+                device: &device,
+                labels: &tracked.labels,
+                reader,
+                learnt: &mut tracked.learnt,
+                options: &self.settings.options,
+            };
+            collectors::collect(&mut cx, &mut self.families)
+        })();
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(abort) => {
+                // Half a GPU's families would mislead; drop them.
+                self.families.rollback(&checkpoint);
+                match abort {
+                    Abort::DeviceGone => Ok(false),
+                    Abort::DriverGone => Err(()),
+                }
+            }
+        }
+    }
+
+    /// The open library, opening it if it is time to try.
+    fn open(&mut self) -> Result<Arc<Nvml>, ()> {
+        if let Some(session) = &self.session {
+            return Ok(Arc::clone(&session.nvml));
+        }
+        if Instant::now() < self.next_open {
+            return Err(());
+        }
+        self.shared.progress.enter(None, Call::Init);
+        let opened = match &self.settings.library {
+            Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
+            None => Nvml::init(),
+        };
+        self.shared.progress.leave();
+        let nvml = match opened {
+            Ok(nvml) => Arc::new(nvml),
+            Err(error) => {
+                self.errors.record(None, Call::Init, &error);
+                self.next_open = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                return Err(());
+            }
+        };
+        let system = System {
+            driver_version: nvml.sys_driver_version().unwrap_or_default(),
+            cuda_version: nvml
+                .sys_cuda_driver_version()
+                .map(identity::cuda_version)
+                .unwrap_or_default(),
+        };
+        tracing::info!(
+            driver = system.driver_version,
+            cuda = system.cuda_version,
+            "NVML opened."
+        );
+        let xid = self
+            .settings
+            .xid_events
+            .then(|| xid::watch(Arc::clone(&nvml), Arc::clone(&self.shared.xids)));
+        self.backoff = FIRST_BACKOFF;
+        self.session = Some(Session {
+            nvml: Arc::clone(&nvml),
+            system,
+            _xid: xid,
+        });
+        Ok(nvml)
+    }
+
+    /// A system-level call failed: the library is closed, to be opened again.
+    fn driver_failed(&mut self, call: Call, error: &NvmlError) {
+        self.errors.record(None, call, error);
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if self.session.take().is_some() {
+            tracing::warn!("NVML stopped answering; opening it again.");
+        }
+        // Devices are learnt afresh from a new session.
+        self.devices.clear();
+        self.next_open = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    fn publish(&mut self, started: Instant, gpus: Vec<(String, bool)>) {
+        self.cycles += 1;
+        let previous = self.shared.snapshot.load();
+        let mut readings = String::with_capacity(previous.readings.len() + 256);
+        self.families.render(&mut readings);
+        let mut errors = Families::default();
+        for (call, error, count) in self.errors.counts() {
+            errors.sample(
+                &COLLECT_ERRORS,
+                "",
+                &[("call", call.function()), ("error", error)],
+                count as f64,
+            );
+        }
+        let mut errors_text = String::new();
+        errors.render(&mut errors_text);
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            taken: SystemTime::now(),
+            duration: started.elapsed(),
+            cycles: self.cycles,
+            nvml_up: self.session.is_some(),
+            gpus,
+            readings,
+            errors: errors_text,
+        }));
+    }
+}
