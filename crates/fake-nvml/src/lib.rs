@@ -2,7 +2,7 @@
 //!
 //! It exports the NVML C functions the exporter calls, with NVML's signatures and struct
 //! layouts (taken from `nvml-wrapper-sys`, so they cannot drift), and answers them from a
-//! JSON fixture named by `FAKE_NVML_FIXTURE` (see [`fixture`]). Everything above this
+//! JSON fixture named by `FAKE_NVML_FIXTURE` (see its `fixture` module). Everything above this
 //! library — nvml-wrapper, the exporter's collectors, its HTTP side — is the real code.
 //!
 //! The fixture is read again when the file changes (checked when the device count is read,

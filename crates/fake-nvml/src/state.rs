@@ -2,6 +2,7 @@
 //! count and the event queue. Device handles are addresses inside a static block, so they
 //! are stable for the life of the process and decode back to a GPU or MIG slot.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -70,7 +71,7 @@ impl<'a> Device<'a> {
 pub(crate) struct State {
     pub(crate) fixture: Fixture,
     path: PathBuf,
-    modified: Option<SystemTime>,
+    modified: Stamp,
     started: Instant,
     pub(crate) init_count: u32,
     pub(crate) delivered_events: usize,
@@ -105,9 +106,7 @@ impl State {
 
     /// Reads the fixture again if the file changed. A broken rewrite keeps the old one.
     pub(crate) fn refresh(&mut self) {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = stamp(&self.path);
         if modified == self.modified {
             return;
         }
@@ -143,8 +142,17 @@ impl State {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<(Fixture, Option<SystemTime>), String> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+/// What tells one version of the fixture file from the next: a rewrite by rename is a new
+/// inode even within one tick of a coarse clock.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.ino(), metadata.len()))
+}
+
+fn read(path: &std::path::Path) -> Result<(Fixture, Stamp), String> {
+    let modified = stamp(path);
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let fixture =

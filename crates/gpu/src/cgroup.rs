@@ -43,16 +43,16 @@ pub fn parse(text: &str) -> Owner {
             continue;
         };
         for segment in path.split('/') {
-            if owner.yarn_container.is_empty() {
-                if let Some(container) = yarn_container(segment) {
-                    owner.yarn_application = yarn_application(container).unwrap_or_default();
-                    owner.yarn_container = container.to_owned();
-                }
+            if owner.yarn_container.is_empty()
+                && let Some(container) = yarn_container(segment)
+            {
+                owner.yarn_application = yarn_application(container).unwrap_or_default();
+                owner.yarn_container = container.to_owned();
             }
-            if owner.container_id.is_empty() {
-                if let Some(id) = container_id(segment) {
-                    owner.container_id = id.to_owned();
-                }
+            if owner.container_id.is_empty()
+                && let Some(id) = container_id(segment)
+            {
+                owner.container_id = id.to_owned();
             }
             if owner.systemd_unit.is_empty() && segment.ends_with(".service") {
                 owner.systemd_unit = segment.to_owned();

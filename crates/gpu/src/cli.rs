@@ -35,7 +35,7 @@ pub struct Cli {
     pub timeout: Duration,
 
     /// Per-process GPU memory and utilisation, labelled with PID, command, and the YARN
-    /// container, container id or systemd unit from /proc/<pid>/cgroup.
+    /// container, container id or systemd unit from `/proc/<pid>/cgroup`.
     #[arg(long = "collect.processes", alias = "collect.compute-apps")]
     pub processes: bool,
 

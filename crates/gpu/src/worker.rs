@@ -162,7 +162,12 @@ impl Worker {
         progress.leave();
         let count = match count {
             Ok(count) => count,
-            Err(error) => return Err(self.driver_failed(Call::DeviceCount, &error)),
+            Err(error) => {
+                return {
+                    self.driver_failed(Call::DeviceCount, &error);
+                    Err(())
+                };
+            }
         };
         self.devices.resize_with(count as usize, || None);
         let mut gpus = Vec::with_capacity(count as usize);

@@ -38,7 +38,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     for (clock, name) in DOMAINS {
         if let Some(mhz) = cx
             .reader
-            .call(Call::ClockInfo, || device.clock_info(clock.clone()))?
+            .call(Call::ClockInfo, || device.clock_info(clock))?
         {
             out.sample(
                 &CURRENT,
@@ -51,7 +51,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     for (clock, name) in DOMAINS {
         if let Some(mhz) = cx
             .reader
-            .call(Call::MaxClockInfo, || device.max_clock_info(clock.clone()))?
+            .call(Call::MaxClockInfo, || device.max_clock_info(clock))?
         {
             out.sample(&MAX, cx.labels, &[("clock", name)], f64::from(mhz) * 1e6);
         }

@@ -93,7 +93,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     if mode.is_some_and(|m| m.currently_enabled) {
         for (error, error_name, counter, counter_name) in COUNTS {
             let count = cx.reader.call(Call::TotalEccErrors, || {
-                device.total_ecc_errors(error.clone(), counter.clone())
+                device.total_ecc_errors(error, counter)
             })?;
             if let Some(count) = count {
                 out.sample(
@@ -111,7 +111,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     ] {
         if let Some(pages) = cx
             .reader
-            .call(Call::RetiredPages, || device.retired_pages(cause.clone()))?
+            .call(Call::RetiredPages, || device.retired_pages(cause))?
         {
             out.sample(&RETIRED, cx.labels, &[("cause", name)], pages.len() as f64);
         }

@@ -56,9 +56,10 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
             continue;
         }
         for (counter, name) in COUNTERS {
-            if let Some(count) = cx.reader.call_each(Call::NvLinkErrorCounter, || {
-                nvlink.error_counter(counter.clone())
-            })? {
+            if let Some(count) = cx
+                .reader
+                .call_each(Call::NvLinkErrorCounter, || nvlink.error_counter(counter))?
+            {
                 out.sample(
                     &ERRORS,
                     cx.labels,

@@ -74,9 +74,10 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
             (PcieUtilCounter::Send, "tx"),
             (PcieUtilCounter::Receive, "rx"),
         ] {
-            if let Some(kb) = cx.reader.call(Call::PcieThroughput, || {
-                device.pcie_throughput(counter.clone())
-            })? {
+            if let Some(kb) = cx
+                .reader
+                .call(Call::PcieThroughput, || device.pcie_throughput(counter))?
+            {
                 out.sample(
                     &THROUGHPUT,
                     cx.labels,

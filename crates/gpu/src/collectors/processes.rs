@@ -79,11 +79,12 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     Ok(())
 }
 
+/// SM and memory utilisation (0-1) by PID.
+type UtilizationByPid = HashMap<u32, (f64, f64)>;
+
 /// Mean SM and memory utilisation per PID over the samples NVML took since the last
 /// collection; `None` where the GPU cannot sample per process.
-fn sampled_utilization(
-    cx: &mut Context<'_, '_>,
-) -> Result<Option<HashMap<u32, (f64, f64)>>, Abort> {
+fn sampled_utilization(cx: &mut Context<'_, '_>) -> Result<Option<UtilizationByPid>, Abort> {
     if cx.reader.support.lacks(Call::ProcessUtilization) {
         return Ok(None);
     }

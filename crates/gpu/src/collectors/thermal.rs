@@ -54,16 +54,16 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     let fields = cx.reader.call(Call::FieldValues, || {
         device.field_values_for(&[FieldId(NVML_FI_DEV_MEMORY_TEMP)])
     })?;
-    if let Some(Ok(sample)) = fields.as_ref().and_then(|f| f.first()) {
-        if let Ok(value) = &sample.value {
-            let celsius = match *value {
-                SampleValue::F64(v) => v,
-                SampleValue::U32(v) => f64::from(v),
-                SampleValue::U64(v) => v as f64,
-                SampleValue::I64(v) => v as f64,
-            };
-            out.sample(&MEMORY, cx.labels, &[], celsius);
-        }
+    if let Some(Ok(sample)) = fields.as_ref().and_then(|f| f.first())
+        && let Ok(value) = &sample.value
+    {
+        let celsius = match *value {
+            SampleValue::F64(v) => v,
+            SampleValue::U32(v) => f64::from(v),
+            SampleValue::U64(v) => v as f64,
+            SampleValue::I64(v) => v as f64,
+        };
+        out.sample(&MEMORY, cx.labels, &[], celsius);
     }
     for (threshold, name) in THRESHOLDS {
         let value = cx.reader.call_each(Call::TemperatureThreshold, || {

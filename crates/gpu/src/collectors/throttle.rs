@@ -64,9 +64,10 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
         }
     }
     for (policy, reason) in POLICIES {
-        if let Some(time) = cx.reader.call(Call::ViolationStatus, || {
-            device.violation_status(policy.clone())
-        })? {
+        if let Some(time) = cx
+            .reader
+            .call(Call::ViolationStatus, || device.violation_status(policy))?
+        {
             out.sample(
                 &SECONDS,
                 cx.labels,

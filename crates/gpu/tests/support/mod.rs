@@ -1,0 +1,231 @@
+//! Shared by the integration tests: the fake NVML library (crates/fake-nvml), a fixture
+//! file the tests rewrite while the exporter runs, and `kiln-gpu-exporter` itself on a
+//! free loopback port.
+
+#![allow(clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-gpu-exporter");
+
+/// `libfake_nvml.so` of this build profile, built first if it is missing or older than
+/// its sources (`cargo test` does not build cdylib members).
+pub fn fake_library() -> PathBuf {
+    let profile_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let library = profile_dir.join("libfake_nvml.so");
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fake-nvml/src");
+    let newest_source = std::fs::read_dir(&sources)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let built = std::fs::metadata(&library).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|b| b < newest_source) {
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "fake-nvml"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().unwrap().success(),
+            "building fake-nvml failed"
+        );
+    }
+    library
+}
+
+/// A copy of the fake library in which `symbols` cannot be found, as in a driver too old
+/// to have them. The names are blanked in the dynamic string table (first letter `n` →
+/// `x`), so the dynamic linker's lookup misses them.
+pub fn library_without(dir: &Path, symbols: &[&str]) -> PathBuf {
+    let mut bytes = std::fs::read(fake_library()).unwrap();
+    for symbol in symbols {
+        let needle: Vec<u8> = [&[0u8][..], symbol.as_bytes(), &[0u8]].concat();
+        let mut found = 0;
+        let mut at = 0;
+        while let Some(offset) = bytes[at..]
+            .windows(needle.len())
+            .position(|w| w == needle.as_slice())
+        {
+            let start = at + offset + 1;
+            bytes[start] = b'x';
+            found += 1;
+            at = start;
+        }
+        assert!(found > 0, "{symbol} is not in the fake library");
+    }
+    let path = dir.join("libnvidia-ml-old.so.1");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The fleet fixture (an H100, an A100 in MIG mode, a T4), as JSON to adjust.
+pub fn fleet() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A running exporter on the fake driver, killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Exporter {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Exporter {
+    /// Starts the exporter on `fixture` with the fake library and `args`.
+    pub fn start(fixture: &Value, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let library = fake_library();
+        Self::start_in(dir, fixture, &library, args)
+    }
+
+    /// Starts the exporter in `dir` with the library at `library`.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        fixture: &Value,
+        library: &Path,
+        args: &[&str],
+    ) -> Self {
+        write_fixture(&dir.path().join("fixture.json"), fixture);
+        let log = dir.path().join("stderr.log");
+        let port = free_port();
+        let child = Command::new(EXPORTER)
+            .env("FAKE_NVML_FIXTURE", dir.path().join("fixture.json"))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--nvml.library-path={}", library.display()))
+            .arg("--collect.interval=100ms")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut exporter = Self {
+            child,
+            port,
+            dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = exporter.child.try_wait() {
+                panic!("the exporter exited ({status}): {}", exporter.log_text());
+            }
+            if http(exporter.port, "/-/ready").is_some_and(|(status, _)| status == 200) {
+                return exporter;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the exporter did not start: {}", exporter.log_text());
+    }
+
+    /// Replaces the fixture the running exporter's driver reads.
+    pub fn rewrite(&self, fixture: &Value) {
+        write_fixture(&self.dir.path().join("fixture.json"), fixture);
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One scrape of `/metrics`, checked to be valid exposition text.
+    pub fn metrics(&self) -> String {
+        let (status, body) = http(self.port, "/metrics").expect("the exporter answers");
+        assert_eq!(status, 200, "{body}");
+        if let Err(error) = kiln_scraper::parse(&body) {
+            panic!("invalid exposition: {error}\n{body}");
+        }
+        body
+    }
+
+    /// Scrapes until `done` holds for the text, or panics after `limit` with the last one.
+    pub fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.metrics();
+            if done(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}:\n{text}\nlog:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `fixture` to `path` by rename, so the fake never reads half a file.
+pub fn write_fixture(path: &Path, fixture: &Value) {
+    let scratch = path.with_extension("tmp");
+    std::fs::write(&scratch, serde_json::to_vec_pretty(fixture).unwrap()).unwrap();
+    std::fs::rename(&scratch, path).unwrap();
+}
+
+/// One HTTP/1.0 GET; status and body.
+pub fn http(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let head = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The value of the sample written exactly as `series` (`name{a="b"}`) in `text`.
+pub fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            (key == series).then(|| value.parse().ok()).flatten()
+        })
+}
+
+/// Whether any sample of `family` mentions `needle` in its labels.
+pub fn has(text: &str, family: &str, needle: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with(&format!("{family}{{")) && l.contains(needle))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The GPU labels of the fleet fixture's GPUs.
+pub const H100: &str = r#"gpu="0",uuid="GPU-5d3b1a52-6c2e-4f11-9a0e-0a1b2c3d4e5f""#;
+pub const A100: &str = r#"gpu="1",uuid="GPU-0b7e9f0c-3a94-4c6a-8c2f-112233445566""#;
+pub const T4: &str = r#"gpu="2",uuid="GPU-77f1c2d3-e4a5-4b6c-9d7e-8f9a0b1c2d3e""#;
