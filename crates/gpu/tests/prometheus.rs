@@ -1,0 +1,157 @@
+//! The dcgm-compat recording rules: `promtool test rules` on their unit tests, and a real
+//! Prometheus scraping kiln-gpu-exporter (on the fake driver) and evaluating them, so the
+//! queries of dcgm-exporter's dashboard 12239 answer from our metrics.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Exporter, fleet, free_port, http};
+
+fn rules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/rules")
+}
+
+#[test]
+fn the_rules_pass_their_promtool_unit_tests() {
+    let output = Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(rules_dir().join("tests/dcgm-compat.test.yml"))
+        .output()
+        .expect("promtool runs (scripts/test installs Debian's prometheus)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dashboard_12239_queries_answer_from_a_real_prometheus() {
+    let exporter = Exporter::start(&fleet(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: gpu\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        rules_dir().join("dcgm-compat.yml").display(),
+        exporter.port
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus runs (scripts/test installs Debian's prometheus)"),
+    );
+    // The panels' queries, with the dashboard's variables set to one host and GPU 0.
+    let instance = format!("127.0.0.1:{}", exporter.port);
+    let panels = [
+        ("DCGM_FI_DEV_GPU_TEMP", 61.0),
+        ("DCGM_FI_DEV_POWER_USAGE", 512.345),
+        ("DCGM_FI_DEV_SM_CLOCK * 1000000", 1.98e9),
+        ("DCGM_FI_DEV_GPU_UTIL", 87.0),
+        ("DCGM_FI_DEV_FB_USED", 62_277_025_792.0 / 1_048_576.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (query, expected) in panels {
+        let (metric, scale) = query.split_once(" * ").unwrap_or((query, ""));
+        let expr = format!(
+            "{metric}{{instance=~\"{instance}\",gpu=~\"0\"}}{}",
+            if scale.is_empty() {
+                String::new()
+            } else {
+                format!(" * {scale}")
+            }
+        );
+        let url = format!("/api/v1/query?query={}", encode(&expr));
+        let answer = loop {
+            let body = http(port, &url).map(|(_, body)| body).unwrap_or_default();
+            if body.contains("\"value\":[") {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer to {expr}: {body}\n{}",
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let result = &value["data"]["result"];
+        assert_eq!(result.as_array().unwrap().len(), 1, "{expr}: {answer}");
+        assert_eq!(result[0]["metric"]["gpu"], "0");
+        let got: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(
+            (got - expected).abs() < 1e-6 * expected.abs().max(1.0),
+            "{expr}: {got} != {expected}"
+        );
+    }
+}
+
+/// Percent-encodes a query for a URL.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_scrape_passes_promtool_lint() {
+    use std::io::Write as _;
+    let exporter = Exporter::start(
+        &fleet(),
+        &["--collect.processes", "--collect.pcie-throughput"],
+    );
+    let text = exporter.metrics();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{complaints}");
+    assert!(complaints.trim().is_empty(), "{complaints}");
+}
