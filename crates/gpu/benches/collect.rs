@@ -1,0 +1,87 @@
+//! One collection cycle of eight GPUs on the fake driver, and serving a scrape from its
+//! snapshot. The cycle's time includes the fake library's own (small) time, so it bounds
+//! the exporter's overhead from above.
+
+#![allow(clippy::unwrap_used)]
+// `std::env::set_var` is unsafe in edition 2024; it runs before any other thread exists.
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use kiln_gpu::collectors::Options;
+use kiln_gpu::exposition::GpuMetrics;
+use kiln_gpu::worker::{Settings, Shared, Worker};
+use kiln_registry::TextSource;
+
+/// `libfake_nvml.so` beside this benchmark's profile, built if missing.
+fn fake_library() -> PathBuf {
+    let profile = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let library = profile.join("libfake_nvml.so");
+    if !library.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "fake-nvml"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    library
+}
+
+/// The fleet fixture's H100 eight times, with its processes and NVLinks.
+fn eight_gpus(dir: &Path) -> PathBuf {
+    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.json");
+    let mut fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fleet).unwrap()).unwrap();
+    let h100 = fixture["devices"][0].clone();
+    let devices: Vec<_> = (0..8)
+        .map(|k| {
+            let mut gpu = h100.clone();
+            gpu["uuid"] = format!("GPU-5d3b1a52-6c2e-4f11-9a0e-0a1b2c3d4e5{k}").into();
+            gpu["minor_number"] = k.into();
+            gpu
+        })
+        .collect();
+    fixture["devices"] = devices.into();
+    let path = dir.join("eight.json");
+    std::fs::write(&path, serde_json::to_vec(&fixture).unwrap()).unwrap();
+    path
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = eight_gpus(dir.path());
+    // SAFETY: no other thread runs yet.
+    unsafe { std::env::set_var("FAKE_NVML_FIXTURE", &fixture) };
+    let shared = Arc::new(Shared::default());
+    let settings = Settings {
+        library: Some(fake_library()),
+        interval: Duration::from_secs(5),
+        xid_events: false,
+        options: Options {
+            processes: true,
+            pcie_throughput: false,
+            procfs: "/proc".into(),
+        },
+    };
+    let mut worker = Worker::new(settings, Arc::clone(&shared));
+    worker.cycle();
+    assert_eq!(shared.snapshot.load().gpus.len(), 8, "the fake driver did not answer");
+
+    c.bench_function("gpu/collect_cycle_8_gpus", |b| b.iter(|| worker.cycle()));
+
+    let metrics = GpuMetrics::new(Arc::clone(&shared), Duration::from_secs(10));
+    let mut out = String::new();
+    metrics.write_text(&[], &mut out);
+    println!("scrape body: {} bytes, {} lines", out.len(), out.lines().count());
+    c.bench_function("gpu/serve_scrape_8_gpus", |b| {
+        b.iter(|| {
+            out.clear();
+            metrics.write_text(&[], &mut out);
+        })
+    });
+}
+
+criterion_group!(name = group; config = Criterion::default().measurement_time(Duration::from_secs(5)); targets = benches);
+criterion_main!(group);
