@@ -18,7 +18,13 @@ use kiln_registry::TextSource;
 
 /// `libfake_nvml.so` beside this benchmark's profile, built if missing.
 fn fake_library() -> PathBuf {
-    let profile = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let profile = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let library = profile.join("libfake_nvml.so");
     if !library.exists() {
         let status = std::process::Command::new(env!("CARGO"))
@@ -33,7 +39,8 @@ fn fake_library() -> PathBuf {
 /// The fleet fixture's H100 eight times, with its processes and NVLinks.
 fn eight_gpus(dir: &Path) -> PathBuf {
     let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.json");
-    let mut fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fleet).unwrap()).unwrap();
+    let mut fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet).unwrap()).unwrap();
     let h100 = fixture["devices"][0].clone();
     let devices: Vec<_> = (0..8)
         .map(|k| {
@@ -67,14 +74,22 @@ fn benches(c: &mut Criterion) {
     };
     let mut worker = Worker::new(settings, Arc::clone(&shared));
     worker.cycle();
-    assert_eq!(shared.snapshot.load().gpus.len(), 8, "the fake driver did not answer");
+    assert_eq!(
+        shared.snapshot.load().gpus.len(),
+        8,
+        "the fake driver did not answer"
+    );
 
     c.bench_function("gpu/collect_cycle_8_gpus", |b| b.iter(|| worker.cycle()));
 
     let metrics = GpuMetrics::new(Arc::clone(&shared), Duration::from_secs(10));
     let mut out = String::new();
     metrics.write_text(&[], &mut out);
-    println!("scrape body: {} bytes, {} lines", out.len(), out.lines().count());
+    println!(
+        "scrape body: {} bytes, {} lines",
+        out.len(),
+        out.lines().count()
+    );
     c.bench_function("gpu/serve_scrape_8_gpus", |b| {
         b.iter(|| {
             out.clear();
