@@ -3,8 +3,6 @@
 //! the exporter's overhead from above.
 
 #![allow(clippy::unwrap_used)]
-// `std::env::set_var` is unsafe in edition 2024; it runs before any other thread exists.
-#![allow(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,11 +54,23 @@ fn eight_gpus(dir: &Path) -> PathBuf {
     path
 }
 
-fn benches(c: &mut Criterion) {
+/// The fake driver reads its fixture's path from the environment, which a running program
+/// cannot safely change; the benchmark therefore runs itself again with it set.
+fn ensure_fixture_in_environment() {
+    if std::env::var_os("FAKE_NVML_FIXTURE").is_some() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let fixture = eight_gpus(dir.path());
-    // SAFETY: no other thread runs yet.
-    unsafe { std::env::set_var("FAKE_NVML_FIXTURE", &fixture) };
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(std::env::args_os().skip(1))
+        .env("FAKE_NVML_FIXTURE", eight_gpus(dir.path()))
+        .status()
+        .unwrap();
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn benches(c: &mut Criterion) {
+    ensure_fixture_in_environment();
     let shared = Arc::new(Shared::default());
     let settings = Settings {
         library: Some(fake_library()),
