@@ -254,6 +254,14 @@ impl Progress {
         self.word.store(word, Ordering::Relaxed);
     }
 
+    /// Runs `f` as `call` on `gpu`.
+    pub fn around<T>(&self, gpu: Option<u32>, call: Call, f: impl FnOnce() -> T) -> T {
+        self.enter(gpu, call);
+        let result = f();
+        self.leave();
+        result
+    }
+
     /// Marks the call as returned.
     pub fn leave(&self) {
         self.word.store(0, Ordering::Relaxed);
@@ -291,10 +299,7 @@ impl Reader<'_> {
         if self.support.lacks(call) {
             return Ok(None);
         }
-        self.progress.enter(Some(self.gpu), call);
-        let result = f();
-        self.progress.leave();
-        match result {
+        match self.progress.around(Some(self.gpu), call, f) {
             Ok(value) => Ok(Some(value)),
             Err(error) => self.failed(call, &error).map(|()| None),
         }
@@ -311,10 +316,7 @@ impl Reader<'_> {
         if self.support.lacks(call) {
             return Ok(None);
         }
-        self.progress.enter(Some(self.gpu), call);
-        let result = f();
-        self.progress.leave();
-        match result {
+        match self.progress.around(Some(self.gpu), call, f) {
             Ok(value) => Ok(Some(value)),
             Err(NvmlError::NotSupported | NvmlError::InvalidArg) => Ok(None),
             Err(error) => self.failed(call, &error).map(|()| None),

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
 
-use crate::calls::{Abort, Call, Errors, Progress, Reader, Support};
+use crate::calls::{Abort, Call, Errors, Meaning, Progress, Reader, Support, meaning};
 use crate::collectors::identity::{self, Identity, System};
 use crate::collectors::{self, Context, Learnt, Options};
 use crate::families::{self, Families};
@@ -157,34 +157,25 @@ impl Worker {
         self.families.clear();
         let nvml = self.open()?;
         let progress = &self.shared.progress;
-        progress.enter(None, Call::DeviceCount);
-        let count = nvml.device_count();
-        progress.leave();
-        let count = match count {
+        let count = match progress.around(None, Call::DeviceCount, || nvml.device_count()) {
             Ok(count) => count,
             Err(error) => {
-                return {
-                    self.driver_failed(Call::DeviceCount, &error);
-                    Err(())
-                };
+                self.driver_failed(Call::DeviceCount, &error);
+                return Err(());
             }
         };
         self.devices.resize_with(count as usize, || None);
         let mut gpus = Vec::with_capacity(count as usize);
         for index in 0..count {
-            match self.collect_device(&nvml, index) {
-                Ok(up) => {
-                    let labels = match &self.devices[index as usize] {
-                        Some(tracked) => tracked.labels.clone(),
-                        None => families::gpu_labels(index, ""),
-                    };
-                    gpus.push((labels, up));
-                }
-                Err(()) => {
-                    self.close();
-                    return Err(());
-                }
-            }
+            let Ok(up) = self.collect_device(&nvml, index) else {
+                self.close();
+                return Err(());
+            };
+            let labels = match &self.devices[index as usize] {
+                Some(tracked) => tracked.labels.clone(),
+                None => families::gpu_labels(index, ""),
+            };
+            gpus.push((labels, up));
         }
         Ok(gpus)
     }
@@ -192,19 +183,22 @@ impl Worker {
     /// Reads one GPU. `Ok(false)`: the GPU is gone; `Err`: the driver is.
     fn collect_device(&mut self, nvml: &Nvml, index: u32) -> Result<bool, ()> {
         let progress = &self.shared.progress;
-        progress.enter(Some(index), Call::HandleByIndex);
-        let found = nvml.device_by_index(index).and_then(|device| {
-            progress.enter(Some(index), Call::Uuid);
-            let uuid = device.uuid()?;
-            Ok((device, uuid))
-        });
-        progress.leave();
+        let found = progress
+            .around(Some(index), Call::HandleByIndex, || {
+                nvml.device_by_index(index)
+            })
+            .map_err(|error| (Call::HandleByIndex, error))
+            .and_then(|device| {
+                let uuid = progress.around(Some(index), Call::Uuid, || device.uuid());
+                uuid.map(|uuid| (device, uuid))
+                    .map_err(|error| (Call::Uuid, error))
+            });
         let (device, uuid) = match found {
             Ok(found) => found,
-            Err(error) => {
-                self.errors.record(Some(index), Call::HandleByIndex, &error);
-                return match crate::calls::meaning(&error) {
-                    crate::calls::Meaning::DriverGone => Err(()),
+            Err((call, error)) => {
+                self.errors.record(Some(index), call, &error);
+                return match meaning(&error) {
+                    Meaning::DriverGone => Err(()),
                     _ => Ok(false),
                 };
             }
@@ -217,31 +211,25 @@ impl Worker {
         let Some(tracked) = slot.as_mut() else {
             return Ok(false);
         };
-        let system = self
-            .session
-            .as_ref()
-            .map(|s| s.system.clone())
-            .unwrap_or_default();
-        let mut reader = Reader {
+        let Some(session) = &self.session else {
+            return Err(());
+        };
+        let reader = Reader {
             gpu: index,
             support: &mut tracked.support,
             errors: &mut self.errors,
             progress,
         };
         let checkpoint = self.families.checkpoint();
-        let outcome = (|| {
-            if tracked.learnt.identity.is_none() {
-                tracked.learnt.identity = Some(Identity::read(&device, &mut reader, &system)?);
-            }
-            let mut cx = Context {
-                device: &device,
-                labels: &tracked.labels,
-                reader,
-                learnt: &mut tracked.learnt,
-                options: &self.settings.options,
-            };
-            collectors::collect(&mut cx, &mut self.families)
-        })();
+        let outcome = read_device(
+            &device,
+            tracked.labels.as_str(),
+            &mut tracked.learnt,
+            reader,
+            &session.system,
+            &self.settings.options,
+            &mut self.families,
+        );
         match outcome {
             Ok(()) => Ok(true),
             Err(abort) => {
@@ -263,12 +251,14 @@ impl Worker {
         if Instant::now() < self.next_open {
             return Err(());
         }
-        self.shared.progress.enter(None, Call::Init);
-        let opened = match &self.settings.library {
-            Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
-            None => Nvml::init(),
-        };
-        self.shared.progress.leave();
+        let library = self.settings.library.as_deref();
+        let opened = self
+            .shared
+            .progress
+            .around(None, Call::Init, || match library {
+                Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
+                None => Nvml::init(),
+            });
         let nvml = match opened {
             Ok(nvml) => Arc::new(nvml),
             Err(error) => {
@@ -345,4 +335,27 @@ impl Worker {
             errors: errors_text,
         }));
     }
+}
+
+/// Learns a GPU's identity the first time, then runs every collector on it.
+fn read_device(
+    device: &Device<'_>,
+    labels: &str,
+    learnt: &mut Learnt,
+    mut reader: Reader<'_>,
+    system: &System,
+    options: &Options,
+    out: &mut Families,
+) -> Result<(), Abort> {
+    if learnt.identity.is_none() {
+        learnt.identity = Some(Identity::read(device, &mut reader, system)?);
+    }
+    let mut cx = Context {
+        device,
+        labels,
+        reader,
+        learnt,
+        options,
+    };
+    collectors::collect(&mut cx, out)
 }

@@ -90,11 +90,12 @@ fn sampled_utilization(cx: &mut Context<'_, '_>) -> Result<Option<UtilizationByP
     }
     let device = cx.device;
     let since = cx.learnt.last_process_sample;
-    cx.reader
+    let answer = cx
+        .reader
         .progress
-        .enter(Some(cx.reader.gpu), Call::ProcessUtilization);
-    let answer = device.process_utilization_stats(since);
-    cx.reader.progress.leave();
+        .around(Some(cx.reader.gpu), Call::ProcessUtilization, || {
+            device.process_utilization_stats(since)
+        });
     let samples = match answer {
         Ok(samples) => samples,
         // NVML's answer when nothing was sampled, the usual case on an idle GPU.
