@@ -266,6 +266,21 @@ fn without_a_driver_nvml_is_down_and_is_opened_again_when_it_appears() {
 }
 
 #[test]
+fn the_library_is_found_on_the_loaders_search_path_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        support::fake_library(),
+        dir.path().join("libnvidia-ml.so.1"),
+    )
+    .unwrap();
+    // The default --nvml.library-path is the bare name libnvidia-ml.so.1.
+    let exporter = Exporter::start_in(dir, &fleet(), Path::new("libnvidia-ml.so.1"), &[]);
+    let text = exporter.metrics();
+    assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(1.0), "{text}");
+    assert_eq!(value(&text, "nvidia_gpu_devices"), Some(3.0));
+}
+
+#[test]
 fn a_driver_that_is_not_loaded_is_retried_with_backoff() {
     let mut fixture = fleet();
     fixture["init_error"] = json!(9);

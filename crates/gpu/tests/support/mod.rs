@@ -95,7 +95,8 @@ impl Exporter {
         Self::start_in(dir, fixture, &library, args)
     }
 
-    /// Starts the exporter in `dir` with the library at `library`.
+    /// Starts the exporter in `dir` with the library at `library`. A bare file name is
+    /// looked up by the dynamic loader, with `dir` on `LD_LIBRARY_PATH`.
     pub fn start_in(
         dir: tempfile::TempDir,
         fixture: &Value,
@@ -105,7 +106,11 @@ impl Exporter {
         write_fixture(&dir.path().join("fixture.json"), fixture);
         let log = dir.path().join("stderr.log");
         let port = free_port();
-        let child = Command::new(EXPORTER)
+        let mut command = Command::new(EXPORTER);
+        if library.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+            command.env("LD_LIBRARY_PATH", dir.path());
+        }
+        let child = command
             .env("FAKE_NVML_FIXTURE", dir.path().join("fixture.json"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--nvml.library-path={}", library.display()))
