@@ -1,0 +1,9 @@
+//! The `kiln` command: `scrape` and `check` an exporter's output.
+//!
+//! [`source`] fetches exposition text from a URL or reads it from a file, [`pretty`] prints
+//! it for people or as prom2json's JSON, and [`lint`] checks it the way
+//! `promtool check metrics` does, with line numbers.
+
+pub mod lint;
+pub mod pretty;
+pub mod source;

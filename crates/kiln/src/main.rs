@@ -1,0 +1,116 @@
+//! `kiln`: scrape and check Prometheus exporters from the command line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use kiln::{lint, pretty, source};
+use kiln_registry::duration::parse_go_duration;
+
+/// Kiln's command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch an exporter's metrics and print them readably, or as prom2json's JSON.
+    Scrape {
+        /// An http(s):// URL, a file, or - for standard input.
+        location: String,
+        /// Print prom2json's JSON instead.
+        #[arg(long)]
+        json: bool,
+        /// How long the scrape may take.
+        #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+        timeout: Duration,
+    },
+    /// Lint exposition text as `promtool check metrics` does: naming, units, HELP,
+    /// counters. Exits 3 when there is a problem and 1 when the text cannot be read, as
+    /// promtool does.
+    Check {
+        /// An http(s):// URL, a file, or - for standard input.
+        location: String,
+        /// How long the scrape may take.
+        #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+        timeout: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kiln: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Scrape {
+            location,
+            json,
+            timeout,
+        } => runtime.block_on(scrape(&location, json, timeout)),
+        Command::Check { location, timeout } => runtime.block_on(check(&location, timeout)),
+    }
+}
+
+async fn scrape(location: &str, json: bool, timeout: Duration) -> ExitCode {
+    let text = match source::load(location, timeout).await {
+        Ok(text) => text,
+        Err(error) => return fail(&error),
+    };
+    let parsed = kiln_scraper::parse_with(&text.body, text.format);
+    for violation in &parsed.violations {
+        eprintln!("{}: {violation}", text.origin);
+    }
+    let output = if json {
+        format!("{:#}\n", pretty::json(&parsed.exposition))
+    } else {
+        pretty::human(&parsed.exposition)
+    };
+    print_quietly(&output);
+    ExitCode::SUCCESS
+}
+
+async fn check(location: &str, timeout: Duration) -> ExitCode {
+    let text = match source::load(location, timeout).await {
+        Ok(text) => text,
+        Err(error) => return fail(&error),
+    };
+    let parsed = kiln_scraper::parse_with(&text.body, text.format);
+    let mut problems = lint::from_violations(&parsed.violations);
+    problems.extend(lint::lint(&parsed.exposition));
+    problems.sort_by_key(|p| p.line);
+    let report: String = problems
+        .iter()
+        .map(|p| format!("{}: {p}\n", text.origin))
+        .collect();
+    print_quietly(&report);
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(LINT_PROBLEMS)
+    }
+}
+
+/// promtool's exit code for lint problems.
+const LINT_PROBLEMS: u8 = 3;
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("kiln: {error:#}");
+    ExitCode::FAILURE
+}
+
+/// Writes to standard output, ignoring a reader that went away (`kiln scrape … | head`).
+fn print_quietly(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
