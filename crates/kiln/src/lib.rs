@@ -1,4 +1,5 @@
-//! The `kiln` command: `scrape` and `check` an exporter's output.
+//! The `kiln` command: run this host's exporters in one process ([`up`]), and `scrape` and
+//! `check` an exporter's output.
 //!
 //! [`source`] fetches exposition text from a URL or reads it from a file, [`pretty`] prints
 //! it for people or as prom2json's JSON, and [`lint`] checks it the way
@@ -7,3 +8,4 @@
 pub mod lint;
 pub mod pretty;
 pub mod source;
+pub mod up;

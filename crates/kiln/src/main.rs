@@ -1,11 +1,12 @@
-//! `kiln`: scrape and check Prometheus exporters from the command line.
+//! `kiln`: run this host's exporters, and scrape and check Prometheus exporters.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use kiln::{lint, pretty, source};
+use kiln::{lint, pretty, source, up};
 use kiln_registry::duration::parse_go_duration;
+use kiln_registry::{LogFormat, LogLevel};
 
 /// Kiln's command-line tool.
 #[derive(Debug, Parser)]
@@ -17,6 +18,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run this host's exporters in one process on their standard ports: node, GPU (where
+    /// an NVIDIA driver is loaded), ping (the default gateway and --ping.target), the
+    /// Graphite bridge, and the JMX proxy (with --jmx.config-file).
+    Up {
+        #[command(flatten)]
+        flags: up::UpFlags,
+        /// Only log messages with this severity or above.
+        #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Warn)]
+        log_level: LogLevel,
+    },
     /// Fetch an exporter's metrics and print them readably, or as prom2json's JSON.
     Scrape {
         /// An http(s):// URL, a file, or - for standard input.
@@ -53,6 +64,16 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Up { flags, log_level } => {
+            kiln_registry::logging::init(log_level, LogFormat::Logfmt);
+            let _entered = runtime.enter();
+            let planned = up::plan(&flags);
+            if runtime.block_on(up::run(planned, flags.summary_interval)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Scrape {
             location,
             json,
