@@ -81,7 +81,7 @@ pub struct UpFlags {
 pub enum Planned {
     Run {
         name: &'static str,
-        exporter: Exporter,
+        exporter: Box<Exporter>,
     },
     Skipped {
         name: &'static str,
@@ -96,9 +96,12 @@ impl UpFlags {
     }
 }
 
+/// Builds one exporter from `kiln up`'s flags, or says why it cannot run here.
+type Builder = fn(&UpFlags) -> Result<Exporter, String>;
+
 /// Builds every wanted exporter; must run inside the runtime that will serve them.
 pub fn plan(flags: &UpFlags) -> Vec<Planned> {
-    let builders: [(&'static str, fn(&UpFlags) -> Result<Exporter, String>); 5] = [
+    let builders: [(&'static str, Builder); 5] = [
         ("node", node),
         ("gpu", gpu),
         ("ping", ping),
@@ -109,7 +112,10 @@ pub fn plan(flags: &UpFlags) -> Vec<Planned> {
         .into_iter()
         .filter(|(name, _)| flags.wanted(name))
         .map(|(name, build)| match build(flags) {
-            Ok(exporter) => Planned::Run { name, exporter },
+            Ok(exporter) => Planned::Run {
+                name,
+                exporter: Box::new(exporter),
+            },
             Err(reason) => Planned::Skipped { name, reason },
         })
         .collect()
