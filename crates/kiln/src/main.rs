@@ -23,7 +23,7 @@ enum Command {
     /// Graphite bridge, and the JMX proxy (with --jmx.config-file).
     Up {
         #[command(flatten)]
-        flags: up::UpFlags,
+        flags: Box<up::UpFlags>,
         /// Only log messages with this severity or above.
         #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Warn)]
         log_level: LogLevel,
