@@ -997,6 +997,21 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeInstanceId(
 
 // ---- Processes -------------------------------------------------------------------------
 
+/// The fixture's processes on a physical GPU, after hanging if `function` is the slow one.
+fn processes_of(
+    device: nvmlDevice_t,
+    function: &str,
+) -> Result<Vec<fixture::Process>, nvmlReturn_t> {
+    state::maybe_hang(function);
+    state::with(|s| {
+        s.device(device)?
+            .1
+            .gpu()
+            .and_then(|g| g.processes.clone())
+            .ok_or(NOT_SUPPORTED)
+    })
+}
+
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     device: nvmlDevice_t,
@@ -1006,15 +1021,8 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     if count.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetComputeRunningProcesses_v3");
-    let processes = match state::with(|s| {
-        s.device(device)?
-            .1
-            .gpu()
-            .and_then(|g| g.processes.clone())
-            .ok_or(NOT_SUPPORTED)
-    }) {
-        Ok(p) => p,
+    let processes = match processes_of(device, "nvmlDeviceGetComputeRunningProcesses_v3") {
+        Ok(processes) => processes,
         Err(code) => return code,
     };
     let room = unsafe { *count } as usize;
@@ -1051,15 +1059,8 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     if count.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetProcessUtilization");
-    let processes = match state::with(|s| {
-        s.device(device)?
-            .1
-            .gpu()
-            .and_then(|g| g.processes.clone())
-            .ok_or(NOT_SUPPORTED)
-    }) {
-        Ok(p) => p,
+    let processes = match processes_of(device, "nvmlDeviceGetProcessUtilization") {
+        Ok(processes) => processes,
         Err(code) => return code,
     };
     let sampled: Vec<_> = processes.iter().filter(|p| p.sm_util.is_some()).collect();
