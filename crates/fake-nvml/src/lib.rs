@@ -57,6 +57,28 @@ unsafe fn answer<T>(
     }
 }
 
+/// [`answer`] for a getter with several output parameters of one type: all are written
+/// on success, none on failure, as NVML does.
+unsafe fn answer_all<T: Copy, const N: usize>(
+    function: &str,
+    handle: nvmlDevice_t,
+    outputs: [*mut T; N],
+    read: impl FnOnce(Device<'_>) -> Option<[T; N]>,
+) -> nvmlReturn_t {
+    if outputs.iter().any(|p| p.is_null()) {
+        return INVALID_ARGUMENT;
+    }
+    let mut values = std::mem::MaybeUninit::<[T; N]>::uninit();
+    let code = unsafe { answer(function, handle, values.as_mut_ptr(), |d, _| read(d)) };
+    if code == SUCCESS {
+        let values = unsafe { values.assume_init() };
+        for (to, value) in outputs.into_iter().zip(values) {
+            unsafe { to.write(value) };
+        }
+    }
+    code
+}
+
 /// Copies `text` into a caller's buffer of `length` bytes, NUL-terminated.
 unsafe fn write_text(text: &str, buffer: *mut c_char, length: c_uint) -> nvmlReturn_t {
     if buffer.is_null() {
@@ -275,23 +297,14 @@ pub unsafe extern "C" fn nvmlDeviceGetCudaComputeCapability(
     major: *mut c_int,
     minor: *mut c_int,
 ) -> nvmlReturn_t {
-    if major.is_null() || minor.is_null() {
-        return INVALID_ARGUMENT;
-    }
-    let mut both = [0; 2];
-    let code = unsafe {
-        answer(
+    unsafe {
+        answer_all(
             "nvmlDeviceGetCudaComputeCapability",
             device,
-            &mut both,
-            |device, _| device.gpu()?.compute_capability,
+            [major, minor],
+            |d| d.gpu()?.compute_capability,
         )
-    };
-    unsafe {
-        major.write(both[0]);
-        minor.write(both[1]);
     }
-    code
 }
 
 // ---- Utilisation and memory ------------------------------------------------------------
@@ -639,18 +652,12 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     current: *mut nvmlEnableState_t,
     pending: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    if pending.is_null() {
-        return INVALID_ARGUMENT;
-    }
-    let code = unsafe {
-        answer("nvmlDeviceGetEccMode", device, current, |d, _| {
-            Some(d.gpu()?.ecc?.enabled as nvmlEnableState_t)
+    unsafe {
+        answer_all("nvmlDeviceGetEccMode", device, [current, pending], |d| {
+            let enabled = d.gpu()?.ecc?.enabled as nvmlEnableState_t;
+            Some([enabled, enabled])
         })
-    };
-    if code == SUCCESS {
-        unsafe { pending.write(*current) };
     }
-    code
 }
 
 #[unsafe(no_mangle)]
@@ -783,12 +790,9 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     pending: *mut c_uint,
     failure: *mut c_uint,
 ) -> nvmlReturn_t {
-    if correctable.is_null() || uncorrectable.is_null() || pending.is_null() || failure.is_null() {
-        return INVALID_ARGUMENT;
-    }
-    let mut all = [0; 4];
-    let code = unsafe {
-        answer("nvmlDeviceGetRemappedRows", device, &mut all, |d, _| {
+    let outputs = [correctable, uncorrectable, pending, failure];
+    unsafe {
+        answer_all("nvmlDeviceGetRemappedRows", device, outputs, |d| {
             let r = d.gpu()?.remapped_rows?;
             Some([
                 r.correctable,
@@ -797,14 +801,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
                 r.failure as c_uint,
             ])
         })
-    };
-    unsafe {
-        correctable.write(all[0]);
-        uncorrectable.write(all[1]);
-        pending.write(all[2]);
-        failure.write(all[3]);
     }
-    code
 }
 
 // ---- PCIe and NVLink -------------------------------------------------------------------
@@ -909,21 +906,12 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     current: *mut c_uint,
     pending: *mut c_uint,
 ) -> nvmlReturn_t {
-    if current.is_null() || pending.is_null() {
-        return INVALID_ARGUMENT;
-    }
-    let mut both = [0; 2];
-    let code = unsafe {
-        answer("nvmlDeviceGetMigMode", device, &mut both, |d, _| {
+    unsafe {
+        answer_all("nvmlDeviceGetMigMode", device, [current, pending], |d| {
             let mig = d.gpu()?.mig.as_ref()?;
             Some([mig.current as c_uint, mig.pending as c_uint])
         })
-    };
-    unsafe {
-        current.write(both[0]);
-        pending.write(both[1]);
     }
-    code
 }
 
 getter!(nvmlDeviceGetMaxMigDeviceCount, c_uint, |device, _t| device
