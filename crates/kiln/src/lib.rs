@@ -8,4 +8,5 @@
 pub mod lint;
 pub mod pretty;
 pub mod source;
+pub mod top;
 pub mod up;

@@ -1,10 +1,12 @@
-//! `kiln`: run this host's exporters, and scrape and check Prometheus exporters.
+//! `kiln`: run this host's exporters, watch a fleet live, and scrape and check Prometheus
+//! exporters.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use kiln::{lint, pretty, source, up};
+use kiln::{lint, pretty, source, top, up};
 use kiln_registry::duration::parse_go_duration;
 use kiln_registry::{LogFormat, LogLevel};
 
@@ -27,6 +29,12 @@ enum Command {
         /// Only log messages with this severity or above.
         #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Warn)]
         log_level: LogLevel,
+    },
+    /// Watch many hosts live: CPU, memory, disk, network and ping per host, and
+    /// utilisation, memory, temperature, power, throttling and XID errors per GPU.
+    Top {
+        #[command(flatten)]
+        flags: top::TopFlags,
     },
     /// Fetch an exporter's metrics and print them readably, or as prom2json's JSON.
     Scrape {
@@ -68,18 +76,46 @@ fn main() -> ExitCode {
             kiln_registry::logging::init(log_level, LogFormat::Logfmt);
             let _entered = runtime.enter();
             let planned = up::plan(&flags);
-            if runtime.block_on(up::run(planned, flags.summary_interval)) {
+            let display = if std::io::stdout().is_terminal() {
+                up::Display::Live
+            } else {
+                up::Display::Summaries(flags.summary_interval)
+            };
+            if runtime.block_on(up::run(planned, display)) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
+        Command::Top { flags } => runtime.block_on(watch(&flags)),
         Command::Scrape {
             location,
             json,
             timeout,
         } => runtime.block_on(scrape(&location, json, timeout)),
         Command::Check { location, timeout } => runtime.block_on(check(&location, timeout)),
+    }
+}
+
+async fn watch(flags: &top::TopFlags) -> ExitCode {
+    let hosts = match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
+        Ok(hosts) => hosts,
+        Err(error) => return fail(&error),
+    };
+    let settings = top::Settings::new(flags.refresh, flags.timeout);
+    let interactive = !flags.once && std::io::stdout().is_terminal();
+    if interactive {
+        return match top::terminal::run(&hosts, settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        };
+    }
+    match top::terminal::once(&hosts, settings, flags.width).await {
+        Ok(lines) => {
+            print_quietly(&(lines.join("\n") + "\n"));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
     }
 }
 

@@ -12,6 +12,8 @@ use clap::Parser;
 use kiln_registry::bootstrap::BuildError;
 use kiln_registry::{Exporter, build_info};
 
+use crate::top::{self, targets::HostSpec};
+
 /// What `kiln up` runs, and where.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpFlags {
@@ -71,7 +73,8 @@ pub struct UpFlags {
     /// The JMX proxy's modules file; the proxy runs only when one is given.
     #[arg(long = "jmx.config-file", value_name = "FILE")]
     pub jmx_config: Option<PathBuf>,
-    /// How often a summary line per exporter is printed.
+    /// How often a summary line per exporter is printed when standard output is not a
+    /// terminal (on a terminal, the live view of `kiln top` shows this host instead).
     #[arg(long = "summary-interval", default_value = "10s", value_parser = kiln_registry::duration::parse_go_duration, value_name = "DURATION")]
     pub summary_interval: Duration,
 }
@@ -143,9 +146,12 @@ fn gpu(flags: &UpFlags) -> Result<Exporter, String> {
             driver.display()
         ));
     }
+    // Per-process GPU memory is what the live view's "top process" shows; it is one NVML
+    // call per GPU, so `kiln up` turns it on.
     let mut args = vec![
         "kiln-gpu-exporter".to_owned(),
         format!("--web.listen-address={}", flags.gpu_listen),
+        "--collect.processes".to_owned(),
     ];
     if let Some(library) = &flags.nvml_library {
         args.push(format!("--nvml.library-path={}", library.display()));
@@ -216,9 +222,18 @@ pub fn parse_default_gateway(text: &str) -> Option<String> {
     })
 }
 
-/// Serves the planned exporters until SIGINT or SIGTERM, printing one status line per
-/// exporter and then a summary line per exporter every `interval`.
-pub async fn run(planned: Vec<Planned>, interval: Duration) -> bool {
+/// How `kiln up` shows what it runs once the exporters serve.
+#[derive(Debug, Clone, Copy)]
+pub enum Display {
+    /// `kiln top` over this host's exporters, until `q`.
+    Live,
+    /// A summary line per exporter every interval (no terminal).
+    Summaries(Duration),
+}
+
+/// Serves the planned exporters until SIGINT or SIGTERM (or `q` in the live view),
+/// printing one status line per exporter first.
+pub async fn run(planned: Vec<Planned>, display: Display) -> bool {
     let mut running = Vec::new();
     for planned in planned {
         match planned {
@@ -239,17 +254,39 @@ pub async fn run(planned: Vec<Planned>, interval: Duration) -> bool {
         println!("nothing to run");
         return false;
     }
+    let targets: Vec<(&'static str, Option<String>)> =
+        running.iter().map(|(n, u, _)| (*n, u.clone())).collect();
+    match display {
+        Display::Live => {
+            let host = HostSpec {
+                name: this_host_name(),
+                urls: targets.iter().filter_map(|(_, url)| url.clone()).collect(),
+            };
+            let every = Duration::from_secs(2);
+            if let Err(error) = top::terminal::run(&[host], top::Settings::new(every, every)).await
+            {
+                eprintln!("kiln: {error:#}");
+            }
+        }
+        Display::Summaries(interval) => print_summaries(&targets, interval).await,
+    }
+    for (_, _, server) in running {
+        server.shutdown().await;
+    }
+    true
+}
+
+/// Prints a summary line per exporter every `interval` until SIGINT or SIGTERM.
+async fn print_summaries(targets: &[(&'static str, Option<String>)], interval: Duration) {
     let client = kiln_scraper::ScrapeClient::new()
         .ok()
         .map(|c| c.timeout(Duration::from_secs(5)));
-    let targets: Vec<(&'static str, Option<String>)> =
-        running.iter().map(|(n, u, _)| (*n, u.clone())).collect();
     let summaries = async {
         let mut ticks = tokio::time::interval(interval);
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            for (name, url) in &targets {
+            for (name, url) in targets {
                 println!("{}", summary(name, url.as_deref(), client.as_ref()).await);
             }
         }
@@ -258,10 +295,15 @@ pub async fn run(planned: Vec<Planned>, interval: Duration) -> bool {
         () = kiln_registry::signals::shutdown() => {}
         () = summaries => {}
     }
-    for (_, _, server) in running {
-        server.shutdown().await;
-    }
-    true
+}
+
+/// The kernel's host name, for the live view's row.
+fn this_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "this host".to_owned())
 }
 
 /// `node      1234 series, 56 KB, scraped in 4.2 ms`.

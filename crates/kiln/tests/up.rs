@@ -3,41 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::{fake_library, free_port};
+
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The fake NVML library of this profile, built if missing (scripts/test builds it).
-fn fake_library() -> PathBuf {
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let library = profile.join("libfake_nvml.so");
-    if !library.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "fake-nvml"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    library
-}
 
 fn get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -1,0 +1,471 @@
+//! What `kiln top` keeps of one scrape: the few numbers it shows, read from whichever
+//! exporter answered (node, GPU, ping, or several merged behind one address).
+//!
+//! A scrape is recognised by its metric names, not by its port, so a target file can list
+//! any mix of exporters and `kiln up`'s single process shows as one host.
+
+use std::collections::BTreeMap;
+
+use kiln_scraper::{Exposition, Sample};
+
+/// The numbers of one scrape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// Present when a node exporter answered.
+    pub node: Option<NodeReading>,
+    /// One per GPU, in the exporter's order.
+    pub gpus: Vec<GpuReading>,
+    /// One per ping target.
+    pub pings: Vec<PingReading>,
+}
+
+/// A node exporter's counters and gauges. Counters are totals; rates come from the
+/// difference between two readings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeReading {
+    /// CPU seconds outside idle and iowait, summed over CPUs.
+    pub cpu_busy_seconds: f64,
+    /// CPU seconds in every mode, summed over CPUs.
+    pub cpu_total_seconds: f64,
+    pub cpus: usize,
+    pub load1: Option<f64>,
+    pub load5: Option<f64>,
+    pub load15: Option<f64>,
+    pub memory_total_bytes: Option<f64>,
+    pub memory_available_bytes: Option<f64>,
+    /// Bytes read and written, summed over physical disks.
+    pub disk_bytes: f64,
+    /// Bytes received, summed over interfaces that carry traffic off the host.
+    pub network_receive_bytes: f64,
+    pub network_transmit_bytes: f64,
+    /// The filesystem with the smallest share of space left.
+    pub fullest_filesystem: Option<Filesystem>,
+}
+
+/// A filesystem's fill level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filesystem {
+    pub mountpoint: String,
+    /// Used share, 0–1.
+    pub used_ratio: f64,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuReading {
+    /// The `gpu` label (the NVML index).
+    pub index: String,
+    pub uuid: String,
+    /// The board, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    pub up: bool,
+    /// 0–1.
+    pub utilization: Option<f64>,
+    pub memory_used_bytes: Option<f64>,
+    pub memory_total_bytes: Option<f64>,
+    pub temperature_celsius: Option<f64>,
+    pub power_watts: Option<f64>,
+    pub power_limit_watts: Option<f64>,
+    /// Active clock-event (throttle) reasons, in the exporter's order.
+    pub throttle_reasons: Vec<String>,
+    /// XID errors since the exporter started.
+    pub xid_errors: f64,
+    /// The XID seen last, when any was.
+    pub last_xid: Option<String>,
+    /// The process holding the most GPU memory.
+    pub top_process: Option<GpuProcess>,
+}
+
+/// A process on a GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuProcess {
+    pub pid: String,
+    pub name: String,
+    pub memory_bytes: f64,
+    /// The YARN container, Docker container or systemd unit it runs in.
+    pub owner: Option<String>,
+}
+
+impl GpuProcess {
+    /// Its name, or its PID when the exporter could not read the name.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("pid {}", self.pid)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// One ping target, as the host's ping exporter sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingReading {
+    pub target: String,
+    pub rtt_seconds: Option<f64>,
+    /// 0–1.
+    pub loss_ratio: Option<f64>,
+}
+
+/// Used share of memory: what is not available to new work.
+pub fn memory_used(node: &NodeReading) -> Option<f64> {
+    let (total, available) = (node.memory_total_bytes?, node.memory_available_bytes?);
+    (total > 0.0).then(|| 1.0 - available / total)
+}
+
+impl Reading {
+    /// Reads the numbers `kiln top` shows from a parsed scrape.
+    pub fn from_exposition(exposition: &Exposition<'_>) -> Self {
+        let mut node = NodeParts::default();
+        let mut gpus = GpuParts::default();
+        let mut pings: BTreeMap<String, PingReading> = BTreeMap::new();
+        for family in &exposition.families {
+            let name = family.name;
+            if name.starts_with("node_") {
+                node.add(name, &family.samples);
+            } else if name.starts_with("nvidia_gpu_") {
+                gpus.add(name, &family.samples);
+            } else if name == "ping_rtt_mean_seconds" || name == "ping_loss_ratio" {
+                for sample in &family.samples {
+                    let Some(target) = sample.label("target") else {
+                        continue;
+                    };
+                    let ping = pings
+                        .entry(target.to_owned())
+                        .or_insert_with(|| PingReading {
+                            target: target.to_owned(),
+                            rtt_seconds: None,
+                            loss_ratio: None,
+                        });
+                    let value = finite(sample.value);
+                    if name == "ping_loss_ratio" {
+                        ping.loss_ratio = value;
+                    } else {
+                        ping.rtt_seconds = value;
+                    }
+                }
+            }
+        }
+        Self {
+            node: node.finish(),
+            gpus: gpus.finish(),
+            pings: pings.into_values().collect(),
+        }
+    }
+
+    /// Adds what `other` has and this one lacks (a host with several exporters).
+    pub fn merge(&mut self, other: Self) {
+        if self.node.is_none() {
+            self.node = other.node;
+        }
+        self.gpus.extend(other.gpus);
+        self.pings.extend(other.pings);
+    }
+}
+
+/// NaN (a ping target with no reply yet) reads as "no value".
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+#[derive(Default)]
+struct NodeParts {
+    seen: bool,
+    reading: NodeReading,
+    cpus: std::collections::BTreeSet<String>,
+    filesystems: BTreeMap<(String, String), (Option<f64>, Option<f64>)>,
+}
+
+impl NodeParts {
+    fn add(&mut self, name: &str, samples: &[Sample<'_>]) {
+        let r = &mut self.reading;
+        let first = || samples.first().map(|s| s.value);
+        match name {
+            "node_cpu_seconds_total" => {
+                for sample in samples {
+                    if let Some(cpu) = sample.label("cpu")
+                        && !self.cpus.contains(cpu)
+                    {
+                        self.cpus.insert(cpu.to_owned());
+                    }
+                    r.cpu_total_seconds += sample.value;
+                    if !matches!(sample.label("mode"), Some("idle" | "iowait")) {
+                        r.cpu_busy_seconds += sample.value;
+                    }
+                }
+            }
+            "node_load1" => r.load1 = first(),
+            "node_load5" => r.load5 = first(),
+            "node_load15" => r.load15 = first(),
+            "node_memory_MemTotal_bytes" => r.memory_total_bytes = first(),
+            "node_memory_MemAvailable_bytes" => r.memory_available_bytes = first(),
+            "node_disk_read_bytes_total" | "node_disk_written_bytes_total" => {
+                r.disk_bytes += samples
+                    .iter()
+                    .filter(|s| s.label("device").is_some_and(is_physical_disk))
+                    .map(|s| s.value)
+                    .sum::<f64>();
+            }
+            "node_network_receive_bytes_total" | "node_network_transmit_bytes_total" => {
+                let total = samples
+                    .iter()
+                    .filter(|s| s.label("device").is_some_and(is_external_interface))
+                    .map(|s| s.value)
+                    .sum::<f64>();
+                if name == "node_network_receive_bytes_total" {
+                    r.network_receive_bytes = total;
+                } else {
+                    r.network_transmit_bytes = total;
+                }
+            }
+            "node_filesystem_size_bytes" | "node_filesystem_avail_bytes" => {
+                for sample in samples {
+                    let (Some(device), Some(mountpoint)) =
+                        (sample.label("device"), sample.label("mountpoint"))
+                    else {
+                        continue;
+                    };
+                    let entry = self
+                        .filesystems
+                        .entry((device.to_owned(), mountpoint.to_owned()))
+                        .or_default();
+                    if name == "node_filesystem_size_bytes" {
+                        entry.0 = Some(sample.value);
+                    } else {
+                        entry.1 = Some(sample.value);
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.seen = true;
+    }
+
+    fn finish(mut self) -> Option<NodeReading> {
+        if !self.seen {
+            return None;
+        }
+        self.reading.cpus = self.cpus.len();
+        self.reading.fullest_filesystem = self
+            .filesystems
+            .into_iter()
+            .filter_map(|((_, mountpoint), (size, avail))| {
+                let (size, avail) = (size?, avail?);
+                (size > 0.0).then(|| Filesystem {
+                    mountpoint,
+                    used_ratio: 1.0 - avail / size,
+                })
+            })
+            .max_by(|a, b| a.used_ratio.total_cmp(&b.used_ratio));
+        Some(self.reading)
+    }
+}
+
+/// Device-mapper and md devices sit on top of physical disks; counting them too would
+/// count each byte twice.
+fn is_physical_disk(device: &str) -> bool {
+    !(device.starts_with("dm-") || device.starts_with("md"))
+}
+
+/// Loopback, and the virtual interfaces of containers and bridges, would count each
+/// byte that leaves the host more than once.
+fn is_external_interface(device: &str) -> bool {
+    const VIRTUAL: [&str; 8] = [
+        "veth", "docker", "br-", "cni", "flannel", "cali", "virbr", "kube-",
+    ];
+    device != "lo" && !VIRTUAL.iter().any(|prefix| device.starts_with(prefix))
+}
+
+#[derive(Default)]
+struct GpuParts {
+    /// By `gpu` label, in order of first appearance.
+    order: Vec<String>,
+    gpus: BTreeMap<String, GpuReading>,
+    /// The latest timestamp per GPU with its XID.
+    last_xid_at: BTreeMap<String, f64>,
+}
+
+impl GpuParts {
+    fn gpu(&mut self, sample: &Sample<'_>) -> Option<&mut GpuReading> {
+        let index = sample.label("gpu")?;
+        if !self.gpus.contains_key(index) {
+            self.order.push(index.to_owned());
+            self.gpus.insert(
+                index.to_owned(),
+                GpuReading {
+                    index: index.to_owned(),
+                    uuid: sample.label("uuid").unwrap_or_default().to_owned(),
+                    ..GpuReading::default()
+                },
+            );
+        }
+        self.gpus.get_mut(index)
+    }
+
+    fn add(&mut self, name: &str, samples: &[Sample<'_>]) {
+        for sample in samples {
+            // MIG devices carry their own series; the row shows the whole board.
+            if sample.label("gpu_instance_id").is_some()
+                && name != "nvidia_gpu_process_memory_used_bytes"
+            {
+                continue;
+            }
+            let value = sample.value;
+            if name == "nvidia_gpu_xid_last_timestamp_seconds" {
+                let (Some(index), Some(xid)) = (sample.label("gpu"), sample.label("xid")) else {
+                    continue;
+                };
+                let latest = self.last_xid_at.entry(index.to_owned()).or_insert(f64::MIN);
+                if value > *latest {
+                    *latest = value;
+                    let xid = xid.to_owned();
+                    if let Some(gpu) = self.gpu(sample) {
+                        gpu.last_xid = Some(xid);
+                    }
+                }
+                continue;
+            }
+            let Some(gpu) = self.gpu(sample) else {
+                continue;
+            };
+            match name {
+                "nvidia_gpu_info" => gpu.name = sample.label("name").unwrap_or_default().to_owned(),
+                "nvidia_gpu_up" => gpu.up = value == 1.0,
+                "nvidia_gpu_utilization_ratio" => gpu.utilization = Some(value),
+                "nvidia_gpu_memory_used_bytes" => gpu.memory_used_bytes = Some(value),
+                "nvidia_gpu_memory_total_bytes" => gpu.memory_total_bytes = Some(value),
+                "nvidia_gpu_temperature_celsius" => gpu.temperature_celsius = Some(value),
+                "nvidia_gpu_power_usage_watts" => gpu.power_watts = Some(value),
+                "nvidia_gpu_power_limit_watts" => gpu.power_limit_watts = Some(value),
+                "nvidia_gpu_clocks_event_reason_active" if value == 1.0 => {
+                    if let Some(reason) = sample.label("reason") {
+                        gpu.throttle_reasons.push(reason.to_owned());
+                    }
+                }
+                "nvidia_gpu_xid_errors_total" => gpu.xid_errors += value,
+                "nvidia_gpu_process_memory_used_bytes"
+                    if gpu
+                        .top_process
+                        .as_ref()
+                        .is_none_or(|p| value > p.memory_bytes) =>
+                {
+                    gpu.top_process = Some(GpuProcess {
+                        pid: sample.label("pid").unwrap_or_default().to_owned(),
+                        name: sample.label("process_name").unwrap_or_default().to_owned(),
+                        memory_bytes: value,
+                        owner: ["yarn_container", "container_id", "systemd_unit"]
+                            .iter()
+                            .find_map(|l| sample.label(l))
+                            .map(str::to_owned),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<GpuReading> {
+        self.order
+            .iter()
+            .filter_map(|index| self.gpus.remove(index))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Reading {
+        Reading::from_exposition(&kiln_scraper::parse(text).expect("valid exposition"))
+    }
+
+    #[test]
+    fn a_node_exporter_capture_gives_every_host_number() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/node_exporter_1.5.0_metrics.txt"
+        ))
+        .expect("the capture is in the repository");
+        let reading = read(&text);
+        let node = reading.node.expect("a node exporter");
+        assert!(node.cpus >= 1);
+        assert!(node.cpu_total_seconds > node.cpu_busy_seconds);
+        assert!(node.cpu_busy_seconds > 0.0);
+        assert!(node.memory_total_bytes.unwrap() > node.memory_available_bytes.unwrap());
+        assert!(node.load1.is_some());
+        assert!(node.fullest_filesystem.is_some());
+        assert!(reading.gpus.is_empty());
+    }
+
+    #[test]
+    fn busy_cpu_leaves_out_idle_and_iowait() {
+        let reading = read(
+            "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 70\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"iowait\"} 5\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 20\n\
+             node_cpu_seconds_total{cpu=\"1\",mode=\"system\"} 5\n",
+        );
+        let node = reading.node.unwrap();
+        assert_eq!(
+            (node.cpu_busy_seconds, node.cpu_total_seconds, node.cpus),
+            (25.0, 100.0, 2)
+        );
+    }
+
+    #[test]
+    fn traffic_is_counted_once() {
+        let reading = read(
+            "node_network_receive_bytes_total{device=\"lo\"} 1000\n\
+             node_network_receive_bytes_total{device=\"eth0\"} 10\n\
+             node_network_receive_bytes_total{device=\"docker0\"} 7\n\
+             node_network_receive_bytes_total{device=\"veth12ab\"} 7\n\
+             node_disk_read_bytes_total{device=\"nvme0n1\"} 4\n\
+             node_disk_read_bytes_total{device=\"dm-0\"} 4\n\
+             node_disk_written_bytes_total{device=\"nvme0n1\"} 2\n",
+        );
+        let node = reading.node.unwrap();
+        assert_eq!((node.network_receive_bytes, node.disk_bytes), (10.0, 6.0));
+    }
+
+    #[test]
+    fn gpu_rows_take_the_largest_process_and_the_latest_xid() {
+        let reading = read(
+            "nvidia_gpu_info{gpu=\"0\",uuid=\"GPU-a\",name=\"Tesla T4\"} 1\n\
+             nvidia_gpu_up{gpu=\"0\",uuid=\"GPU-a\"} 1\n\
+             nvidia_gpu_clocks_event_reason_active{gpu=\"0\",uuid=\"GPU-a\",reason=\"gpu_idle\"} 0\n\
+             nvidia_gpu_clocks_event_reason_active{gpu=\"0\",uuid=\"GPU-a\",reason=\"sw_thermal\"} 1\n\
+             nvidia_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-a\",xid=\"79\"} 2\n\
+             nvidia_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-a\",xid=\"48\"} 1\n\
+             nvidia_gpu_xid_last_timestamp_seconds{gpu=\"0\",uuid=\"GPU-a\",xid=\"79\"} 100\n\
+             nvidia_gpu_xid_last_timestamp_seconds{gpu=\"0\",uuid=\"GPU-a\",xid=\"48\"} 200\n\
+             nvidia_gpu_process_memory_used_bytes{gpu=\"0\",uuid=\"GPU-a\",pid=\"1\",process_name=\"a\"} 5\n\
+             nvidia_gpu_process_memory_used_bytes{gpu=\"0\",uuid=\"GPU-a\",pid=\"2\",process_name=\"b\",systemd_unit=\"x.service\"} 9\n",
+        );
+        let gpu = &reading.gpus[0];
+        assert_eq!(gpu.name, "Tesla T4");
+        assert!(gpu.up);
+        assert_eq!(gpu.throttle_reasons, ["sw_thermal"]);
+        assert_eq!((gpu.xid_errors, gpu.last_xid.as_deref()), (3.0, Some("48")));
+        let top = gpu.top_process.as_ref().unwrap();
+        assert_eq!(
+            (top.pid.as_str(), top.owner.as_deref()),
+            ("2", Some("x.service"))
+        );
+    }
+
+    #[test]
+    fn ping_targets_without_replies_have_no_rtt() {
+        let reading = read(
+            "ping_rtt_mean_seconds{target=\"a\",ip=\"10.0.0.1\",ip_version=\"4\"} NaN\n\
+             ping_loss_ratio{target=\"a\",ip=\"10.0.0.1\",ip_version=\"4\"} 1\n",
+        );
+        assert_eq!(
+            reading.pings,
+            [PingReading {
+                target: "a".into(),
+                rtt_seconds: None,
+                loss_ratio: Some(1.0),
+            }]
+        );
+    }
+}

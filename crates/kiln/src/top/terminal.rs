@@ -1,0 +1,151 @@
+//! The two ways `kiln top` shows the fleet: live in the terminal, or once as text.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use kiln_scraper::ScrapeClient;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget as _;
+use tokio::sync::mpsc;
+
+use super::app::App;
+use super::fleet::{Answer, Fleet};
+use super::render::{Screen, buffer_text};
+use super::targets::HostSpec;
+use super::{Settings, poller};
+
+/// How often new answers are drawn at most; keys are drawn at once.
+const FRAME: Duration = Duration::from_millis(250);
+
+/// Shows the fleet live until `q`, Ctrl-C, SIGINT or SIGTERM.
+pub async fn run(hosts: &[HostSpec], settings: Settings) -> Result<()> {
+    let mut fleet = Fleet::new(hosts);
+    let client = ScrapeClient::new()
+        .context("cannot set up the HTTP client")?
+        .timeout(settings.timeout);
+    let (sender, mut answers) = mpsc::unbounded_channel();
+    let _scrapers = poller::spawn(fleet.urls(), client, settings.refresh, sender);
+    let mut keys = key_events();
+    let mut terminal = ratatui::try_init().context("cannot take over the terminal")?;
+    let mut app = App::default();
+    let shutdown = kiln_registry::signals::shutdown();
+    tokio::pin!(shutdown);
+    let mut frames = tokio::time::interval(FRAME);
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut dirty, mut fresh) = (true, false);
+    let outcome = loop {
+        if std::mem::take(&mut dirty) {
+            let drawn = terminal.draw(|frame| {
+                let screen = Screen {
+                    fleet: &fleet,
+                    app: &app,
+                    refresh: settings.refresh,
+                    interactive: true,
+                };
+                frame.render_widget(screen, frame.area());
+            });
+            if let Err(error) = drawn {
+                break Err(error).context("cannot draw");
+            }
+        }
+        tokio::select! {
+            Some(answer) = answers.recv() => {
+                fleet.record(answer);
+                while let Ok(answer) = answers.try_recv() {
+                    fleet.record(answer);
+                }
+                fresh = true;
+            }
+            event = keys.recv() => match event {
+                Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                    let shown = app.visible(&fleet).len();
+                    app.key(key, shown);
+                    if app.quit {
+                        break Ok(());
+                    }
+                    dirty = true;
+                }
+                Some(Event::Resize(..)) => dirty = true,
+                Some(_) => {}
+                None => break Ok(()),
+            },
+            _ = frames.tick() => dirty = std::mem::take(&mut fresh),
+            () = &mut shutdown => break Ok(()),
+        }
+    };
+    ratatui::restore();
+    outcome
+}
+
+/// Terminal events, read on their own thread because reading blocks.
+fn key_events() -> mpsc::UnboundedReceiver<Event> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let reader = std::thread::Builder::new()
+        .name("kiln-top-keys".into())
+        .spawn(move || {
+            while let Ok(event) = event::read() {
+                if sender.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(error) = reader {
+        tracing::warn!(%error, "cannot read keys; quit with Ctrl-C from another terminal");
+    }
+    receiver
+}
+
+/// Scrapes every target twice, `settings.refresh` apart so that rates exist, and returns
+/// the screen as text `width` columns wide.
+pub async fn once(hosts: &[HostSpec], settings: Settings, width: u16) -> Result<Vec<String>> {
+    let mut fleet = Fleet::new(hosts);
+    let client = ScrapeClient::new()
+        .context("cannot set up the HTTP client")?
+        .timeout(settings.timeout);
+    let urls = fleet.urls();
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(settings.refresh).await;
+        }
+        let mut scrapes = tokio::task::JoinSet::new();
+        for (id, url) in urls.iter().cloned() {
+            let client = client.clone();
+            scrapes.spawn(async move {
+                let started = Instant::now();
+                let outcome = poller::scrape(&client, &url).await;
+                Answer {
+                    id,
+                    outcome,
+                    at: Instant::now(),
+                    took: started.elapsed(),
+                }
+            });
+        }
+        while let Some(answer) = scrapes.join_next().await {
+            fleet.record(answer.context("a scrape task failed")?);
+        }
+    }
+    Ok(draw_text(&fleet, &App::default(), settings.refresh, width))
+}
+
+/// The screen as text: as tall as its content, without the key footer.
+pub fn draw_text(fleet: &Fleet, app: &App, refresh: Duration, width: u16) -> Vec<String> {
+    let rows: usize = fleet.hosts.iter().map(|h| 1 + h.reading().gpus.len()).sum();
+    let height = u16::try_from(rows + 3).unwrap_or(u16::MAX);
+    let area = Rect::new(0, 0, width, height);
+    let mut buf = Buffer::empty(area);
+    Screen {
+        fleet,
+        app,
+        refresh,
+        interactive: false,
+    }
+    .render(area, &mut buf);
+    let mut lines = buffer_text(&buf);
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
