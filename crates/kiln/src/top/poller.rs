@@ -14,8 +14,7 @@ use super::reading::Reading;
 /// Scrapes one URL and keeps what `kiln top` shows.
 pub async fn scrape(client: &ScrapeClient, url: &str) -> Result<Reading, Failure> {
     let scrape = client.scrape(url).await.map_err(|e| failure(&e))?;
-    let parsed = scrape.parse_lenient();
-    Ok(Reading::from_exposition(&parsed.exposition))
+    Ok(Reading::from_text(&scrape.body, scrape.format()))
 }
 
 /// Starts one task per target, each sending an [`Answer`] every `refresh`. The tasks end

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_scraper::{Exposition, Sample};
+use kiln_scraper::{Exposition, Format, Sample, parse_with};
 
 /// The numbers of one scrape.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,36 +112,86 @@ pub fn memory_used(node: &NodeReading) -> Option<f64> {
     (total > 0.0).then(|| 1.0 - available / total)
 }
 
+/// Whether a sample name is one `kiln top` reads.
+fn wanted(name: &str) -> bool {
+    matches!(
+        name,
+        "node_cpu_seconds_total"
+            | "node_load1"
+            | "node_load5"
+            | "node_load15"
+            | "node_memory_MemTotal_bytes"
+            | "node_memory_MemAvailable_bytes"
+            | "node_disk_read_bytes_total"
+            | "node_disk_written_bytes_total"
+            | "node_network_receive_bytes_total"
+            | "node_network_transmit_bytes_total"
+            | "node_filesystem_size_bytes"
+            | "node_filesystem_avail_bytes"
+            | "nvidia_gpu_info"
+            | "nvidia_gpu_up"
+            | "nvidia_gpu_utilization_ratio"
+            | "nvidia_gpu_memory_used_bytes"
+            | "nvidia_gpu_memory_total_bytes"
+            | "nvidia_gpu_temperature_celsius"
+            | "nvidia_gpu_power_usage_watts"
+            | "nvidia_gpu_power_limit_watts"
+            | "nvidia_gpu_clocks_event_reason_active"
+            | "nvidia_gpu_xid_errors_total"
+            | "nvidia_gpu_xid_last_timestamp_seconds"
+            | "nvidia_gpu_process_memory_used_bytes"
+            | "ping_rtt_mean_seconds"
+            | "ping_loss_ratio"
+    )
+}
+
+/// Whether a line of exposition text is a sample `kiln top` reads. Comments go: the view
+/// needs no types, and samples are told apart by their own names.
+fn wanted_line(line: &str) -> bool {
+    let end = line.find(['{', ' ']).unwrap_or(line.len());
+    wanted(&line[..end])
+}
+
 impl Reading {
+    /// Reads the numbers `kiln top` shows from exposition text. Lines of other families
+    /// are dropped before parsing: a node exporter's answer is mostly families the view
+    /// does not show, and this is what `kiln top` spends its CPU on.
+    pub fn from_text(text: &str, format: Format) -> Self {
+        let mut kept = String::with_capacity(text.len() / 4);
+        for line in text.lines().filter(|line| wanted_line(line)) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        Self::from_exposition(&parse_with(&kept, format).exposition)
+    }
+
     /// Reads the numbers `kiln top` shows from a parsed scrape.
     pub fn from_exposition(exposition: &Exposition<'_>) -> Self {
         let mut node = NodeParts::default();
         let mut gpus = GpuParts::default();
         let mut pings: BTreeMap<String, PingReading> = BTreeMap::new();
-        for family in &exposition.families {
-            let name = family.name;
+        for sample in exposition.samples() {
+            let name = sample.name;
             if name.starts_with("node_") {
-                node.add(name, &family.samples);
+                node.add(sample);
             } else if name.starts_with("nvidia_gpu_") {
-                gpus.add(name, &family.samples);
+                gpus.add(sample);
             } else if name == "ping_rtt_mean_seconds" || name == "ping_loss_ratio" {
-                for sample in &family.samples {
-                    let Some(target) = sample.label("target") else {
-                        continue;
-                    };
-                    let ping = pings
-                        .entry(target.to_owned())
-                        .or_insert_with(|| PingReading {
-                            target: target.to_owned(),
-                            rtt_seconds: None,
-                            loss_ratio: None,
-                        });
-                    let value = finite(sample.value);
-                    if name == "ping_loss_ratio" {
-                        ping.loss_ratio = value;
-                    } else {
-                        ping.rtt_seconds = value;
-                    }
+                let Some(target) = sample.label("target") else {
+                    continue;
+                };
+                let ping = pings
+                    .entry(target.to_owned())
+                    .or_insert_with(|| PingReading {
+                        target: target.to_owned(),
+                        rtt_seconds: None,
+                        loss_ratio: None,
+                    });
+                let value = finite(sample.value);
+                if name == "ping_loss_ratio" {
+                    ping.loss_ratio = value;
+                } else {
+                    ping.rtt_seconds = value;
                 }
             }
         }
@@ -176,63 +226,55 @@ struct NodeParts {
 }
 
 impl NodeParts {
-    fn add(&mut self, name: &str, samples: &[Sample<'_>]) {
+    fn add(&mut self, sample: &Sample<'_>) {
         let r = &mut self.reading;
-        let first = || samples.first().map(|s| s.value);
-        match name {
+        let value = sample.value;
+        match sample.name {
             "node_cpu_seconds_total" => {
-                for sample in samples {
-                    if let Some(cpu) = sample.label("cpu")
-                        && !self.cpus.contains(cpu)
-                    {
-                        self.cpus.insert(cpu.to_owned());
-                    }
-                    r.cpu_total_seconds += sample.value;
-                    if !matches!(sample.label("mode"), Some("idle" | "iowait")) {
-                        r.cpu_busy_seconds += sample.value;
-                    }
+                if let Some(cpu) = sample.label("cpu")
+                    && !self.cpus.contains(cpu)
+                {
+                    self.cpus.insert(cpu.to_owned());
+                }
+                r.cpu_total_seconds += value;
+                if !matches!(sample.label("mode"), Some("idle" | "iowait")) {
+                    r.cpu_busy_seconds += value;
                 }
             }
-            "node_load1" => r.load1 = first(),
-            "node_load5" => r.load5 = first(),
-            "node_load15" => r.load15 = first(),
-            "node_memory_MemTotal_bytes" => r.memory_total_bytes = first(),
-            "node_memory_MemAvailable_bytes" => r.memory_available_bytes = first(),
+            "node_load1" => r.load1 = Some(value),
+            "node_load5" => r.load5 = Some(value),
+            "node_load15" => r.load15 = Some(value),
+            "node_memory_MemTotal_bytes" => r.memory_total_bytes = Some(value),
+            "node_memory_MemAvailable_bytes" => r.memory_available_bytes = Some(value),
             "node_disk_read_bytes_total" | "node_disk_written_bytes_total" => {
-                r.disk_bytes += samples
-                    .iter()
-                    .filter(|s| s.label("device").is_some_and(is_physical_disk))
-                    .map(|s| s.value)
-                    .sum::<f64>();
-            }
-            "node_network_receive_bytes_total" | "node_network_transmit_bytes_total" => {
-                let total = samples
-                    .iter()
-                    .filter(|s| s.label("device").is_some_and(is_external_interface))
-                    .map(|s| s.value)
-                    .sum::<f64>();
-                if name == "node_network_receive_bytes_total" {
-                    r.network_receive_bytes = total;
-                } else {
-                    r.network_transmit_bytes = total;
+                if sample.label("device").is_some_and(is_physical_disk) {
+                    r.disk_bytes += value;
                 }
             }
-            "node_filesystem_size_bytes" | "node_filesystem_avail_bytes" => {
-                for sample in samples {
-                    let (Some(device), Some(mountpoint)) =
-                        (sample.label("device"), sample.label("mountpoint"))
-                    else {
-                        continue;
-                    };
-                    let entry = self
-                        .filesystems
-                        .entry((device.to_owned(), mountpoint.to_owned()))
-                        .or_default();
-                    if name == "node_filesystem_size_bytes" {
-                        entry.0 = Some(sample.value);
-                    } else {
-                        entry.1 = Some(sample.value);
-                    }
+            "node_network_receive_bytes_total" => {
+                if sample.label("device").is_some_and(is_external_interface) {
+                    r.network_receive_bytes += value;
+                }
+            }
+            "node_network_transmit_bytes_total" => {
+                if sample.label("device").is_some_and(is_external_interface) {
+                    r.network_transmit_bytes += value;
+                }
+            }
+            name @ ("node_filesystem_size_bytes" | "node_filesystem_avail_bytes") => {
+                let (Some(device), Some(mountpoint)) =
+                    (sample.label("device"), sample.label("mountpoint"))
+                else {
+                    return;
+                };
+                let entry = self
+                    .filesystems
+                    .entry((device.to_owned(), mountpoint.to_owned()))
+                    .or_default();
+                if name == "node_filesystem_size_bytes" {
+                    entry.0 = Some(value);
+                } else {
+                    entry.1 = Some(value);
                 }
             }
             _ => return,
@@ -301,65 +343,64 @@ impl GpuParts {
         self.gpus.get_mut(index)
     }
 
-    fn add(&mut self, name: &str, samples: &[Sample<'_>]) {
-        for sample in samples {
-            // MIG devices carry their own series; the row shows the whole board.
-            if sample.label("gpu_instance_id").is_some()
-                && name != "nvidia_gpu_process_memory_used_bytes"
-            {
-                continue;
-            }
-            let value = sample.value;
-            if name == "nvidia_gpu_xid_last_timestamp_seconds" {
-                let (Some(index), Some(xid)) = (sample.label("gpu"), sample.label("xid")) else {
-                    continue;
-                };
-                let latest = self.last_xid_at.entry(index.to_owned()).or_insert(f64::MIN);
-                if value > *latest {
-                    *latest = value;
-                    let xid = xid.to_owned();
-                    if let Some(gpu) = self.gpu(sample) {
-                        gpu.last_xid = Some(xid);
-                    }
-                }
-                continue;
-            }
-            let Some(gpu) = self.gpu(sample) else {
-                continue;
+    fn add(&mut self, sample: &Sample<'_>) {
+        let name = sample.name;
+        // MIG devices carry their own series; the row shows the whole board.
+        if sample.label("gpu_instance_id").is_some()
+            && name != "nvidia_gpu_process_memory_used_bytes"
+        {
+            return;
+        }
+        let value = sample.value;
+        if name == "nvidia_gpu_xid_last_timestamp_seconds" {
+            let (Some(index), Some(xid)) = (sample.label("gpu"), sample.label("xid")) else {
+                return;
             };
-            match name {
-                "nvidia_gpu_info" => gpu.name = sample.label("name").unwrap_or_default().to_owned(),
-                "nvidia_gpu_up" => gpu.up = value == 1.0,
-                "nvidia_gpu_utilization_ratio" => gpu.utilization = Some(value),
-                "nvidia_gpu_memory_used_bytes" => gpu.memory_used_bytes = Some(value),
-                "nvidia_gpu_memory_total_bytes" => gpu.memory_total_bytes = Some(value),
-                "nvidia_gpu_temperature_celsius" => gpu.temperature_celsius = Some(value),
-                "nvidia_gpu_power_usage_watts" => gpu.power_watts = Some(value),
-                "nvidia_gpu_power_limit_watts" => gpu.power_limit_watts = Some(value),
-                "nvidia_gpu_clocks_event_reason_active" if value == 1.0 => {
-                    if let Some(reason) = sample.label("reason") {
-                        gpu.throttle_reasons.push(reason.to_owned());
-                    }
+            let latest = self.last_xid_at.entry(index.to_owned()).or_insert(f64::MIN);
+            if value > *latest {
+                *latest = value;
+                let xid = xid.to_owned();
+                if let Some(gpu) = self.gpu(sample) {
+                    gpu.last_xid = Some(xid);
                 }
-                "nvidia_gpu_xid_errors_total" => gpu.xid_errors += value,
-                "nvidia_gpu_process_memory_used_bytes"
-                    if gpu
-                        .top_process
-                        .as_ref()
-                        .is_none_or(|p| value > p.memory_bytes) =>
-                {
-                    gpu.top_process = Some(GpuProcess {
-                        pid: sample.label("pid").unwrap_or_default().to_owned(),
-                        name: sample.label("process_name").unwrap_or_default().to_owned(),
-                        memory_bytes: value,
-                        owner: ["yarn_container", "container_id", "systemd_unit"]
-                            .iter()
-                            .find_map(|l| sample.label(l))
-                            .map(str::to_owned),
-                    });
-                }
-                _ => {}
             }
+            return;
+        }
+        let Some(gpu) = self.gpu(sample) else {
+            return;
+        };
+        match name {
+            "nvidia_gpu_info" => gpu.name = sample.label("name").unwrap_or_default().to_owned(),
+            "nvidia_gpu_up" => gpu.up = value == 1.0,
+            "nvidia_gpu_utilization_ratio" => gpu.utilization = Some(value),
+            "nvidia_gpu_memory_used_bytes" => gpu.memory_used_bytes = Some(value),
+            "nvidia_gpu_memory_total_bytes" => gpu.memory_total_bytes = Some(value),
+            "nvidia_gpu_temperature_celsius" => gpu.temperature_celsius = Some(value),
+            "nvidia_gpu_power_usage_watts" => gpu.power_watts = Some(value),
+            "nvidia_gpu_power_limit_watts" => gpu.power_limit_watts = Some(value),
+            "nvidia_gpu_clocks_event_reason_active" if value == 1.0 => {
+                if let Some(reason) = sample.label("reason") {
+                    gpu.throttle_reasons.push(reason.to_owned());
+                }
+            }
+            "nvidia_gpu_xid_errors_total" => gpu.xid_errors += value,
+            "nvidia_gpu_process_memory_used_bytes"
+                if gpu
+                    .top_process
+                    .as_ref()
+                    .is_none_or(|p| value > p.memory_bytes) =>
+            {
+                gpu.top_process = Some(GpuProcess {
+                    pid: sample.label("pid").unwrap_or_default().to_owned(),
+                    name: sample.label("process_name").unwrap_or_default().to_owned(),
+                    memory_bytes: value,
+                    owner: ["yarn_container", "container_id", "systemd_unit"]
+                        .iter()
+                        .find_map(|l| sample.label(l))
+                        .map(str::to_owned),
+                });
+            }
+            _ => {}
         }
     }
 
@@ -395,6 +436,28 @@ mod tests {
         assert!(node.load1.is_some());
         assert!(node.fullest_filesystem.is_some());
         assert!(reading.gpus.is_empty());
+    }
+
+    #[test]
+    fn dropping_unread_families_first_changes_nothing() {
+        for capture in [
+            "testdata/node_exporter_1.5.0_metrics.txt",
+            "crates/gpu/tests/fixtures/fleet.metrics",
+        ] {
+            let text =
+                std::fs::read_to_string(format!("{}/../../{capture}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("the capture is in the repository");
+            assert_eq!(
+                Reading::from_text(&text, Format::Text),
+                read(&text),
+                "{capture}"
+            );
+        }
+        assert!(wanted_line("node_load1 0.5"));
+        assert!(!wanted_line("node_load1_extra 0.5"));
+        assert!(!wanted_line("# HELP node_load15 15m load average."));
+        assert!(wanted_line("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1"));
+        assert!(!wanted_line("node_vmstat_pgfault 1"));
     }
 
     #[test]

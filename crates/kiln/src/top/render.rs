@@ -118,7 +118,7 @@ impl Screen<'_> {
         let gpus: usize = shown.iter().map(|s| s.reading.gpus.len()).sum();
         let mut spans = vec![
             Span::styled("kiln top", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(format!("  {total} hosts: {up} up")),
+            Span::raw(format!("  {}: {up} up", counted(total, "host"))),
         ];
         if down > 0 {
             spans.push(Span::raw(", "));
@@ -127,8 +127,11 @@ impl Screen<'_> {
                 Style::new().fg(Color::Red),
             ));
         }
+        if gpus > 0 {
+            spans.push(Span::raw(format!("  ·  {}", counted(gpus, "GPU"))));
+        }
         spans.push(Span::raw(format!(
-            "  ·  {gpus} GPUs  ·  every {}  ·  sorted by {}{}",
+            "  ·  every {}  ·  sorted by {}{}",
             humantime(self.refresh),
             self.app.sort.label(),
             if self.app.reversed { ", reversed" } else { "" },
@@ -557,6 +560,15 @@ fn render_help(area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines)
         .block(Block::bordered().title(" keys "))
         .render(pane, buf);
+}
+
+/// `1 host`, `3 hosts`.
+fn counted(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// `2s`, `500ms`.
