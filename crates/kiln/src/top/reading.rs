@@ -456,7 +456,9 @@ mod tests {
         assert!(wanted_line("node_load1 0.5"));
         assert!(!wanted_line("node_load1_extra 0.5"));
         assert!(!wanted_line("# HELP node_load15 15m load average."));
-        assert!(wanted_line("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1"));
+        assert!(wanted_line(
+            "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1"
+        ));
         assert!(!wanted_line("node_vmstat_pgfault 1"));
     }
 
