@@ -30,6 +30,8 @@ const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 const UP: &str = "127.0.0.2";
 /// The host that is down: nothing listens there.
 const DOWN: &str = "127.0.0.3";
+/// The host that takes connections and never answers.
+const HUNG: &str = "127.0.0.4";
 
 /// CPU seconds, disk sectors and network bytes the procfs shows; `advance` moves them.
 #[derive(Clone, Copy)]
@@ -392,15 +394,29 @@ fn capture_until(socket: &str, limit: Duration, done: impl Fn(&str) -> bool) -> 
     }
 }
 
+/// A host that accepts connections and never answers, on an address of its own.
+fn hung_host() -> String {
+    let listener = std::net::TcpListener::bind((HUNG, 0)).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
+
 #[test]
-fn kiln_top_runs_in_a_terminal_with_one_host_down() {
+fn kiln_top_runs_in_a_terminal_with_one_host_down_and_one_hung() {
     let lab = Lab::start();
+    let hung = hung_host();
     let work = tempfile::tempdir().unwrap();
     let status = work.path().join("status");
     // A socket of this test's own, so no other tmux server is touched.
     let socket = format!("kiln-top-test-{}", std::process::id());
     let command = format!(
-        "{KILN} top --refresh=500ms {}; echo $? > {}",
+        "{KILN} top --refresh=500ms {} {hung}; echo $? > {}",
         lab.targets().join(" "),
         status.display()
     );
@@ -422,13 +438,16 @@ fn kiln_top_runs_in_a_terminal_with_one_host_down() {
         .unwrap();
     assert!(started.success());
 
+    // The hung host times out on its own task while the others are drawn.
     let screen = capture_until(&socket, Duration::from_secs(20), |s| {
-        s.contains("1 up, 1 down") && s.contains("GPU2  Tesla T4") && s.contains("% avg")
+        s.contains("1 up, 2 down") && s.contains("GPU2  Tesla T4") && s.contains("% avg")
     });
     let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].starts_with("kiln top  3 hosts: 1 up, 2 down  ·  3 GPUs"), "{screen}");
     assert!(lines[2].starts_with("127.0.0.2 "), "{screen}");
     assert!(lines[2].ends_with("3 at 44% avg"), "{screen}");
     assert_eq!(lines[6], format!("{DOWN}  down: connection refused"));
+    assert_eq!(lines[7], format!("{HUNG}  down: timed out after 500ms"));
     assert_eq!(
         lines[19],
         "↑↓ select  Enter details  / filter  s sort  r reverse  ? help  q quit"
