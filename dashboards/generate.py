@@ -52,7 +52,10 @@ def query_variable(name, label, query, all_value=".*", multi=True):
 
 
 def job_variable(metric, default_job):
-    return query_variable("job", "Job", f"label_values({metric}, job)", all_value=default_job)
+    """The scrape job; the job name of prometheus.yml is selected to begin with."""
+    variable = query_variable("job", "Job", f"label_values({metric}, job)")
+    variable["current"] = {"selected": True, "text": [default_job], "value": [default_job]}
+    return variable
 
 
 def instance_variable(metric):
@@ -476,8 +479,8 @@ def hadoop():
                target(f"hadoop_namenode_corrupt_blocks{{{HADOOP}}}", "{{instance}} corrupt")),
         series("DataNodes", target(f"hadoop_namenode_num_live_data_nodes{{{HADOOP}}}", "{{instance}} live"),
                target(f"hadoop_namenode_num_dead_data_nodes{{{HADOOP}}}", "{{instance}} dead")),
-        series("Files and blocks", target(f"hadoop_namenode_files_total{{{HADOOP}}}", "{{instance}} files"),
-               target(f"hadoop_namenode_blocks_total{{{HADOOP}}}", "{{instance}} blocks")),
+        series("Files and blocks", target(f"hadoop_namenode_files{{{HADOOP}}}", "{{instance}} files"),
+               target(f"hadoop_namenode_blocks{{{HADOOP}}}", "{{instance}} blocks")),
 
         row("YARN"),
         series("NodeManagers by state", target(f"hadoop_resourcemanager_nodemanagers{{{HADOOP}}}", "{{state}}"),
@@ -561,7 +564,10 @@ def exporters():
                target(f"rate(graphite_unmatched_lines_total{{{sel}}}[$__rate_interval])", "{{instance}} unmatched")),
         series("JMX proxy: probes and errors per second",
                target(f"sum by (instance) (rate(jmx_probes_total{{{sel}}}[$__rate_interval]))", "{{instance}} probes"),
-               target(f"sum by (instance) (rate(jmx_probe_errors_total{{{sel}}}[$__rate_interval]))", "{{instance}} errors")),
+               # Errors appear as a series only once one happened: 0 until then.
+               target(f"sum by (instance) (rate(jmx_probe_errors_total{{{sel}}}[$__rate_interval])) "
+                      f"or 0 * sum by (instance) (rate(jmx_probes_total{{{sel}}}[$__rate_interval]))",
+                      "{{instance}} errors")),
         table("Versions", f"kiln_build_info{{{sel}}}", width=24),
     ]
     return dashboard("kiln-exporters", "Kiln / Exporters health",

@@ -139,6 +139,57 @@ public final class KilnTestJvm {
         public double getOneMinuteRate() { return count / 60.0; }
     }
 
+    /** A ResourceManager's ClusterMetrics: NodeManagers by state. */
+    public interface ClusterMetricsMBean {
+        int getNumActiveNMs();
+        int getNumLostNMs();
+        int getNumUnhealthyNMs();
+        int getNumDecommissionedNMs();
+    }
+
+    public static final class ClusterMetrics implements ClusterMetricsMBean {
+        public int getNumActiveNMs() { return 4; }
+        public int getNumLostNMs() { return 0; }
+        public int getNumUnhealthyNMs() { return 1; }
+        public int getNumDecommissionedNMs() { return 0; }
+    }
+
+    /** A ResourceManager's QueueMetrics for one queue. */
+    public interface QueueMetricsMBean {
+        int getAppsRunning();
+        int getAppsPending();
+        long getAllocatedMB();
+        long getAvailableMB();
+        long getPendingMB();
+        int getAllocatedContainers();
+        int getPendingContainers();
+    }
+
+    public static final class QueueMetrics implements QueueMetricsMBean {
+        private final int scale;
+        public QueueMetrics(int scale) { this.scale = scale; }
+        public int getAppsRunning() { return 2 * scale; }
+        public int getAppsPending() { return scale; }
+        public long getAllocatedMB() { return 24576L * scale; }
+        public long getAvailableMB() { return 8192L * scale; }
+        public long getPendingMB() { return 4096L * scale; }
+        public int getAllocatedContainers() { return 6 * scale; }
+        public int getPendingContainers() { return scale; }
+    }
+
+    /**
+     * With -Dkiln.yarn=true, a ResourceManager's beans too, as Hadoop names them, so one
+     * JVM stands for the NameNode and the ResourceManager of a small cluster.
+     */
+    private static void registerYarnBeans(MBeanServer server) throws Exception {
+        server.registerMBean(new ClusterMetrics(),
+                new ObjectName("Hadoop:service=ResourceManager,name=ClusterMetrics"));
+        server.registerMBean(new QueueMetrics(2),
+                new ObjectName("Hadoop:service=ResourceManager,name=QueueMetrics,q0=root"));
+        server.registerMBean(new QueueMetrics(1),
+                new ObjectName("Hadoop:service=ResourceManager,name=QueueMetrics,q0=root,q1=default"));
+    }
+
     private static void registerBeans(MBeanServer server) throws Exception {
         server.registerMBean(new Sample(), new ObjectName("kiln.test:type=Sample,name=first"));
         server.registerMBean(new Sample(),
@@ -274,6 +325,9 @@ public final class KilnTestJvm {
     public static void main(String[] args) throws Exception {
         int port = args.length > 0 ? Integer.parseInt(args[0]) : 0;
         registerBeans(ManagementFactory.getPlatformMBeanServer());
+        if (Boolean.getBoolean("kiln.yarn")) {
+            registerYarnBeans(ManagementFactory.getPlatformMBeanServer());
+        }
 
         HttpRequestHandler jolokia = jolokia();
         OpenJmxServlet hadoop = new OpenJmxServlet();

@@ -1,0 +1,360 @@
+"""The whole stack, end to end, with a real Prometheus (Debian's package).
+
+Every exporter runs: node on this host, GPU on the fake NVML library, ping towards a host in
+a network namespace this test creates, the Graphite bridge fed by a real PySpark job, and the
+JMX proxy reading a real JVM (Hadoop's JMXJsonServlet with NameNode and ResourceManager
+beans). Prometheus runs with the shipped prometheus.yml and rules, its file_sd files pointed
+at the exporters. Then every query of every shipped dashboard, its variables filled in, must
+return data through Prometheus' HTTP API.
+
+Run by scripts/test; by hand: python3 -m pytest -q tests/stack (as root, for the namespace
+and ICMP).
+"""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TARGET = ROOT / "target" / "debug"
+DEPLOY = ROOT / "deploy"
+# The peer in the test's namespace, and this side of the veth pair.
+PEER, LOCAL = "10.203.250.2", "10.203.250.1"
+
+
+# ---- Helpers --------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return answer.read().decode()
+
+
+def wait_for(what, check, limit=120, every=0.5):
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+class Processes:
+    """Processes this test started; each is ended by its PID at the end."""
+
+    def __init__(self, logs):
+        self.logs = logs
+        self.children = []
+
+    def start(self, name, args, **kw):
+        log = open(self.logs / f"{name}.log", "wb")
+        child = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, **kw)
+        self.children.append((name, child))
+        return child
+
+    def check_alive(self):
+        """Every server is still running (the Spark job ends by itself)."""
+        for name, child in self.children:
+            if name != "spark" and child.poll() is not None:
+                log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"{name} exited ({child.returncode}):\n{log}")
+
+    def stop(self):
+        for _, child in reversed(self.children):
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+def cargo_build():
+    subprocess.run(
+        ["cargo", "build", "--quiet", "-p", "kiln-node", "-p", "kiln-gpu", "-p", "kiln-ping",
+         "-p", "kiln-graphite", "-p", "kiln-jmx", "-p", "fake-nvml"],
+        cwd=ROOT, check=True)
+
+
+def pyspark_jars():
+    import pyspark
+    return pathlib.Path(pyspark.__file__).parent / "jars"
+
+
+def java_classpath():
+    jars = ["/usr/share/java/jolokia-core.jar", "/usr/share/java/json-simple.jar"]
+    for jar in jars:
+        assert pathlib.Path(jar).exists(), f"{jar} is missing (scripts/test installs it)"
+    return ":".join(jars + [f"{pyspark_jars()}/*"])
+
+
+def gpu_procfs(root):
+    """/proc entries for the fake GPU processes: names and the cgroups that attribute them."""
+    processes = {
+        "4242": ("python3", "0::/hadoop-yarn/container_e17_1700000000000_0042_01_000003\n"),
+        "4343": ("java", "0::/system.slice/docker-3f4e1c2b9a8d7e6f5a4b3c2d1e0f9a8b.scope\n"),
+        "4444": ("jupyter-kernel", "0::/system.slice/jupyterhub.service\n"),
+    }
+    for pid, (comm, cgroup) in processes.items():
+        (root / pid).mkdir(parents=True)
+        (root / pid / "comm").write_text(comm + "\n")
+        (root / pid / "cgroup").write_text(cgroup)
+    return root
+
+
+class Namespace:
+    """A network namespace holding one ping peer, joined to this one by a veth pair."""
+
+    def __init__(self):
+        suffix = os.getpid() % 100000
+        self.name = f"kiln-stack-{suffix}"
+        self.link = f"kst{suffix}"
+        self.run("ip", "netns", "add", self.name)
+        self.run("ip", "link", "add", self.link, "type", "veth", "peer", "name", f"{self.link}p")
+        self.run("ip", "link", "set", f"{self.link}p", "netns", self.name)
+        self.run("ip", "addr", "add", f"{LOCAL}/30", "dev", self.link)
+        self.run("ip", "link", "set", self.link, "up")
+        inside = ["ip", "netns", "exec", self.name]
+        self.run(*inside, "ip", "addr", "add", f"{PEER}/30", "dev", f"{self.link}p")
+        self.run(*inside, "ip", "link", "set", f"{self.link}p", "up")
+        self.run(*inside, "ip", "link", "set", "lo", "up")
+
+    @staticmethod
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True)
+
+    def remove(self):
+        subprocess.run(["ip", "link", "del", self.link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+# ---- The stack ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack():
+    if os.geteuid() != 0:
+        pytest.fail("the stack test needs root: a network namespace and ICMP (scripts/test runs as root)")
+    cargo_build()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="kiln-stack-"))
+    logs = work / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    namespace = Namespace()
+    try:
+        yield start_stack(work, procs)
+    finally:
+        procs.stop()
+        namespace.remove()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def start_stack(work, procs):
+    ports = {name: free_port() for name in
+             ["node", "gpu", "ping", "graphite", "graphite_in", "jmx", "prometheus"]}
+
+    # The JVM: compiled here, started with the ResourceManager beans too.
+    classes = work / "classes"
+    classpath = java_classpath()
+    subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", classpath,
+                    str(ROOT / "crates/jmx/tests/java/KilnTestJvm.java")], check=True)
+    jvm_log = open(work / "logs" / "jvm.log", "wb")
+    jvm = subprocess.Popen(
+        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dkiln.yarn=true",
+         "-cp", f"{classpath}:{classes}", "KilnTestJvm"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=jvm_log)
+    procs.children.append(("jvm", jvm))
+    line = jvm.stdout.readline().decode()
+    assert line.startswith("listening "), f"the test JVM did not start: {line!r}"
+    jvm_port = int(line.split()[1])
+
+    jmx_config = work / "jmx.yml"
+    jmx_config.write_text(
+        "modules:\n"
+        f"  namenode:\n    bridge: hadoop\n    rules_file: {DEPLOY}/emr/jmx/hadoop-namenode.yml\n"
+        f"  resourcemanager:\n    bridge: hadoop\n    rules_file: {DEPLOY}/emr/jmx/hadoop-resourcemanager.yml\n")
+
+    fleet = json.loads((ROOT / "crates/gpu/tests/fixtures/fleet.json").read_text())
+    fleet["xid_events"] = [{"gpu": 0, "xid": 79}]
+    fixture = work / "fleet.json"
+    fixture.write_text(json.dumps(fleet))
+    env = dict(os.environ, FAKE_NVML_FIXTURE=str(fixture))
+
+    listen = lambda name: f"--web.listen-address=127.0.0.1:{ports[name]}"
+    procs.start("node", [TARGET / "kiln-node-exporter", listen("node")])
+    procs.start("gpu", [TARGET / "kiln-gpu-exporter", listen("gpu"),
+                        f"--nvml.library-path={TARGET / 'libfake_nvml.so'}",
+                        "--collect.processes", "--collect.interval=1s",
+                        f"--path.procfs={gpu_procfs(work / 'proc')}"], env=env)
+    procs.start("ping", [TARGET / "kiln-ping-exporter", listen("ping"), "--ping.interval=200ms", PEER])
+    procs.start("graphite", [TARGET / "kiln-graphite-exporter", listen("graphite"),
+                             f"--graphite.listen-address=127.0.0.1:{ports['graphite_in']}",
+                             f"--graphite.mapping-config={DEPLOY}/emr/spark-graphite-mapping.yml"])
+    procs.start("jmx", [TARGET / "kiln-jmx-exporter", listen("jmx"), f"--config.file={jmx_config}"])
+
+    # A real Spark job reports through GraphiteSink while Prometheus starts.
+    spark = procs.start("spark", [sys.executable, str(ROOT / "crates/graphite/tests/fixtures/spark_job.py"),
+                                  f"kiln=tcp:127.0.0.1:{ports['graphite_in']}"])
+
+    prometheus_dir = write_prometheus_config(work, ports, jvm_port)
+    check = subprocess.run(["promtool", "check", "config", str(prometheus_dir / "prometheus.yml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    procs.start("prometheus", [
+        "prometheus", f"--config.file={prometheus_dir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={work / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+    ])
+    api = f"http://127.0.0.1:{ports['prometheus']}/api/v1"
+
+    def targets_up():
+        procs.check_alive()
+        active = json.loads(get(f"{api}/targets"))["data"]["activeTargets"]
+        down = [f"{t['labels']['job']} {t['scrapeUrl']}: {t['lastError']}" for t in active if t["health"] != "up"]
+        return len(active) == 8 and not down and active
+    wait_for("every target up", targets_up, limit=60)
+
+    output = spark.wait(timeout=300)
+    assert output == 0, (work / "logs" / "spark.log").read_text(errors="replace")[-3000:]
+    wait_for("Spark's series in Prometheus", lambda: query(api, "spark_jvm_memory"), limit=30)
+    # Enough samples for every rate, and a ping round trip histogram with replies in it.
+    time.sleep(6)
+    procs.check_alive()
+    return api
+
+
+def write_prometheus_config(work, ports, jvm_port):
+    """The shipped configuration with its file_sd files pointed at this test's exporters and
+    a one-second scrape interval."""
+    directory = work / "prometheus"
+    shutil.copytree(DEPLOY / "prometheus", directory)
+    config = (directory / "prometheus.yml").read_text()
+    config = config.replace("scrape_interval: 15s", "scrape_interval: 1s")
+    config = config.replace("scrape_timeout: 10s", "scrape_timeout: 1s")
+    config = config.replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+    config = config.replace("replacement: localhost:9404", f"replacement: 127.0.0.1:{ports['jmx']}")
+    config = config.replace("- targets: ['localhost:9093']", "- targets: []")
+    config = config.replace("- targets: ['localhost:9090']", f"- targets: ['127.0.0.1:{ports['prometheus']}']")
+    (directory / "prometheus.yml").write_text(config)
+    targets = directory / "targets"
+    at = lambda name: f"- targets: ['127.0.0.1:{ports[name]}']\n"
+    (targets / "node.yml").write_text(at("node"))
+    (targets / "gpu.yml").write_text(at("gpu"))
+    (targets / "ping.yml").write_text(at("ping"))
+    (targets / "spark.yml").write_text(at("graphite"))
+    (targets / "jmx-exporter.yml").write_text(at("jmx"))
+    (targets / "hadoop.yml").write_text(
+        f"- targets: ['127.0.0.1:{jvm_port}']\n  labels: {{module: namenode}}\n"
+        f"- targets: ['127.0.0.1:{jvm_port}']\n  labels: {{module: resourcemanager}}\n")
+    return directory
+
+
+def query(api, expr):
+    answer = json.loads(get(f"{api}/query?" + urllib.parse.urlencode({"query": expr})))
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+# ---- Dashboards -----------------------------------------------------------------------
+
+DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
+# Variables that may legitimately have no value here: cluster_id exists only on EMR
+# (from EC2 discovery); "All" (.*) then also matches series without the label.
+MAY_BE_EMPTY = {"cluster_id"}
+
+
+def fill(text, values):
+    for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(f"${{{name}}}", value).replace(f"${name}", value)
+    return text
+
+
+def variable_values(api, variable, values):
+    """The values Grafana would offer for a `label_values(...)` variable."""
+    definition = fill(variable["definition"], values)
+    match = re.fullmatch(r"label_values\((?:(.*),\s*)?(\w+)\)", definition)
+    assert match, f"unsupported variable query {definition!r}"
+    selector, label = match.groups()
+    params = {"match[]": selector} if selector else {}
+    url = f"{api}/label/{label}/values"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    answer = json.loads(get(url))
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+def panel_queries(dashboard):
+    for item in dashboard["panels"]:
+        for panel in [item, *item.get("panels", [])]:
+            for t in panel.get("targets", []):
+                yield panel["title"], t["expr"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_every_dashboard_query_returns_data(stack, path):
+    api = stack
+    dashboard = json.loads(path.read_text())
+    values = {"__rate_interval": "10s", "__interval": "1s", "__range": "1m"}
+    problems = []
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "datasource":
+            continue
+        offered = variable_values(api, variable, values)
+        if not offered and variable["name"] not in MAY_BE_EMPTY:
+            problems.append(f"variable {variable['name']} offers nothing: {variable['definition']}")
+        # What is selected when the dashboard opens: "All" (the variable's all value) or
+        # the values saved with it.
+        current = variable["current"]["value"]
+        if current == ["$__all"]:
+            values[variable["name"]] = variable["allValue"]
+        else:
+            values[variable["name"]] = "|".join(current)
+    queries = list(panel_queries(dashboard))
+    assert queries, f"{path.name} has no queries"
+    for title, expr in queries:
+        filled = fill(expr, values)
+        assert "$" not in filled, f"{title}: a variable is left in {filled}"
+        try:
+            result = query(api, filled)
+        except Exception as error:  # noqa: BLE001 - reported with the panel
+            problems.append(f"{title}: {filled}: {error}")
+            continue
+        if not result:
+            problems.append(f"{title}: no data for {filled}")
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+def test_every_rule_file_loads_in_prometheus(stack):
+    api = stack
+    groups = json.loads(get(f"{api}/rules"))["data"]["groups"]
+    files = {pathlib.Path(g["file"]).name for g in groups}
+    shipped = {p.name for p in (DEPLOY / "prometheus" / "rules").glob("*.yml")}
+    assert files == shipped
+    unhealthy = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] == "err"]
+    assert not unhealthy, unhealthy
+    # The recording rules produce series from the live exporters.
+    for record in ["instance:node_memory_utilisation:ratio", "instance:nvidia_gpu_utilization:avg",
+                   "gpu:nvidia_gpu_process_memory_used_bytes:sum_by_yarn_application"]:
+        wait_for(record, lambda: query(api, record), limit=20)
