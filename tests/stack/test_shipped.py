@@ -1,0 +1,114 @@
+"""Everything shipped under deploy/, dashboards/ and systemd/ passes its own tool's checks:
+promtool for configurations and rules (with the rules' unit tests), systemd-analyze for the
+units as deploy/install.sh installs them, the Kubernetes API schemas for the manifests,
+and the house conventions for dashboards."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+TARGET = ROOT / "target" / "debug"
+
+
+def run(*args, **kw):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+PROMETHEUS_CONFIGS = [
+    DEPLOY / "prometheus" / "prometheus.yml",
+    DEPLOY / "prometheus" / "prometheus-emr.yml",
+    DEPLOY / "prometheus" / "federation.yml",
+    DEPLOY / "emr" / "jmx" / "prometheus-jmx.yml",
+]
+
+
+@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
+def test_prometheus_configs_are_valid(config):
+    result = run("promtool", "check", "config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_files_are_valid():
+    rules = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+    result = run("promtool", "check", "rules", *rules)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test", sorted((DEPLOY / "prometheus" / "rules" / "tests").glob("*.test.yml")),
+                         ids=lambda p: p.name)
+def test_rule_unit_tests_pass(test):
+    result = run("promtool", "test", "rules", test)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test():
+    alerts = set(re.findall(r"^\s+- alert: (\w+)", (DEPLOY / "prometheus/rules/kiln-alerts.yml").read_text(), re.M))
+    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus/rules/tests/kiln-alerts.test.yml").read_text()))
+    assert alerts and alerts == tested, alerts ^ tested
+
+
+def test_dashboards_match_their_definitions():
+    result = run(sys.executable, ROOT / "dashboards" / "generate.py", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "dashboards").glob("*.json")), ids=lambda p: p.stem)
+def test_dashboard_conventions(path):
+    dashboard = json.loads(path.read_text())
+    assert dashboard["schemaVersion"] >= 39
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert "job" in variables, "a job variable"
+    assert {"instance", "application"} & variables.keys(), "a host (or application) variable"
+    ids = set()
+    for panel in dashboard["panels"]:
+        assert panel["id"] not in ids
+        ids.add(panel["id"])
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']} has no unit"
+        assert panel["targets"], panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+
+
+def test_install_is_idempotent_and_the_units_verify():
+    with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as checked:
+        install = [DEPLOY / "install.sh", "--destdir", root, "--bin-dir", TARGET]
+        first = run(*install)
+        assert first.returncode == 0, first.stderr
+        assert "installed" in first.stdout
+        again = run(*install)
+        assert (again.returncode, again.stdout) == (0, ""), again.stdout + again.stderr
+
+        units = sorted(pathlib.Path(root, "etc/systemd/system").glob("*.service"))
+        assert len(units) == 5
+        # Verified where the binaries are: ExecStart pointed into the staging root.
+        for unit in units:
+            text = unit.read_text().replace("/usr/local/bin/", f"{root}/usr/local/bin/")
+            pathlib.Path(checked, unit.name).write_text(text)
+        result = run("systemd-analyze", "verify", *sorted(pathlib.Path(checked).glob("*.service")))
+        assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+        for unit in units:
+            result = run("systemd-analyze", "security", "--offline=yes", unit)
+            level = result.stdout.strip().splitlines()[-1]
+            assert re.search(r"exposure level .*: \d\.\d (OK|SAFE|PERFECT)", level), f"{unit.name}: {level}"
+
+        removed = run(DEPLOY / "install.sh", "--destdir", root, "--uninstall", "--purge")
+        assert removed.returncode == 0, removed.stderr
+        left = [p for p in pathlib.Path(root).rglob("*") if p.is_file()]
+        assert not left, left
+
+
+def test_install_refuses_an_unknown_exporter():
+    result = run(DEPLOY / "install.sh", "--only", "nodes")
+    assert result.returncode == 2
+    assert "unknown exporter 'nodes'" in result.stderr
