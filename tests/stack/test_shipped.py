@@ -112,3 +112,43 @@ def test_install_refuses_an_unknown_exporter():
     result = run(DEPLOY / "install.sh", "--only", "nodes")
     assert result.returncode == 2
     assert "unknown exporter 'nodes'" in result.stderr
+
+
+KUBERNETES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("manifest", KUBERNETES, ids=lambda p: p.name)
+def test_kubernetes_manifests_match_the_api_schemas(manifest):
+    result = run(sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", manifest)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_containers_use_flags_their_binaries_have():
+    import yaml
+
+    for manifest in KUBERNETES:
+        for document in yaml.safe_load_all(manifest.read_text()):
+            spec = (document or {}).get("spec", {}).get("template", {}).get("spec", {})
+            for container in spec.get("containers", []):
+                binary = TARGET / pathlib.Path(container["command"][0]).name
+                help_text = run(binary, "--help").stdout
+                for arg in container.get("args", []):
+                    flag = arg.split("=", 1)[0]
+                    assert f"{flag}" in help_text, f"{manifest.name}: {binary.name} has no {flag}"
+
+
+@pytest.mark.parametrize("script", [DEPLOY / "install.sh", DEPLOY / "emr" / "bootstrap.sh"], ids=lambda p: p.name)
+def test_shell_scripts_parse(script):
+    result = run("bash", "-n", script)
+    assert result.returncode == 0, result.stderr
+
+
+def test_emr_spark_metrics_agree_with_the_properties_file():
+    configurations = json.loads((DEPLOY / "emr" / "configurations.json").read_text())
+    classified = next(c["Properties"] for c in configurations if c["Classification"] == "spark-metrics")
+    properties = dict(
+        line.split("=", 1) for line in (DEPLOY / "emr" / "metrics.properties").read_text().splitlines()
+        if line and not line.startswith("#"))
+    for key, value in classified.items():
+        assert properties.get(key) == value, key
+    assert properties["*.sink.graphite.port"] == "9109"

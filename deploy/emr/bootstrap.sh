@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# EMR bootstrap action: installs Kiln's exporters on every node of a cluster, by role.
+#
+#   aws emr create-cluster ... \
+#     --bootstrap-actions Path=s3://my-bucket/kiln/bootstrap.sh,Args=[s3://my-bucket/kiln]
+#
+# The S3 prefix holds what `deploy/emr/bootstrap.sh --stage DIR` lays out from a release
+# build: bin/ (the exporters), systemd/, deploy/. Every node gets the node and ping exporters
+# (pinging the primary node), nodes with an NVIDIA driver the GPU exporter, and the primary
+# node the Graphite bridge (for Spark's GraphiteSink, see configurations.json) and the JMX
+# proxy (HDFS and YARN daemons, see deploy/emr/jmx/).
+#
+# EMR runs bootstrap actions before Hadoop is installed, as the hadoop user with sudo;
+# everything here is idempotent, so a re-run does no harm.
+set -euo pipefail
+
+if [[ ${1:-} == --stage ]]; then
+  # Lays out an S3-ready directory from this checkout's release build.
+  out=${2:?--stage needs a directory}
+  repo=$(cd "$(dirname "$0")/../.." && pwd)
+  mkdir -p "$out/bin"
+  for name in node gpu ping graphite jmx; do
+    cp "$repo/target/release/kiln-$name-exporter" "$out/bin/"
+  done
+  cp -r "$repo/systemd" "$out/"
+  mkdir -p "$out/deploy"
+  cp -r "$repo/deploy/install.sh" "$repo/deploy/emr" "$out/deploy/"
+  echo "staged in $out; upload with: aws s3 sync $out s3://BUCKET/kiln"
+  exit 0
+fi
+
+source_prefix=${1:?usage: bootstrap.sh s3://bucket/prefix}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+aws s3 sync --only-show-errors "$source_prefix" "$work"
+chmod +x "$work"/bin/* "$work/deploy/install.sh"
+
+info=/mnt/var/lib/info/instance.json
+primary=false
+if [[ -f $info ]] && grep -q '"isMaster": *true' "$info"; then
+  primary=true
+fi
+
+exporters=node,ping
+if [[ -e /proc/driver/nvidia/version ]] || lspci 2>/dev/null | grep -qi nvidia; then
+  exporters+=,gpu
+fi
+if $primary; then
+  exporters+=,graphite,jmx
+fi
+
+sudo "$work/deploy/install.sh" --bin-dir "$work/bin" --only "$exporters"
+
+# Each node pings the primary node; the primary pings the gateway only.
+if ! $primary; then
+  primary_host=$(grep -o '"masterHost": *"[^"]*"' /mnt/var/lib/info/job-flow.json 2>/dev/null | cut -d'"' -f4 || true)
+  if [[ -n $primary_host ]] && ! grep -q "$primary_host" /etc/default/kiln-ping-exporter; then
+    echo "ARGS=\"$primary_host\"" | sudo tee /etc/default/kiln-ping-exporter >/dev/null
+    sudo systemctl restart kiln-ping-exporter.service
+  fi
+fi
+if $primary; then
+  # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons.
+  echo 'ARGS="--graphite.mapping-config=/etc/kiln/graphite-mapping.yml"' |
+    sudo tee /etc/default/kiln-graphite-exporter >/dev/null
+  echo 'ARGS="--config.file=/etc/kiln/jmx/kiln-jmx.yml"' |
+    sudo tee /etc/default/kiln-jmx-exporter >/dev/null
+  sudo systemctl restart kiln-graphite-exporter.service kiln-jmx-exporter.service
+fi
+echo "kiln: installed $exporters"
