@@ -443,7 +443,10 @@ fn kiln_top_runs_in_a_terminal_with_one_host_down_and_one_hung() {
         s.contains("1 up, 2 down") && s.contains("GPU2  Tesla T4") && s.contains("% avg")
     });
     let lines: Vec<&str> = screen.lines().collect();
-    assert!(lines[0].starts_with("kiln top  3 hosts: 1 up, 2 down  ·  3 GPUs"), "{screen}");
+    assert!(
+        lines[0].starts_with("kiln top  3 hosts: 1 up, 2 down  ·  3 GPUs"),
+        "{screen}"
+    );
     assert!(lines[2].starts_with("127.0.0.2 "), "{screen}");
     assert!(lines[2].ends_with("3 at 44% avg"), "{screen}");
     assert_eq!(lines[6], format!("{DOWN}  down: connection refused"));
