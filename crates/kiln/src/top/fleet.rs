@@ -95,6 +95,8 @@ impl NodeRates {
 pub struct Host {
     pub name: String,
     pub targets: Vec<TargetState>,
+    /// Every exporter's reading, merged when an answer comes rather than on each frame.
+    merged: Reading,
 }
 
 impl Host {
@@ -113,12 +115,16 @@ impl Host {
     }
 
     /// Every exporter's reading, merged.
-    pub fn reading(&self) -> Reading {
+    pub fn reading(&self) -> &Reading {
+        &self.merged
+    }
+
+    fn merge_readings(&mut self) {
         let mut merged = Reading::default();
         for target in &self.targets {
             merged.merge(target.reading.clone());
         }
-        merged
+        self.merged = merged;
     }
 
     /// The node exporter's rates, once two answers came.
@@ -151,6 +157,7 @@ impl Fleet {
                         rates: None,
                     })
                     .collect(),
+                merged: Reading::default(),
             })
             .collect();
         Self { hosts }
@@ -172,11 +179,10 @@ impl Fleet {
 
     /// Takes in one answer.
     pub fn record(&mut self, answer: Answer) {
-        let Some(target) = self
-            .hosts
-            .get_mut(answer.id.host)
-            .and_then(|h| h.targets.get_mut(answer.id.target))
-        else {
+        let Some(host) = self.hosts.get_mut(answer.id.host) else {
+            return;
+        };
+        let Some(target) = host.targets.get_mut(answer.id.target) else {
             return;
         };
         target.took = Some(answer.took);
@@ -203,6 +209,7 @@ impl Fleet {
                 target.status = Status::Down(failure);
             }
         }
+        host.merge_readings();
     }
 }
 
@@ -306,6 +313,6 @@ mod tests {
             took,
         });
         assert_eq!(fleet.hosts[0].status(), Status::Down(refused));
-        assert_eq!(fleet.hosts[0].reading(), Reading::default());
+        assert_eq!(fleet.hosts[0].reading(), &Reading::default());
     }
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 
 use super::fleet::{Answer, Failure, TargetId};
 use super::reading::Reading;
+use super::units::duration;
 
 /// Scrapes one URL and keeps what `kiln top` shows.
 pub async fn scrape(client: &ScrapeClient, url: &str) -> Result<Reading, Failure> {
@@ -62,7 +63,7 @@ pub fn spawn(
 pub fn failure(error: &ScrapeError) -> Failure {
     let full = error.to_string();
     let short = match error {
-        ScrapeError::Timeout(after) => format!("timed out after {}", seconds(*after)),
+        ScrapeError::Timeout(after) => format!("timed out after {}", duration(*after)),
         ScrapeError::Status { status, .. } => format!("HTTP {status}"),
         ScrapeError::Url { .. } => "invalid URL".to_owned(),
         ScrapeError::TooLarge(_) => "answer too large".to_owned(),
@@ -82,13 +83,4 @@ pub fn failure(error: &ScrapeError) -> Failure {
         }
     };
     Failure { short, full }
-}
-
-/// `2s`, `1.5s`, `250ms`.
-fn seconds(duration: Duration) -> String {
-    if duration < Duration::from_secs(1) {
-        format!("{}ms", duration.as_millis())
-    } else {
-        format!("{}s", duration.as_secs_f64())
-    }
 }

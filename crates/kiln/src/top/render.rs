@@ -15,7 +15,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 use super::app::{App, KEYS};
 use super::fleet::{Fleet, Host, NodeRates, Status};
 use super::reading::{GpuReading, PingReading, Reading, memory_used};
-use super::units::{bar, bytes, fit, millis, percent, rate};
+use super::units::{bar, bytes, duration, fit, millis, percent, rate};
 
 /// The whole screen.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct Screen<'a> {
 struct Shown<'a> {
     host: &'a Host,
     status: Status,
-    reading: Reading,
+    reading: &'a Reading,
     rates: Option<NodeRates>,
 }
 
@@ -132,7 +132,7 @@ impl Screen<'_> {
         }
         spans.push(Span::raw(format!(
             "  ·  every {}  ·  sorted by {}{}",
-            humantime(self.refresh),
+            duration(self.refresh),
             self.app.sort.label(),
             if self.app.reversed { ", reversed" } else { "" },
         )));
@@ -568,15 +568,6 @@ fn counted(count: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{count} {noun}s")
-    }
-}
-
-/// `2s`, `500ms`.
-fn humantime(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
     }
 }
 

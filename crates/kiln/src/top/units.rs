@@ -48,6 +48,15 @@ pub fn millis(seconds: f64) -> String {
     }
 }
 
+/// `2s`, `1.5s`, `250ms`, as Prometheus writes durations.
+pub fn duration(duration: std::time::Duration) -> String {
+    if duration < std::time::Duration::from_secs(1) {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{}s", duration.as_secs_f64())
+    }
+}
+
 /// A bar of `width` cells, `█` for the filled share and `░` for the rest.
 pub fn bar(ratio: f64, width: usize) -> String {
     let ratio = if ratio.is_finite() {
@@ -86,6 +95,9 @@ mod tests {
         assert_eq!(bytes(1023.0), "1023 B");
         assert_eq!(millis(0.000_42), "0.42 ms");
         assert_eq!(millis(0.0123), "12 ms");
+        assert_eq!(duration(std::time::Duration::from_millis(500)), "500ms");
+        assert_eq!(duration(std::time::Duration::from_millis(1500)), "1.5s");
+        assert_eq!(duration(std::time::Duration::from_secs(2)), "2s");
         assert_eq!(bar(0.87, 10), "█████████░");
         assert_eq!(bar(f64::NAN, 4), "░░░░");
         assert_eq!(fit("NVIDIA A100-SXM4-40GB", 10), "NVIDIA A1…");
