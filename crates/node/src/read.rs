@@ -14,14 +14,45 @@ use kiln_registry::CollectError;
 /// size first: procfs and sysfs report 0 or 4096 for every file, so that `statx` is one
 /// system call in four of a scrape and helps nothing.
 pub(crate) fn read_text(path: &Path) -> io::Result<String> {
+    read_until(path, End::ZeroRead)
+}
+
+/// Reads a sysfs attribute as text. sysfs hands an attribute's whole text (at most a page)
+/// to the first read, so a read that leaves the buffer part-empty is the end of the file:
+/// one `read` a file instead of two, the second only to learn what the first implied.
+/// procfs gives no such promise (a `seq_file` may stop at any record), so procfs files go
+/// through [`read_text`].
+pub(crate) fn read_attribute(path: &Path) -> io::Result<String> {
+    read_until(path, End::ShortRead)
+}
+
+/// What tells a reader it has reached the end of a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A read that returns nothing (every file).
+    ZeroRead,
+    /// A read that returns less than asked for (sysfs attributes).
+    ShortRead,
+}
+
+fn read_until(path: &Path, end: End) -> io::Result<String> {
+    read_file_until(std::fs::File::open(path)?, end)
+}
+
+fn read_file_until(mut file: std::fs::File, end: End) -> io::Result<String> {
     use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
+    // Larger than a page, so a full sysfs attribute still comes back as a short read.
+    let mut chunk = [0u8; 4096 + 512];
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
-            Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+            Ok(read) => {
+                bytes.extend_from_slice(&chunk[..read]);
+                if end == End::ShortRead && read < chunk.len() {
+                    break;
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
@@ -45,16 +76,56 @@ pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
 
 /// A file's content without the trailing newline, or `None` if it cannot be read.
 pub(crate) fn optional_trimmed(path: &Path) -> Option<String> {
-    let mut text = read_text(path).ok()?;
+    trimmed(read_text(path).ok()?)
+}
+
+/// A sysfs attribute without the trailing newline, or `None` if it cannot be read (see
+/// [`read_attribute`]).
+pub(crate) fn attribute(path: &Path) -> Option<String> {
+    trimmed(read_attribute(path).ok()?)
+}
+
+/// A sysfs attribute holding one number, or `None` if it is missing, unreadable or not a
+/// number (sysfs answers `EINVAL` for, say, the speed of a link that is down).
+pub(crate) fn attribute_value<T: FromStr>(path: &Path) -> Option<T> {
+    attribute(path)?.trim().parse().ok()
+}
+
+/// A sysfs directory opened once, its attributes then opened relative to it: the kernel
+/// walks the path (and follows the `/sys/class/...` symlink) once per device instead of
+/// once per attribute, which for a network interface's forty-odd files was most of the
+/// kernel's share of a scrape.
+pub(crate) struct AttributeDir {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl AttributeDir {
+    /// Opens `path`, or `None` if it is missing or not a directory.
+    pub(crate) fn open(path: &Path) -> Option<Self> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+        Some(Self { fd })
+    }
+
+    /// The attribute `name` without its trailing newline, as [`attribute`] reads it.
+    pub(crate) fn attribute(&self, name: &str) -> Option<String> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        trimmed(read_file_until(std::fs::File::from(fd), End::ShortRead).ok()?)
+    }
+}
+
+fn trimmed(mut text: String) -> Option<String> {
     let trimmed_len = text.trim_end().len();
     text.truncate(trimmed_len);
     Some(text)
-}
-
-/// A file holding one number, or `None` if it is missing, unreadable or not a number
-/// (sysfs answers `EINVAL` for, say, the speed of a link that is down).
-pub(crate) fn optional_value<T: FromStr>(path: &Path) -> Option<T> {
-    optional_trimmed(path)?.trim().parse().ok()
 }
 
 /// The entries of a directory whose names match `accept`, sorted by name; a missing

@@ -158,19 +158,18 @@ impl Cpu {
         let mut packages = BTreeMap::new();
         for (_, dir) in cpus {
             let throttle = dir.join("thermal_throttle");
-            let Some(package) = read::optional_trimmed(&dir.join("topology/physical_package_id"))
-            else {
+            let Some(package) = read::attribute(&dir.join("topology/physical_package_id")) else {
                 continue;
             };
             if let Some(count) =
-                read::optional_value::<f64>(&throttle.join("package_throttle_count"))
+                read::attribute_value::<f64>(&throttle.join("package_throttle_count"))
             {
                 packages.entry(package.clone()).or_insert(count);
             }
-            let core = read::optional_trimmed(&dir.join("topology/core_id"));
+            let core = read::attribute(&dir.join("topology/core_id"));
             if let (Some(core), Some(count)) = (
                 core,
-                read::optional_value::<f64>(&throttle.join("core_throttle_count")),
+                read::attribute_value::<f64>(&throttle.join("core_throttle_count")),
             ) {
                 cores.entry((package, core)).or_insert(count);
             }

@@ -74,12 +74,12 @@ impl Collector for Cpufreq {
             let dir = dir.join("cpufreq");
             let cpu = &name["cpu".len()..];
             for ((file, _, _), family) in FREQUENCIES.iter().zip(&mut families) {
-                if let Some(khz) = read::optional_value::<f64>(&dir.join(file)) {
+                if let Some(khz) = read::attribute_value::<f64>(&dir.join(file)) {
                     family.push(&[("cpu", cpu)], khz * 1000.0);
                 }
             }
-            let current = read::optional_trimmed(&dir.join("scaling_governor")).unwrap_or_default();
-            for governor in read::optional_trimmed(&dir.join("scaling_available_governors"))
+            let current = read::attribute(&dir.join("scaling_governor")).unwrap_or_default();
+            for governor in read::attribute(&dir.join("scaling_available_governors"))
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {

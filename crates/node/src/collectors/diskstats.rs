@@ -253,7 +253,7 @@ impl Collector for Diskstats {
             let udev_text = read::optional_trimmed(&udev_path).unwrap_or_default();
             let udev = parse_udev(&udev_text);
             let get = |key: &str| udev.get(key).copied().unwrap_or_default();
-            let rotational = read::optional_trimmed(
+            let rotational = read::attribute(
                 &self
                     .paths
                     .sys(&format!("block/{}/queue/rotational", device.name)),

@@ -46,7 +46,7 @@ impl Collector for Edac {
         );
         for (name, dir) in controllers {
             let controller = &name["mc".len()..];
-            let value = |file: &str| read::optional_value::<f64>(&dir.join(file));
+            let value = |file: &str| read::attribute_value::<f64>(&dir.join(file));
             if let Some(count) = value("ce_count") {
                 ce.push(&[("controller", controller)], count);
             }
@@ -65,10 +65,10 @@ impl Collector for Edac {
             {
                 let csrow = &row_name["csrow".len()..];
                 let labels = [("controller", controller), ("csrow", csrow)];
-                if let Some(count) = read::optional_value::<f64>(&row.join("ce_count")) {
+                if let Some(count) = read::attribute_value::<f64>(&row.join("ce_count")) {
                     row_ce.push(&labels, count);
                 }
-                if let Some(count) = read::optional_value::<f64>(&row.join("ue_count")) {
+                if let Some(count) = read::attribute_value::<f64>(&row.join("ue_count")) {
                     row_ue.push(&labels, count);
                 }
             }

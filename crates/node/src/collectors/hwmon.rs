@@ -214,7 +214,7 @@ impl Hwmon {
                 _ => {}
             }
         }
-        if let Some(name) = read::optional_trimmed(&dir.join("name"))
+        if let Some(name) = read::attribute(&dir.join("name"))
             .map(|n| clean_name(&n))
             .filter(|n| !n.is_empty())
         {
@@ -243,7 +243,7 @@ fn read_sensors(dir: &Path, data: &mut SensorData) {
             continue;
         }
         // Write-only or broken attributes fail to read; they are not sensors.
-        let Some(value) = read::optional_trimmed(&entry.path()) else {
+        let Some(value) = read::attribute(&entry.path()) else {
             continue;
         };
         data.entry(format!("{kind}{id}"))
@@ -287,7 +287,7 @@ impl Collector for Hwmon {
             read_sensors(&dir, &mut data);
             // Older drivers keep their sensors under device/.
             read_sensors(&dir.join("device"), &mut data);
-            if let Some(name) = read::optional_trimmed(&dir.join("name")).map(|n| clean_name(&n)) {
+            if let Some(name) = read::attribute(&dir.join("name")).map(|n| clean_name(&n)) {
                 chip_names.push(&[("chip", &chip), ("chip_name", &name)], 1.0);
             }
             for (sensor, elements) in &data {

@@ -170,7 +170,7 @@ impl Collector for Infiniband {
             "Driver-specific counter from ports/<port>/hw_counters, by counter name.",
         );
         for (device, dir) in devices {
-            let text = |file: &str| read::optional_trimmed(&dir.join(file)).unwrap_or_default();
+            let text = |file: &str| read::attribute(&dir.join(file)).unwrap_or_default();
             info.push(
                 &[
                     ("device", &device),
@@ -184,7 +184,7 @@ impl Collector for Infiniband {
                 read::dir_entries(&dir.join("ports"), |_| true).unwrap_or_default()
             {
                 let labels = [("device", device.as_str()), ("port", port.as_str())];
-                let value = |file: &str| read::optional_trimmed(&port_dir.join(file));
+                let value = |file: &str| read::attribute(&port_dir.join(file));
                 if let Some(id) = value("state").as_deref().and_then(state_id) {
                     state.push(&labels, id);
                 }
@@ -196,7 +196,7 @@ impl Collector for Infiniband {
                 }
                 for ((file, _, factor), family) in COUNTERS.iter().zip(&mut counters) {
                     if let Some(count) =
-                        read::optional_value::<f64>(&port_dir.join("counters").join(file))
+                        read::attribute_value::<f64>(&port_dir.join("counters").join(file))
                     {
                         family.push(&labels, count * factor);
                     }
@@ -205,7 +205,7 @@ impl Collector for Infiniband {
                 for (counter, path) in
                     read::dir_entries(&port_dir.join("hw_counters"), |_| true).unwrap_or_default()
                 {
-                    let Some(count) = read::optional_value::<f64>(&path) else {
+                    let Some(count) = read::attribute_value::<f64>(&path) else {
                         continue;
                     };
                     hw.push(

@@ -118,10 +118,10 @@ impl Collector for Netclass {
                 break;
             }
             // `bonding_masters` and other plain files live beside the interfaces.
-            if !path.is_dir() {
+            let Some(dir) = read::AttributeDir::open(&path) else {
                 continue;
-            }
-            let attribute = |file: &str| read::optional_trimmed(&path.join(file));
+            };
+            let attribute = |file: &str| dir.attribute(file);
             let Some(operstate) = attribute("operstate") else {
                 continue;
             };

@@ -99,7 +99,7 @@ impl Collector for Netdev {
             let path = self
                 .paths
                 .sys(&format!("class/net/{device}/statistics/rx_nohandler"));
-            if let Some(value) = read::optional_value::<f64>(&path) {
+            if let Some(value) = read::attribute_value::<f64>(&path) {
                 nohandler.push(&labels, value);
             }
         }

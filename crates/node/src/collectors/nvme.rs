@@ -29,7 +29,7 @@ impl Collector for Nvme {
             "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
         );
         for (device, dir) in controllers {
-            let text = |file: &str| read::optional_trimmed(&dir.join(file)).unwrap_or_default();
+            let text = |file: &str| read::attribute(&dir.join(file)).unwrap_or_default();
             info.push(
                 &[
                     ("device", &device),

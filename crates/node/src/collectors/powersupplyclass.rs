@@ -122,16 +122,14 @@ impl Collector for PowerSupplyClass {
         let mut infos = Vec::new();
         for (name, dir) in supplies {
             for ((file, _, divisor), family) in NUMBERS.iter().zip(&mut families) {
-                if let Some(value) = read::optional_value::<f64>(&dir.join(file)) {
+                if let Some(value) = read::attribute_value::<f64>(&dir.join(file)) {
                     family.push(&[("power_supply", &name)], value / divisor);
                 }
             }
             // Each supply has its own label set (only the attributes it has), as upstream.
             let mut labels = vec![("power_supply".to_owned(), name.clone())];
             for text in TEXTS {
-                if let Some(value) =
-                    read::optional_trimmed(&dir.join(text)).filter(|v| !v.is_empty())
-                {
+                if let Some(value) = read::attribute(&dir.join(text)).filter(|v| !v.is_empty()) {
                     labels.push((text.to_owned(), value));
                 }
             }

@@ -38,7 +38,7 @@ impl Collector for Selinux {
 
     fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
         // SELinux is on when its filesystem is mounted and answers.
-        let Some(current) = read::optional_value::<f64>(&self.paths.sys("fs/selinux/enforce"))
+        let Some(current) = read::attribute_value::<f64>(&self.paths.sys("fs/selinux/enforce"))
         else {
             return Ok(vec![gauge(
                 "node_selinux_enabled",

@@ -40,18 +40,18 @@ impl Collector for ThermalZone {
             if ctx.expired() {
                 break;
             }
-            let kind = read::optional_trimmed(&dir.join("type")).unwrap_or_default();
+            let kind = read::attribute(&dir.join("type")).unwrap_or_default();
             if let Some(zone) = name.strip_prefix("thermal_zone") {
                 // Reading a zone whose sensor is off answers an error: skip it.
-                if let Some(millidegrees) = read::optional_value::<f64>(&dir.join("temp")) {
+                if let Some(millidegrees) = read::attribute_value::<f64>(&dir.join("temp")) {
                     temp.push(&[("zone", zone), ("type", &kind)], millidegrees / 1000.0);
                 }
             } else if let Some(device) = name.strip_prefix("cooling_device") {
                 let labels = [("name", device), ("type", kind.as_str())];
-                if let Some(state) = read::optional_value::<f64>(&dir.join("cur_state")) {
+                if let Some(state) = read::attribute_value::<f64>(&dir.join("cur_state")) {
                     cur.push(&labels, state);
                 }
-                if let Some(state) = read::optional_value::<f64>(&dir.join("max_state")) {
+                if let Some(state) = read::attribute_value::<f64>(&dir.join("max_state")) {
                     max.push(&labels, state);
                 }
             }

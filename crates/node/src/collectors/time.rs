@@ -57,13 +57,13 @@ impl Collector for Time {
         .unwrap_or_default();
         for (name, dir) in sources {
             let device = &name["clocksource".len()..];
-            for source in read::optional_trimmed(&dir.join("available_clocksource"))
+            for source in read::attribute(&dir.join("available_clocksource"))
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {
                 available.push(&[("clocksource", source), ("device", device)], 1.0);
             }
-            if let Some(source) = read::optional_trimmed(&dir.join("current_clocksource")) {
+            if let Some(source) = read::attribute(&dir.join("current_clocksource")) {
                 current.push(&[("clocksource", &source), ("device", device)], 1.0);
             }
         }
