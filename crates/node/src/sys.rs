@@ -1,6 +1,6 @@
-//! The two system calls no safe crate wraps: `adjtimex(2)` for the timex collector and
-//! `localtime_r(3)` for the time zone of the time collector. All unsafe code of the node
-//! exporter is here, each block with the reason it is sound.
+//! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
+//! for the time zone of the time collector, and `mallopt(3)` to keep one malloc arena. All
+//! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -100,5 +100,18 @@ mod tests {
         );
         let (_, offset) = super::local_zone(0).unwrap_or_default();
         assert!(offset.abs() <= 14 * 3600);
+    }
+}
+
+/// Makes every thread allocate from glibc's one main arena. Collectors allocate their
+/// families on the pool threads and the server frees them after encoding; with an arena per
+/// thread each arena keeps a scrape's worth of freed memory, about 0.3 MiB of resident
+/// memory per thread for nothing. Two collector threads barely contend for one arena.
+pub(crate) fn use_one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a tunable of the allocator; it is called before any thread
+    // is started, and an unknown or refused setting is reported by its return value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -3,6 +3,7 @@
 //! - [`config`]: the YAML as written; [`RuleSet::compile`] checks it and compiles patterns.
 //! - [`pattern`], [`template`], [`names`]: Java regex, Java replacement syntax, naming.
 //! - [`evaluate`]: one attribute through the rules, exactly as jmx_exporter 1.x does it.
+//! - [`sequence`]: the groups of a match for the usual shape of pattern, found fast.
 //! - [`automaton`]: all patterns in one automaton, to find the first matching rule in one
 //!   pass and to prove a cached result still holds for a new value.
 //! - [`cache`]: results remembered per attribute, shared by every target of a module.
@@ -14,6 +15,7 @@ pub mod evaluate;
 pub mod filter;
 pub mod names;
 pub mod pattern;
+pub mod sequence;
 pub mod template;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, MatchKind, meta};
 
+use super::sequence::Sequence;
 use super::template::Spans;
 
 /// A compiled rule pattern.
@@ -48,6 +49,8 @@ enum Engine {
 struct Groups {
     reverse: DFA,
     reverse_cache: Mutex<DfaCache>,
+    /// The fast matcher from the start on, for patterns of its shape.
+    sequence: Option<Sequence>,
     anchored: meta::Regex,
 }
 
@@ -71,6 +74,7 @@ impl Groups {
         Some(Self {
             reverse,
             reverse_cache,
+            sequence: Sequence::new(translated),
             anchored,
         })
     }
@@ -87,6 +91,11 @@ impl Groups {
                 Err(_) => return None,
             }
         };
+        if let Some(sequence) = &self.sequence
+            && sequence.captures(input, start, out) == Ok(true)
+        {
+            return Some(true);
+        }
         let mut captures = Captures::all(self.anchored.group_info().clone());
         let search = Input::new(input).range(start..).anchored(Anchored::Yes);
         self.anchored.search_captures(&search, &mut captures);
@@ -329,6 +338,8 @@ fn regex_syntax_meta(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn compile(source: &str) -> Pattern {
@@ -453,6 +464,132 @@ mod tests {
                 assert_eq!(found, wrapped, "{source} on {input:?}");
             }
         }
+    }
+
+    /// Every pattern of the shipped and example rule files, on realistic pattern inputs and
+    /// on thousands of mutations of them: the group search (fast sequence matcher first,
+    /// general engine after) must find exactly what the wrapped regex finds.
+    #[test]
+    fn group_search_agrees_on_every_shipped_pattern() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = [
+            "benches/kafka-50-rules.yml",
+            "tests/fixtures/jmx_exporter-kafka-kraft-3_0_0.yml",
+            "../../deploy/emr/jmx/hadoop-namenode.yml",
+            "../../deploy/emr/jmx/hadoop-datanode.yml",
+            "../../deploy/emr/jmx/hadoop-resourcemanager.yml",
+            "../../deploy/emr/jmx/hadoop-nodemanager.yml",
+        ];
+        let mut sources = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_default();
+            let rules = yaml.get("rules").and_then(|r| r.as_sequence()).cloned();
+            for rule in rules.unwrap_or_default() {
+                if let Some(pattern) = rule.get("pattern").and_then(|p| p.as_str()) {
+                    sources.push(pattern.to_owned());
+                }
+            }
+        }
+        assert!(sources.len() > 90, "{} patterns", sources.len());
+        let seeds = [
+            "kafka.server<type=BrokerTopicMetrics, name=BytesInPerSec, topic=orders><>Count: 7",
+            "kafka.server<type=BrokerTopicMetrics, name=MessagesInPerSec, topic=a, partition=2><>Count: 3",
+            "kafka.log<type=Log, name=LogEndOffset, topic=orders, partition=17><>Value: 12345",
+            "kafka.cluster<type=Partition, name=UnderReplicated, topic=t_1, partition=0><>Value: 0",
+            "kafka.network<type=RequestMetrics, name=TotalTimeMs, request=Produce><>99thPercentile: 9.0",
+            "kafka.server<type=app-info, id=1><>version: 3.0.0",
+            "kafka.controller<type=KafkaController, name=ActiveControllerCount><>Value: 1",
+            "Hadoop<service=NameNode, name=FSNamesystem><>capacity_total: 1.0E12",
+            "Hadoop<service=NameNode, name=RpcActivityForPort8020><>rpc_queue_time_avg_time: 0.5",
+            "Hadoop<service=DataNode, name=DataNodeActivity-dn1-9866><>bytes_written: 42",
+            "Hadoop<service=ResourceManager, name=QueueMetrics, q0=root, q1=default><>AppsRunning: 2",
+            "Hadoop<service=NodeManager, name=JvmMetrics><>mem_heap_used_m: 12.5",
+            "java.lang<type=Memory><HeapMemoryUsage>used: 1024",
+        ];
+        let tokens = [
+            "",
+            ",",
+            ", ",
+            "=",
+            "<",
+            ">",
+            "><>",
+            ":",
+            ": ",
+            " ",
+            "_",
+            "-",
+            ".",
+            "1",
+            "99",
+            "é",
+            "ö",
+            "Count",
+            "Value",
+            "PerSec",
+            "name=",
+            "type=",
+            "topic=",
+            "partition=",
+            "Special",
+            "Rare",
+        ];
+        // A fixed xorshift, so a failure reproduces.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut random = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut inputs: Vec<String> = seeds.iter().map(|s| (*s).to_owned()).collect();
+        for _ in 0..400 {
+            let mut input = seeds[random(seeds.len())].to_owned();
+            for _ in 0..1 + random(3) {
+                let mut at = random(input.len() + 1);
+                while !input.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut cut = (at + random(4)).min(input.len());
+                while !input.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                input.replace_range(at..cut, tokens[random(tokens.len())]);
+            }
+            inputs.push(input);
+        }
+        let (mut fast, mut matched) = (0, 0);
+        for source in &sources {
+            let pattern = compile(source);
+            let Engine::Regex(regex, finder) = &pattern.engine else {
+                continue;
+            };
+            for input in &inputs {
+                let mut locations = regex.capture_locations();
+                let wrapped = regex.captures_read(&mut locations, input).map(|_| {
+                    (0..locations.len())
+                        .map(|i| locations.get(i))
+                        .collect::<Vec<_>>()
+                });
+                let mut spans = Vec::new();
+                let found = match finder.find(input, &mut spans) {
+                    Some(true) => Some(spans),
+                    Some(false) => None,
+                    None => panic!("{source} gave up on {input:?}"),
+                };
+                assert_eq!(found, wrapped, "{source} on {input:?}");
+                if found.is_some() {
+                    matched += 1;
+                    fast += usize::from(finder.sequence.is_some());
+                }
+            }
+        }
+        // The comparison means something only if many inputs match, through the fast path.
+        assert!(
+            matched > 300 && fast * 10 > matched * 9,
+            "{matched} matches, {fast} fast"
+        );
     }
 
     #[test]
