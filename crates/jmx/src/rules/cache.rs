@@ -22,6 +22,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::Cache;
 
 use super::RuleSet;
+use super::attribute_table::AttributeTable;
 use super::automaton::{Pass, PatternSet};
 use super::evaluate::{Attribute, Inputs, Outcome, first_match_sequential, prepare};
 use super::pattern::Scratch;
@@ -65,7 +66,7 @@ pub enum Source {
 }
 
 /// The remembered attributes of one bean, keyed by their path within it.
-pub type Attributes = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
+pub type Attributes = AttributeTable<Entry>;
 
 /// One bean seen: its parsed name (`None` if the module leaves it out) and its attributes.
 #[derive(Debug)]
@@ -161,7 +162,7 @@ impl MatchCache {
                     self.free.push(place);
                 } else {
                     bean.attributes
-                        .retain(|_, e| now.saturating_sub(e.used) <= limit);
+                        .retain(|e| now.saturating_sub(e.used) <= limit);
                 }
             }
         }
@@ -264,7 +265,7 @@ impl MatchCache {
                     guards,
                     used: self.now,
                 };
-                attributes.insert(self.attribute_key.as_str().into(), entry);
+                attributes.insert(&self.attribute_key, entry);
                 (outcome, Source::Evaluated)
             }
             _ => (outcome, Source::Uncacheable),

@@ -6,8 +6,10 @@
 //! - [`sequence`]: the groups of a match for the usual shape of pattern, found fast.
 //! - [`automaton`]: all patterns in one automaton, to find the first matching rule in one
 //!   pass and to prove a cached result still holds for a new value.
-//! - [`cache`]: results remembered per attribute, shared by every target of a module.
+//! - [`cache`]: results remembered per attribute, shared by every target of a module, in
+//!   an [`attribute_table`] per bean.
 
+pub mod attribute_table;
 pub mod automaton;
 pub mod cache;
 pub mod config;
