@@ -87,6 +87,19 @@ pub(crate) fn local_zone(unix_seconds: i64) -> Option<(String, i64)> {
     }
 }
 
+/// Makes every thread allocate from glibc's one main arena. Collectors allocate their
+/// families on the pool threads and the server frees them after encoding; with an arena per
+/// thread each arena keeps a scrape's worth of freed memory, about 0.3 MiB of resident
+/// memory per thread for nothing. Two collector threads barely contend for one arena.
+pub(crate) fn use_one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a tunable of the allocator; it is called before any thread
+    // is started, and an unknown or refused setting is reported by its return value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -100,18 +113,5 @@ mod tests {
         );
         let (_, offset) = super::local_zone(0).unwrap_or_default();
         assert!(offset.abs() <= 14 * 3600);
-    }
-}
-
-/// Makes every thread allocate from glibc's one main arena. Collectors allocate their
-/// families on the pool threads and the server frees them after encoding; with an arena per
-/// thread each arena keeps a scrape's worth of freed memory, about 0.3 MiB of resident
-/// memory per thread for nothing. Two collector threads barely contend for one arena.
-pub(crate) fn use_one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets a tunable of the allocator; it is called before any thread
-    // is started, and an unknown or refused setting is reported by its return value.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
