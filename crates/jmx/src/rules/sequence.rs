@@ -8,7 +8,7 @@
 //! starts, so the same match costs a few comparisons per group.
 //!
 //! Patterns with anything else (anchors, word boundaries, repeated groups) are not taken,
-//! and a match needing more than [`STEP_LIMIT`] steps gives up; both go to the general
+//! and a match needing more than a bounded number of steps gives up; both go to the general
 //! engine. Both engines follow the same priorities (greedy repeats try the longest run
 //! first, alternatives in order), so they find the same groups; a test compares them.
 
