@@ -89,7 +89,7 @@ pub(crate) fn local_zone(unix_seconds: i64) -> Option<(String, i64)> {
 
 /// Makes every thread allocate from glibc's one main arena. Collectors allocate their
 /// families on the pool threads and the server frees them after encoding; with an arena per
-/// thread each arena keeps a scrape's worth of freed memory, about 0.3 MiB of resident
+/// thread each arena keeps a scrape's worth of freed memory, up to half a MiB of resident
 /// memory per thread for nothing. Two collector threads barely contend for one arena.
 pub(crate) fn use_one_malloc_arena() {
     #[cfg(target_env = "gnu")]
