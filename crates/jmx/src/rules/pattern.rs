@@ -416,6 +416,25 @@ mod tests {
         assert!(!compile("plain").is_fallback());
     }
 
+    /// Asserts that the group search finds what the wrapped regex finds; tells whether it
+    /// matched.
+    fn assert_same_groups(source: &str, regex: &Regex, finder: &Groups, input: &str) -> bool {
+        let mut locations = regex.capture_locations();
+        let wrapped = regex.captures_read(&mut locations, input).map(|_| {
+            (0..locations.len())
+                .map(|i| locations.get(i))
+                .collect::<Vec<_>>()
+        });
+        let mut spans = Vec::new();
+        let found = match finder.find(input, &mut spans) {
+            Some(true) => Some(spans),
+            Some(false) => None,
+            None => panic!("{source} gave up on {input:?}"),
+        };
+        assert_eq!(found, wrapped, "{source} on {input:?}");
+        found.is_some()
+    }
+
     /// The reverse-then-anchored group search must agree with the wrapped regex.
     #[test]
     fn group_search_agrees_with_the_wrapped_regex() {
@@ -449,19 +468,7 @@ mod tests {
                 panic!("{source} fell back");
             };
             for input in inputs {
-                let mut locations = regex.capture_locations();
-                let wrapped = regex.captures_read(&mut locations, input).map(|_| {
-                    (0..locations.len())
-                        .map(|i| locations.get(i))
-                        .collect::<Vec<_>>()
-                });
-                let mut spans = Vec::new();
-                let found = match finder.find(input, &mut spans) {
-                    Some(true) => Some(spans),
-                    Some(false) => None,
-                    None => panic!("{source} gave up on {input:?}"),
-                };
-                assert_eq!(found, wrapped, "{source} on {input:?}");
+                assert_same_groups(source, regex, finder, input);
             }
         }
     }
@@ -566,20 +573,7 @@ mod tests {
                 continue;
             };
             for input in &inputs {
-                let mut locations = regex.capture_locations();
-                let wrapped = regex.captures_read(&mut locations, input).map(|_| {
-                    (0..locations.len())
-                        .map(|i| locations.get(i))
-                        .collect::<Vec<_>>()
-                });
-                let mut spans = Vec::new();
-                let found = match finder.find(input, &mut spans) {
-                    Some(true) => Some(spans),
-                    Some(false) => None,
-                    None => panic!("{source} gave up on {input:?}"),
-                };
-                assert_eq!(found, wrapped, "{source} on {input:?}");
-                if found.is_some() {
+                if assert_same_groups(source, regex, finder, input) {
                     matched += 1;
                     fast += usize::from(finder.sequence.is_some());
                 }
