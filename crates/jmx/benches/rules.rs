@@ -1,8 +1,9 @@
 //! Rule evaluation and probe rendering, measured.
 //!
 //! - `evaluate`: 50 000 Kafka attributes through 50 Kafka-style rules, cold (empty match
-//!   cache), warm (cache filled by the previous scrape, new values), and jmx_exporter's own
-//!   algorithm (every rule's regex in turn, no cache) for comparison.
+//!   cache), warm (cache filled by the previous scrape, new values), each with the cache in
+//!   one shard per CPU as the exporter runs it and in one shard (one thread); and
+//!   jmx_exporter's own algorithm (every rule's regex in turn, no cache) for comparison.
 //! - `namenode`: a 2 MB NameNode `/jmx` answer, parsed, walked and written (all of a probe
 //!   but the HTTP), with default rules and with the shipped NameNode rules.
 
@@ -16,6 +17,7 @@ use kiln_jmx::json::{self, Value};
 use kiln_jmx::rules::RuleSet;
 use kiln_jmx::rules::cache::{MatchCache, evaluate_uncached};
 use kiln_jmx::rules::evaluate::Outcome;
+use kiln_jmx::shards::ShardedCache;
 use kiln_jmx::walk::{Bean, Walker};
 
 mod support;
@@ -24,14 +26,6 @@ fn jolokia_beans<'a>(document: &'a Value<'a>) -> Vec<Bean<'a>> {
     let mut beans = Vec::new();
     kiln_jmx::bridge::jolokia::beans(document, &["*:*"], &mut beans).unwrap_or_default();
     beans
-}
-
-fn walk(rules: &RuleSet, cache: &mut MatchCache, beans: &[Bean<'_>]) -> usize {
-    let mut walker = Walker::new(rules, cache);
-    for bean in beans {
-        walker.bean(*bean);
-    }
-    walker.samples.len()
 }
 
 fn evaluate(c: &mut Criterion) {
@@ -51,26 +45,29 @@ fn evaluate(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
-    group.bench_function("cold", |b| {
-        // The cache is dropped outside the timing: freeing 50 000 entries is not evaluation.
-        b.iter_batched(
-            || MatchCache::new(&rules),
-            |mut cache| {
-                black_box(walk(&rules, &mut cache, &scrapes[0]));
-                cache
-            },
-            BatchSize::PerIteration,
-        );
-    });
-    let mut cache = MatchCache::new(&rules);
-    walk(&rules, &mut cache, &scrapes[0]);
-    let mut tick = 0;
-    group.bench_function("warm", |b| {
-        b.iter(|| {
-            tick += 1;
-            black_box(walk(&rules, &mut cache, &scrapes[tick % 2]))
+    let cpus = ShardedCache::for_this_host(&rules).shards();
+    for (label, shards) in [("", cpus), ("_one_thread", 1)] {
+        group.bench_function(format!("cold{label}"), |b| {
+            // The cache is dropped outside the timing: freeing 50 000 entries is not evaluation.
+            b.iter_batched(
+                || ShardedCache::new(&rules, shards),
+                |cache| {
+                    black_box(cache.walk(&rules, &scrapes[0]).0.len());
+                    cache
+                },
+                BatchSize::PerIteration,
+            );
         });
-    });
+        let cache = ShardedCache::new(&rules, shards);
+        cache.walk(&rules, &scrapes[0]);
+        let mut tick = 0;
+        group.bench_function(format!("warm{label}"), |b| {
+            b.iter(|| {
+                tick += 1;
+                black_box(cache.walk(&rules, &scrapes[tick % 2]).0.len())
+            });
+        });
+    }
     group.bench_function("jmx_exporter_algorithm", |b| {
         b.iter(|| {
             // Every rule's regex in turn for every attribute, as jmx_exporter's loop does.
@@ -106,18 +103,15 @@ fn namenode(c: &mut Criterion) {
         ("default_rules", &default_rules),
         ("namenode_rules", &shipped),
     ] {
-        let mut cache = MatchCache::new(rules);
+        let cache = ShardedCache::for_this_host(rules);
         group.bench_function(name, |b| {
             b.iter(|| {
                 let document = json::parse(&text).unwrap_or(Value::Null);
                 let mut beans = Vec::new();
                 kiln_jmx::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
-                let mut walker = Walker::new(rules, &mut cache);
-                for bean in beans {
-                    walker.bean(bean);
-                }
+                let (samples, _) = cache.walk(rules, &beans);
                 let mut out = String::new();
-                kiln_jmx::families::write(walker.samples, &mut out);
+                kiln_jmx::families::write(samples, &mut out);
                 black_box(out.len())
             });
         });

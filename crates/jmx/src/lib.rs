@@ -8,8 +8,8 @@
 //!
 //! The path of a probe: [`probe`] checks the request against the [`config`], [`bridge`]
 //! fetches and finds the beans in the [`json`], [`walk`] turns their attributes into rule
-//! inputs, [`rules`] names them (remembering results per attribute in [`rules::cache`]),
-//! and [`families`] writes the text.
+//! inputs, [`rules`] names them (remembering results per attribute in [`rules::cache`],
+//! split into [`shards`] walked in parallel), and [`families`] writes the text.
 
 pub mod bridge;
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod object_name;
 pub mod probe;
 pub mod rules;
 pub mod self_metrics;
+pub mod shards;
 pub mod state;
 mod sys;
 pub mod target;

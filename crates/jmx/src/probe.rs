@@ -22,7 +22,6 @@ use crate::json;
 use crate::self_metrics::header;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
-use crate::walk::Walker;
 
 /// Time kept back from the scrape timeout for writing the answer.
 const MARGIN: Duration = Duration::from_millis(250);
@@ -148,17 +147,7 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
         .map(|body| json::parse(body))
         .collect::<Result<Vec<_>, _>>()?;
     let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
-    let (samples, stats) = {
-        let mut cache = module
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut walker = Walker::new(&module.settings.rules, &mut cache);
-        for bean in beans {
-            walker.bean(bean);
-        }
-        (walker.samples, walker.stats)
-    };
+    let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
     let mut text = String::with_capacity(samples.len() * 96);
     let dropped = families::write(samples, &mut text);
     Ok(Rendered {

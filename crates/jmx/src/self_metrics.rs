@@ -126,14 +126,7 @@ impl TextSource for SelfMetrics {
         let sizes: Vec<Row<'_>> = modules
             .by_name
             .iter()
-            .map(|(name, module)| {
-                let entries = module
-                    .cache
-                    .lock()
-                    .map(|cache| cache.len())
-                    .unwrap_or_default();
-                (name.as_str(), None, entries as f64)
-            })
+            .map(|(name, module)| (name.as_str(), None, module.cache.len() as f64))
             .collect();
         family(
             out,

@@ -12,8 +12,8 @@ use kiln_scraper::{Auth, ScrapeClient};
 
 use crate::bridge::MAX_BODY;
 use crate::config::{AllowList, ModuleSettings, Settings};
-use crate::rules::cache::MatchCache;
 use crate::self_metrics::Counters;
+use crate::shards::ShardedCache;
 
 /// A module ready to probe with.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct Module {
     /// HTTP client with the module's TLS and credentials.
     pub client: ScrapeClient,
     /// Rule results, shared by every target of the module.
-    pub cache: Mutex<MatchCache>,
+    pub cache: ShardedCache,
 }
 
 impl Module {
@@ -44,7 +44,7 @@ impl Module {
                 password: password.clone(),
             });
         }
-        let cache = Mutex::new(MatchCache::new(&settings.rules));
+        let cache = ShardedCache::for_this_host(&settings.rules);
         Ok(Self {
             settings,
             client,

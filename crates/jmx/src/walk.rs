@@ -64,6 +64,17 @@ pub struct WalkStats {
     pub duplicate_labels: u64,
 }
 
+impl std::ops::AddAssign for WalkStats {
+    fn add_assign(&mut self, other: Self) {
+        self.beans += other.beans;
+        self.bad_names += other.bad_names;
+        self.attributes += other.attributes;
+        self.cache_hits += other.cache_hits;
+        self.cached_rule_matches += other.cached_rule_matches;
+        self.duplicate_labels += other.duplicate_labels;
+    }
+}
+
 /// Walks beans through a module's rules.
 #[derive(Debug)]
 pub struct Walker<'r> {
