@@ -6,6 +6,7 @@
 //! after `_objectname`), only the offending sample is dropped and counted.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 use kiln_registry::metrics::{write_float, write_help, write_label_value};
@@ -15,7 +16,7 @@ use crate::rules::evaluate::Prepared;
 use crate::walk::Sample;
 
 /// Labels and `_objectname` of a written sample.
-type Identity<'a> = (&'a [(Box<str>, Box<str>)], &'a str);
+type Identity<'a> = (&'a [(Arc<str>, Arc<str>)], &'a str);
 
 /// What writing dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,7 @@ pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
     dropped
 }
 
-fn write_labels(out: &mut String, labels: &[(Box<str>, Box<str>)], object_name: Option<&str>) {
+fn write_labels(out: &mut String, labels: &[(Arc<str>, Arc<str>)], object_name: Option<&str>) {
     if labels.is_empty() && object_name.is_none() {
         return;
     }

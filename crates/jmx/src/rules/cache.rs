@@ -24,8 +24,7 @@ use regex_automata::hybrid::dfa::Cache;
 use super::RuleSet;
 use super::attribute_table::AttributeTable;
 use super::automaton::{Pass, PatternSet};
-use super::evaluate::{Attribute, Inputs, Outcome, first_match_sequential, prepare};
-use super::pattern::Scratch;
+use super::evaluate::{Attribute, Inputs, Outcome, Workspace, first_match_sequential, prepare};
 use crate::object_name::ObjectName;
 use crate::walk::{WalkStats, read_bean};
 
@@ -109,7 +108,7 @@ pub struct MatchCache {
     passes: Vec<Pass>,
     inputs: Inputs,
     attribute_key: String,
-    scratch: Scratch,
+    work: Workspace,
     started: Instant,
     swept: Instant,
     /// Minutes since `started`, as of the current pass.
@@ -136,7 +135,7 @@ impl MatchCache {
                 .collect(),
             inputs: Inputs::default(),
             attribute_key: String::new(),
-            scratch: Scratch::default(),
+            work: Workspace::default(),
             started: now,
             swept: now,
             now: 0,
@@ -165,6 +164,7 @@ impl MatchCache {
                         .retain(|e| now.saturating_sub(e.used) <= limit);
                 }
             }
+            self.work.strings.sweep();
         }
     }
 
@@ -394,7 +394,7 @@ impl MatchCache {
             }
         }
         let outcome = match first {
-            Some(index) => prepare(rules, index, attribute, &mut self.inputs, &mut self.scratch),
+            Some(index) => prepare(rules, index, attribute, &mut self.inputs, &mut self.work),
             None => Outcome::Unmatched,
         };
         (outcome, reusable.then(|| guards.into_boxed_slice()))
@@ -406,9 +406,8 @@ impl MatchCache {
 pub fn evaluate_uncached(rules: &RuleSet, attribute: &Attribute<'_>) -> Outcome {
     let mut inputs = Inputs::default();
     inputs.prepare(attribute, true);
-    let mut scratch = Scratch::default();
     match first_match_sequential(rules, &mut inputs, attribute.value.text(), 0) {
-        Some(index) => prepare(rules, index, attribute, &mut inputs, &mut scratch),
+        Some(index) => prepare(rules, index, attribute, &mut inputs, &mut Workspace::default()),
         None => Outcome::Unmatched,
     }
 }

@@ -9,9 +9,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::names::{strip_reserved_suffixes, to_safe_name};
+use super::interner::Interner;
+use super::names::{strip_reserved_suffixes, to_safe_name_into};
 use super::pattern::Scratch;
-use super::template::Spans;
+use super::template::{Spans, Template};
 use super::{Kind, Rule, RuleSet, java_double};
 
 /// A leaf value.
@@ -107,13 +108,13 @@ impl Attribute<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     /// The family name, reserved suffixes stripped (counters get `_total` when written).
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// The sample's type.
     pub kind: Kind,
     /// HELP text.
-    pub help: Box<str>,
+    pub help: Arc<str>,
     /// Labels, sorted by name, names unique.
-    pub labels: Box<[(Box<str>, Box<str>)]>,
+    pub labels: Box<[(Arc<str>, Arc<str>)]>,
     /// The value from the rule's `value`, if it has one.
     pub fixed_value: Option<f64>,
     /// `valueFactor`.
@@ -226,18 +227,41 @@ pub fn first_match_sequential(
         })
 }
 
+/// Buffers and shared strings reused from one outcome to the next.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    scratch: Scratch,
+    /// A template's expansion.
+    expanded: String,
+    /// The family name being built.
+    name: String,
+    /// A label name being built.
+    label: String,
+    labels: Vec<(Arc<str>, Arc<str>)>,
+    /// Names, help texts and labels, one copy each.
+    pub strings: Interner,
+}
+
 /// Builds the outcome of rule `index`, which is known to match.
 pub fn prepare(
     rules: &RuleSet,
     index: usize,
     attribute: &Attribute<'_>,
     inputs: &mut Inputs,
-    scratch: &mut Scratch,
+    work: &mut Workspace,
 ) -> Outcome {
     let rule = &rules.rules[index];
     let value_text = attribute.value.text();
     let object_name: Box<str> = inputs.key.as_str().into();
     let input = inputs.full_for(rule, value_text);
+    let Workspace {
+        scratch,
+        expanded,
+        name,
+        label,
+        labels,
+        strings,
+    } = work;
     let spans: &Spans = match (&rule.pattern, rule.uses_groups()) {
         (Some(pattern), true) => match pattern.captures(input, scratch) {
             Some(spans) => spans,
@@ -246,92 +270,94 @@ pub fn prepare(
         },
         _ => &[],
     };
-    let expand = |template: &super::template::Template| template.expand(input, spans);
+    let expand = |template: &Template, out: &mut String| {
+        out.clear();
+        template.expand_into(input, spans, out);
+    };
 
     let fixed_value = match &rule.value {
         None => None,
-        Some(template) => match java_double(&expand(template)) {
-            Some(value) => Some(value),
-            None => return Outcome::Dropped,
-        },
+        Some(template) => {
+            expand(template, expanded);
+            match java_double(expanded) {
+                Some(value) => Some(value),
+                None => return Outcome::Dropped,
+            }
+        }
     };
 
     let mut kind = rule.kind;
-    let mut labels: Vec<(Box<str>, Box<str>)> = Vec::new();
-    let label_name = |name: &str| {
-        let safe = to_safe_name(name);
-        if rules.lowercase_output_label_names {
-            safe.to_lowercase()
-        } else {
-            safe
-        }
-    };
-    for (name, value) in attribute.extra_labels {
-        labels.push((label_name(name).into(), value.as_str().into()));
+    labels.clear();
+    for (label_name, value) in attribute.extra_labels {
+        let label_name = safe_label_name(rules, label_name, label, strings);
+        labels.push((label_name, strings.get(value)));
     }
-    let mut name = match &rule.name {
+    name.clear();
+    match &rule.name {
         Some(template) => {
-            let name = to_safe_name(&expand(template));
+            expand(template, expanded);
+            to_safe_name_into(expanded, name);
             if name.is_empty() {
                 return Outcome::Dropped;
             }
             for (key, value) in &rule.labels {
-                let (key, value) = (label_name(&expand(key)), expand(value));
-                if !key.is_empty() && !value.is_empty() {
-                    labels.push((key.into(), value.into()));
+                expand(key, expanded);
+                let key = safe_label_name(rules, expanded, label, strings);
+                expand(value, expanded);
+                if !key.is_empty() && !expanded.is_empty() {
+                    labels.push((key, strings.get(expanded)));
                 }
             }
-            name
         }
         None => {
-            let mut name = String::with_capacity(64);
-            name.push_str(attribute.domain);
+            expanded.clear();
+            expanded.push_str(attribute.domain);
             if let Some((_, first)) = attribute.properties.first() {
-                name.push('_');
-                name.push_str(first);
+                expanded.push('_');
+                expanded.push_str(first);
             }
             for key in attribute.attr_keys {
-                name.push('_');
-                name.push_str(key);
+                expanded.push('_');
+                expanded.push_str(key);
             }
-            name.push('_');
+            expanded.push('_');
             if rule.snake_case {
-                name.push_str(&super::names::to_snake_case(attribute.name));
+                expanded.push_str(&super::names::to_snake_case(attribute.name));
             } else {
-                name.push_str(attribute.name);
+                expanded.push_str(attribute.name);
             }
+            to_safe_name_into(expanded, name);
             for (key, value) in attribute.properties.iter().skip(1) {
-                labels.push((label_name(key).into(), (*value).into()));
+                let key = safe_label_name(rules, key, label, strings);
+                labels.push((key, strings.get(value)));
             }
-            to_safe_name(&name)
         }
-    };
+    }
     if rules.lowercase_output_name {
-        name = name.to_lowercase();
+        // A safe name is ASCII, so this is Java's `toLowerCase` exactly.
+        name.make_ascii_lowercase();
     }
     if rules.infer_counter_type_from_name && name.ends_with("_total") {
         kind = Kind::Counter;
     }
-    let help = match &rule.help {
-        Some(template) => expand(template),
-        None => default_help(attribute),
-    };
+    match &rule.help {
+        Some(template) => expand(template, expanded),
+        None => default_help(attribute, expanded),
+    }
+    let help = strings.get(expanded);
 
-    // Two labels of one name would make the whole exposition invalid: keep the first.
-    let mut duplicate_labels = 0;
-    let mut seen = std::collections::HashSet::with_capacity(labels.len());
-    labels.retain(|(name, _)| {
-        let first = seen.insert(name.clone());
-        duplicate_labels += u32::from(!first);
-        first
-    });
+    // Two labels of one name would make the whole exposition invalid: keep the first. The
+    // sort is stable, so the first of a name is the first written.
     labels.sort_by(|a, b| a.0.cmp(&b.0));
+    let before = labels.len();
+    labels.dedup_by(|later, earlier| later.0 == earlier.0);
+    let duplicate_labels = (before - labels.len()) as u32;
 
     Outcome::Matched(Arc::new(Prepared {
-        name: strip_reserved_suffixes(&name).into(),
+        name: strings.get(strip_reserved_suffixes(name)),
         kind,
-        help: help.into(),
-        labels: labels.into_boxed_slice(),
+        help,
+        labels: labels.drain(..).collect(),
         fixed_value,
         factor: rule.value_factor,
         object_name,
@@ -340,10 +366,25 @@ pub fn prepare(
     }))
 }
 
+/// `name` as a label name: made safe, lower-cased if the rules ask, one shared copy.
+fn safe_label_name(
+    rules: &RuleSet,
+    name: &str,
+    out: &mut String,
+    strings: &mut Interner,
+) -> Arc<str> {
+    out.clear();
+    to_safe_name_into(name, out);
+    if rules.lowercase_output_label_names {
+        out.make_ascii_lowercase();
+    }
+    strings.get(out)
+}
+
 /// `domain:name=<name>,type=<type>,attribute=<attr>`, as jmx_exporter writes it when the
 /// rule has no `help` (the bridges carry no attribute descriptions).
-fn default_help(attribute: &Attribute<'_>) -> String {
-    let mut help = String::with_capacity(64);
+fn default_help(attribute: &Attribute<'_>, help: &mut String) {
+    help.clear();
     let _ = write!(
         help,
         "{}:name={},type={},attribute={}",
@@ -352,5 +393,4 @@ fn default_help(attribute: &Attribute<'_>) -> String {
         attribute.property("type").unwrap_or("null"),
         attribute.name
     );
-    help
 }

@@ -7,7 +7,7 @@
 //! - [`automaton`]: all patterns in one automaton, to find the first matching rule in one
 //!   pass and to prove a cached result still holds for a new value.
 //! - [`cache`]: results remembered per attribute, shared by every target of a module, in
-//!   an [`attribute_table`] per bean.
+//!   an [`attribute_table`] per bean, their names and labels shared through an [`interner`].
 
 pub mod attribute_table;
 pub mod automaton;
@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod evaluate;
 pub mod filter;
+pub mod interner;
 pub mod names;
 pub mod pattern;
 pub mod sequence;

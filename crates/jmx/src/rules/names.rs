@@ -5,6 +5,12 @@
 /// `"-_-"` → `_`, `"a.b-c"` → `a_b_c`.
 pub fn to_safe_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 1);
+    to_safe_name_into(name, &mut out);
+    out
+}
+
+/// [`to_safe_name`] onto the end of `out`. What it writes is always ASCII.
+pub fn to_safe_name_into(name: &str, out: &mut String) {
     let mut after_underscore = false;
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         out.push('_');
@@ -19,7 +25,6 @@ pub fn to_safe_name(name: &str) -> String {
             after_underscore = true;
         }
     }
-    out
 }
 
 /// `toSnakeAndLowerCase` (for `attrNameSnakeCase`): a `_` before each upper-case letter

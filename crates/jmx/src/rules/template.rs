@@ -93,6 +93,12 @@ impl Template {
     /// Expands the template for one match of `input`.
     pub fn expand(&self, input: &str, spans: &Spans) -> String {
         let mut out = String::new();
+        self.expand_into(input, spans, &mut out);
+        out
+    }
+
+    /// Expands the template for one match of `input` onto the end of `out`.
+    pub fn expand_into(&self, input: &str, spans: &Spans, out: &mut String) {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
@@ -103,7 +109,6 @@ impl Template {
                 }
             }
         }
-        out
     }
 }
 
