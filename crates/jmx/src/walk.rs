@@ -181,7 +181,7 @@ fn visit(
         .map_or(&[], |(_, attributes)| attributes);
 
     let customizer = rules.customizers.iter().find(|c| {
-        c.domain == name.domain
+        c.domain == name.domain()
             && c.properties
                 .iter()
                 .all(|(k, v)| name.property(k) == Some(v.as_str()))
@@ -205,17 +205,13 @@ fn visit(
         .unwrap_or_default();
 
     let mut visitor = Visiting {
-        domain: &name.domain,
-        bean_properties: name.properties.len(),
+        domain: name.domain(),
+        bean_properties: name.properties().len(),
         extra_labels: &extra_labels,
         stats,
         f,
     };
-    let mut properties: Vec<(&str, &str)> = name
-        .properties
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut properties: Vec<(&str, &str)> = name.properties().collect();
     let mut keys: Vec<&str> = Vec::new();
     for (attribute, value) in bean.attributes {
         if matches!(&**attribute, "name" | "modelerType")

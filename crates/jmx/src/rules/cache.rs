@@ -14,10 +14,11 @@
 //! targets of a module (the result depends only on the pattern input), and entries unused
 //! for ten minutes are dropped.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::Cache;
 
@@ -95,8 +96,9 @@ impl BeanEntry {
 #[derive(Debug)]
 pub struct MatchCache {
     beans: Vec<BeanEntry>,
-    /// Bean name → its place in `beans`.
-    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// Places in `beans`, hashed by bean name.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
     /// Places in `beans` freed by the idle sweep.
     free: Vec<usize>,
     /// The first bean of the last answer.
@@ -107,6 +109,8 @@ pub struct MatchCache {
     lanes: Vec<Cache>,
     passes: Vec<Pass>,
     inputs: Inputs,
+    /// A lane's whole pattern input.
+    lane_input: Vec<u8>,
     attribute_key: String,
     work: Workspace,
     started: Instant,
@@ -121,7 +125,8 @@ impl MatchCache {
         let now = Instant::now();
         Self {
             beans: Vec::new(),
-            index: HashMap::default(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             free: Vec::new(),
             first: None,
             previous: None,
@@ -134,6 +139,7 @@ impl MatchCache {
                 .map(|_| Pass::default())
                 .collect(),
             inputs: Inputs::default(),
+            lane_input: Vec::new(),
             attribute_key: String::new(),
             work: Workspace::default(),
             started: now,
@@ -155,7 +161,10 @@ impl MatchCache {
                     continue;
                 }
                 if now.saturating_sub(bean.used) > limit {
-                    self.index.remove(&bean.key);
+                    let hash = self.hasher.hash_one(&*bean.key);
+                    if let Ok(entry) = self.index.find_entry(hash, |&p| p == place) {
+                        entry.remove();
+                    }
                     // An empty key matches no bean name; links to it just miss.
                     *bean = BeanEntry::vacant();
                     self.free.push(place);
@@ -180,29 +189,9 @@ impl MatchCache {
         let expected = self
             .expected
             .filter(|&place| &*self.beans[place].key == name);
-        let place = match expected.or_else(|| self.index.get(name).copied()) {
+        let place = match expected {
             Some(place) => place,
-            None => {
-                let bean = BeanEntry {
-                    key: name.into(),
-                    name: read_bean(rules, name, stats).map(Arc::new),
-                    attributes: Attributes::default(),
-                    used: self.now,
-                    next: None,
-                };
-                let place = match self.free.pop() {
-                    Some(place) => {
-                        self.beans[place] = bean;
-                        place
-                    }
-                    None => {
-                        self.beans.push(bean);
-                        self.beans.len() - 1
-                    }
-                };
-                self.index.insert(name.into(), place);
-                place
-            }
+            None => self.find_or_add(rules, name, stats),
         };
         match self.previous {
             Some(previous) => self.beans[previous].next = Some(place),
@@ -216,15 +205,51 @@ impl MatchCache {
         Some((parsed, std::mem::take(&mut bean.attributes)))
     }
 
+    /// The place of the bean named `name`, made for it if it is new.
+    fn find_or_add(&mut self, rules: &RuleSet, name: &str, stats: &mut WalkStats) -> usize {
+        let hash = self.hasher.hash_one(name);
+        if let Some(place) = self.find(hash, name) {
+            return place;
+        }
+        let bean = BeanEntry {
+            key: name.into(),
+            name: read_bean(rules, name, stats).map(Arc::new),
+            attributes: Attributes::default(),
+            used: self.now,
+            next: None,
+        };
+        let place = match self.free.pop() {
+            Some(place) => {
+                self.beans[place] = bean;
+                place
+            }
+            None => {
+                self.beans.push(bean);
+                self.beans.len() - 1
+            }
+        };
+        let (beans, hasher) = (&self.beans, &self.hasher);
+        self.index
+            .insert_unique(hash, place, |&p| hasher.hash_one(&*beans[p].key));
+        place
+    }
+
     /// Puts back the attributes taken by [`MatchCache::open_bean`].
     pub fn close_bean(&mut self, name: &str, attributes: Attributes) {
         let place = self
             .previous
             .filter(|&place| &*self.beans[place].key == name)
-            .or_else(|| self.index.get(name).copied());
+            .or_else(|| self.find(self.hasher.hash_one(name), name));
         if let Some(place) = place {
             self.beans[place].attributes = attributes;
         }
+    }
+
+    /// The place of the bean named `name`, whose hash is `hash`.
+    fn find(&self, hash: u64, name: &str) -> Option<usize> {
+        self.index
+            .find(hash, |&place| &*self.beans[place].key == name)
+            .copied()
     }
 
     /// Number of remembered attributes.
@@ -307,7 +332,7 @@ impl MatchCache {
         let line_break = value.contains('\n') || self.inputs.key.contains('\n');
         let mut ran = [false; 4];
         if !line_break {
-            let mut input = Vec::with_capacity(self.inputs.key.len() + value.len() + 9);
+            let input = &mut self.lane_input;
             for (index, lane) in automaton.lanes().iter().enumerate() {
                 let key = if lane.snake_case {
                     &self.inputs.snake_key
@@ -324,7 +349,7 @@ impl MatchCache {
                 });
                 let pass = &mut self.passes[index];
                 ran[index] = lane
-                    .run(&mut self.lanes[index], &input, key.len(), pass)
+                    .run(&mut self.lanes[index], input, key.len(), pass)
                     .is_ok();
             }
         }
@@ -407,7 +432,13 @@ pub fn evaluate_uncached(rules: &RuleSet, attribute: &Attribute<'_>) -> Outcome 
     let mut inputs = Inputs::default();
     inputs.prepare(attribute, true);
     match first_match_sequential(rules, &mut inputs, attribute.value.text(), 0) {
-        Some(index) => prepare(rules, index, attribute, &mut inputs, &mut Workspace::default()),
+        Some(index) => prepare(
+            rules,
+            index,
+            attribute,
+            &mut inputs,
+            &mut Workspace::default(),
+        ),
         None => Outcome::Unmatched,
     }
 }

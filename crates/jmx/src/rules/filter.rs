@@ -104,7 +104,7 @@ impl BeanFilter {
         }
         // An explicit include pattern brings JVM beans back, as in jmx_exporter.
         if self.exclude_jvm
-            && JVM_DOMAINS.contains(&name.domain.as_str())
+            && JVM_DOMAINS.contains(&name.domain())
             && !self
                 .include
                 .as_ref()

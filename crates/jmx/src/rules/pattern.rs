@@ -82,6 +82,14 @@ impl Groups {
     /// Group spans of the full-match semantics, or `None` if there is no match or the
     /// automaton gave up (the caller then uses the wrapped regex).
     fn find(&self, input: &str, out: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
+        // `^.*` and `.*$` stop at line breaks, which the reverse automaton does not know on
+        // its own; such rare inputs go to the wrapped regex.
+        if input.contains('\n') {
+            return None;
+        }
+        if let Some(found) = self.find_from_prefix(input, out) {
+            return Some(found);
+        }
         let start = {
             let mut cache = self.reverse_cache.lock().ok()?;
             let search = Input::new(input).anchored(Anchored::Yes).earliest(true);
@@ -109,6 +117,28 @@ impl Groups {
             out.push(captures.get_group(group).map(|span| (span.start, span.end)));
         }
         Some(true)
+    }
+}
+
+impl Groups {
+    /// The groups found by trying the pattern where its leading literal occurs, last
+    /// occurrence first: the last start that matches is the one the greedy `^.*` leaves.
+    /// `None` when that does not apply (no leading literal, many occurrences) or the
+    /// sequence gave up. The input has no line break.
+    fn find_from_prefix(&self, input: &str, out: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
+        /// Starts tried before the reverse automaton is cheaper.
+        const MOST_STARTS: usize = 4;
+        let sequence = self.sequence.as_ref()?;
+        let prefix = sequence.literal_prefix()?;
+        for (tried, start) in memchr::memmem::rfind_iter(input.as_bytes(), prefix).enumerate() {
+            if tried == MOST_STARTS {
+                return None;
+            }
+            if sequence.captures(input, start, out).ok()? {
+                return Some(true);
+            }
+        }
+        Some(false)
     }
 }
 
@@ -429,6 +459,8 @@ mod tests {
         let found = match finder.find(input, &mut spans) {
             Some(true) => Some(spans),
             Some(false) => None,
+            // Inputs with line breaks are left to the wrapped regex.
+            None if input.contains('\n') => return false,
             None => panic!("{source} gave up on {input:?}"),
         };
         assert_eq!(found, wrapped, "{source} on {input:?}");
@@ -450,6 +482,7 @@ mod tests {
             r": (\d+)$",
             r"\b(\w)",
             r"(?<first>\w+)=(\w*)",
+            r"a(\s*?)(\w*)",
         ];
         let inputs = [
             "kafka.server<type=BrokerTopicMetrics, name=BytesInPerSec, topic=orders><>Count: 7",
@@ -461,6 +494,7 @@ mod tests {
             "no digits here",
             "a.b<c><>d: 1.5E9",
             "å<ä=ö>: 1",
+            "xa\nb",
         ];
         for source in patterns {
             let pattern = compile(source);
@@ -541,6 +575,11 @@ mod tests {
             "partition=",
             "Special",
             "Rare",
+            // A second start for patterns with a leading literal, and line breaks, which
+            // send the search to the reverse automaton.
+            "kafka.",
+            "Hadoop<service=",
+            "\n",
         ];
         // A fixed xorshift, so a failure reproduces.
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;

@@ -68,9 +68,17 @@ impl Sequence {
         Some(Self { nodes, groups })
     }
 
-    /// Matches the pattern anchored at `start`, ending anywhere (what follows is taken by
-    /// the `.*` jmx_exporter wraps a pattern in). Fills `spans` with the group spans,
-    /// group 0 being the whole input.
+    /// The literal every match starts with, if the pattern starts with one.
+    pub fn literal_prefix(&self) -> Option<&[u8]> {
+        match self.nodes.first() {
+            Some(Node::Literal(literal)) if !literal.is_empty() => Some(literal),
+            _ => None,
+        }
+    }
+
+    /// Matches the pattern anchored at `start`, ending where the rest of the input is one
+    /// line (what follows is taken by the `.*$` jmx_exporter wraps a pattern in). Fills
+    /// `spans` with the group spans, group 0 being the whole input.
     pub fn captures(
         &self,
         input: &str,
@@ -79,12 +87,17 @@ impl Sequence {
     ) -> Result<bool, GaveUp> {
         spans.clear();
         spans.resize(self.groups + 1, None);
+        let input = input.as_bytes();
+        let last_line = memchr::memrchr(b'\n', input).map_or(0, |at| at + 1);
         let mut run = Run {
-            input: input.as_bytes(),
+            input,
             spans,
             steps: 0,
+            one_line: last_line == 0,
         };
-        let matched = sequence(&self.nodes, None, &mut run, start, &mut |_, _| Ok(true))?;
+        let matched = sequence(&self.nodes, None, &mut run, start, &mut |_, end| {
+            Ok(end >= last_line)
+        })?;
         if matched {
             run.spans[0] = Some((0, input.len()));
         }
@@ -181,10 +194,14 @@ impl CharSet {
         Some(Self { ascii, non_ascii })
     }
 
-    /// Where the longest run of the class from `at` ends.
-    fn longest_run(&self, input: &[u8], at: usize) -> usize {
+    /// Where the longest run of the class from `at` ends; `one_line` says the input has no
+    /// line break.
+    fn longest_run(&self, input: &[u8], at: usize, one_line: bool) -> usize {
         const DOT: u128 = !(1 << b'\n');
         if self.ascii == DOT && self.non_ascii {
+            if one_line {
+                return input.len();
+            }
             return memchr::memchr(b'\n', &input[at..]).map_or(input.len(), |n| at + n);
         }
         let mut end = at;
@@ -215,6 +232,8 @@ struct Run<'a> {
     input: &'a [u8],
     spans: &'a mut Vec<Option<(usize, usize)>>,
     steps: u32,
+    /// Whether the input has no line break (so `.` takes everything).
+    one_line: bool,
 }
 
 impl Run<'_> {
@@ -315,7 +334,7 @@ fn repeat(
     {
         // The usual case, `(.+), name=`: try the ends where the literal starts, from the
         // last one back, found with a vectorised search instead of a step per character.
-        let end = class.longest_run(input, at);
+        let end = class.longest_run(input, at, run.one_line);
         let shortest = match min {
             0 => at,
             _ if end == at => return Ok(false),
@@ -424,6 +443,16 @@ mod tests {
             Some(vec![Some("a"), Some("bcd")])
         );
         assert_eq!(groups("x(y)", "zz", 0), None);
+    }
+
+    #[test]
+    fn the_match_leaves_one_line_for_the_wrapping_dot_star() {
+        // The first end the lazy repeat offers leaves a line break after the match.
+        assert_eq!(
+            groups(r"a([\t\n ]*?)([a-z]*)", "a\nb", 0),
+            Some(vec![Some("\n"), Some("b")])
+        );
+        assert_eq!(groups(r"a([a-z]*)", "ab\nc", 0), None);
     }
 
     #[test]
