@@ -67,6 +67,11 @@ impl ObjectName {
         })
     }
 
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// The domain, before the first `:`.
     pub fn domain(&self) -> &str {
         &self.text[..self.domain_end as usize]

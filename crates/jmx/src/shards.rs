@@ -26,9 +26,15 @@ const PARALLEL_FROM_BEANS: usize = 512;
 /// Rule results for every target of a module, in shards.
 #[derive(Debug)]
 pub struct ShardedCache {
-    shards: Box<[Mutex<MatchCache>]>,
+    shards: Box<[Shard]>,
     hasher: foldhash::fast::FixedState,
 }
+
+/// One shard, on cache lines of its own: the walking state it updates on every attribute
+/// must not share a line with another thread's.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard(Mutex<MatchCache>);
 
 /// What one shard's walk produced.
 struct Part {
@@ -49,7 +55,7 @@ impl ShardedCache {
     pub fn new(rules: &RuleSet, shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1))
-                .map(|_| Mutex::new(MatchCache::new(rules)))
+                .map(|_| Shard(Mutex::new(MatchCache::new(rules))))
                 .collect(),
             hasher: foldhash::fast::FixedState::default(),
         }
@@ -74,6 +80,7 @@ impl ShardedCache {
     pub fn walk(&self, rules: &RuleSet, beans: &[Bean<'_>]) -> (Vec<Sample>, WalkStats) {
         if self.shards.len() == 1 {
             let mut cache = lock(&self.shards[0]);
+            cache.reserve(beans.len());
             let mut walker = Walker::new(rules, &mut cache);
             for bean in beans {
                 walker.bean(*bean);
@@ -85,7 +92,11 @@ impl ShardedCache {
             .map(|bean| (self.hasher.hash_one(bean.name) % self.shards.len() as u64) as u8)
             .collect();
         let walk_shard = |shard: usize| self.walk_shard(rules, beans, &owners, shard);
-        let parts: Vec<Part> = if beans.len() < PARALLEL_FROM_BEANS {
+        // Threads pay off when most beans are new and every attribute runs the rules
+        // (microseconds each). When results are reused (a fraction of a microsecond each),
+        // a second thread costs about what it saves.
+        let known: usize = self.shards.iter().map(|s| lock(s).beans()).sum();
+        let parts: Vec<Part> = if beans.len() < PARALLEL_FROM_BEANS || known * 2 > beans.len() {
             (0..self.shards.len()).map(walk_shard).collect()
         } else {
             std::thread::scope(|scope| {
@@ -115,6 +126,7 @@ impl ShardedCache {
 
     fn walk_shard(&self, rules: &RuleSet, beans: &[Bean<'_>], owners: &[u8], shard: usize) -> Part {
         let mut cache = lock(&self.shards[shard]);
+        cache.reserve(owners.iter().filter(|&&o| usize::from(o) == shard).count());
         let mut walker = Walker::new(rules, &mut cache);
         let mut counts = Vec::new();
         for (place, (bean, &owner)) in beans.iter().zip(owners).enumerate() {
@@ -162,10 +174,10 @@ fn merge(mut parts: Vec<Part>, beans: usize) -> (Vec<Sample>, WalkStats) {
     (samples, stats)
 }
 
-fn lock(shard: &Mutex<MatchCache>) -> MutexGuard<'_, MatchCache> {
+fn lock(shard: &Shard) -> MutexGuard<'_, MatchCache> {
     // A walk that panicked leaves the cache usable: entries are whole when inserted, and at
     // worst the bean it was in forgets its remembered attributes.
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
+    shard.0.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

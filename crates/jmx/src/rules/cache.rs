@@ -68,11 +68,26 @@ pub enum Source {
 /// The remembered attributes of one bean, keyed by their path within it.
 pub type Attributes = AttributeTable<Entry>;
 
-/// One bean seen: its parsed name (`None` if the module leaves it out) and its attributes.
+/// A bean's name: parsed if the module reads the bean, else just the text.
+#[derive(Debug)]
+enum BeanName {
+    Read(Arc<ObjectName>),
+    Skipped(Box<str>),
+}
+
+impl BeanName {
+    fn as_str(&self) -> &str {
+        match self {
+            BeanName::Read(name) => name.as_str(),
+            BeanName::Skipped(text) => text,
+        }
+    }
+}
+
+/// One bean seen: its name and its attributes.
 #[derive(Debug)]
 struct BeanEntry {
-    key: Box<str>,
-    name: Option<Arc<ObjectName>>,
+    name: BeanName,
     attributes: Attributes,
     used: u32,
     /// The bean that came after this one in the last answer. Bridges send beans in the same
@@ -83,8 +98,7 @@ struct BeanEntry {
 impl BeanEntry {
     fn vacant() -> Self {
         Self {
-            key: Box::default(),
-            name: None,
+            name: BeanName::Skipped(Box::default()),
             attributes: Attributes::default(),
             used: 0,
             next: None,
@@ -157,11 +171,11 @@ impl MatchCache {
             self.swept = Instant::now();
             let (now, limit) = (self.now, (IDLE_LIMIT.as_secs() / 60) as u32);
             for (place, bean) in self.beans.iter_mut().enumerate() {
-                if bean.key.is_empty() {
+                if bean.name.as_str().is_empty() {
                     continue;
                 }
                 if now.saturating_sub(bean.used) > limit {
-                    let hash = self.hasher.hash_one(&*bean.key);
+                    let hash = self.hasher.hash_one(bean.name.as_str());
                     if let Ok(entry) = self.index.find_entry(hash, |&p| p == place) {
                         entry.remove();
                     }
@@ -188,7 +202,7 @@ impl MatchCache {
     ) -> Option<(Arc<ObjectName>, Attributes)> {
         let expected = self
             .expected
-            .filter(|&place| &*self.beans[place].key == name);
+            .filter(|&place| self.beans[place].name.as_str() == name);
         let place = match expected {
             Some(place) => place,
             None => self.find_or_add(rules, name, stats),
@@ -201,8 +215,10 @@ impl MatchCache {
         let bean = &mut self.beans[place];
         self.expected = bean.next;
         bean.used = self.now;
-        let parsed = bean.name.clone()?;
-        Some((parsed, std::mem::take(&mut bean.attributes)))
+        let BeanName::Read(parsed) = &bean.name else {
+            return None;
+        };
+        Some((Arc::clone(parsed), std::mem::take(&mut bean.attributes)))
     }
 
     /// The place of the bean named `name`, made for it if it is new.
@@ -212,8 +228,10 @@ impl MatchCache {
             return place;
         }
         let bean = BeanEntry {
-            key: name.into(),
-            name: read_bean(rules, name, stats).map(Arc::new),
+            name: match read_bean(rules, name, stats) {
+                Some(parsed) => BeanName::Read(Arc::new(parsed)),
+                None => BeanName::Skipped(name.into()),
+            },
             attributes: Attributes::default(),
             used: self.now,
             next: None,
@@ -230,15 +248,24 @@ impl MatchCache {
         };
         let (beans, hasher) = (&self.beans, &self.hasher);
         self.index
-            .insert_unique(hash, place, |&p| hasher.hash_one(&*beans[p].key));
+            .insert_unique(hash, place, |&p| hasher.hash_one(beans[p].name.as_str()));
         place
+    }
+
+    /// Makes room for `beans` beans, so a first pass over a big answer does not rehash.
+    pub fn reserve(&mut self, beans: usize) {
+        let more = beans.saturating_sub(self.index.len());
+        self.beans.reserve(more);
+        let (entries, hasher) = (&self.beans, &self.hasher);
+        self.index
+            .reserve(more, |&p| hasher.hash_one(entries[p].name.as_str()));
     }
 
     /// Puts back the attributes taken by [`MatchCache::open_bean`].
     pub fn close_bean(&mut self, name: &str, attributes: Attributes) {
         let place = self
             .previous
-            .filter(|&place| &*self.beans[place].key == name)
+            .filter(|&place| self.beans[place].name.as_str() == name)
             .or_else(|| self.find(self.hasher.hash_one(name), name));
         if let Some(place) = place {
             self.beans[place].attributes = attributes;
@@ -248,8 +275,13 @@ impl MatchCache {
     /// The place of the bean named `name`, whose hash is `hash`.
     fn find(&self, hash: u64, name: &str) -> Option<usize> {
         self.index
-            .find(hash, |&place| &*self.beans[place].key == name)
+            .find(hash, |&place| self.beans[place].name.as_str() == name)
             .copied()
+    }
+
+    /// Number of beans remembered.
+    pub fn beans(&self) -> usize {
+        self.beans.len() - self.free.len()
     }
 
     /// Number of remembered attributes.

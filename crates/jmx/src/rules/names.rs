@@ -11,14 +11,16 @@ pub fn to_safe_name(name: &str) -> String {
 
 /// [`to_safe_name`] onto the end of `out`. What it writes is always ASCII.
 pub fn to_safe_name_into(name: &str, out: &mut String) {
+    // Byte by byte: every byte of a non-ASCII character is outside the safe set, and a run
+    // of them becomes one `_` just as the character would.
     let mut after_underscore = false;
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         out.push('_');
         after_underscore = true;
     }
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() || c == ':' {
-            out.push(c);
+    for &byte in name.as_bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b':' {
+            out.push(char::from(byte));
             after_underscore = false;
         } else if !after_underscore {
             out.push('_');
