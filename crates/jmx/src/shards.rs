@@ -1,16 +1,21 @@
-//! A module's match cache split by bean name, so one answer is walked by several threads.
+//! A module's match cache split in shards, so a big answer is walked by several threads.
 //!
 //! A big answer (a Kafka broker with thousands of partitions: 50 000 attributes) costs
-//! hundreds of milliseconds on its first scrape and tens on every later one, all of it
-//! independent per bean. Each bean belongs to one shard, chosen by a hash of its name, so it
-//! meets its remembered results scrape after scrape; a thread per shard walks the answer,
-//! taking only its own beans. The samples are then put back in answer order, so what is
-//! written does not depend on how the work was split.
+//! hundreds of milliseconds on its first scrape, all of it independent per bean. The answer
+//! is cut into as many consecutive pieces as there are shards, and a thread walks each piece
+//! against its own shard; the pieces' samples, put one after another, are in answer order.
+//!
+//! Bridges send beans in the same order scrape after scrape, so a bean meets its remembered
+//! results in the same shard each time, and each thread reads its shard front to back, as
+//! the results were made. A bean that moves to another piece (beans added or removed before
+//! it) is worked out again there, once; the copy left behind ages out with the idle sweep.
+//! Cutting by position rather than by a hash of the name is what keeps a shard's beans
+//! together in memory: the hash spread them over all shards and a later scrape paid for it
+//! in cache misses.
 //!
 //! Shards also let probes of one module's targets overlap: each holds one shard's lock at a
 //! time, not the whole cache for the whole walk.
 
-use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::rules::RuleSet;
@@ -27,7 +32,6 @@ const PARALLEL_FROM_BEANS: usize = 512;
 #[derive(Debug)]
 pub struct ShardedCache {
     shards: Box<[Shard]>,
-    hasher: foldhash::fast::FixedState,
 }
 
 /// One shard, on cache lines of its own: the walking state it updates on every attribute
@@ -35,14 +39,6 @@ pub struct ShardedCache {
 #[derive(Debug)]
 #[repr(align(128))]
 struct Shard(Mutex<MatchCache>);
-
-/// What one shard's walk produced.
-struct Part {
-    samples: std::vec::IntoIter<Sample>,
-    /// For each bean that gave samples: its place in the answer and how many it gave.
-    counts: Vec<(u32, u32)>,
-    stats: WalkStats,
-}
 
 impl ShardedCache {
     /// An empty cache with one shard per CPU the process may use (at most eight).
@@ -57,7 +53,6 @@ impl ShardedCache {
             shards: (0..shards.max(1))
                 .map(|_| Shard(Mutex::new(MatchCache::new(rules))))
                 .collect(),
-            hasher: foldhash::fast::FixedState::default(),
         }
     }
 
@@ -78,100 +73,52 @@ impl ShardedCache {
 
     /// Walks `beans` through `rules`: the samples in answer order, and what was counted.
     pub fn walk(&self, rules: &RuleSet, beans: &[Bean<'_>]) -> (Vec<Sample>, WalkStats) {
-        if self.shards.len() == 1 {
-            let mut cache = lock(&self.shards[0]);
+        let per_shard = beans.len().div_ceil(self.shards.len()).max(1);
+        let walk_shard = |(shard, beans): (usize, &[Bean<'_>])| {
+            let mut cache = lock(&self.shards[shard]);
             cache.reserve(beans.len());
             let mut walker = Walker::new(rules, &mut cache);
             for bean in beans {
                 walker.bean(*bean);
             }
-            return (walker.samples, walker.stats);
-        }
-        let owners: Vec<u8> = beans
-            .iter()
-            .map(|bean| (self.hasher.hash_one(bean.name) % self.shards.len() as u64) as u8)
-            .collect();
-        let walk_shard = |shard: usize| self.walk_shard(rules, beans, &owners, shard);
-        // Threads pay off when most beans are new and every attribute runs the rules
-        // (microseconds each). When results are reused (a fraction of a microsecond each),
-        // a second thread costs about what it saves.
-        let known: usize = self.shards.iter().map(|s| lock(s).beans()).sum();
-        let parts: Vec<Part> = if beans.len() < PARALLEL_FROM_BEANS || known * 2 > beans.len() {
-            (0..self.shards.len()).map(walk_shard).collect()
+            (walker.samples, walker.stats)
+        };
+        let pieces = beans.chunks(per_shard).enumerate();
+        let parts: Vec<(Vec<Sample>, WalkStats)> = if beans.len() < PARALLEL_FROM_BEANS {
+            pieces.map(walk_shard).collect()
         } else {
             std::thread::scope(|scope| {
-                let helpers: Vec<_> = (1..self.shards.len())
-                    .map(|shard| {
+                let mut pieces = pieces;
+                let first = pieces.next();
+                let helpers: Vec<_> = pieces
+                    .map(|piece| {
                         std::thread::Builder::new()
                             .name("jmx-walk".into())
-                            .spawn_scoped(scope, move || walk_shard(shard))
-                            .map_err(|_| shard)
+                            .spawn_scoped(scope, move || walk_shard(piece))
+                            .map_err(|_| piece)
                     })
                     .collect();
-                let mut parts = vec![walk_shard(0)];
+                let mut parts: Vec<_> = first.map(walk_shard).into_iter().collect();
                 for helper in helpers {
                     parts.push(match helper {
                         Ok(thread) => thread
                             .join()
                             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                        // No thread to be had: this one does the shard's share too.
-                        Err(shard) => walk_shard(shard),
+                        // No thread to be had: this one does the piece too.
+                        Err(piece) => walk_shard(piece),
                     });
                 }
                 parts
             })
         };
-        merge(parts, owners.len())
-    }
-
-    fn walk_shard(&self, rules: &RuleSet, beans: &[Bean<'_>], owners: &[u8], shard: usize) -> Part {
-        let mut cache = lock(&self.shards[shard]);
-        cache.reserve(owners.iter().filter(|&&o| usize::from(o) == shard).count());
-        let mut walker = Walker::new(rules, &mut cache);
-        let mut counts = Vec::new();
-        for (place, (bean, &owner)) in beans.iter().zip(owners).enumerate() {
-            if usize::from(owner) != shard {
-                continue;
-            }
-            let before = walker.samples.len();
-            walker.bean(*bean);
-            let gave = walker.samples.len() - before;
-            if gave > 0 {
-                counts.push((place as u32, gave as u32));
-            }
+        let mut stats = WalkStats::default();
+        let mut samples = Vec::with_capacity(parts.iter().map(|(s, _)| s.len()).sum());
+        for (part, part_stats) in parts {
+            samples.extend(part);
+            stats += part_stats;
         }
-        Part {
-            samples: walker.samples.into_iter(),
-            counts,
-            stats: walker.stats,
-        }
+        (samples, stats)
     }
-}
-
-/// The shards' samples in the order of the beans they came from, and their summed counts.
-fn merge(mut parts: Vec<Part>, beans: usize) -> (Vec<Sample>, WalkStats) {
-    // Which shard gave samples for each bean: beans are few enough that a table beats a
-    // k-way merge.
-    let mut giver: Vec<Option<(u8, u32)>> = vec![None; beans];
-    let mut total = 0;
-    let mut stats = WalkStats::default();
-    for (shard, part) in parts.iter().enumerate() {
-        for &(place, count) in &part.counts {
-            giver[place as usize] = Some((shard as u8, count));
-            total += count as usize;
-        }
-        stats += part.stats;
-    }
-    let mut samples = Vec::with_capacity(total);
-    for (shard, count) in giver.into_iter().flatten() {
-        samples.extend(
-            parts[usize::from(shard)]
-                .samples
-                .by_ref()
-                .take(count as usize),
-        );
-    }
-    (samples, stats)
 }
 
 fn lock(shard: &Shard) -> MutexGuard<'_, MatchCache> {
@@ -223,10 +170,10 @@ mod tests {
     #[test]
     fn shards_give_the_samples_of_one_walk_in_answer_order() {
         let rules = RuleSet::default_rules();
-        let one = ShardedCache::new(&rules, 1);
-        let three = ShardedCache::new(&rules, 3);
         // Below and above the size from which helper threads walk.
         for size in [40, PARALLEL_FROM_BEANS * 3] {
+            let one = ShardedCache::new(&rules, 1);
+            let three = ShardedCache::new(&rules, 3);
             for tick in 0..3 {
                 let text = answer(size, tick);
                 let document = json::parse(&text).unwrap();
@@ -241,8 +188,34 @@ mod tests {
                 assert_eq!(stats, expected_stats);
                 assert_eq!(samples.len(), size * 4);
             }
+            assert!(three.shards.iter().all(|shard| !lock(shard).is_empty()));
         }
-        assert_eq!(three.len(), one.len());
-        assert!(three.shards.iter().all(|shard| !lock(shard).is_empty()));
+    }
+
+    #[test]
+    fn beans_that_change_places_are_worked_out_again_where_they_land() {
+        let rules = RuleSet::default_rules();
+        let one = ShardedCache::new(&rules, 1);
+        let three = ShardedCache::new(&rules, 3);
+        let text = answer(PARALLEL_FROM_BEANS * 3, 0);
+        let document = json::parse(&text).unwrap();
+        let mut beans = beans(&document);
+        for round in 0..3 {
+            let (expected, _) = one.walk(&rules, &beans);
+            let (samples, stats) = three.walk(&rules, &beans);
+            assert_eq!(lines(&samples), lines(&expected), "round {round}");
+            if round == 1 {
+                // Every bean but the middle third changed shards: all of those are new there.
+                assert!(stats.cache_hits < stats.attributes / 2, "{stats:?}");
+            }
+            if round == 2 {
+                assert_eq!(stats.cache_hits, stats.attributes, "{stats:?}");
+            }
+            if round == 0 {
+                beans.reverse();
+            }
+        }
+        // The results left behind stay until the idle sweep.
+        assert!(three.len() > one.len());
     }
 }
