@@ -9,7 +9,7 @@ use std::fmt;
 /// A parsed object name: the text as written, and where its parts are.
 ///
 /// A Kafka broker has tens of thousands of beans; keeping each name in one allocation (not
-/// one per key and value) makes reading them on a first scrape several times cheaper.
+/// one per key and value) halves the cost of reading them on a first scrape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectName {
     text: Box<str>,

@@ -279,11 +279,6 @@ impl MatchCache {
             .copied()
     }
 
-    /// Number of beans remembered.
-    pub fn beans(&self) -> usize {
-        self.beans.len() - self.free.len()
-    }
-
     /// Number of remembered attributes.
     pub fn len(&self) -> usize {
         self.beans.iter().map(|b| b.attributes.len()).sum()
