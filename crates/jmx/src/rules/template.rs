@@ -90,13 +90,6 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Group(_)))
     }
 
-    /// Expands the template for one match of `input`.
-    pub fn expand(&self, input: &str, spans: &Spans) -> String {
-        let mut out = String::new();
-        self.expand_into(input, spans, &mut out);
-        out
-    }
-
     /// Expands the template for one match of `input` onto the end of `out`.
     pub fn expand_into(&self, input: &str, spans: &Spans, out: &mut String) {
         for part in &self.parts {
@@ -115,6 +108,14 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Template {
+        fn expand(&self, input: &str, spans: &Spans) -> String {
+            let mut out = String::new();
+            self.expand_into(input, spans, &mut out);
+            out
+        }
+    }
 
     fn expand(template: &str, groups: &[&str]) -> String {
         let input: String = groups.concat();
