@@ -56,8 +56,9 @@ pub struct CollectorOptions {
     #[arg(long = "collector.time-budget", value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub time_budget: Duration,
 
-    /// How many collectors run at once (kiln addition). Few are enough: each is quick, and
-    /// parallel reads of procfs and sysfs contend in the kernel.
+    /// How many collectors run at once (kiln addition). A scrape starts on one thread and
+    /// spreads to this many only when it is still collecting after 10 ms: each collector
+    /// is quick, and parallel reads of procfs and sysfs contend in the kernel.
     #[arg(long = "collector.parallelism", value_name = "N", default_value_t = 2)]
     pub parallelism: usize,
 
