@@ -126,8 +126,12 @@ impl Collector for Netclass {
                 continue;
             };
             let labels = [("device", device.as_str())];
+            let mut flags = 0;
             for (property, family) in PROPERTIES.iter().zip(&mut properties) {
                 if let Some(value) = attribute(property.file).as_deref().and_then(number) {
+                    if property.file == "flags" {
+                        flags = value as i64;
+                    }
                     family.push(&labels, value);
                 }
             }
@@ -139,10 +143,6 @@ impl Collector for Netclass {
             if let Some(length) = attribute("tx_queue_len").as_deref().and_then(number) {
                 queue.push(&labels, length);
             }
-            let flags = attribute("flags")
-                .as_deref()
-                .and_then(number)
-                .unwrap_or(0.0) as i64;
             let adminstate = if flags & IFF_UP != 0 { "up" } else { "down" };
             let text = |file: &str| attribute(file).unwrap_or_default();
             info.push(
