@@ -2,7 +2,8 @@
 # Side by side on this host: kiln-node-exporter and Debian's node_exporter with the same
 # collectors (upstream's defaults; systemd off, since Debian turns it on and this host may
 # have no D-Bus) and the same textfile. Per exporter, in one run:
-#   RSS after start + 1 warm-up scrape, RSS after all scrapes, bytes per scrape,
+#   RSS after start + 1 warm-up scrape, RSS after all scrapes and its anonymous (private)
+#   part, which no other process shares and the kernel cannot reclaim without swap, bytes per scrape,
 #   scrape latency (curl time_total: median, p90), and CPU time per scrape (utime+stime).
 #
 #   scripts/bench/node.sh [SCRAPES]        default 200 scrapes per exporter
@@ -49,16 +50,17 @@ measure() { # name port pid
   for _ in $(seq 1 "$scrapes"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done > "$work/$name.times"
   local ticks_end; ticks_end=$(cpu_ticks "$pid")
   local rss_end; rss_end=$(rss_kib "$pid")
+  local anon; anon=$(awk '/RssAnon/{print $2}' "/proc/$pid/status")
   local bytes; bytes=$(curl -s "$url" | wc -c)
   local hz; hz=$(getconf CLK_TCK)
-  sort -n "$work/$name.times" | awk -v n="$name" -v rs="$rss_start" -v re="$rss_end" -v b="$bytes" \
+  sort -n "$work/$name.times" | awk -v n="$name" -v rs="$rss_start" -v re="$rss_end" -v an="$anon" -v b="$bytes" \
       -v cpu="$(( ticks_end - ticks_start ))" -v hz="$hz" -v s="$scrapes" '
     { t[NR] = $1 * 1e3 }
-    END { printf "| %-28s | %7d | %7d | %6d | %5.2f | %5.2f | %5.2f |\n", n, rs, re, b, t[int(NR/2)], t[int(NR*0.9)], cpu / hz / s * 1e3 }'
+    END { printf "| %-28s | %7d | %7d | %7d | %6d | %5.2f | %5.2f | %5.2f |\n", n, rs, re, an, b, t[int(NR/2)], t[int(NR*0.9)], cpu / hz / s * 1e3 }'
 }
 
-echo "| exporter ($scrapes scrapes) | RSS start KiB | RSS after KiB | bytes | median ms | p90 ms | CPU ms/scrape |"
-echo "|---|---|---|---|---|---|---|"
+echo "| exporter ($scrapes scrapes) | RSS start KiB | RSS after KiB | of it anonymous KiB | bytes | median ms | p90 ms | CPU ms/scrape |"
+echo "|---|---|---|---|---|---|---|---|"
 
 port=19111; prometheus-node-exporter --web.listen-address=127.0.0.1:$port "${common[@]}" 2>/dev/null & pids+=($!)
 wait_port $port; measure "node_exporter $(prometheus-node-exporter --version 2>&1 | awk 'NR==1{print $3}')" $port "${pids[-1]}"

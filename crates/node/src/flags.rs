@@ -57,7 +57,7 @@ pub struct CollectorOptions {
     pub time_budget: Duration,
 
     /// How many collectors run at once (kiln addition). A scrape starts on one thread and
-    /// spreads to this many only when it is still collecting after 10 ms: each collector
+    /// spreads to this many only when it is still collecting after 20 ms: each collector
     /// is quick, and parallel reads of procfs and sysfs contend in the kernel.
     #[arg(long = "collector.parallelism", value_name = "N", default_value_t = 2)]
     pub parallelism: usize,

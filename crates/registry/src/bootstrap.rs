@@ -90,6 +90,13 @@ pub fn main(
     runtime.block_on(async move {
         match exporter.bind_with(web).await {
             Ok(running) => {
+                // Nothing else runs yet: this thread did all of start-up, and the server's
+                // tasks wait for it to yield.
+                #[cfg(target_os = "linux")]
+                {
+                    let released = crate::startup_pages::release();
+                    tracing::debug!(kib = released, "Released start-up code pages.");
+                }
                 running.run_until_signal().await;
                 ExitCode::SUCCESS
             }

@@ -22,6 +22,8 @@ pub mod metrics;
 mod runner;
 mod server;
 pub mod signals;
+#[cfg(target_os = "linux")]
+mod startup_pages;
 mod version;
 pub mod webconfig;
 

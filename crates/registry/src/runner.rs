@@ -16,7 +16,7 @@ const DEFAULT_PARALLELISM: usize = 4;
 /// How long a scrape's collectors run one after another on a single thread before more
 /// threads join in. A healthy scrape is done well within it, without the cost of waking
 /// and switching threads; a slow collector delays the others by this much at most.
-const DEFAULT_SPREAD_AFTER: Duration = Duration::from_millis(10);
+const DEFAULT_SPREAD_AFTER: Duration = Duration::from_millis(20);
 
 /// Failures of one collector are logged at most this often.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);

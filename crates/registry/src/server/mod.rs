@@ -3,6 +3,8 @@
 
 mod landing;
 mod listen;
+#[cfg(target_os = "linux")]
+mod process_metrics;
 mod query;
 mod routes;
 mod self_metrics;

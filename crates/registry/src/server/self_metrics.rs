@@ -4,6 +4,7 @@
 use prometheus::core::Collector as _;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 
+use super::process_metrics::ProcessMetrics;
 use crate::metrics::MetricFamily;
 use crate::version::BuildInfo;
 
@@ -14,7 +15,7 @@ pub(crate) struct SelfMetrics {
     requests: IntCounterVec,
     in_flight: IntGauge,
     #[cfg(target_os = "linux")]
-    process: prometheus::process_collector::ProcessCollector,
+    process: ProcessMetrics,
 }
 
 impl SelfMetrics {
@@ -41,7 +42,7 @@ impl SelfMetrics {
             requests,
             in_flight,
             #[cfg(target_os = "linux")]
-            process: prometheus::process_collector::ProcessCollector::for_self(),
+            process: ProcessMetrics::new(),
         }
     }
 
@@ -64,7 +65,7 @@ impl SelfMetrics {
         families.extend(self.requests.collect());
         families.extend(self.in_flight.collect());
         #[cfg(target_os = "linux")]
-        families.extend(self.process.collect());
+        self.process.gather(&mut families);
         families
     }
 }
