@@ -281,19 +281,19 @@ impl Runner {
             }
             let mut all = std::pin::pin!(finished.all.notified());
             // Whatever the outcome of the waits, what has finished by now is served.
-            let mut done = false;
+            let mut all_in = false;
             if first < workers {
                 let spread_at = deadline.min(tokio::time::Instant::now() + self.spread_after);
-                done = tokio::time::timeout_at(spread_at, all.as_mut())
+                all_in = tokio::time::timeout_at(spread_at, all.as_mut())
                     .await
                     .is_ok();
-                if !done {
+                if !all_in {
                     for _ in first..workers {
                         tokio::task::spawn_blocking(worker());
                     }
                 }
             }
-            if !done {
+            if !all_in {
                 let _ = tokio::time::timeout_at(deadline, all).await;
             }
         }
