@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kiln_jmx::json;
 use kiln_jmx::rules::RuleSet;
-use kiln_jmx::rules::cache::{Attributes, MatchCache, evaluate_uncached};
+use kiln_jmx::rules::cache::{Attributes, MatchCache, Source, evaluate_uncached};
 use kiln_jmx::rules::config::RawConfig;
 use kiln_jmx::rules::evaluate::{Attribute, Leaf};
 use kiln_jmx::walk::{Bean, Walker};
@@ -298,11 +298,12 @@ fn config_errors_are_located() {
 }
 
 /// The cached path must give what a plain run of the rules gives, for every value, with
-/// patterns that look at the value, capture into it, or match everything.
+/// patterns that look at the value, capture into it, or match everything; with rules in
+/// every lane (plain and snake-cased names, values and `<cache>`), rules no lane holds
+/// (lookaround), and a rule without a pattern.
 #[test]
 fn cache_agrees_with_plain_evaluation() {
-    let rules = rules(
-        r#"rules:
+    let value_rules = r#"
   - pattern: 'app<type=(\w+)><>Count: (\d+)$'
     name: by_value_$1
     value: $2
@@ -314,44 +315,69 @@ fn cache_agrees_with_plain_evaluation() {
       rest: $3
   - pattern: 'app<type=(\w+)><>Level'
     name: level_$1
-  - pattern: '(\d)'
-    name: last_digit_$1
-  - pattern: 'Fixed'
-    name: fixed
-    cache: true
-  - pattern: '.*'
-"#,
-    );
-    let mut cache = MatchCache::new(&rules);
-    let mut attributes = Attributes::default();
-    let names = ["Count", "Ratio", "Level", "Other", "Fixed", "X9"];
-    let values = [
-        "1", "42", "0.5", "0.25", "true", "false", "NaN", "-1", "1.0E9", "RUNNING", "a: b", "",
-        "7", "Count: 3",
+"#;
+    let rule_sets = [
+        format!(
+            "rules:{value_rules}  - pattern: '(\\d)'\n    name: last_digit_$1\n  - pattern: 'Fixed'\n    name: fixed\n    cache: true\n  - pattern: '.*'\n"
+        ),
+        format!(
+            "rules:\n  - pattern: 'app<type=(\\w+)><>x_(\\d)'\n    name: snake_$1_$2\n    attrNameSnakeCase: true\n  - pattern: 'app<type=(?!Pool)(\\w+)><>(\\w+): 1'\n    name: not_pool_$2\n{}  - {{}}\n",
+            value_rules.trim_start_matches('\n')
+        ),
+        format!(
+            "rules:{value_rules}  - pattern: 'app<type=Pool><>(\\w+): (?=4)(\\d+)'\n    name: lookahead_$1\n  - pattern: 'Fixed'\n    name: fixed\n    cache: true\n"
+        ),
     ];
-    for round in 0..3 {
-        for name in names {
-            for (i, value) in values.iter().enumerate() {
-                let leaf = if i < 9 {
-                    Leaf::Number(value)
-                } else {
-                    Leaf::Text(value)
-                };
-                let properties = [("type", "Pool")];
-                let attribute = Attribute {
-                    domain: "app",
-                    properties: &properties,
-                    attr_keys: &[],
-                    name,
-                    value: leaf,
-                    extra_labels: &[],
-                    bean_properties: 1,
-                };
-                let expected = evaluate_uncached(&rules, &attribute);
-                let (got, _) = cache.evaluate(&rules, &mut attributes, &attribute, true);
-                assert_eq!(got, expected, "round {round}: {name}: {value}");
+    let names = ["Count", "Ratio", "Level", "Other", "Fixed", "X9", "X_1"];
+    let values = [
+        "1",
+        "42",
+        "0.5",
+        "0.25",
+        "true",
+        "false",
+        "NaN",
+        "-1",
+        "1.0E9",
+        "RUNNING",
+        "a: b",
+        "",
+        "7",
+        "Count: 3",
+        "line\nbreak",
+        "9",
+    ];
+    for yaml in &rule_sets {
+        let rules = rules(yaml);
+        let mut cache = MatchCache::new(&rules);
+        let mut attributes = Attributes::default();
+        let mut reused = 0;
+        for round in 0..3 {
+            for name in names {
+                for (i, value) in values.iter().enumerate() {
+                    let leaf = if i < 9 {
+                        Leaf::Number(value)
+                    } else {
+                        Leaf::Text(value)
+                    };
+                    let properties = [("type", "Pool")];
+                    let attribute = Attribute {
+                        domain: "app",
+                        properties: &properties,
+                        attr_keys: &[],
+                        name,
+                        value: leaf,
+                        extra_labels: &[],
+                        bean_properties: 1,
+                    };
+                    let expected = evaluate_uncached(&rules, &attribute);
+                    let (got, source) = cache.evaluate(&rules, &mut attributes, &attribute, true);
+                    assert_eq!(got, expected, "{yaml}\nround {round}: {name}: {value}");
+                    reused += usize::from(source == Source::Cached);
+                }
             }
         }
+        assert!(!attributes.is_empty(), "{yaml}");
+        assert!(reused > 0, "{yaml}: nothing was reused");
     }
-    assert!(!attributes.is_empty());
 }

@@ -29,6 +29,14 @@ pub struct Automaton {
     lanes: Vec<Lane>,
     /// For each rule: its lane and pattern id there, if its pattern is in one.
     placement: Vec<Option<(usize, u32)>>,
+    /// Whether every rule with a pattern is in a lane, so the lanes alone tell the first
+    /// matching rule.
+    complete: bool,
+    /// The first rule without a pattern (it matches everything).
+    first_unconditional: Option<usize>,
+    /// The first rule that is matched against values (not `cache`) and is in no lane: no
+    /// result that depends on it can be reused.
+    first_unguarded: usize,
 }
 
 /// One automaton and the rules it holds.
@@ -64,6 +72,18 @@ impl PatternSet {
             .is_some_and(|word| word & (1 << (id % 64)) != 0)
     }
 
+    /// The lowest id in this set or in `other`.
+    pub fn first_of_either(&self, other: &PatternSet) -> Option<u32> {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .enumerate()
+            .find_map(|(word, (a, b))| {
+                let both = a | b;
+                (both != 0).then(|| word as u32 * 64 + both.trailing_zeros())
+            })
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
@@ -96,6 +116,9 @@ impl Automaton {
         let mut automaton = Self {
             lanes: Vec::new(),
             placement: vec![None; rules.len()],
+            complete: false,
+            first_unconditional: rules.iter().position(|r| r.pattern.is_none()),
+            first_unguarded: rules.len(),
         };
         for snake_case in [false, true] {
             for cache in [false, true] {
@@ -142,7 +165,33 @@ impl Automaton {
                 });
             }
         }
+        let unplaced = |(i, rule): &(usize, &Rule)| {
+            rule.pattern.is_some() && automaton.placement[*i].is_none()
+        };
+        automaton.complete = !rules.iter().enumerate().any(|r| unplaced(&r));
+        automaton.first_unguarded = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| !rule.cache)
+            .find(unplaced)
+            .map_or(rules.len(), |(i, _)| i);
         automaton
+    }
+
+    /// Whether every rule with a pattern is in a lane.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The first rule without a pattern.
+    pub fn first_unconditional(&self) -> Option<usize> {
+        self.first_unconditional
+    }
+
+    /// The first rule matched against values that is in no lane (the number of rules if
+    /// there is none).
+    pub fn first_unguarded(&self) -> usize {
+        self.first_unguarded
     }
 
     /// The lanes.
@@ -166,8 +215,14 @@ impl Automaton {
 
 impl Lane {
     /// An empty pattern set sized for this lane.
-    pub fn pattern_set(&self) -> PatternSet {
+    fn pattern_set(&self) -> PatternSet {
         PatternSet::with_len(self.rules.len())
+    }
+
+    /// The rule index of each pattern id, in rule order: the lowest id that matches is the
+    /// lane's first matching rule.
+    pub fn rules(&self) -> &[usize] {
+        &self.rules
     }
 
     /// Runs over `input`, whose key part (up to and including the `:` after the attribute
@@ -223,17 +278,17 @@ impl Lane {
     }
 
     /// Resumes from a state saved by [`Lane::run`] over ` value` for a new value, and tells
-    /// whether any pattern of `guard` has a match reaching into it.
+    /// whether any pattern that `watched` picks has a match reaching into it.
     pub fn tail_touches(
         &self,
         cache: &mut Cache,
         mut state: LazyStateID,
         value: &[u8],
-        guard: &PatternSet,
+        watched: impl Fn(u32) -> bool,
     ) -> Result<bool, GaveUp> {
         let hits = |cache: &Cache, state: LazyStateID| {
             (0..self.dfa.match_len(cache, state))
-                .any(|i| guard.contains(self.dfa.match_pattern(cache, state, i).as_u32()))
+                .any(|i| watched(self.dfa.match_pattern(cache, state, i).as_u32()))
         };
         for &byte in std::iter::once(&b' ').chain(value) {
             state = self

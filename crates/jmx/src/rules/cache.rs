@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use hashbrown::HashTable;
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::Cache;
+use smallvec::SmallVec;
 
 use super::RuleSet;
 use super::attribute_table::AttributeTable;
-use super::automaton::{Pass, PatternSet};
+use super::automaton::Pass;
 use super::evaluate::{Attribute, Inputs, Outcome, Workspace, first_match_sequential, prepare};
 use crate::object_name::ObjectName;
 use crate::walk::{WalkStats, read_bean};
@@ -38,20 +39,32 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Entry {
     outcome: Outcome,
-    /// Conditions under which `outcome` still holds for another value.
-    guards: Box<[Guard]>,
+    /// Conditions under which `outcome` still holds for another value: one per lane whose
+    /// rules come before the match (at most two: plain and snake-cased names).
+    guards: SmallVec<[Guard; 1]>,
     /// Minutes since the cache was created, at last use.
     used: u32,
 }
 
-/// "No pattern of `patterns` matches into the value", checked from `state` in `lane`.
+/// "No watched pattern of `lane` matches into the value", checked from `state`.
+///
+/// The watched patterns are the lane's rules ahead of the matching one, which (pattern ids
+/// being in rule order) are the ids below `below`, and the matching rule itself (`also`)
+/// when its groups could reach into the value.
 #[derive(Debug)]
 struct Guard {
-    lane: usize,
+    lane: u32,
     state: LazyStateID,
+    below: u32,
+    also: Option<u32>,
     /// The lane cache's clear count when `state` was saved; states die with a clear.
     generation: usize,
-    patterns: PatternSet,
+}
+
+impl Guard {
+    fn watches(&self, id: u32) -> bool {
+        id < self.below || self.also == Some(id)
+    }
 }
 
 /// How an attribute's outcome was found.
@@ -331,12 +344,14 @@ impl MatchCache {
                 return None;
             }
             for guard in &entry.guards {
-                let cache = &mut self.lanes[guard.lane];
+                let cache = &mut self.lanes[guard.lane as usize];
                 if cache.clear_count() != guard.generation {
                     return None;
                 }
-                let lane = &rules.automaton.lanes()[guard.lane];
-                match lane.tail_touches(cache, guard.state, value.as_bytes(), &guard.patterns) {
+                let lane = &rules.automaton.lanes()[guard.lane as usize];
+                match lane
+                    .tail_touches(cache, guard.state, value.as_bytes(), |id| guard.watches(id))
+                {
                     Ok(false) => {}
                     Ok(true) | Err(_) => return None,
                 }
@@ -353,7 +368,7 @@ impl MatchCache {
         rules: &RuleSet,
         attribute: &Attribute<'_>,
         value: &str,
-    ) -> (Outcome, Option<Box<[Guard]>>) {
+    ) -> (Outcome, Option<SmallVec<[Guard; 1]>>) {
         let automaton = &rules.automaton;
         // An input with a line break defeats the `.*` around patterns: match rule by rule.
         let line_break = value.contains('\n') || self.inputs.key.contains('\n');
@@ -380,21 +395,44 @@ impl MatchCache {
                     .is_ok();
             }
         }
-        let passes = &self.passes;
-        let lane_pass = |index: usize| -> Option<(&Pass, u32)> {
-            let (lane, id) = automaton.placement(index)?;
-            ran[lane].then(|| (&passes[lane], id))
+        let (first, reusable) = if !line_break
+            && automaton.complete()
+            && ran[..automaton.lanes().len()].iter().all(|&r| r)
+        {
+            first_from_passes(rules, &self.passes)
+        } else {
+            self.first_rule_by_rule(rules, &ran, value, line_break)
         };
+        let guards = if reusable {
+            self.guards(rules, first, &ran)
+        } else {
+            None
+        };
+        let outcome = match first {
+            Some(index) => prepare(rules, index, attribute, &mut self.inputs, &mut self.work),
+            None => Outcome::Unmatched,
+        };
+        (outcome, guards)
+    }
 
-        // The first matching rule, and whether each rule's verdict holds for any value.
-        let mut first = None;
+    /// The first matching rule, and whether its verdict (and every earlier rule's) holds
+    /// for any value; rule by rule, for inputs the lanes could not answer alone.
+    fn first_rule_by_rule(
+        &mut self,
+        rules: &RuleSet,
+        ran: &[bool; 4],
+        value: &str,
+        line_break: bool,
+    ) -> (Option<usize>, bool) {
+        let automaton = &rules.automaton;
         let mut reusable = !line_break;
         for (index, rule) in rules.rules.iter().enumerate() {
             let Some(pattern) = &rule.pattern else {
-                first = Some(index);
-                break;
+                return (Some(index), reusable);
             };
-            let answer = lane_pass(index);
+            let answer = automaton
+                .placement(index)
+                .and_then(|(lane, id)| ran[lane].then(|| (&self.passes[lane], id)));
             let (matched, key_only, value_free) = match answer {
                 Some((pass, id)) => {
                     let (in_key, in_value) = (pass.in_key.contains(id), pass.in_value.contains(id));
@@ -406,51 +444,82 @@ impl MatchCache {
                 }
             };
             if matched {
-                first = Some(index);
                 // A match must not hinge on the value, nor may captured groups reach into it.
                 reusable &= rule.cache || (key_only && (!rule.uses_groups() || value_free));
-                break;
+                return (Some(index), reusable);
             }
             reusable &= value_free || answer.is_some();
         }
-        let mut guards: Vec<Guard> = Vec::new();
-        if reusable {
-            // Every non-cache rule before the match, and the match if it uses groups.
-            let limit = first.unwrap_or(rules.rules.len());
-            for (index, rule) in rules.rules.iter().enumerate().take(limit + 1) {
-                if rule.cache || rule.pattern.is_none() {
-                    continue;
-                }
-                if Some(index) == first && !rule.uses_groups() {
-                    continue;
-                }
-                let resume = lane_pass(index).and_then(|(pass, id)| Some((pass.resume?, id)));
-                let (Some((lane, _)), Some((state, id))) = (automaton.placement(index), resume)
-                else {
-                    reusable = false;
-                    break;
-                };
-                match guards.iter_mut().find(|g| g.lane == lane) {
-                    Some(guard) => guard.patterns.insert(id),
-                    None => {
-                        let mut patterns = automaton.lanes()[lane].pattern_set();
-                        patterns.insert(id);
-                        guards.push(Guard {
-                            lane,
-                            state,
-                            generation: self.lanes[lane].clear_count(),
-                            patterns,
-                        });
-                    }
-                }
+        (None, reusable)
+    }
+
+    /// The guards for an outcome decided by rule `first` (none: no rule matched): every
+    /// rule before it that sees the value, and `first` itself if its groups do. `None` if
+    /// one of them is in no lane or its lane did not run.
+    fn guards(
+        &self,
+        rules: &RuleSet,
+        first: Option<usize>,
+        ran: &[bool; 4],
+    ) -> Option<SmallVec<[Guard; 1]>> {
+        let automaton = &rules.automaton;
+        let limit = first.unwrap_or(rules.rules.len());
+        let grouped = first.filter(|&index| {
+            let rule = &rules.rules[index];
+            !rule.cache && rule.pattern.is_some() && rule.uses_groups()
+        });
+        if automaton.first_unguarded() < grouped.map_or(limit, |index| index + 1) {
+            return None;
+        }
+        let grouped = grouped.and_then(|index| automaton.placement(index));
+        let mut guards = SmallVec::new();
+        for (index, lane) in automaton.lanes().iter().enumerate() {
+            if lane.cache {
+                continue;
+            }
+            let below = lane.rules().partition_point(|&rule| rule < limit) as u32;
+            let also = grouped.filter(|&(l, _)| l == index).map(|(_, id)| id);
+            if below == 0 && also.is_none() {
+                continue;
+            }
+            let state = self.passes[index].resume.filter(|_| ran[index])?;
+            guards.push(Guard {
+                lane: index as u32,
+                state,
+                below,
+                also,
+                generation: self.lanes[index].clear_count(),
+            });
+        }
+        Some(guards)
+    }
+}
+
+/// The first matching rule from the lanes' passes alone (every patterned rule is in a lane
+/// and every lane ran), and whether its verdict holds for any value. Pattern ids are in
+/// rule order, so each lane's lowest matching id is its first matching rule.
+fn first_from_passes(rules: &RuleSet, passes: &[Pass]) -> (Option<usize>, bool) {
+    let automaton = &rules.automaton;
+    let mut first = automaton.first_unconditional();
+    for (lane, pass) in automaton.lanes().iter().zip(passes) {
+        if let Some(id) = pass.in_key.first_of_either(&pass.in_value) {
+            let index = lane.rules()[id as usize];
+            if first.is_none_or(|f| index < f) {
+                first = Some(index);
             }
         }
-        let outcome = match first {
-            Some(index) => prepare(rules, index, attribute, &mut self.inputs, &mut self.work),
-            None => Outcome::Unmatched,
-        };
-        (outcome, reusable.then(|| guards.into_boxed_slice()))
     }
+    let reusable = match first.and_then(|index| Some((index, automaton.placement(index)?))) {
+        Some((index, (lane, id))) => {
+            let rule = &rules.rules[index];
+            let pass = &passes[lane];
+            let (in_key, in_value) = (pass.in_key.contains(id), pass.in_value.contains(id));
+            rule.cache || (in_key && (!rule.uses_groups() || !in_value))
+        }
+        // No rule matched, or a rule without a pattern: nothing hinges on the value.
+        None => true,
+    };
+    (first, reusable)
 }
 
 /// The exact, uncached evaluation: jmx_exporter's loop over the rules. Used by tests to check
