@@ -5,11 +5,12 @@
 //! one comparison. Otherwise a small table is scanned and a large one hashed. Compared with
 //! a hash map per bean, a steady scrape touches one cache line per attribute instead of
 //! three or four (control bytes, bucket, key), and a one-attribute bean costs one small
-//! allocation.
+//! allocation (the key's).
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 /// Tables this long or shorter are scanned; longer ones get a hash index.
 const SCAN_LIMIT: usize = 8;
@@ -17,7 +18,9 @@ const SCAN_LIMIT: usize = 8;
 /// Attribute path → `V`, kept in insertion order.
 #[derive(Debug)]
 pub struct AttributeTable<V> {
-    entries: Vec<(Box<str>, V)>,
+    /// Inline for the first attribute: most beans of a big broker (one per partition and
+    /// metric) have just one.
+    entries: SmallVec<[(Box<str>, V); 1]>,
     /// Positions in `entries`, hashed by key; only beyond [`SCAN_LIMIT`] entries.
     index: Option<HashTable<usize>>,
     hasher: foldhash::fast::FixedState,
@@ -28,7 +31,7 @@ pub struct AttributeTable<V> {
 impl<V> Default for AttributeTable<V> {
     fn default() -> Self {
         Self {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
             index: None,
             hasher: foldhash::fast::FixedState::default(),
             cursor: 0,

@@ -6,7 +6,6 @@
 //! with `cache: true`). The first rule whose pattern matches decides; a rule whose `name`
 //! comes out empty or whose `value` is not a number drops the attribute.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::interner::Interner;
@@ -385,12 +384,15 @@ fn safe_label_name(
 /// rule has no `help` (the bridges carry no attribute descriptions).
 fn default_help(attribute: &Attribute<'_>, help: &mut String) {
     help.clear();
-    let _ = write!(
-        help,
-        "{}:name={},type={},attribute={}",
+    for part in [
         attribute.domain,
+        ":name=",
         attribute.property("name").unwrap_or("null"),
+        ",type=",
         attribute.property("type").unwrap_or("null"),
-        attribute.name
-    );
+        ",attribute=",
+        attribute.name,
+    ] {
+        help.push_str(part);
+    }
 }

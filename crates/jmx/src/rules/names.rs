@@ -5,20 +5,34 @@
 /// front. `"001"` → `_001`, `"-_-"` → `_`, `"a.b-c"` → `a_b_c`. What it writes is always
 /// ASCII.
 pub fn to_safe_name_into(name: &str, out: &mut String) {
-    // Byte by byte: every byte of a non-ASCII character is outside the safe set, and a run
-    // of them becomes one `_` just as the character would.
+    let safe = |byte: u8| byte.is_ascii_alphanumeric() || byte == b':';
+    let bytes = name.as_bytes();
     let mut after_underscore = false;
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
+    if bytes.first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
         after_underscore = true;
     }
-    for &byte in name.as_bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b':' {
-            out.push(char::from(byte));
+    // Runs of safe bytes are copied whole. Every byte of a non-ASCII character is outside
+    // the safe set, so a run of them becomes one `_` just as the character would, and each
+    // run starts and ends on a character boundary.
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        while at < bytes.len() && safe(bytes[at]) {
+            at += 1;
+        }
+        if at > start {
+            out.push_str(&name[start..at]);
             after_underscore = false;
-        } else if !after_underscore {
-            out.push('_');
-            after_underscore = true;
+        }
+        if at < bytes.len() {
+            while at < bytes.len() && !safe(bytes[at]) {
+                at += 1;
+            }
+            if !after_underscore {
+                out.push('_');
+                after_underscore = true;
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::sync::Mutex;
 
+use memchr::memmem::FinderRev;
 use regex::{CaptureLocations, Regex};
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::nfa::thompson;
@@ -51,6 +52,8 @@ struct Groups {
     reverse_cache: Mutex<DfaCache>,
     /// The fast matcher from the start on, for patterns of its shape.
     sequence: Option<Sequence>,
+    /// A searcher for the sequence's leading literal, built once rather than per input.
+    prefix: Option<FinderRev<'static>>,
     anchored: meta::Regex,
 }
 
@@ -71,10 +74,16 @@ impl Groups {
             .ok()?;
         let anchored = meta::Regex::new(translated).ok()?;
         let reverse_cache = Mutex::new(reverse.create_cache());
+        let sequence = Sequence::new(translated);
+        let prefix = sequence
+            .as_ref()
+            .and_then(Sequence::literal_prefix)
+            .map(|literal| FinderRev::new(literal).into_owned());
         Some(Self {
             reverse,
             reverse_cache,
-            sequence: Sequence::new(translated),
+            sequence,
+            prefix,
             anchored,
         })
     }
@@ -128,17 +137,22 @@ impl Groups {
     fn find_from_prefix(&self, input: &str, out: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
         /// Starts tried before the reverse automaton is cheaper.
         const MOST_STARTS: usize = 4;
-        let sequence = self.sequence.as_ref()?;
-        let prefix = sequence.literal_prefix()?;
-        for (tried, start) in memchr::memmem::rfind_iter(input.as_bytes(), prefix).enumerate() {
+        let (sequence, prefix) = (self.sequence.as_ref()?, self.prefix.as_ref()?);
+        let mut end = input.len();
+        for tried in 0..=MOST_STARTS {
+            let Some(start) = prefix.rfind(&input.as_bytes()[..end]) else {
+                return Some(false);
+            };
             if tried == MOST_STARTS {
                 return None;
             }
             if sequence.captures(input, start, out).ok()? {
                 return Some(true);
             }
+            // Occurrences may overlap: the next one may end inside this one.
+            end = start + prefix.needle().len() - 1;
         }
-        Some(false)
+        None
     }
 }
 
