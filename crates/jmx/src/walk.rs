@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::json::Value;
 use crate::object_name::ObjectName;
 use crate::rules::RuleSet;
@@ -211,7 +213,7 @@ fn visit(
         stats,
         f,
     };
-    let mut properties: Vec<(&str, &str)> = name.properties().collect();
+    let mut properties: Properties<'_> = name.properties().collect();
     let mut keys: Vec<&str> = Vec::new();
     for (attribute, value) in bean.attributes {
         if matches!(&**attribute, "name" | "modelerType")
@@ -228,6 +230,10 @@ fn visit(
     }
 }
 
+/// A bean's key properties and the table row keys above the current value; inline, as
+/// a first scrape of a big broker walks tens of thousands of beans.
+type Properties<'v> = SmallVec<[(&'v str, &'v str); 8]>;
+
 /// One bean's walk in progress.
 struct Visiting<'a, 'f> {
     domain: &'a str,
@@ -240,7 +246,7 @@ struct Visiting<'a, 'f> {
 impl Visiting<'_, '_> {
     fn value<'v>(
         &mut self,
-        properties: &mut Vec<(&'v str, &'v str)>,
+        properties: &mut Properties<'v>,
         keys: &mut Vec<&'v str>,
         name: &'v str,
         value: &'v Value<'v>,

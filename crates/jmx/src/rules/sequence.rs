@@ -13,6 +13,7 @@
 //! first, alternatives in order), so they find the same groups; a test compares them.
 
 use regex_syntax::hir::{Class, ClassUnicode, Hir, HirKind};
+use smallvec::SmallVec;
 
 /// Continuations tried before giving the match to the general engine.
 const STEP_LIMIT: u32 = 20_000;
@@ -22,6 +23,51 @@ const STEP_LIMIT: u32 = 20_000;
 pub struct Sequence {
     nodes: Vec<Node>,
     groups: usize,
+    /// The same pattern as literals and the repeats between them, when it has that shape.
+    skeleton: Option<Skeleton>,
+}
+
+/// The shape nearly every rule pattern has: `L0 R1 L1 R2 L2 … Rn [Ln]`, literals with a
+/// greedy, unbounded repeat of one class (maybe a group) between each two. A literal may
+/// hold single-character classes (`kafka.server`, whose `.` is any character).
+///
+/// Such a pattern needs no backtracking. Greedy repeats make the first match the one whose
+/// literals sit as far right as they can, and where each can sit is found from the right:
+/// `Ln` at its last occurrence, `Ln-1` at its last occurrence that still leaves `Rn` its
+/// minimum before `Ln`, and so on. That placement only assumed each repeat takes any text;
+/// one pass from the left then checks each repeat's class over what it was given, and the
+/// backtracker decides if one does not fit. Only ASCII inputs are placed this way, so that
+/// every character is one byte.
+#[derive(Debug)]
+struct Skeleton {
+    head: Box<[Atom]>,
+    gaps: Vec<Gap>,
+}
+
+/// A repeat and the literal after it.
+#[derive(Debug)]
+struct Gap {
+    group: Option<usize>,
+    class: CharSet,
+    min: u32,
+    /// Empty only after the last repeat, which then takes the longest run it can.
+    literal: Box<[Atom]>,
+}
+
+/// One character of a literal: a byte, or a class of ASCII characters.
+#[derive(Debug, Clone, Copy)]
+enum Atom {
+    Byte(u8),
+    Class(u128),
+}
+
+impl Atom {
+    fn matches(self, byte: u8) -> bool {
+        match self {
+            Atom::Byte(b) => b == byte,
+            Atom::Class(set) => byte < 0x80 && set >> byte & 1 == 1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -65,7 +111,12 @@ impl Sequence {
         let mut nodes = Vec::new();
         let mut groups = 0;
         lower(&hir, &mut nodes, &mut groups)?;
-        Some(Self { nodes, groups })
+        let skeleton = Skeleton::new(&nodes);
+        Some(Self {
+            nodes,
+            groups,
+            skeleton,
+        })
     }
 
     /// The literal every match starts with, if the pattern starts with one.
@@ -89,6 +140,18 @@ impl Sequence {
         spans.resize(self.groups + 1, None);
         let input = input.as_bytes();
         let last_line = memchr::memrchr(b'\n', input).map_or(0, |at| at + 1);
+        if last_line == 0
+            && let Some(skeleton) = &self.skeleton
+        {
+            match skeleton.captures(input, start, spans) {
+                Some(true) => {
+                    spans[0] = Some((0, input.len()));
+                    return Ok(true);
+                }
+                Some(false) => return Ok(false),
+                None => spans.iter_mut().for_each(|span| *span = None),
+            }
+        }
         let mut run = Run {
             input,
             spans,
@@ -103,6 +166,142 @@ impl Sequence {
         }
         Ok(matched)
     }
+}
+
+impl Skeleton {
+    fn new(nodes: &[Node]) -> Option<Self> {
+        let mut nodes = nodes.iter().peekable();
+        let literal = |nodes: &mut std::iter::Peekable<std::slice::Iter<'_, Node>>| {
+            let mut atoms = Vec::new();
+            loop {
+                match nodes.peek() {
+                    Some(Node::Literal(bytes)) => {
+                        atoms.extend(bytes.iter().map(|&b| Atom::Byte(b)))
+                    }
+                    Some(Node::Repeat {
+                        class,
+                        min: 1,
+                        max: Some(1),
+                        ..
+                    }) => atoms.push(Atom::Class(class.ascii)),
+                    _ => break,
+                }
+                nodes.next();
+            }
+            atoms.into_boxed_slice()
+        };
+        let head = literal(&mut nodes);
+        let mut gaps = Vec::new();
+        while let Some(node) = nodes.next() {
+            let (group, repeat) = match node {
+                Node::Group { index, nodes } if nodes.len() == 1 => (Some(*index), &nodes[0]),
+                Node::Repeat { .. } => (None, node),
+                _ => return None,
+            };
+            let &Node::Repeat {
+                class,
+                min,
+                max: None,
+                greedy: true,
+            } = repeat
+            else {
+                return None;
+            };
+            let literal = literal(&mut nodes);
+            // Two repeats in a row share their text in ways the placement does not know.
+            if literal.is_empty() && nodes.peek().is_some() {
+                return None;
+            }
+            gaps.push(Gap {
+                group,
+                class,
+                min,
+                literal,
+            });
+        }
+        (!gaps.is_empty()).then_some(Self { head, gaps })
+    }
+
+    /// The groups of the match from `start` in a one-line `input`, into `spans`; `None`
+    /// when the input is not ASCII or a repeat's class does not take what the placement
+    /// gave it.
+    fn captures(
+        &self,
+        input: &[u8],
+        start: usize,
+        spans: &mut [Option<(usize, usize)>],
+    ) -> Option<bool> {
+        if !input.is_ascii() {
+            return None;
+        }
+        if !matches_at(input, start, &self.head) {
+            return Some(false);
+        }
+        let from = start + self.head.len();
+        // Where each literal starts, placed from the right.
+        let mut starts: SmallVec<[usize; 16]> = SmallVec::from_elem(0, self.gaps.len());
+        let mut limit = input.len();
+        for (gap, at) in self.gaps.iter().zip(starts.iter_mut()).rev() {
+            *at = if gap.literal.is_empty() {
+                limit
+            } else {
+                match rfind(&input[from..limit], &gap.literal) {
+                    Some(found) => from + found,
+                    None => return Some(false),
+                }
+            };
+            // The literal before this repeat ends by here.
+            match at.checked_sub(gap.min as usize) {
+                Some(end) if end >= from => limit = end,
+                _ => return Some(false),
+            }
+        }
+        let mut at = from;
+        for (gap, &literal_at) in self.gaps.iter().zip(&starts) {
+            let end = if gap.literal.is_empty() {
+                gap.class.longest_run(input, at, true)
+            } else {
+                literal_at
+            };
+            let text = &input[at..end];
+            if text.len() < gap.min as usize || !text.iter().all(|&b| gap.class.ascii >> b & 1 == 1)
+            {
+                return None;
+            }
+            if let Some(group) = gap.group {
+                spans[group] = Some((at, end));
+            }
+            at = end + gap.literal.len();
+        }
+        Some(true)
+    }
+}
+
+/// Whether `atoms` match `input` at `at`.
+fn matches_at(input: &[u8], at: usize, atoms: &[Atom]) -> bool {
+    input.get(at..at + atoms.len()).is_some_and(|bytes| {
+        atoms
+            .iter()
+            .zip(bytes)
+            .all(|(atom, &byte)| atom.matches(byte))
+    })
+}
+
+/// The last place `atoms` (not empty) match in `haystack`, found from the last of their
+/// plain bytes with a vectorised search.
+fn rfind(haystack: &[u8], atoms: &[Atom]) -> Option<usize> {
+    let mut upper = haystack.len().checked_sub(atoms.len())? + 1;
+    let anchor = atoms.iter().position(|atom| matches!(atom, Atom::Byte(_)));
+    let Some((offset, Atom::Byte(byte))) = anchor.map(|i| (i, atoms[i])) else {
+        return (0..upper).rev().find(|&at| matches_at(haystack, at, atoms));
+    };
+    while let Some(found) = memchr::memrchr(byte, &haystack[offset..offset + upper]) {
+        if matches_at(haystack, found, atoms) {
+            return Some(found);
+        }
+        upper = found;
+    }
+    None
 }
 
 /// Appends the nodes for `hir` to `out`; `None` if it has an unsupported part.
@@ -473,6 +672,71 @@ mod tests {
         );
         assert_eq!(groups(r"([^,]+),", "é,x", 0), Some(vec![Some("é")]));
         assert_eq!(groups(r"([0-9A-Za-z_]+)", "åb", 0), None);
+    }
+
+    /// The placement from the right must find what backtracking finds, or leave the input
+    /// to it; on the shapes it takes and inputs that trip each of its checks.
+    #[test]
+    fn skeleton_placement_agrees_with_backtracking() {
+        let patterns = [
+            // As rule patterns come here: `\\w` and `\\d` rewritten to Java's ASCII classes.
+            "kafka.([0-9A-Za-z_]+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value",
+            "kafka.([0-9A-Za-z_]+)<type=(.+), name=(.+)PerSec[0-9A-Za-z_]*, (.+)=(.+)><>Count",
+            "a(.*)b(.*)",
+            "x([a-z-]+)",
+            "([0-9A-Za-z_]+)=(.{2,}),",
+            "([^,]+),([0-9]+)",
+            "k(.+)k",
+            "[a-z].(.+)[0-9]",
+        ];
+        let inputs = [
+            "kafka.log<type=Log, name=Size, topic=orders-1, partition=7><>Value: 12",
+            "kafka.log<type=Log, name=Size, topic=o=r, ders, partition=7><>Value: 12",
+            "kafka.server<type=BrokerTopicMetrics, name=BytesInPerSec, topic=t><>Count: 3",
+            "kafka.server<type=B, name=XPerSecond, a=b><>Count",
+            "kafka.lo g<type=Log, name=Size, topic=a, partition=1><>Value: 1",
+            "ab",
+            "aébé",
+            "xab-cD",
+            "xAB",
+            "x",
+            "ab=é,",
+            "ab=c,",
+            "a=bc,d=e,",
+            "é=bc,",
+            "a,1,b,c",
+            "a,b",
+            "kk",
+            "kéké",
+            "kxk",
+            "ab.c9",
+            "a9",
+            "z..9",
+        ];
+        for pattern in patterns {
+            let with = Sequence::new(pattern).unwrap();
+            assert!(with.skeleton.is_some(), "{pattern}");
+            let mut without = Sequence::new(pattern).unwrap();
+            without.skeleton = None;
+            for input in inputs {
+                for start in [0, input.find(['a', 'k', 'x']).unwrap_or(0)] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let expected = without.captures(input, start, &mut b);
+                    let got = with.captures(input, start, &mut a);
+                    assert_eq!(got, expected, "{pattern} on {input:?} from {start}");
+                    if got == Ok(true) {
+                        assert_eq!(a, b, "{pattern} on {input:?} from {start}");
+                    }
+                }
+            }
+        }
+        // Shapes it leaves to backtracking.
+        for pattern in ["(.+)(.+)x", "(a|b)c", "(.+?),", "a(x.+)b", "a.{1,3}b"] {
+            assert!(
+                Sequence::new(pattern).unwrap().skeleton.is_none(),
+                "{pattern}"
+            );
+        }
     }
 
     #[test]
