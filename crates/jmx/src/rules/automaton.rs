@@ -84,11 +84,6 @@ impl PatternSet {
             })
     }
 
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
-    }
-
     fn clear(&mut self) {
         self.0.iter_mut().for_each(|w| *w = 0);
     }
