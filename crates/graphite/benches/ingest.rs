@@ -11,7 +11,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use kiln_graphite::cache::CacheType;
 use kiln_graphite::mapping::Mapper;
 use kiln_graphite::{Pipeline, Settings};
-use kiln_registry::FamilyBuilder;
+use kiln_registry::MetricSet;
 
 #[path = "support/spark_names.rs"]
 mod spark_names;
@@ -131,25 +131,22 @@ fn ingest(c: &mut Criterion) {
         .collect();
     group.bench_function("metric_model_100k_series", |b| {
         b.iter(|| {
-            let mut families: Vec<FamilyBuilder> = Vec::new();
+            let mut set = MetricSet::default();
             let mut current = String::new();
+            let mut family = None;
+            let mut pairs: Vec<(&str, &str)> = Vec::new();
             for (name, labels, value) in &samples {
-                if *name != current {
-                    families.push(FamilyBuilder::gauge(
-                        name.clone(),
-                        format!("Graphite metric {name}"),
-                    ));
+                if *name != current || family.is_none() {
+                    family = Some(set.gauge(name, &format!("Graphite metric {name}")));
                     current.clone_from(name);
                 }
-                let pairs: Vec<(&str, &str)> = labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                families.last_mut().unwrap().push(&pairs, *value);
+                pairs.clear();
+                pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                set.sample(family.unwrap(), &pairs, *value);
             }
-            let families: Vec<_> = families.into_iter().map(FamilyBuilder::build).collect();
+            set.seal();
             let mut out = String::new();
-            kiln_registry::metrics::encode_text(&families, &mut out);
+            kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
             out
         });
     });

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use kiln_registry::{
-    BuildInfo, CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext,
-};
+use kiln_registry::{BuildInfo, CollectError, Collector, MetricSet, ScrapeContext};
 
 use crate::ingest::{TCP_STATS, udp_stats};
 use crate::line::Invalid;
@@ -26,10 +24,6 @@ impl SelfMetrics {
     }
 }
 
-fn single(family: FamilyBuilder, value: f64) -> MetricFamily {
-    family.sample(&[], value).build()
-}
-
 fn load(counter: &std::sync::atomic::AtomicU64) -> f64 {
     counter.load(Ordering::Relaxed) as f64
 }
@@ -39,43 +33,36 @@ impl Collector for SelfMetrics {
         "graphite"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let stats = self.pipeline.stats();
         let settings = self.pipeline.settings();
-        let mut families = vec![
-            single(
-                FamilyBuilder::counter(
-                    "graphite_dropped_samples_total",
-                    "Total count of samples dropped due to mapping configuration",
-                ),
+        {
+            out.counter_value(
+                "graphite_dropped_samples_total",
+                "Total count of samples dropped due to mapping configuration",
                 load(&stats.dropped),
-            ),
-            single(
-                FamilyBuilder::counter(
-                    "graphite_tag_parse_failures",
-                    "Total count of samples with invalid tags",
-                ),
+            );
+            out.counter_value(
+                "graphite_tag_parse_failures",
+                "Total count of samples with invalid tags",
                 load(&stats.tag_failures),
-            ),
-            single(
-                FamilyBuilder::gauge(
-                    "graphite_last_processed_timestamp_seconds",
-                    "Unix timestamp of the last processed graphite metric.",
-                ),
+            );
+            out.gauge_value(
+                "graphite_last_processed_timestamp_seconds",
+                "Unix timestamp of the last processed graphite metric.",
                 f64::from_bits(stats.last_processed.load(Ordering::Relaxed)),
-            ),
-            single(
-                FamilyBuilder::gauge(
-                    "graphite_sample_expiry_seconds",
-                    "How long in seconds a metric sample is valid for.",
-                ),
+            );
+            out.gauge_value(
+                "graphite_sample_expiry_seconds",
+                "How long in seconds a metric sample is valid for.",
                 settings.sample_expiry.as_secs_f64(),
-            ),
-            FamilyBuilder::gauge(
+            );
+            let info = out.gauge(
                 "graphite_exporter_build_info",
                 "A metric with a constant '1' value labeled by version, revision, branch, goversion from which graphite_exporter was built, and the goos and goarch for the build.",
-            )
-            .sample(
+            );
+            out.sample(
+                info,
                 &[
                     ("branch", self.build.branch),
                     ("goarch", std::env::consts::ARCH),
@@ -86,62 +73,50 @@ impl Collector for SelfMetrics {
                     ("version", self.build.version),
                 ],
                 1.0,
-            )
-            .build(),
-        ];
+            );
+        }
 
-        let mut invalid = FamilyBuilder::counter(
+        let invalid = out.counter(
             "graphite_invalid_lines_total",
             "Lines refused, by reason: part_count, value, timestamp, too_long, invalid_utf8, empty_name, invalid_label_name.",
         );
         for reason in Invalid::ALL {
-            invalid.push(
+            out.sample(
+                invalid,
                 &[("reason", reason.label())],
                 load(&stats.invalid[reason.index()]),
             );
         }
-        families.push(invalid.build());
-        families.push(single(
-            FamilyBuilder::counter("graphite_samples_stored_total", "Samples stored."),
+        out.counter_value(
+            "graphite_samples_stored_total",
+            "Samples stored.",
             load(&stats.stored),
-        ));
-        families.push(single(
-            FamilyBuilder::counter(
-                "graphite_unmatched_lines_total",
-                "Lines that no mapping rule matched (stored under their own name unless strict matching drops them).",
-            ),
-            load(&stats.unmatched),
-        ));
-        families.push(single(
-            FamilyBuilder::gauge(
-                "graphite_series",
-                "Series stored (expired ones are removed every minute).",
-            ),
+        );
+        out.counter_value("graphite_unmatched_lines_total", "Lines that no mapping rule matched (stored under their own name unless strict matching drops them).", load(&stats.unmatched));
+        out.gauge_value(
+            "graphite_series",
+            "Series stored (expired ones are removed every minute).",
             self.pipeline.store().len() as f64,
-        ));
-        families.push(single(
-            FamilyBuilder::gauge(
-                "graphite_series_limit",
-                "Most series stored at once (--graphite.series-limit; 0: no limit).",
-            ),
+        );
+        out.gauge_value(
+            "graphite_series_limit",
+            "Most series stored at once (--graphite.series-limit; 0: no limit).",
             settings.series_limit as f64,
-        ));
-        families.push(single(
-            FamilyBuilder::counter(
-                "graphite_series_limit_rejected_samples_total",
-                "Samples of new series refused because the store held --graphite.series-limit series.",
-            ),
+        );
+        out.counter_value(
+            "graphite_series_limit_rejected_samples_total",
+            "Samples of new series refused because the store held --graphite.series-limit series.",
             load(&stats.rejected),
-        ));
-        families.extend(self.rule_families());
-        families.extend(self.cache_families());
-        families.extend(transport_families());
-        Ok(families)
+        );
+        self.rule_families(out);
+        self.cache_families(out);
+        transport_families(out);
+        Ok(())
     }
 }
 
 impl SelfMetrics {
-    fn rule_families(&self) -> Vec<MetricFamily> {
+    fn rule_families(&self, out: &mut MetricSet) {
         let mapping = self.pipeline.mapping();
         let (generation, counts) = {
             let matches = self
@@ -152,7 +127,7 @@ impl SelfMetrics {
                 .unwrap_or_else(|p| p.into_inner());
             (matches.0, matches.1.clone())
         };
-        let mut rules = FamilyBuilder::counter(
+        let rules = out.counter(
             "graphite_mapping_rule_matches_total",
             "Lines matched by each mapping rule since the mapping was loaded; a rule that stays at 0 never matches.",
         );
@@ -163,7 +138,8 @@ impl SelfMetrics {
                     crate::mapping::Action::Map => "map",
                     crate::mapping::Action::Drop => "drop",
                 };
-                rules.push(
+                out.sample(
+                    rules,
                     &[
                         ("rule", &position),
                         ("match", &rule.pattern),
@@ -175,101 +151,76 @@ impl SelfMetrics {
             }
         }
         let (ok, at) = self.pipeline.reload_status();
-        vec![
-            rules.build(),
-            single(
-                FamilyBuilder::gauge(
-                    "graphite_mapping_rules",
-                    "Rules in the mapping file in force.",
-                ),
-                mapping.mapper.rules().len() as f64,
-            ),
-            single(
-                FamilyBuilder::gauge(
-                    "graphite_config_last_reload_successful",
-                    "Whether the last mapping reload succeeded.",
-                ),
-                if ok { 1.0 } else { 0.0 },
-            ),
-            single(
-                FamilyBuilder::gauge(
-                    "graphite_config_last_reload_success_timestamp_seconds",
-                    "When the mapping in force was loaded.",
-                ),
-                at,
-            ),
-        ]
+        out.gauge_value(
+            "graphite_mapping_rules",
+            "Rules in the mapping file in force.",
+            mapping.mapper.rules().len() as f64,
+        );
+        out.gauge_value(
+            "graphite_config_last_reload_successful",
+            "Whether the last mapping reload succeeded.",
+            if ok { 1.0 } else { 0.0 },
+        );
+        out.gauge_value(
+            "graphite_config_last_reload_success_timestamp_seconds",
+            "When the mapping in force was loaded.",
+            at,
+        );
     }
 
-    fn cache_families(&self) -> Vec<MetricFamily> {
+    fn cache_families(&self, out: &mut MetricSet) {
         let mapping = self.pipeline.mapping();
         let Some(cache) = &mapping.cache else {
-            return Vec::new();
+            return;
         };
-        vec![
-            single(
-                FamilyBuilder::gauge(
-                    "statsd_metric_mapper_cache_length",
-                    "The count of unique metrics currently cached.",
-                ),
-                cache.len() as f64,
-            ),
-            single(
-                FamilyBuilder::counter(
-                    "statsd_metric_mapper_cache_gets_total",
-                    "The count of total metric cache gets.",
-                ),
-                cache.gets() as f64,
-            ),
-            single(
-                FamilyBuilder::counter(
-                    "statsd_metric_mapper_cache_hits_total",
-                    "The count of total metric cache hits.",
-                ),
-                cache.hits() as f64,
-            ),
-        ]
+        out.gauge_value(
+            "statsd_metric_mapper_cache_length",
+            "The count of unique metrics currently cached.",
+            cache.len() as f64,
+        );
+        out.counter_value(
+            "statsd_metric_mapper_cache_gets_total",
+            "The count of total metric cache gets.",
+            cache.gets() as f64,
+        );
+        out.counter_value(
+            "statsd_metric_mapper_cache_hits_total",
+            "The count of total metric cache hits.",
+            cache.hits() as f64,
+        );
     }
 }
 
-fn transport_families() -> Vec<MetricFamily> {
+fn transport_families(out: &mut MetricSet) {
     let (datagrams, buffer) = udp_stats();
-    vec![
-        single(
-            FamilyBuilder::gauge("graphite_tcp_connections", "TCP connections open now."),
-            TCP_STATS.open.load(Ordering::Relaxed) as f64,
-        ),
-        single(
-            FamilyBuilder::counter(
-                "graphite_tcp_connections_total",
-                "TCP connections accepted.",
-            ),
-            load(&TCP_STATS.accepted),
-        ),
-        single(
-            FamilyBuilder::counter(
-                "graphite_tcp_connections_refused_total",
-                "TCP connections closed on arrival because --graphite.tcp-max-connections were open.",
-            ),
-            load(&TCP_STATS.refused),
-        ),
-        single(
-            FamilyBuilder::counter(
-                "graphite_tcp_connections_idle_closed_total",
-                "TCP connections closed after --graphite.tcp-idle-timeout without data.",
-            ),
-            load(&TCP_STATS.idle_closed),
-        ),
-        single(
-            FamilyBuilder::counter("graphite_udp_datagrams_total", "UDP datagrams received."),
-            datagrams as f64,
-        ),
-        single(
-            FamilyBuilder::gauge(
-                "graphite_udp_receive_buffer_bytes",
-                "Receive buffer the kernel granted the UDP socket.",
-            ),
-            buffer as f64,
-        ),
-    ]
+    out.gauge_value(
+        "graphite_tcp_connections",
+        "TCP connections open now.",
+        TCP_STATS.open.load(Ordering::Relaxed) as f64,
+    );
+    out.counter_value(
+        "graphite_tcp_connections_total",
+        "TCP connections accepted.",
+        load(&TCP_STATS.accepted),
+    );
+    out.counter_value(
+        "graphite_tcp_connections_refused_total",
+        "TCP connections closed on arrival because --graphite.tcp-max-connections were open.",
+        load(&TCP_STATS.refused),
+    );
+    out.counter_value(
+        "graphite_tcp_connections_idle_closed_total",
+        "TCP connections closed after --graphite.tcp-idle-timeout without data.",
+        load(&TCP_STATS.idle_closed),
+    );
+    out.counter_value(
+        "graphite_udp_datagrams_total",
+        "UDP datagrams received.",
+        datagrams as f64,
+    );
+    out.gauge_value(
+        "graphite_udp_receive_buffer_bytes",
+        "Receive buffer the kernel granted the UDP socket.",
+        buffer as f64,
+    );
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kiln_node::{CollectorSet, NodeFlags};
-use kiln_registry::{ScrapeContext, Selection};
+use kiln_registry::metrics::Format;
+use kiln_registry::{MetricSet, ScrapeContext, Selection};
 
 fn default_set() -> CollectorSet {
     let flags = NodeFlags::parse_from(["bench"]);
@@ -17,11 +18,13 @@ fn default_set() -> CollectorSet {
 fn per_collector(c: &mut Criterion) {
     let set = default_set();
     let mut group = c.benchmark_group("collector");
+    let mut out = MetricSet::default();
     for collector in set.collectors() {
         group.bench_function(collector.name(), |b| {
             b.iter(|| {
+                out.clear();
                 let ctx = ScrapeContext::new(Instant::now() + Duration::from_secs(10));
-                collector.collect(&ctx)
+                collector.collect(&ctx, &mut out)
             })
         });
     }
@@ -45,14 +48,14 @@ fn whole_scrape(c: &mut Criterion) {
             }
         })
     });
-    let families = runtime.block_on(runner.collect(
+    let collected = runtime.block_on(runner.collect(
         ScrapeContext::new(Instant::now() + Duration::from_secs(10)),
         &Selection::All,
     ));
     c.bench_function("scrape/encode", |b| {
         b.iter(|| {
             text.clear();
-            kiln_registry::metrics::encode_text(&families, &mut text)
+            collected.encode(&[], Format::Text, &mut text)
         })
     });
 }

@@ -2,20 +2,22 @@
 
 use std::time::{Duration, Instant};
 
-use crate::metrics::MetricFamily;
+use crate::metrics::MetricSet;
 
 /// A source of metric families, asked afresh on every scrape.
 ///
-/// `collect` runs on a blocking thread, so it may read files or call C libraries directly.
+/// `collect` writes into a [`MetricSet`] that the runner reuses from scrape to scrape. It
+/// runs on a blocking thread, so it may read files or call C libraries directly.
 /// It should watch [`ScrapeContext::remaining`] when it does slow work: once the deadline has
 /// passed the runner reports the collector as failed and stops waiting for it.
 pub trait Collector: Send + Sync + 'static {
     /// Short name used in the `collector` label and in `collect[]` / `exclude[]` filters.
     fn name(&self) -> &str;
 
-    /// Builds this scrape's families. Returning an error marks the collector as failed for
-    /// this scrape (`<ns>_scrape_collector_success 0`); the other collectors still report.
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError>;
+    /// Writes this scrape's families into `out`. Returning an error (or panicking) marks the
+    /// collector as failed for this scrape (`<ns>_scrape_collector_success 0`) and leaves out
+    /// what it wrote; the other collectors still report.
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError>;
 }
 
 /// Facts about the scrape in progress.

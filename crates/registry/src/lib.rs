@@ -6,7 +6,8 @@
 //!   gzip, a scrape concurrency cap, time limits against slow clients, graceful shutdown.
 //! - [`Collector`] and [`Runner`]: scrape-time collection with per-collector success and
 //!   duration, so one failing collector never fails a scrape.
-//! - [`FamilyBuilder`]: building metric families on the `prometheus` crate's model.
+//! - [`metrics`]: the metric model collectors write into ([`MetricSet`]) and the encoders
+//!   for the text format and OpenMetrics.
 //! - [`bootstrap::main`]: the whole process life, so `main.rs` stays a few lines.
 //!
 //! A minimal exporter is `src/bin/kiln-example-exporter.rs`.
@@ -30,8 +31,8 @@ pub mod webconfig;
 pub use collector::{CollectError, Collector, ScrapeContext};
 pub use flags::{LogFormat, LogLevel, WebFlags};
 pub use log_limiter::LogLimiter;
-pub use metrics::{FamilyBuilder, MetricFamily, MetricType};
-pub use runner::{Runner, Selection, SelectionError};
+pub use metrics::{FamilyId, MetricSet, MetricType};
+pub use runner::{Collected, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, Readiness, ReloadHook, Response, RouteFuture, RouteHandler,
     RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, query_pairs, text,

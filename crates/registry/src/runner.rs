@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::collector::{CollectError, Collector, ScrapeContext};
 use crate::log_limiter::LogLimiter;
-use crate::metrics::{FamilyBuilder, MetricFamily};
+use crate::metrics::{Format, LeftOut, MetricSet, encode};
 
 /// Collectors that run at once unless `Runner::set_parallelism` says otherwise.
 const DEFAULT_PARALLELISM: usize = 4;
@@ -34,6 +34,8 @@ pub struct Runner {
     spread_after: Duration,
     /// Names selectable besides the collectors'.
     reserved: Vec<String>,
+    /// Sets left by earlier scrapes, so a scrape reuses their buffers.
+    pool: Arc<SetPool>,
 }
 
 struct Entry {
@@ -117,7 +119,74 @@ impl Selection {
 struct Outcome {
     name: String,
     duration: Duration,
-    result: Result<Vec<MetricFamily>, CollectError>,
+    result: Result<(), CollectError>,
+    /// What the collector wrote; emptied when it failed.
+    set: MetricSet,
+}
+
+/// A set larger than this is not kept for the next scrape, so one huge scrape does not pin
+/// its memory for ever.
+const POOL_SET_MAX_BYTES: usize = 4 << 20;
+
+/// Sets kept between scrapes: one per collector is enough for a scrape at a time.
+#[derive(Debug, Default)]
+struct SetPool {
+    sets: Mutex<Vec<MetricSet>>,
+    /// How many sets are worth keeping.
+    limit: std::sync::atomic::AtomicUsize,
+}
+
+impl SetPool {
+    fn take(&self) -> MetricSet {
+        lock(&self.sets).pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, sets: impl IntoIterator<Item = MetricSet>) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let mut kept = lock(&self.sets);
+        for mut set in sets {
+            if kept.len() < limit && set.capacity_bytes() <= POOL_SET_MAX_BYTES {
+                set.clear();
+                kept.push(set);
+            }
+        }
+    }
+}
+
+/// What one scrape's collectors wrote: a set per collector, then the meta metrics. Encode
+/// it with [`Collected::encode`]; dropping it returns the sets' buffers to the runner.
+#[derive(Debug)]
+pub struct Collected {
+    sets: Vec<MetricSet>,
+    pool: Arc<SetPool>,
+}
+
+impl Collected {
+    /// The sets, each sealed, in collector-name order with the meta metrics last.
+    pub fn sets(&self) -> impl Iterator<Item = &MetricSet> {
+        self.sets.iter()
+    }
+
+    /// Adds families written by `write` after the collectors' (the server's own metrics).
+    pub fn append(&mut self, write: impl FnOnce(&mut MetricSet)) {
+        let mut set = self.pool.take();
+        write(&mut set);
+        set.seal();
+        self.sets.push(set);
+    }
+
+    /// Writes these families and those of `more` (sealed), merged by name, in `format`.
+    pub fn encode(&self, more: &[&MetricSet], format: Format, out: &mut String) -> Vec<LeftOut> {
+        let mut sets: Vec<&MetricSet> = self.sets.iter().collect();
+        sets.extend_from_slice(more);
+        encode(&sets, format, out)
+    }
+}
+
+impl Drop for Collected {
+    fn drop(&mut self) {
+        self.pool.give_back(self.sets.drain(..));
+    }
 }
 
 /// Where the collecting threads leave their outcomes. The scrape is woken once, when the
@@ -151,6 +220,7 @@ impl Runner {
             parallelism: DEFAULT_PARALLELISM,
             spread_after: DEFAULT_SPREAD_AFTER,
             reserved: Vec::new(),
+            pool: Arc::default(),
         }
     }
 
@@ -191,6 +261,10 @@ impl Runner {
             busy: AtomicBool::new(false),
             errors: LogLimiter::new(ERROR_LOG_INTERVAL),
         }));
+        // One set per collector and one for the meta metrics.
+        self.pool
+            .limit
+            .store(self.entries.len() + 1, Ordering::Relaxed);
     }
 
     /// Makes `name` valid in `collect[]` / `exclude[]` without a collector behind it (for
@@ -221,9 +295,9 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs the selected collectors concurrently and returns their families merged by name
-    /// and sorted, followed by the scrape meta metrics. Never fails: a collector that errors,
-    /// panics or misses the deadline is reported with `success 0`.
+    /// Runs the selected collectors concurrently and returns what they wrote, followed by the
+    /// scrape meta metrics. Never fails: a collector that errors, panics or misses the
+    /// deadline is reported with `success 0`, and whatever it wrote is left out.
     ///
     /// Collectors are taken from one queue by blocking threads, each taking the next when
     /// it is done. One thread starts; if the queue is not done after
@@ -232,7 +306,7 @@ impl Runner {
     /// reading procfs from both at once costs more CPU than it saves time (a fifth of a
     /// node scrape on two cores); a slow collector still never holds up the others for
     /// longer than that delay.
-    pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Vec<MetricFamily> {
+    pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Collected {
         let started = Instant::now();
         let ctx = match self.budget {
             Some(budget) => ScrapeContext::new(ctx.deadline().min(started + budget)),
@@ -253,14 +327,18 @@ impl Runner {
                         "skipped",
                         "the previous collection has not finished yet",
                     )),
+                    set: MetricSet::default(),
                 });
                 continue;
             }
-            jobs.push_back(Arc::clone(entry));
+            jobs.push_back((Arc::clone(entry), self.pool.take()));
         }
 
         let expected = jobs.len();
-        let names: Vec<String> = jobs.iter().map(|e| e.collector.name().to_owned()).collect();
+        let names: Vec<String> = jobs
+            .iter()
+            .map(|(e, _)| e.collector.name().to_owned())
+            .collect();
         let queue = Arc::new(Mutex::new(jobs));
         let finished = Arc::new(Finished::default());
         let workers = self.parallelism.min(expected);
@@ -303,13 +381,16 @@ impl Runner {
         outcomes.extend(arrived);
         // Collectors not yet started are taken off the queue, so they do not run after
         // the scrape has been answered; those still running finish in the background.
+        let mut unused = Vec::new();
         let not_started: Vec<String> = lock(&queue)
             .drain(..)
-            .map(|entry| {
+            .map(|(entry, set)| {
                 entry.busy.store(false, Ordering::Release);
+                unused.push(set);
                 entry.collector.name().to_owned()
             })
             .collect();
+        self.pool.give_back(unused);
         for name in names.into_iter().filter(|n| !done.contains(n)) {
             let context = if not_started.contains(&name) {
                 "not started"
@@ -326,42 +407,44 @@ impl Runner {
                         started.elapsed().as_secs_f64()
                     ),
                 )),
+                set: MetricSet::default(),
             });
         }
         self.assemble(outcomes)
     }
 
-    fn assemble(&self, mut outcomes: Vec<Outcome>) -> Vec<MetricFamily> {
+    fn assemble(&self, mut outcomes: Vec<Outcome>) -> Collected {
         outcomes.sort_by(|a, b| a.name.cmp(&b.name));
         let ns = &self.namespace;
-        let mut durations = FamilyBuilder::gauge(
-            format!("{ns}_scrape_collector_duration_seconds"),
-            format!("{ns}_exporter: Duration of a collector scrape."),
+        let mut meta = self.pool.take();
+        let durations = meta.gauge(
+            &format!("{ns}_scrape_collector_duration_seconds"),
+            &format!("{ns}_exporter: Duration of a collector scrape."),
         );
-        let mut successes = FamilyBuilder::gauge(
-            format!("{ns}_scrape_collector_success"),
-            format!("{ns}_exporter: Whether a collector succeeded."),
+        let successes = meta.gauge(
+            &format!("{ns}_scrape_collector_success"),
+            &format!("{ns}_exporter: Whether a collector succeeded."),
         );
-        let mut families = Vec::new();
+        let mut sets = Vec::with_capacity(outcomes.len() + 1);
         for outcome in outcomes {
             let labels = [("collector", outcome.name.as_str())];
-            durations.push(&labels, outcome.duration.as_secs_f64());
-            let success = match outcome.result {
-                Ok(collected) => {
-                    families.extend(collected);
-                    1.0
-                }
+            meta.sample(durations, &labels, outcome.duration.as_secs_f64());
+            let success = match &outcome.result {
+                Ok(()) => 1.0,
                 Err(error) => {
-                    self.log_failure(&outcome.name, &error, outcome.duration);
+                    self.log_failure(&outcome.name, error, outcome.duration);
                     0.0
                 }
             };
-            successes.push(&labels, success);
+            meta.sample(successes, &labels, success);
+            sets.push(outcome.set);
         }
-        let mut families = merge_by_name(families);
-        families.push(durations.build());
-        families.push(successes.build());
-        families
+        meta.seal();
+        sets.push(meta);
+        Collected {
+            sets,
+            pool: Arc::clone(&self.pool),
+        }
     }
 
     fn log_failure(&self, name: &str, error: &CollectError, duration: Duration) {
@@ -386,7 +469,7 @@ impl Runner {
 
 /// Runs collectors from the queue until it is empty, leaving each outcome in `finished`.
 fn work_through(
-    queue: &Mutex<VecDeque<Arc<Entry>>>,
+    queue: &Mutex<VecDeque<(Arc<Entry>, MetricSet)>>,
     finished: &Finished,
     ctx: &ScrapeContext,
     expected: usize,
@@ -394,10 +477,10 @@ fn work_through(
     loop {
         // A statement of its own, so the lock is released before collecting.
         let next = lock(queue).pop_front();
-        let Some(entry) = next else { break };
+        let Some((entry, mut set)) = next else { break };
         let begin = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            entry.collector.collect(ctx)
+            entry.collector.collect(ctx, &mut set)
         }))
         .unwrap_or_else(|panic| {
             let message = panic
@@ -407,12 +490,18 @@ fn work_through(
                 .unwrap_or_default();
             Err(CollectError::failed("collector panicked", message))
         });
+        if result.is_err() {
+            // Half of a collector's families would look like data that vanished.
+            set.clear();
+        }
+        set.seal();
         entry.busy.store(false, Ordering::Release);
         finished.push(
             Outcome {
                 name: entry.collector.name().to_owned(),
                 duration: begin.elapsed(),
                 result,
+                set,
             },
             expected,
         );
@@ -425,30 +514,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Sorts families by name and joins families of the same name and type, which the text
-/// format requires to be written once. A same-named family of another type is dropped.
-fn merge_by_name(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
-    families.retain(|f| !f.get_metric().is_empty());
-    families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut merged: Vec<MetricFamily> = Vec::with_capacity(families.len());
-    for mut family in families {
-        match merged.last_mut() {
-            Some(last) if last.name() == family.name() => {
-                if last.get_field_type() == family.get_field_type() {
-                    last.mut_metric().extend(family.take_metric());
-                } else {
-                    tracing::error!(
-                        family = family.name(),
-                        "Two collectors emitted the same family with different types; the second is dropped."
-                    );
-                }
-            }
-            _ => merged.push(family),
-        }
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,12 +523,10 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
-            Ok(vec![
-                FamilyBuilder::gauge("t_value", "A value.")
-                    .sample(&[("from", self.0)], self.1)
-                    .build(),
-            ])
+        fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+            let value = out.gauge("t_value", "A value.");
+            out.sample(value, &[("from", self.0)], self.1);
+            Ok(())
         }
     }
 
@@ -472,7 +535,8 @@ mod tests {
         fn name(&self) -> &str {
             "broken"
         }
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+            out.gauge_value("t_half_written", "Written before the failure.", 1.0);
             Err(CollectError::failed("reading /nonexistent", "no such file"))
         }
     }
@@ -482,7 +546,8 @@ mod tests {
         fn name(&self) -> &str {
             "panics"
         }
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+            out.gauge_value("t_half_written", "Written before the panic.", 1.0);
             panic!("a bug in a collector")
         }
     }
@@ -492,9 +557,9 @@ mod tests {
         fn name(&self) -> &str {
             "sleeps"
         }
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
             std::thread::sleep(self.0);
-            Ok(vec![])
+            Ok(())
         }
     }
 
@@ -504,20 +569,26 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
             lock(&self.1).push(std::thread::current().id());
-            Ok(vec![])
+            Ok(())
         }
     }
 
-    fn value(families: &[MetricFamily], name: &str, label: &str) -> Option<f64> {
-        families
-            .iter()
-            .find(|f| f.name() == name)?
-            .get_metric()
-            .iter()
-            .find(|m| m.get_label().iter().any(|l| l.value() == label))
-            .map(|m| m.get_gauge().get_value())
+    fn value(collected: &Collected, name: &str, label: &str) -> Option<f64> {
+        collected
+            .sets()
+            .flat_map(|set| set.families())
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.samples())
+            .find(|s| s.labels().any(|(_, v)| v == label))
+            .map(|s| s.value())
+    }
+
+    fn text(collected: &Collected) -> String {
+        let mut out = String::new();
+        collected.encode(&[], Format::Text, &mut out);
+        out
     }
 
     fn runner() -> Runner {
@@ -537,11 +608,14 @@ mod tests {
                 &Selection::All,
             )
             .await;
-        let values = families.iter().find(|f| f.name() == "t_value").unwrap();
-        assert_eq!(
-            values.get_metric().len(),
-            2,
-            "same-named families are merged"
+        let text = text(&families);
+        assert!(
+            text.contains("# TYPE t_value gauge\nt_value{from=\"a\"} 1\nt_value{from=\"b\"} 2\n"),
+            "same-named families are merged: {text}"
+        );
+        assert!(
+            !text.contains("t_half_written"),
+            "a failed collector's families are left out: {text}"
         );
         for (collector, ok) in [("a", 1.0), ("b", 1.0), ("broken", 0.0), ("panics", 0.0)] {
             assert_eq!(

@@ -1,6 +1,6 @@
 //! Build identity: the `--version` text and the `kiln_build_info` metric.
 
-use crate::metrics::{FamilyBuilder, MetricFamily};
+use crate::metrics::MetricSet;
 
 /// Who this binary is and how it was built. Create one with [`build_info!`](crate::build_info).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +55,14 @@ impl BuildInfo {
         )
     }
 
-    /// `kiln_build_info{exporter,version,revision,rustversion} 1`.
-    pub fn metric_family(&self) -> MetricFamily {
-        FamilyBuilder::gauge(
+    /// Writes `kiln_build_info{exporter,version,revision,rustversion} 1`.
+    pub fn write_metric(&self, out: &mut MetricSet) {
+        let family = out.gauge(
             "kiln_build_info",
             "A metric with a constant '1' value labeled by exporter, version, revision and rustversion from which the exporter was built.",
-        )
-        .sample(
+        );
+        out.sample(
+            family,
             &[
                 ("exporter", self.program),
                 ("version", self.version),
@@ -69,8 +70,7 @@ impl BuildInfo {
                 ("rustversion", self.rust_version),
             ],
             1.0,
-        )
-        .build()
+        );
     }
 }
 
@@ -88,13 +88,13 @@ mod tests {
 
     #[test]
     fn build_info_metric_has_the_four_labels() {
-        let family = BuildInfo::new("x", "0.1.0").metric_family();
+        let mut set = MetricSet::default();
+        BuildInfo::new("x", "0.1.0").write_metric(&mut set);
+        set.seal();
+        let family = set.families().next().unwrap();
         assert_eq!(family.name(), "kiln_build_info");
-        let labels: Vec<_> = family.get_metric()[0]
-            .get_label()
-            .iter()
-            .map(|l| l.name().to_owned())
-            .collect();
+        let sample = family.samples().next().unwrap();
+        let labels: Vec<_> = sample.labels().map(|(name, _)| name).collect();
         assert_eq!(labels, ["exporter", "revision", "rustversion", "version"]);
     }
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln_registry::{
-    CollectError, Collector, Exporter, FamilyBuilder, MetricFamily, RunningExporter, ScrapeContext,
-    Timeouts, WebFlags, build_info,
+    CollectError, Collector, Exporter, MetricSet, RunningExporter, ScrapeContext, Timeouts,
+    WebFlags, build_info,
 };
 use kiln_scraper::ScrapeClient;
 
@@ -22,13 +22,10 @@ impl Collector for Sleepy {
         "sleepy"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         std::thread::sleep(self.0);
-        Ok(vec![
-            FamilyBuilder::gauge("t_slept", "Slept.")
-                .sample(&[], 1.0)
-                .build(),
-        ])
+        out.gauge_value("t_slept", "Slept.", 1.0);
+        Ok(())
     }
 }
 
@@ -39,13 +36,10 @@ impl Collector for Counting {
         "counting"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(vec![
-            FamilyBuilder::counter("t_scrapes_total", "Scrapes.")
-                .sample(&[], n as f64)
-                .build(),
-        ])
+        out.counter_value("t_scrapes_total", "Scrapes.", n as f64);
+        Ok(())
     }
 }
 

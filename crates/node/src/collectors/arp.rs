@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -46,15 +46,15 @@ impl Collector for Arp {
         "arp"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
-        let mut family = FamilyBuilder::gauge("node_arp_entries", "ARP entries by device");
+        let family = out.gauge("node_arp_entries", "ARP entries by device");
         for (device, entries) in count(&text) {
             if self.devices.accepts(device) {
-                family.push(&[("device", device)], entries as f64);
+                out.sample(family, &[("device", device)], entries as f64);
             }
         }
-        Ok(vec![family.build()])
+        Ok(())
     }
 }
 

@@ -2,9 +2,9 @@
 //! per-CPU statistics summed over CPUs.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -69,7 +69,7 @@ impl Collector for Conntrack {
         "conntrack"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let count_path = self.paths.proc("sys/net/netfilter/nf_conntrack_count");
         let count = read::file_or_no_data(&count_path)?;
         let count: f64 = count
@@ -81,31 +81,25 @@ impl Collector for Conntrack {
             .trim()
             .parse()
             .map_err(|e| read::malformed(&max_path, e))?;
-        let mut families = vec![
-            gauge(
-                "node_nf_conntrack_entries",
-                "Number of currently allocated flow entries for connection tracking.",
-                count,
-            ),
-            gauge(
-                "node_nf_conntrack_entries_limit",
-                "Maximum size of connection tracking table.",
-                max,
-            ),
-        ];
+        out.gauge_value(
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            count,
+        );
+        out.gauge_value(
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            max,
+        );
         if let Some(text) = read::optional_trimmed(&self.paths.proc("net/stat/nf_conntrack")) {
             let stats = parse_stats(&text);
             for (name, help) in STATS {
                 if let Some((_, value)) = stats.iter().find(|(n, _)| n == name) {
-                    families.push(gauge(
-                        &format!("node_nf_conntrack_stat_{name}"),
-                        help,
-                        *value,
-                    ));
+                    out.gauge_value(&format!("node_nf_conntrack_stat_{name}"), help, *value);
                 }
             }
         }
-        Ok(families)
+        Ok(())
     }
 }
 

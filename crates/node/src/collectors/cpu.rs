@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -113,15 +113,17 @@ impl Cpu {
             .collect())
     }
 
-    fn time_families(&self, cpus: &[(String, Times)]) -> Vec<MetricFamily> {
-        let mut seconds = FamilyBuilder::counter(
+    fn time_families(&self, cpus: &[(String, Times)], out: &mut MetricSet) {
+        let seconds = out.counter(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
         );
-        let mut guest = FamilyBuilder::counter(
-            "node_cpu_guest_seconds_total",
-            "Seconds the CPUs spent in guests (VMs) for each mode.",
-        );
+        let guest = self.guest.then(|| {
+            out.counter(
+                "node_cpu_guest_seconds_total",
+                "Seconds the CPUs spent in guests (VMs) for each mode.",
+            )
+        });
         let all;
         let rows: &[(String, Times)] = if self.aggregate {
             let mut total = [0.0; 10];
@@ -135,20 +137,17 @@ impl Cpu {
         };
         for (cpu, times) in rows {
             for (mode, value) in MODES.iter().zip(times) {
-                seconds.push(&[("cpu", cpu), ("mode", mode)], *value);
+                out.sample(seconds, &[("cpu", cpu), ("mode", mode)], *value);
             }
-            guest.push(&[("cpu", cpu), ("mode", "user")], times[8]);
-            guest.push(&[("cpu", cpu), ("mode", "nice")], times[9]);
+            if let Some(guest) = guest {
+                out.sample(guest, &[("cpu", cpu), ("mode", "user")], times[8]);
+                out.sample(guest, &[("cpu", cpu), ("mode", "nice")], times[9]);
+            }
         }
-        let mut families = vec![seconds.build()];
-        if self.guest {
-            families.push(guest.build());
-        }
-        families
     }
 
     /// Thermal throttle counters, per core and per package, where the CPU driver has them.
-    fn throttles(&self) -> Vec<MetricFamily> {
+    fn throttles(&self, out: &mut MetricSet) {
         let cpus = read::dir_entries(&self.paths.sys("devices/system/cpu"), |name| {
             name.strip_prefix("cpu")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -174,37 +173,34 @@ impl Cpu {
                 cores.entry((package, core)).or_insert(count);
             }
         }
-        let mut families = Vec::new();
         if !cores.is_empty() {
-            let mut family = FamilyBuilder::counter(
+            let family = out.counter(
                 "node_cpu_core_throttles_total",
                 "Number of times this CPU core has been throttled.",
             );
             for ((package, core), count) in &cores {
-                family.push(&[("package", package), ("core", core)], *count);
+                out.sample(family, &[("package", package), ("core", core)], *count);
             }
-            families.push(family.build());
         }
         if !packages.is_empty() {
-            let mut family = FamilyBuilder::counter(
+            let family = out.counter(
                 "node_cpu_package_throttles_total",
                 "Number of times this CPU package has been throttled.",
             );
             for (package, count) in &packages {
-                family.push(&[("package", package)], *count);
+                out.sample(family, &[("package", package)], *count);
             }
-            families.push(family.build());
         }
-        families
     }
 
-    fn info(&self) -> Result<Vec<MetricFamily>, CollectError> {
+    fn info(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.paths.proc("cpuinfo"))?;
         let processors = parse_cpuinfo(&text);
-        let mut info = FamilyBuilder::gauge("node_cpu_info", "CPU information from /proc/cpuinfo.");
+        let info = out.gauge("node_cpu_info", "CPU information from /proc/cpuinfo.");
         for p in &processors {
             let get = |key: &str| p.get(key).copied().unwrap_or_default();
-            info.push(
+            out.sample(
+                info,
                 &[
                     ("package", get("physical id")),
                     ("core", get("core id")),
@@ -220,7 +216,6 @@ impl Cpu {
                 1.0,
             );
         }
-        let mut families = vec![info.build()];
         let first = processors.first();
         for (key, regex, name, label, help) in [
             (
@@ -241,7 +236,7 @@ impl Cpu {
             let (Some(regex), Some(first)) = (regex, first) else {
                 continue;
             };
-            let mut family = FamilyBuilder::gauge(name, help);
+            let family = out.gauge(name, help);
             let mut values: Vec<&str> = first
                 .get(key)
                 .copied()
@@ -251,11 +246,10 @@ impl Cpu {
             values.sort_unstable();
             values.dedup();
             for value in values.into_iter().filter(|v| regex.is_match(v)) {
-                family.push(&[(label, value)], 1.0);
+                out.sample(family, &[(label, value)], 1.0);
             }
-            families.push(family.build());
         }
-        Ok(families)
+        Ok(())
     }
 }
 
@@ -278,14 +272,14 @@ impl Collector for Cpu {
         "cpu"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let times = self.times()?;
-        let mut families = self.time_families(&times);
-        families.extend(self.throttles());
+        self.time_families(&times, out);
+        self.throttles(out);
         if self.info {
-            families.extend(self.info()?);
+            self.info(out)?;
         }
-        Ok(families)
+        Ok(())
     }
 }
 

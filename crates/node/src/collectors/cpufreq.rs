@@ -2,7 +2,7 @@
 //! `/sys/devices/system/cpu/cpu*/cpufreq/`. Virtual machines usually have none.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -57,25 +57,25 @@ impl Collector for Cpufreq {
         "cpufreq"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let cpus = read::dir_entries(&self.paths.sys("devices/system/cpu"), |name| {
             name.strip_prefix("cpu")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })?;
-        let mut families: Vec<FamilyBuilder> = FREQUENCIES
+        let families: Vec<FamilyId> = FREQUENCIES
             .iter()
-            .map(|(_, name, help)| FamilyBuilder::gauge(*name, *help))
+            .map(|(_, name, help)| out.gauge(name, help))
             .collect();
-        let mut governors = FamilyBuilder::gauge(
+        let governors = out.gauge(
             "node_cpu_scaling_governor",
             "Current enabled CPU frequency governor.",
         );
         for (name, dir) in cpus {
             let dir = dir.join("cpufreq");
             let cpu = &name["cpu".len()..];
-            for ((file, _, _), family) in FREQUENCIES.iter().zip(&mut families) {
+            for ((file, _, _), family) in FREQUENCIES.iter().zip(&families) {
                 if let Some(khz) = read::attribute_value::<f64>(&dir.join(file)) {
-                    family.push(&[("cpu", cpu)], khz * 1000.0);
+                    out.sample(*family, &[("cpu", cpu)], khz * 1000.0);
                 }
             }
             let current = read::attribute(&dir.join("scaling_governor")).unwrap_or_default();
@@ -83,13 +83,13 @@ impl Collector for Cpufreq {
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {
-                governors.push(
+                out.sample(
+                    governors,
                     &[("cpu", cpu), ("governor", governor)],
                     if governor == current { 1.0 } else { 0.0 },
                 );
             }
         }
-        families.push(governors);
-        Ok(families.into_iter().map(FamilyBuilder::build).collect())
+        Ok(())
     }
 }

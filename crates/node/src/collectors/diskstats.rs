@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -222,28 +222,28 @@ impl Collector for Diskstats {
         "diskstats"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.paths.proc("diskstats"))?;
         let devices: Vec<Device<'_>> = parse(&text)
             .into_iter()
             .filter(|d| self.devices.accepts(d.name))
             .collect();
-        let mut families: Vec<FamilyBuilder> = COLUMNS
+        let families: Vec<FamilyId> = COLUMNS
             .iter()
             .map(|c| {
                 if c.counter {
-                    FamilyBuilder::counter(c.name, c.help)
+                    out.counter(c.name, c.help)
                 } else {
-                    FamilyBuilder::gauge(c.name, c.help)
+                    out.gauge(c.name, c.help)
                 }
             })
             .collect();
-        let mut info = FamilyBuilder::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+        let info = out.gauge("node_disk_info", "Info of /sys/block/<block_device>.");
         for device in &devices {
             let labels = [("device", device.name)];
-            for (column, family) in COLUMNS.iter().zip(&mut families) {
+            for (column, family) in COLUMNS.iter().zip(&families) {
                 if let Some(value) = device.stats.get(column.index) {
-                    family.push(&labels, value * column.scale);
+                    out.sample(*family, &labels, value * column.scale);
                 }
             }
             let udev_path = self
@@ -259,7 +259,8 @@ impl Collector for Diskstats {
                     .sys(&format!("block/{}/queue/rotational", device.name)),
             )
             .unwrap_or_default();
-            info.push(
+            out.sample(
+                info,
                 &[
                     ("device", device.name),
                     ("major", device.major),
@@ -274,8 +275,7 @@ impl Collector for Diskstats {
                 1.0,
             );
         }
-        families.push(info);
-        Ok(families.into_iter().map(FamilyBuilder::build).collect())
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `edac`: memory controller error counts (ECC) from `/sys/devices/system/edac/mc/`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -22,25 +22,25 @@ impl Collector for Edac {
         "edac"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // No EDAC driver (most VMs): nothing to report, which is not an error.
         let controllers = read::dir_entries(&self.paths.sys("devices/system/edac/mc"), |n| {
             n.starts_with("mc")
         })
         .unwrap_or_default();
-        let mut ce = FamilyBuilder::counter(
+        let ce = out.counter(
             "node_edac_correctable_errors_total",
             "Total correctable memory errors.",
         );
-        let mut ue = FamilyBuilder::counter(
+        let ue = out.counter(
             "node_edac_uncorrectable_errors_total",
             "Total uncorrectable memory errors.",
         );
-        let mut row_ce = FamilyBuilder::counter(
+        let row_ce = out.counter(
             "node_edac_csrow_correctable_errors_total",
             "Total correctable memory errors for this csrow.",
         );
-        let mut row_ue = FamilyBuilder::counter(
+        let row_ue = out.counter(
             "node_edac_csrow_uncorrectable_errors_total",
             "Total uncorrectable memory errors for this csrow.",
         );
@@ -48,17 +48,25 @@ impl Collector for Edac {
             let controller = &name["mc".len()..];
             let value = |file: &str| read::attribute_value::<f64>(&dir.join(file));
             if let Some(count) = value("ce_count") {
-                ce.push(&[("controller", controller)], count);
+                out.sample(ce, &[("controller", controller)], count);
             }
             if let Some(count) = value("ue_count") {
-                ue.push(&[("controller", controller)], count);
+                out.sample(ue, &[("controller", controller)], count);
             }
             // Errors the driver could not attribute to a row.
             if let Some(count) = value("ce_noinfo_count") {
-                row_ce.push(&[("controller", controller), ("csrow", "unknown")], count);
+                out.sample(
+                    row_ce,
+                    &[("controller", controller), ("csrow", "unknown")],
+                    count,
+                );
             }
             if let Some(count) = value("ue_noinfo_count") {
-                row_ue.push(&[("controller", controller), ("csrow", "unknown")], count);
+                out.sample(
+                    row_ue,
+                    &[("controller", controller), ("csrow", "unknown")],
+                    count,
+                );
             }
             for (row_name, row) in
                 read::dir_entries(&dir, |n| n.starts_with("csrow")).unwrap_or_default()
@@ -66,13 +74,13 @@ impl Collector for Edac {
                 let csrow = &row_name["csrow".len()..];
                 let labels = [("controller", controller), ("csrow", csrow)];
                 if let Some(count) = read::attribute_value::<f64>(&row.join("ce_count")) {
-                    row_ce.push(&labels, count);
+                    out.sample(row_ce, &labels, count);
                 }
                 if let Some(count) = read::attribute_value::<f64>(&row.join("ue_count")) {
-                    row_ue.push(&labels, count);
+                    out.sample(row_ue, &labels, count);
                 }
             }
         }
-        Ok(vec![ce.build(), ue.build(), row_ce.build(), row_ue.build()])
+        Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! `entropy`: the kernel's available entropy and pool size.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -22,23 +22,19 @@ impl Collector for Entropy {
         "entropy"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let number = |name: &str| -> Result<f64, CollectError> {
             let path = self.paths.proc(&format!("sys/kernel/random/{name}"));
             let text = read::file(&path)?;
             text.trim().parse().map_err(|e| read::malformed(&path, e))
         };
-        Ok(vec![
-            gauge(
-                "node_entropy_available_bits",
-                "Bits of available entropy.",
-                number("entropy_avail")?,
-            ),
-            gauge(
-                "node_entropy_pool_size_bits",
-                "Bits of entropy pool.",
-                number("poolsize")?,
-            ),
-        ])
+        let (available, pool) = (number("entropy_avail")?, number("poolsize")?);
+        out.gauge_value(
+            "node_entropy_available_bits",
+            "Bits of available entropy.",
+            available,
+        );
+        out.gauge_value("node_entropy_pool_size_bits", "Bits of entropy pool.", pool);
+        Ok(())
     }
 }

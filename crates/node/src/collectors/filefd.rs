@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -35,22 +35,21 @@ impl Collector for Filefd {
         "filefd"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
         let (allocated, maximum) =
             parse(&text).ok_or_else(|| read::malformed(&self.path, "expected three numbers"))?;
-        Ok(vec![
-            gauge(
-                "node_filefd_allocated",
-                "File descriptor statistics: allocated.",
-                allocated,
-            ),
-            gauge(
-                "node_filefd_maximum",
-                "File descriptor statistics: maximum.",
-                maximum,
-            ),
-        ])
+        out.gauge_value(
+            "node_filefd_allocated",
+            "File descriptor statistics: allocated.",
+            allocated,
+        );
+        out.gauge_value(
+            "node_filefd_maximum",
+            "File descriptor statistics: maximum.",
+            maximum,
+        );
+        Ok(())
     }
 }
 

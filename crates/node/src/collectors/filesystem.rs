@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -113,62 +113,43 @@ fn unescape(field: &str) -> String {
 
 /// The families of one scrape, filled mount by mount.
 struct Families {
-    size: FamilyBuilder,
-    free: FamilyBuilder,
-    avail: FamilyBuilder,
-    files: FamilyBuilder,
-    files_free: FamilyBuilder,
-    readonly: FamilyBuilder,
-    device_error: FamilyBuilder,
-    mount_info: FamilyBuilder,
+    size: FamilyId,
+    free: FamilyId,
+    avail: FamilyId,
+    files: FamilyId,
+    files_free: FamilyId,
+    readonly: FamilyId,
+    device_error: FamilyId,
+    mount_info: FamilyId,
 }
 
 impl Families {
-    fn new() -> Self {
+    fn declare(out: &mut MetricSet) -> Self {
         Self {
-            size: FamilyBuilder::gauge("node_filesystem_size_bytes", "Filesystem size in bytes."),
-            free: FamilyBuilder::gauge(
+            size: out.gauge("node_filesystem_size_bytes", "Filesystem size in bytes."),
+            free: out.gauge(
                 "node_filesystem_free_bytes",
                 "Filesystem free space in bytes.",
             ),
-            avail: FamilyBuilder::gauge(
+            avail: out.gauge(
                 "node_filesystem_avail_bytes",
                 "Filesystem space available to non-root users in bytes.",
             ),
-            files: FamilyBuilder::gauge("node_filesystem_files", "Filesystem total file nodes."),
-            files_free: FamilyBuilder::gauge(
+            files: out.gauge("node_filesystem_files", "Filesystem total file nodes."),
+            files_free: out.gauge(
                 "node_filesystem_files_free",
                 "Filesystem total free file nodes.",
             ),
-            readonly: FamilyBuilder::gauge(
-                "node_filesystem_readonly",
-                "Filesystem read-only status.",
-            ),
-            device_error: FamilyBuilder::gauge(
+            readonly: out.gauge("node_filesystem_readonly", "Filesystem read-only status."),
+            device_error: out.gauge(
                 "node_filesystem_device_error",
                 "Whether an error occurred while getting statistics for the given device.",
             ),
-            mount_info: FamilyBuilder::gauge(
+            mount_info: out.gauge(
                 "node_filesystem_mount_info",
                 "Filesystem mount information.",
             ),
         }
-    }
-
-    fn build(self) -> Vec<MetricFamily> {
-        [
-            self.size,
-            self.free,
-            self.avail,
-            self.files,
-            self.files_free,
-            self.readonly,
-            self.device_error,
-            self.mount_info,
-        ]
-        .into_iter()
-        .map(FamilyBuilder::build)
-        .collect()
     }
 }
 
@@ -177,7 +158,7 @@ impl Collector for Filesystem {
         "filesystem"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = match read::optional_trimmed(&self.paths.proc("1/mountinfo")) {
             Some(text) => text,
             None => read::file(&self.paths.proc("self/mountinfo"))?,
@@ -202,7 +183,7 @@ impl Collector for Filesystem {
         let until = (Instant::now() + self.mount_timeout).min(ctx.deadline());
         let outcomes = self.pool.stat_all(&stat_paths, until);
 
-        let mut families = Families::new();
+        let families = Families::declare(out);
         for ((mount, shown), outcome) in mounts.iter().zip(outcomes) {
             let readonly = if mount.options.split(',').any(|o| o == "ro") {
                 1.0
@@ -220,9 +201,10 @@ impl Collector for Filesystem {
                 ("fstype", mount.fs_type.as_str()),
                 ("device_error", error.as_str()),
             ];
-            families.readonly.push(&labels, readonly);
+            out.sample(families.readonly, &labels, readonly);
             let (major, minor) = mount.major_minor.split_once(':').unwrap_or_default();
-            families.mount_info.push(
+            out.sample(
+                families.mount_info,
                 &[
                     ("device", &mount.device),
                     ("major", major),
@@ -232,20 +214,22 @@ impl Collector for Filesystem {
                 1.0,
             );
             let Outcome::Done(Ok(stat)) = outcome else {
-                families.device_error.push(&labels, 1.0);
+                out.sample(families.device_error, &labels, 1.0);
                 continue;
             };
-            families.device_error.push(&labels, 0.0);
+            out.sample(families.device_error, &labels, 0.0);
             let block = stat.block_size as f64;
-            families.size.push(&labels, stat.blocks as f64 * block);
-            families.free.push(&labels, stat.blocks_free as f64 * block);
-            families
-                .avail
-                .push(&labels, stat.blocks_available as f64 * block);
-            families.files.push(&labels, stat.files as f64);
-            families.files_free.push(&labels, stat.files_free as f64);
+            out.sample(families.size, &labels, stat.blocks as f64 * block);
+            out.sample(families.free, &labels, stat.blocks_free as f64 * block);
+            out.sample(
+                families.avail,
+                &labels,
+                stat.blocks_available as f64 * block,
+            );
+            out.sample(families.files, &labels, stat.files as f64);
+            out.sample(families.files_free, &labels, stat.files_free as f64);
         }
-        Ok(families.build())
+        Ok(())
     }
 }
 

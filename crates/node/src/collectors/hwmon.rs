@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{
-    CollectError, Collector, FamilyBuilder, MetricFamily, MetricType, ScrapeContext,
-};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -117,7 +115,7 @@ fn describe(kind: &str, element: &str, has_bare: bool) -> (String, String, Metri
         name.push('_');
         name.push_str(&clean_name(element));
     }
-    let gauge = MetricType::GAUGE;
+    let gauge = MetricType::Gauge;
     let unit =
         |suffix: &str, help: String, scale: f64| (format!("{name}{suffix}"), help, gauge, scale);
     match (kind, element) {
@@ -149,7 +147,7 @@ fn describe(kind: &str, element: &str, has_bare: bool) -> (String, String, Metri
         ("energy", _) => (
             format!("{name}_joule_total"),
             format!("Hardware monitor for joules used so far ({element})"),
-            MetricType::COUNTER,
+            MetricType::Counter,
             1e-6,
         ),
         ("power", "accuracy") => unit(
@@ -257,15 +255,14 @@ impl Collector for Hwmon {
         "hwmon"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let chips = read::dir_entries(&self.paths.sys("class/hwmon"), |_| true)?;
-        let mut families: BTreeMap<String, FamilyBuilder> = BTreeMap::new();
-        let mut chip_names = FamilyBuilder::gauge(
+        let mut families: BTreeMap<String, FamilyId> = BTreeMap::new();
+        let chip_names = out.gauge(
             "node_hwmon_chip_names",
             "Annotation metric for human-readable chip names",
         );
-        let mut sensor_labels =
-            FamilyBuilder::gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
+        let sensor_labels = out.gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
         for (_, dir) in chips {
             if ctx.expired() {
                 tracing::warn!(
@@ -288,7 +285,7 @@ impl Collector for Hwmon {
             // Older drivers keep their sensors under device/.
             read_sensors(&dir.join("device"), &mut data);
             if let Some(name) = read::attribute(&dir.join("name")).map(|n| clean_name(&n)) {
-                chip_names.push(&[("chip", &chip), ("chip_name", &name)], 1.0);
+                out.sample(chip_names, &[("chip", &chip), ("chip_name", &name)], 1.0);
             }
             for (sensor, elements) in &data {
                 if !self.sensors.accepts(&format!("{chip};{sensor}")) {
@@ -296,7 +293,8 @@ impl Collector for Hwmon {
                 }
                 let labels = [("chip", chip.as_str()), ("sensor", sensor.as_str())];
                 if let Some(label) = elements.get("label") {
-                    sensor_labels.push(
+                    out.sample(
+                        sensor_labels,
                         &[
                             ("chip", &chip),
                             ("sensor", sensor),
@@ -319,10 +317,10 @@ impl Collector for Hwmon {
                             0.001,
                         )
                     };
-                    families
+                    let family = *families
                         .entry(name.to_owned())
-                        .or_insert_with(|| FamilyBuilder::gauge(name, help))
-                        .push(&labels, value * scale);
+                        .or_insert_with(|| out.gauge(name, help));
+                    out.sample(family, &labels, value * scale);
                     continue;
                 }
                 let has_bare = elements.contains_key("");
@@ -334,17 +332,14 @@ impl Collector for Hwmon {
                         continue;
                     };
                     let (name, help, kind, scale) = describe(kind, element, has_bare);
-                    families
+                    let family = *families
                         .entry(name.clone())
-                        .or_insert_with(|| FamilyBuilder::new(name, help, kind))
-                        .push(&labels, value * scale);
+                        .or_insert_with(|| out.family(&name, &help, kind));
+                    out.sample(family, &labels, value * scale);
                 }
             }
         }
-        let mut out: Vec<MetricFamily> = families.into_values().map(FamilyBuilder::build).collect();
-        out.push(chip_names.build());
-        out.push(sensor_labels.build());
-        Ok(out)
+        Ok(())
     }
 }
 

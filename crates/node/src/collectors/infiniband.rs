@@ -2,7 +2,7 @@
 //! EFA devices, whose statistics live in `hw_counters` rather than `counters`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -141,37 +141,36 @@ impl Collector for Infiniband {
         "infiniband"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let devices = read::dir_entries(&self.paths.sys("class/infiniband"), |_| true)?;
-        let mut info = FamilyBuilder::gauge(
+        let info = out.gauge(
             "node_infiniband_info",
             "Non-numeric data from /sys/class/infiniband/<device>, value is always 1.",
         );
-        let mut state = FamilyBuilder::gauge(
+        let state = out.gauge(
             "node_infiniband_state_id",
             "State of the InfiniBand port (0: no change, 1: down, 2: init, 3: armed, 4: active, 5: act defer)",
         );
-        let mut physical = FamilyBuilder::gauge(
+        let physical = out.gauge(
             "node_infiniband_physical_state_id",
             "Physical state of the InfiniBand port (0: no change, 1: sleep, 2: polling, 3: disable, 4: shift, 5: link up, 6: link error recover, 7: phytest)",
         );
-        let mut rate = FamilyBuilder::gauge(
+        let rate = out.gauge(
             "node_infiniband_rate_bytes_per_second",
             "Maximum signal transfer rate",
         );
-        let mut counters: Vec<FamilyBuilder> = COUNTERS
+        let counters: Vec<FamilyId> = COUNTERS
             .iter()
-            .map(|(file, name, _)| {
-                FamilyBuilder::counter(*name, format!("Infiniband port counter {file}"))
-            })
+            .map(|(file, name, _)| out.counter(name, &format!("Infiniband port counter {file}")))
             .collect();
-        let mut hw = FamilyBuilder::gauge(
+        let hw = out.gauge(
             "node_infiniband_hw_counter",
             "Driver-specific counter from ports/<port>/hw_counters, by counter name.",
         );
         for (device, dir) in devices {
             let text = |file: &str| read::attribute(&dir.join(file)).unwrap_or_default();
-            info.push(
+            out.sample(
+                info,
                 &[
                     ("device", &device),
                     ("board_id", &text("board_id")),
@@ -186,19 +185,19 @@ impl Collector for Infiniband {
                 let labels = [("device", device.as_str()), ("port", port.as_str())];
                 let value = |file: &str| read::attribute(&port_dir.join(file));
                 if let Some(id) = value("state").as_deref().and_then(state_id) {
-                    state.push(&labels, id);
+                    out.sample(state, &labels, id);
                 }
                 if let Some(id) = value("phys_state").as_deref().and_then(state_id) {
-                    physical.push(&labels, id);
+                    out.sample(physical, &labels, id);
                 }
                 if let Some(bytes) = value("rate").as_deref().and_then(rate_bytes) {
-                    rate.push(&labels, bytes);
+                    out.sample(rate, &labels, bytes);
                 }
-                for ((file, _, factor), family) in COUNTERS.iter().zip(&mut counters) {
+                for ((file, _, factor), family) in COUNTERS.iter().zip(&counters) {
                     if let Some(count) =
                         read::attribute_value::<f64>(&port_dir.join("counters").join(file))
                     {
-                        family.push(&labels, count * factor);
+                        out.sample(*family, &labels, count * factor);
                     }
                 }
                 // Driver-specific counters (EFA's rdma_read_bytes, rx_drops, …), by name.
@@ -208,17 +207,15 @@ impl Collector for Infiniband {
                     let Some(count) = read::attribute_value::<f64>(&path) else {
                         continue;
                     };
-                    hw.push(
+                    out.sample(
+                        hw,
                         &[("device", &device), ("port", &port), ("counter", &counter)],
                         count,
                     );
                 }
             }
         }
-        let mut families = vec![info.build(), state.build(), physical.build(), rate.build()];
-        families.extend(counters.into_iter().map(FamilyBuilder::build));
-        families.push(hw.build());
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::read;
@@ -74,9 +74,9 @@ impl Collector for Interrupts {
         "interrupts"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
-        let mut family = FamilyBuilder::counter("node_interrupts_total", "Interrupt details.");
+        let family = out.counter("node_interrupts_total", "Interrupt details.");
         for interrupt in parse(&text) {
             let labels = |cpu: &str| {
                 [
@@ -89,16 +89,16 @@ impl Collector for Interrupts {
             if self.aggregate {
                 let l = labels("all");
                 let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                family.push(&pairs, interrupt.counts.iter().sum());
+                out.sample(family, &pairs, interrupt.counts.iter().sum());
                 continue;
             }
             for (cpu, count) in interrupt.counts.iter().enumerate() {
                 let l = labels(&cpu.to_string());
                 let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                family.push(&pairs, *count);
+                out.sample(family, &pairs, *count);
             }
         }
-        Ok(vec![family.build()])
+        Ok(())
     }
 }
 

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -23,15 +23,14 @@ impl Collector for Loadavg {
         "loadavg"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
         let [one, five, fifteen] = parse(&text)
             .ok_or_else(|| read::malformed(&self.path, "expected three load averages"))?;
-        Ok(vec![
-            gauge("node_load1", "1m load average.", one),
-            gauge("node_load5", "5m load average.", five),
-            gauge("node_load15", "15m load average.", fifteen),
-        ])
+        out.gauge_value("node_load1", "1m load average.", one);
+        out.gauge_value("node_load5", "5m load average.", five);
+        out.gauge_value("node_load15", "15m load average.", fifteen);
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::read;
@@ -118,49 +118,48 @@ impl Collector for Mdadm {
         "mdadm"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file_or_no_data(&self.path)?;
-        let mut state = FamilyBuilder::gauge("node_md_state", "Indicates the state of md-device.");
-        let mut disks = FamilyBuilder::gauge(
+        let state = out.gauge("node_md_state", "Indicates the state of md-device.");
+        let disks = out.gauge(
             "node_md_disks",
             "Number of active/failed/spare disks of device.",
         );
-        let mut required =
-            FamilyBuilder::gauge("node_md_disks_required", "Total number of disks of device.");
-        let mut blocks =
-            FamilyBuilder::gauge("node_md_blocks", "Total number of blocks on device.");
-        let mut synced = FamilyBuilder::gauge(
+        let required = out.gauge("node_md_disks_required", "Total number of disks of device.");
+        let blocks = out.gauge("node_md_blocks", "Total number of blocks on device.");
+        let synced = out.gauge(
             "node_md_blocks_synced",
             "Number of blocks synced on device.",
         );
         for array in parse(&text) {
             let device = array.name.as_str();
             for name in ["active", "inactive", "recovering", "resync", "check"] {
-                state.push(
+                out.sample(
+                    state,
                     &[("device", device), ("state", name)],
                     if array.state == name { 1.0 } else { 0.0 },
                 );
             }
-            disks.push(
+            out.sample(
+                disks,
                 &[("device", device), ("state", "active")],
                 array.disks_active,
             );
-            disks.push(
+            out.sample(
+                disks,
                 &[("device", device), ("state", "failed")],
                 array.disks_failed,
             );
-            disks.push(&[("device", device), ("state", "spare")], array.disks_spare);
-            required.push(&[("device", device)], array.disks_required);
-            blocks.push(&[("device", device)], array.blocks);
-            synced.push(&[("device", device)], array.blocks_synced);
+            out.sample(
+                disks,
+                &[("device", device), ("state", "spare")],
+                array.disks_spare,
+            );
+            out.sample(required, &[("device", device)], array.disks_required);
+            out.sample(blocks, &[("device", device)], array.blocks);
+            out.sample(synced, &[("device", device)], array.blocks_synced);
         }
-        Ok(vec![
-            state.build(),
-            disks.build(),
-            required.build(),
-            blocks.build(),
-            synced.build(),
-        ])
+        Ok(())
     }
 }
 

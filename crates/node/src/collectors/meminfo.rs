@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -44,21 +44,19 @@ impl Collector for Meminfo {
         "meminfo"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let fields = parse(&read::file(&self.path)?);
         if fields.is_empty() {
             return Err(read::malformed(&self.path, "no fields"));
         }
-        Ok(fields
-            .iter()
-            .map(|(name, value)| {
-                gauge(
-                    &format!("node_memory_{name}"),
-                    &format!("Memory information field {name}."),
-                    *value,
-                )
-            })
-            .collect())
+        for (name, value) in &fields {
+            out.gauge_value(
+                &format!("node_memory_{name}"),
+                &format!("Memory information field {name}."),
+                *value,
+            );
+        }
+        Ok(())
     }
 }
 

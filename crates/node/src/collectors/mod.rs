@@ -4,8 +4,8 @@
 //! [`Collector`]; a bad option (an invalid regular expression, say) is a
 //! [`ConfigError`] that stops the exporter before it listens.
 
+use kiln_registry::Collector;
 use kiln_registry::config::ConfigError;
-use kiln_registry::{Collector, FamilyBuilder, MetricFamily};
 
 use crate::flags::CollectorOptions;
 use crate::paths::Paths;
@@ -142,18 +142,6 @@ pub const ALL: &[Spec] = &[
 /// The spec of a collector by name.
 pub fn spec(name: &str) -> Option<&'static Spec> {
     ALL.iter().find(|spec| spec.name == name)
-}
-
-/// A family with one unlabelled gauge sample.
-pub(crate) fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
-    FamilyBuilder::gauge(name, help).sample(&[], value).build()
-}
-
-/// A family with one unlabelled counter sample.
-pub(crate) fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
-    FamilyBuilder::counter(name, help)
-        .sample(&[], value)
-        .build()
 }
 
 /// Boxes a collector for the table.

@@ -4,7 +4,7 @@
 //! loses only the values not yet read, never the scrape.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -80,34 +80,34 @@ impl Collector for Netclass {
         "netclass"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let dir = self.paths.sys("class/net");
         let devices = read::dir_entries(&dir, |name| !self.ignored.is_match(name))?;
-        let mut properties: Vec<FamilyBuilder> = PROPERTIES
+        let properties: Vec<FamilyId> = PROPERTIES
             .iter()
             .map(|p| {
                 let help = format!("Network device property: {}", p.metric);
                 let name = format!("node_network_{}", p.metric);
                 if p.counter {
-                    FamilyBuilder::counter(name, help)
+                    out.counter(&name, &help)
                 } else {
-                    FamilyBuilder::gauge(name, help)
+                    out.gauge(&name, &help)
                 }
             })
             .collect();
-        let mut info = FamilyBuilder::gauge(
+        let info = out.gauge(
             "node_network_info",
             "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
         );
-        let mut up = FamilyBuilder::gauge(
+        let up = out.gauge(
             "node_network_up",
             "Value is 1 if operstate is 'up', 0 otherwise.",
         );
-        let mut speed = FamilyBuilder::gauge(
+        let speed = out.gauge(
             "node_network_speed_bytes",
             "Network device property: speed_bytes",
         );
-        let mut queue = FamilyBuilder::gauge(
+        let queue = out.gauge(
             "node_network_transmit_queue_length",
             "Network device property: transmit_queue_length",
         );
@@ -127,25 +127,26 @@ impl Collector for Netclass {
             };
             let labels = [("device", device.as_str())];
             let mut flags = 0;
-            for (property, family) in PROPERTIES.iter().zip(&mut properties) {
+            for (property, family) in PROPERTIES.iter().zip(&properties) {
                 if let Some(value) = attribute(property.file).as_deref().and_then(number) {
                     if property.file == "flags" {
                         flags = value as i64;
                     }
-                    family.push(&labels, value);
+                    out.sample(*family, &labels, value);
                 }
             }
             if let Some(mbits) = attribute("speed").as_deref().and_then(number)
                 && (mbits >= 0.0 || !self.ignore_invalid_speed)
             {
-                speed.push(&labels, mbits * 125_000.0);
+                out.sample(speed, &labels, mbits * 125_000.0);
             }
             if let Some(length) = attribute("tx_queue_len").as_deref().and_then(number) {
-                queue.push(&labels, length);
+                out.sample(queue, &labels, length);
             }
             let adminstate = if flags & IFF_UP != 0 { "up" } else { "down" };
             let text = |file: &str| attribute(file).unwrap_or_default();
-            info.push(
+            out.sample(
+                info,
                 &[
                     ("device", &device),
                     ("address", &text("address")),
@@ -157,12 +158,9 @@ impl Collector for Netclass {
                 ],
                 1.0,
             );
-            up.push(&labels, if operstate == "up" { 1.0 } else { 0.0 });
+            out.sample(up, &labels, if operstate == "up" { 1.0 } else { 0.0 });
         }
-        let mut families: Vec<MetricFamily> =
-            properties.into_iter().map(FamilyBuilder::build).collect();
-        families.extend([info.build(), up.build(), speed.build(), queue.build()]);
-        Ok(families)
+        Ok(())
     }
 }
 

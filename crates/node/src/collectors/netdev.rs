@@ -2,7 +2,7 @@
 //! `rx_nohandler` count from sysfs that `/proc/net/dev` lacks.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -76,35 +76,34 @@ impl Collector for Netdev {
         "netdev"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.paths.proc("net/dev"))?;
         let devices: Vec<(&str, Vec<f64>)> = parse(&text)
             .into_iter()
             .filter(|(d, _)| self.devices.accepts(d))
             .collect();
-        let family = |column: &str| {
-            FamilyBuilder::counter(
-                format!("node_network_{column}_total"),
-                format!("Network device statistic {column}."),
+        let mut family = |column: &str| {
+            out.counter(
+                &format!("node_network_{column}_total"),
+                &format!("Network device statistic {column}."),
             )
         };
-        let mut families: Vec<FamilyBuilder> = COLUMNS.iter().map(|c| family(c)).collect();
-        let mut nohandler = family("receive_nohandler");
+        let families: Vec<FamilyId> = COLUMNS.iter().map(|c| family(c)).collect();
+        let nohandler = family("receive_nohandler");
         for (device, columns) in &devices {
             let labels = [("device", *device)];
-            for (family, value) in families.iter_mut().zip(columns) {
-                family.push(&labels, *value);
+            for (family, value) in families.iter().zip(columns) {
+                out.sample(*family, &labels, *value);
             }
             // A device removed since /proc/net/dev was read simply has no value here.
             let path = self
                 .paths
                 .sys(&format!("class/net/{device}/statistics/rx_nohandler"));
             if let Some(value) = read::attribute_value::<f64>(&path) {
-                nohandler.push(&labels, value);
+                out.sample(nohandler, &labels, value);
             }
         }
-        families.push(nohandler);
-        Ok(families.into_iter().map(FamilyBuilder::build).collect())
+        Ok(())
     }
 }
 

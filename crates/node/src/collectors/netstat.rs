@@ -2,7 +2,7 @@
 //! and `/proc/net/snmp6` whose `<Protocol>_<Field>` names match `--collector.netstat.fields`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -59,7 +59,7 @@ impl Collector for Netstat {
         "netstat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let netstat = read::file(&self.paths.proc("net/netstat"))?;
         let snmp = read::file(&self.paths.proc("net/snmp"))?;
         // snmp6 is missing when IPv6 is disabled.
@@ -67,7 +67,6 @@ impl Collector for Netstat {
         let mut stats = parse_pairs(&netstat);
         stats.extend(parse_pairs(&snmp));
         stats.extend(parse_snmp6(&snmp6));
-        let mut families = Vec::new();
         let mut key = String::new();
         for (protocol, field, value) in stats {
             key.clear();
@@ -80,16 +79,15 @@ impl Collector for Netstat {
             let Ok(value) = value.parse::<f64>() else {
                 continue;
             };
-            families.push(
-                FamilyBuilder::untyped(
-                    format!("node_netstat_{key}"),
-                    format!("Statistic {protocol}{field}."),
-                )
-                .sample(&[], value)
-                .build(),
-            );
+            {
+                let family = out.untyped(
+                    &format!("node_netstat_{key}"),
+                    &format!("Statistic {protocol}{field}."),
+                );
+                out.sample(family, &[], value);
+            }
         }
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `nvme`: identity and state of each NVMe controller from `/sys/class/nvme/`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -22,15 +22,16 @@ impl Collector for Nvme {
         "nvme"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let controllers = read::dir_entries(&self.paths.sys("class/nvme"), |_| true)?;
-        let mut info = FamilyBuilder::gauge(
+        let info = out.gauge(
             "node_nvme_info",
             "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
         );
         for (device, dir) in controllers {
             let text = |file: &str| read::attribute(&dir.join(file)).unwrap_or_default();
-            info.push(
+            out.sample(
+                info,
                 &[
                     ("device", &device),
                     ("firmware_revision", &text("firmware_rev")),
@@ -42,6 +43,6 @@ impl Collector for Nvme {
                 1.0,
             );
         }
-        Ok(vec![info.build()])
+        Ok(())
     }
 }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -94,7 +94,7 @@ impl Collector for Os {
         "os"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let primary = self.paths.root("/etc/os-release");
         let text = match read::optional_trimmed(&primary) {
             Some(text) => text,
@@ -106,25 +106,32 @@ impl Collector for Os {
             .iter()
             .map(|&(label, key)| (label, get(key)))
             .collect();
-        let mut families = vec![
-            FamilyBuilder::gauge(
-                "node_os_info",
-                "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
-            )
-            .sample(&info, 1.0)
-            .build(),
-            FamilyBuilder::gauge("node_os_version", "Metric containing the major.minor part of the OS version.")
-                .sample(&[("id", get("ID")), ("id_like", get("ID_LIKE")), ("name", get("NAME"))], version_number(get("VERSION_ID")))
-                .build(),
-        ];
+        let family = out.gauge(
+            "node_os_info",
+            "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
+        );
+        out.sample(family, &info, 1.0);
+        let family = out.gauge(
+            "node_os_version",
+            "Metric containing the major.minor part of the OS version.",
+        );
+        out.sample(
+            family,
+            &[
+                ("id", get("ID")),
+                ("id_like", get("ID_LIKE")),
+                ("name", get("NAME")),
+            ],
+            version_number(get("VERSION_ID")),
+        );
         if let Some(end) = release.get("SUPPORT_END").and_then(|d| support_end(d)) {
-            families.push(gauge(
+            out.gauge_value(
                 "node_os_support_end_timestamp_seconds",
                 "Metric containing the end-of-life date timestamp of the OS.",
                 end,
-            ));
+            );
         }
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! `/sys/class/power_supply/`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -106,24 +106,24 @@ impl Collector for PowerSupplyClass {
         "powersupplyclass"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let supplies = read::dir_entries(&self.paths.sys("class/power_supply"), |name| {
             !self.ignored.is_match(name)
         })?;
-        let mut families: Vec<FamilyBuilder> = NUMBERS
+        let families: Vec<FamilyId> = NUMBERS
             .iter()
             .map(|(_, suffix, _)| {
-                FamilyBuilder::gauge(
-                    format!("node_power_supply_{suffix}"),
-                    format!("{suffix} value of /sys/class/power_supply/<power_supply>."),
+                out.gauge(
+                    &format!("node_power_supply_{suffix}"),
+                    &format!("{suffix} value of /sys/class/power_supply/<power_supply>."),
                 )
             })
             .collect();
         let mut infos = Vec::new();
         for (name, dir) in supplies {
-            for ((file, _, divisor), family) in NUMBERS.iter().zip(&mut families) {
+            for ((file, _, divisor), family) in NUMBERS.iter().zip(&families) {
                 if let Some(value) = read::attribute_value::<f64>(&dir.join(file)) {
-                    family.push(&[("power_supply", &name)], value / divisor);
+                    out.sample(*family, &[("power_supply", &name)], value / divisor);
                 }
             }
             // Each supply has its own label set (only the attributes it has), as upstream.
@@ -135,8 +135,7 @@ impl Collector for PowerSupplyClass {
             }
             infos.push(labels);
         }
-        let mut out: Vec<MetricFamily> = families.into_iter().map(FamilyBuilder::build).collect();
-        let mut info = FamilyBuilder::gauge(
+        let info = out.gauge(
             "node_power_supply_info",
             "info of /sys/class/power_supply/<power_supply>.",
         );
@@ -145,9 +144,8 @@ impl Collector for PowerSupplyClass {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            info.push(&labels, 1.0);
+            out.sample(info, &labels, 1.0);
         }
-        out.push(info.build());
-        Ok(out)
+        Ok(())
     }
 }

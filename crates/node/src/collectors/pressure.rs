@@ -1,9 +1,9 @@
 //! `pressure`: pressure stall information (PSI) totals from `/proc/pressure/*`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, counter};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -71,10 +71,9 @@ impl Collector for Pressure {
         "pressure"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // A kernel without PSI (or booted with psi=0) has no cpu file: nothing to report.
         let cpu = read::file_or_no_data(&self.paths.proc("pressure/cpu"))?;
-        let mut families = Vec::new();
         for resource in ["cpu", "io", "memory", "irq"] {
             let text = match resource {
                 "cpu" => Some(cpu.clone()),
@@ -84,11 +83,11 @@ impl Collector for Pressure {
             let Some(text) = text else { continue };
             for (_, kind, name, help) in TOTALS.iter().filter(|t| t.0 == resource) {
                 if let Some(seconds) = total(&text, kind) {
-                    families.push(counter(name, help, seconds));
+                    out.counter_value(name, help, seconds);
                 }
             }
         }
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -53,7 +53,7 @@ impl Collector for Processes {
         "processes"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut states: BTreeMap<char, u64> = BTreeMap::new();
         let mut thread_states: BTreeMap<char, u64> = BTreeMap::new();
         let (mut pids, mut threads) = (0u64, 0u64);
@@ -89,38 +89,44 @@ impl Collector for Processes {
                 .parse()
                 .map_err(|e| read::malformed(&path, e))
         };
-        let mut state_family =
-            FamilyBuilder::gauge("node_processes_state", "Number of processes in each state.");
+        let state_family = out.gauge("node_processes_state", "Number of processes in each state.");
         for (state, count) in &states {
-            state_family.push(&[("state", &state.to_string())], *count as f64);
+            out.sample(
+                state_family,
+                &[("state", &state.to_string())],
+                *count as f64,
+            );
         }
-        let mut thread_family = FamilyBuilder::gauge(
+        let thread_family = out.gauge(
             "node_processes_threads_state",
             "Number of threads in each state.",
         );
         for (state, count) in &thread_states {
-            thread_family.push(&[("thread_state", &state.to_string())], *count as f64);
+            out.sample(
+                thread_family,
+                &[("thread_state", &state.to_string())],
+                *count as f64,
+            );
         }
-        Ok(vec![
-            gauge(
-                "node_processes_threads",
-                "Allocated threads in system",
-                threads as f64,
-            ),
-            gauge(
-                "node_processes_max_threads",
-                "Limit of threads in the system",
-                limit("sys/kernel/threads-max")?,
-            ),
-            gauge(
-                "node_processes_max_processes",
-                "Number of max PIDs limit",
-                limit("sys/kernel/pid_max")?,
-            ),
-            gauge("node_processes_pids", "Number of PIDs", pids as f64),
-            state_family.build(),
-            thread_family.build(),
-        ])
+        let max_threads = limit("sys/kernel/threads-max")?;
+        let max_processes = limit("sys/kernel/pid_max")?;
+        out.gauge_value(
+            "node_processes_threads",
+            "Allocated threads in system",
+            threads as f64,
+        );
+        out.gauge_value(
+            "node_processes_max_threads",
+            "Limit of threads in the system",
+            max_threads,
+        );
+        out.gauge_value(
+            "node_processes_max_processes",
+            "Number of max PIDs limit",
+            max_processes,
+        );
+        out.gauge_value("node_processes_pids", "Number of PIDs", pids as f64);
+        Ok(())
     }
 }
 

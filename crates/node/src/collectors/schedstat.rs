@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::read;
@@ -38,7 +38,7 @@ impl Collector for Schedstat {
         "schedstat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file_or_no_data(&self.path)?;
         let mut cpus = parse(&text);
         if self.aggregate {
@@ -47,24 +47,24 @@ impl Collector for Schedstat {
                 .fold((0.0, 0.0, 0.0), |t, c| (t.0 + c.1, t.1 + c.2, t.2 + c.3));
             cpus = vec![("all", total.0, total.1, total.2)];
         }
-        let mut running = FamilyBuilder::counter(
+        let running = out.counter(
             "node_schedstat_running_seconds_total",
             "Number of seconds CPU spent running a process.",
         );
-        let mut waiting = FamilyBuilder::counter(
+        let waiting = out.counter(
             "node_schedstat_waiting_seconds_total",
             "Number of seconds spent by processing waiting for this CPU.",
         );
-        let mut slices = FamilyBuilder::counter(
+        let slices = out.counter(
             "node_schedstat_timeslices_total",
             "Number of timeslices executed by CPU.",
         );
         for (cpu, run_ns, wait_ns, timeslices) in cpus {
-            running.push(&[("cpu", cpu)], run_ns / 1e9);
-            waiting.push(&[("cpu", cpu)], wait_ns / 1e9);
-            slices.push(&[("cpu", cpu)], timeslices);
+            out.sample(running, &[("cpu", cpu)], run_ns / 1e9);
+            out.sample(waiting, &[("cpu", cpu)], wait_ns / 1e9);
+            out.sample(slices, &[("cpu", cpu)], timeslices);
         }
-        Ok(vec![running.build(), waiting.build(), slices.build()])
+        Ok(())
     }
 }
 

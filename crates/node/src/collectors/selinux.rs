@@ -1,9 +1,9 @@
 //! `selinux`: whether SELinux is enabled and, if so, its configured and current modes.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -36,38 +36,37 @@ impl Collector for Selinux {
         "selinux"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // SELinux is on when its filesystem is mounted and answers.
         let Some(current) = read::attribute_value::<f64>(&self.paths.sys("fs/selinux/enforce"))
         else {
-            return Ok(vec![gauge(
+            out.gauge_value(
                 "node_selinux_enabled",
                 "SELinux is enabled, 1 is true, 0 is false",
                 0.0,
-            )]);
+            );
+            return Ok(());
         };
-        let mut families = vec![
-            gauge(
-                "node_selinux_enabled",
-                "SELinux is enabled, 1 is true, 0 is false",
-                1.0,
-            ),
-            gauge(
-                "node_selinux_current_mode",
-                "Current SELinux enforcement mode",
-                current,
-            ),
-        ];
+        out.gauge_value(
+            "node_selinux_enabled",
+            "SELinux is enabled, 1 is true, 0 is false",
+            1.0,
+        );
+        out.gauge_value(
+            "node_selinux_current_mode",
+            "Current SELinux enforcement mode",
+            current,
+        );
         let config =
             read::optional_trimmed(&self.paths.root("/etc/selinux/config")).unwrap_or_default();
         if let Some(mode) = config_mode(&config) {
-            families.push(gauge(
+            out.gauge_value(
                 "node_selinux_config_mode",
                 "Configured SELinux enforcement mode",
                 mode,
-            ));
+            );
         }
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -1,9 +1,9 @@
 //! `sockstat`: socket counts and memory per protocol from `/proc/net/sockstat{,6}`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::read;
 
@@ -37,22 +37,22 @@ fn parse(text: &str) -> Vec<(&str, &str, f64)> {
 }
 
 impl Sockstat {
-    fn families(&self, text: &str, families: &mut Vec<MetricFamily>) {
+    fn write(&self, text: &str, out: &mut MetricSet) {
         for (protocol, field, value) in parse(text) {
             if protocol == "sockets" {
-                families.push(gauge(
+                out.gauge_value(
                     "node_sockstat_sockets_used",
                     "Number of IPv4 sockets in use.",
                     value,
-                ));
+                );
                 continue;
             }
             let mut push = |field: &str, value: f64| {
-                families.push(gauge(
+                out.gauge_value(
                     &format!("node_sockstat_{protocol}_{field}"),
                     &format!("Number of {protocol} sockets in state {field}."),
                     value,
-                ));
+                );
             };
             push(field, value);
             // `mem` is in pages; node_exporter adds the same in bytes.
@@ -68,17 +68,13 @@ impl Collector for Sockstat {
         "sockstat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut families = Vec::new();
-        self.families(
-            &read::file(&self.paths.proc("net/sockstat"))?,
-            &mut families,
-        );
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+        self.write(&read::file(&self.paths.proc("net/sockstat"))?, out);
         // Absent when IPv6 is disabled.
         if let Some(text) = read::optional_trimmed(&self.paths.proc("net/sockstat6")) {
-            self.families(&text, &mut families);
+            self.write(&text, out);
         }
-        Ok(families)
+        Ok(())
     }
 }
 

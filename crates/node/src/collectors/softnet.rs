@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::read;
@@ -66,73 +66,72 @@ impl Collector for Softnet {
         "softnet"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let cpus = parse(&read::file(&self.path)?);
-        let counter = |name: &str, help: &str, value: fn(&CpuSoftnet) -> u64| {
-            let mut family = FamilyBuilder::counter(name, help);
+        let mut counter = |name: &str, help: &str, value: fn(&CpuSoftnet) -> u64| {
+            let family = out.counter(name, help);
             if self.aggregate {
-                family.push(
+                out.sample(
+                    family,
                     &[("cpu", "all")],
                     cpus.iter().map(value).sum::<u64>() as f64,
                 );
             } else {
                 for cpu in &cpus {
-                    family.push(&[("cpu", &cpu.cpu.to_string())], value(cpu) as f64);
+                    out.sample(family, &[("cpu", &cpu.cpu.to_string())], value(cpu) as f64);
                 }
             }
-            family.build()
         };
-        let mut families = vec![
-            counter(
-                "node_softnet_processed_total",
-                "Number of processed packets",
-                |c| c.processed,
-            ),
-            counter(
-                "node_softnet_dropped_total",
-                "Number of dropped packets",
-                |c| c.dropped,
-            ),
-            counter(
-                "node_softnet_times_squeezed_total",
-                "Number of times processing packets ran out of quota",
-                |c| c.times_squeezed,
-            ),
-            counter(
-                "node_softnet_cpu_collision_total",
-                "Number of collision occur while obtaining device lock while transmitting",
-                |c| c.cpu_collision,
-            ),
-            counter(
-                "node_softnet_received_rps_total",
-                "Number of times cpu woken up received_rps",
-                |c| c.received_rps,
-            ),
-            counter(
-                "node_softnet_flow_limit_count_total",
-                "Number of times flow limit has been reached",
-                |c| c.flow_limit_count,
-            ),
-        ];
+        counter(
+            "node_softnet_processed_total",
+            "Number of processed packets",
+            |c| c.processed,
+        );
+        counter(
+            "node_softnet_dropped_total",
+            "Number of dropped packets",
+            |c| c.dropped,
+        );
+        counter(
+            "node_softnet_times_squeezed_total",
+            "Number of times processing packets ran out of quota",
+            |c| c.times_squeezed,
+        );
+        counter(
+            "node_softnet_cpu_collision_total",
+            "Number of collision occur while obtaining device lock while transmitting",
+            |c| c.cpu_collision,
+        );
+        counter(
+            "node_softnet_received_rps_total",
+            "Number of times cpu woken up received_rps",
+            |c| c.received_rps,
+        );
+        counter(
+            "node_softnet_flow_limit_count_total",
+            "Number of times flow limit has been reached",
+            |c| c.flow_limit_count,
+        );
+
         if cpus.iter().all(|c| c.backlog_len.is_some()) {
-            let mut backlog =
-                FamilyBuilder::gauge("node_softnet_backlog_len", "Softnet backlog status");
+            let backlog = out.gauge("node_softnet_backlog_len", "Softnet backlog status");
             if self.aggregate {
-                backlog.push(
+                out.sample(
+                    backlog,
                     &[("cpu", "all")],
                     cpus.iter().filter_map(|c| c.backlog_len).sum::<u64>() as f64,
                 );
             } else {
                 for cpu in &cpus {
-                    backlog.push(
+                    out.sample(
+                        backlog,
                         &[("cpu", &cpu.cpu.to_string())],
                         cpu.backlog_len.unwrap_or(0) as f64,
                     );
                 }
             }
-            families.push(backlog.build());
         }
-        Ok(families)
+        Ok(())
     }
 }
 

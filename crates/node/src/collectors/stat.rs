@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, counter, gauge};
+use super::{Settings, boxed};
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -77,45 +77,41 @@ impl Collector for Stat {
         "stat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let stat = parse(&read::file(&self.path)?);
-        let mut families = vec![
-            counter(
-                "node_intr_total",
-                "Total number of interrupts serviced.",
-                stat.interrupts,
-            ),
-            counter(
-                "node_context_switches_total",
-                "Total number of context switches.",
-                stat.context_switches,
-            ),
-            counter("node_forks_total", "Total number of forks.", stat.forks),
-            gauge(
-                "node_boot_time_seconds",
-                "Node boot time, in unixtime.",
-                stat.boot_time,
-            ),
-            gauge(
-                "node_procs_running",
-                "Number of processes in runnable state.",
-                stat.procs_running,
-            ),
-            gauge(
-                "node_procs_blocked",
-                "Number of processes blocked waiting for I/O to complete.",
-                stat.procs_blocked,
-            ),
-        ];
+        out.counter_value(
+            "node_intr_total",
+            "Total number of interrupts serviced.",
+            stat.interrupts,
+        );
+        out.counter_value(
+            "node_context_switches_total",
+            "Total number of context switches.",
+            stat.context_switches,
+        );
+        out.counter_value("node_forks_total", "Total number of forks.", stat.forks);
+        out.gauge_value(
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+            stat.boot_time,
+        );
+        out.gauge_value(
+            "node_procs_running",
+            "Number of processes in runnable state.",
+            stat.procs_running,
+        );
+        out.gauge_value(
+            "node_procs_blocked",
+            "Number of processes blocked waiting for I/O to complete.",
+            stat.procs_blocked,
+        );
         if self.softirq {
-            let mut family =
-                FamilyBuilder::counter("node_softirqs_total", "Number of softirq calls.");
+            let family = out.counter("node_softirqs_total", "Number of softirq calls.");
             for (vector, value) in SOFTIRQ_VECTORS.iter().zip(&stat.softirqs) {
-                family.push(&[("vector", vector)], *value);
+                out.sample(family, &[("vector", vector)], *value);
             }
-            families.push(family.build());
         }
-        Ok(families)
+        Ok(())
     }
 }
 

@@ -7,12 +7,12 @@
 use std::sync::Mutex;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 use zbus::blocking::Connection;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::filter;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -129,7 +129,8 @@ impl Systemd {
         &self,
         connection: &Connection,
         ctx: &ScrapeContext,
-    ) -> Result<Vec<MetricFamily>, CollectError> {
+        out: &mut MetricSet,
+    ) -> Result<(), CollectError> {
         let failed = |what: &'static str| move |e: zbus::Error| CollectError::failed(what, e);
         let manager = ObjectPath::try_from(MANAGER_PATH)
             .map_err(|e| CollectError::failed("manager path", e))?;
@@ -155,38 +156,37 @@ impl Systemd {
             })
             .collect();
 
-        let mut families = Vec::new();
-        let mut state = FamilyBuilder::gauge("node_systemd_unit_state", "Systemd unit");
+        let state = out.gauge("node_systemd_unit_state", "Systemd unit");
         let mut totals = [0u64; 5];
-        let mut accepted = FamilyBuilder::counter(
+        let accepted = out.counter(
             "node_systemd_socket_accepted_connections_total",
             "Total number of accepted socket connections",
         );
-        let mut current = FamilyBuilder::gauge(
+        let current = out.gauge(
             "node_systemd_socket_current_connections",
             "Current number of socket connections",
         );
-        let mut refused = FamilyBuilder::counter(
+        let refused = out.counter(
             "node_systemd_socket_refused_connections_total",
             "Total number of refused socket connections",
         );
-        let mut timers = FamilyBuilder::gauge(
+        let timers = out.gauge(
             "node_systemd_timer_last_trigger_seconds",
             "Seconds since epoch of last trigger.",
         );
-        let mut start_times = FamilyBuilder::gauge(
+        let start_times = out.gauge(
             "node_systemd_unit_start_time_seconds",
             "Start time of the unit since unix epoch in seconds.",
         );
-        let mut tasks_current = FamilyBuilder::gauge(
+        let tasks_current = out.gauge(
             "node_systemd_unit_tasks_current",
             "Current number of tasks per Systemd unit",
         );
-        let mut tasks_max = FamilyBuilder::gauge(
+        let tasks_max = out.gauge(
             "node_systemd_unit_tasks_max",
             "Maximum number of tasks per Systemd unit",
         );
-        let mut restarts = FamilyBuilder::counter(
+        let restarts = out.counter(
             "node_systemd_service_restart_total",
             "Service unit count of Restart triggers",
         );
@@ -210,7 +210,8 @@ impl Systemd {
             for (index, name) in UNIT_STATES.iter().enumerate() {
                 let on = unit.active_state == *name;
                 totals[index] += u64::from(on);
-                state.push(
+                out.sample(
+                    state,
                     &[("name", &unit.name), ("state", name), ("type", &kind)],
                     if on { 1.0 } else { 0.0 },
                 );
@@ -219,13 +220,13 @@ impl Systemd {
             if unit.name.ends_with(".socket") {
                 let socket = "org.freedesktop.systemd1.Socket";
                 if let Some(v) = number(property(connection, &path, socket, "NAccepted")) {
-                    accepted.push(&labels, v);
+                    out.sample(accepted, &labels, v);
                 }
                 if let Some(v) = number(property(connection, &path, socket, "NConnections")) {
-                    current.push(&labels, v);
+                    out.sample(current, &labels, v);
                 }
                 if let Some(v) = number(property(connection, &path, socket, "NRefused")) {
-                    refused.push(&labels, v);
+                    out.sample(refused, &labels, v);
                 }
             }
             if unit.name.ends_with(".timer")
@@ -236,7 +237,7 @@ impl Systemd {
                     "LastTriggerUSec",
                 ))
             {
-                timers.push(&labels, v / 1e6);
+                out.sample(timers, &labels, v / 1e6);
             }
             if self.start_time
                 && let Some(v) = number(property(
@@ -246,7 +247,7 @@ impl Systemd {
                     "ActiveEnterTimestamp",
                 ))
             {
-                start_times.push(&labels, v / 1e6);
+                out.sample(start_times, &labels, v / 1e6);
             }
             if is_service && self.tasks {
                 let service = "org.freedesktop.systemd1.Service";
@@ -254,12 +255,12 @@ impl Systemd {
                 if let Some(v) = number(property(connection, &path, service, "TasksCurrent"))
                     .filter(|v| *v < u64::MAX as f64)
                 {
-                    tasks_current.push(&labels, v);
+                    out.sample(tasks_current, &labels, v);
                 }
                 if let Some(v) = number(property(connection, &path, service, "TasksMax"))
                     .filter(|v| *v < u64::MAX as f64)
                 {
-                    tasks_max.push(&labels, v);
+                    out.sample(tasks_max, &labels, v);
                 }
             }
             if is_service
@@ -271,43 +272,30 @@ impl Systemd {
                     "NRestarts",
                 ))
             {
-                restarts.push(&labels, v);
+                out.sample(restarts, &labels, v);
             }
         }
-        let mut summary =
-            FamilyBuilder::gauge("node_systemd_units", "Summary of systemd unit states");
+        let summary = out.gauge("node_systemd_units", "Summary of systemd unit states");
         for (name, total) in UNIT_STATES.iter().zip(totals) {
-            summary.push(&[("state", name)], total as f64);
+            out.sample(summary, &[("state", name)], total as f64);
         }
-        families.extend(
-            [
-                state,
-                summary,
-                accepted,
-                current,
-                refused,
-                timers,
-                start_times,
-                tasks_current,
-                tasks_max,
-                restarts,
-            ]
-            .map(FamilyBuilder::build),
-        );
 
         let system_state =
             text(property(connection, &manager, MANAGER, "SystemState")).unwrap_or_default();
-        families.push(gauge(
+        out.gauge_value(
             "node_systemd_system_running",
             "Whether the system is operational (see 'systemctl is-system-running')",
             if system_state == "running" { 1.0 } else { 0.0 },
-        ));
+        );
         if let Some(version) = text(property(connection, &manager, MANAGER, "Version")) {
-            families.push(
-                FamilyBuilder::gauge("node_systemd_version", "Detected systemd version")
-                    .sample(&[("version", version.trim())], major_version(&version))
-                    .build(),
-            );
+            {
+                let family = out.gauge("node_systemd_version", "Detected systemd version");
+                out.sample(
+                    family,
+                    &[("version", version.trim())],
+                    major_version(&version),
+                );
+            }
         }
         if let Some(virtualization) =
             text(property(connection, &manager, MANAGER, "Virtualization"))
@@ -317,16 +305,15 @@ impl Systemd {
             } else {
                 virtualization.as_str()
             };
-            families.push(
-                FamilyBuilder::gauge(
+            {
+                let family = out.gauge(
                     "node_systemd_virtualization_info",
                     "Detected virtualization technology",
-                )
-                .sample(&[("virtualization_type", kind)], 1.0)
-                .build(),
-            );
+                );
+                out.sample(family, &[("virtualization_type", kind)], 1.0);
+            }
         }
-        Ok(families)
+        Ok(())
     }
 }
 
@@ -335,9 +322,9 @@ impl Collector for Systemd {
         "systemd"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let connection = self.connect()?;
-        let result = self.gather(&connection, ctx);
+        let result = self.gather(&connection, ctx, out);
         if result.is_err() {
             self.forget_connection();
         }

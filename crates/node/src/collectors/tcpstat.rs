@@ -1,7 +1,7 @@
 //! `tcpstat` (off by default): TCP connections per state from `/proc/net/tcp{,6}`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -51,18 +51,17 @@ impl Collector for Tcpstat {
         "tcpstat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut counts = [0u64; 11];
         count(&read::file(&self.paths.proc("net/tcp"))?, &mut counts);
         if let Some(v6) = read::optional_trimmed(&self.paths.proc("net/tcp6")) {
             count(&v6, &mut counts);
         }
-        let mut family =
-            FamilyBuilder::gauge("node_tcp_connection_states", "Number of connection states.");
+        let family = out.gauge("node_tcp_connection_states", "Number of connection states.");
         for (state, count) in STATES.iter().zip(counts) {
-            family.push(&[("state", state)], count as f64);
+            out.sample(family, &[("state", state)], count as f64);
         }
-        Ok(vec![family.build()])
+        Ok(())
     }
 }
 

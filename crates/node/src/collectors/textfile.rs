@@ -13,13 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::metrics::LabelPair;
-use kiln_registry::{
-    CollectError, Collector, FamilyBuilder, LogLimiter, MetricFamily, ScrapeContext,
-};
+use kiln_registry::{CollectError, Collector, LogLimiter, MetricSet, MetricType, ScrapeContext};
 use kiln_scraper::{Family, MetricType as ParsedType};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let directories = &settings.options.textfile_directories;
@@ -42,12 +39,25 @@ struct Textfile {
     warnings: LogLimiter,
 }
 
-/// A family gathered from one or more files.
+/// A family gathered from one or more files, kept until every file is read: a later file
+/// may add series to it or supply its HELP.
 struct Gathered {
-    family: MetricFamily,
+    kind: MetricType,
+    help: String,
     files: Vec<PathBuf>,
     has_help: bool,
-    series: HashSet<String>,
+    /// The identities of the series below, to refuse a series read twice.
+    keys: HashSet<String>,
+    series: Vec<Series>,
+}
+
+/// One series of a file: its labels, and its value or, for a histogram or summary, its
+/// sum, count and buckets or quantiles.
+struct Series {
+    labels: Vec<(String, String)>,
+    value: f64,
+    count: u64,
+    points: Vec<(f64, f64)>,
 }
 
 impl Textfile {
@@ -91,42 +101,40 @@ fn prom_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Converts one parsed family into the metric model. Histogram and summary samples are
-/// grouped into one metric per label set.
-fn convert(family: &Family<'_>) -> MetricFamily {
-    let help = family.help.as_deref().unwrap_or_default();
+/// The type and series of one parsed family. Histogram and summary samples are grouped
+/// into one series per label set.
+fn convert(family: &Family<'_>) -> (MetricType, Vec<Series>) {
     match family.kind {
-        ParsedType::Histogram | ParsedType::Summary => convert_grouped(family, help),
+        ParsedType::Histogram => (MetricType::Histogram, convert_grouped(family, "le")),
+        ParsedType::Summary => (MetricType::Summary, convert_grouped(family, "quantile")),
         kind => {
-            let mut builder = match kind {
-                ParsedType::Counter => FamilyBuilder::counter(family.name, help),
-                ParsedType::Gauge => FamilyBuilder::gauge(family.name, help),
-                _ => FamilyBuilder::untyped(family.name, help),
+            let kind = match kind {
+                ParsedType::Counter => MetricType::Counter,
+                ParsedType::Gauge => MetricType::Gauge,
+                _ => MetricType::Untyped,
             };
-            for sample in &family.samples {
-                let labels: Vec<(&str, &str)> = sample
-                    .labels
-                    .iter()
-                    .map(|l| (l.name, l.value.as_ref()))
-                    .collect();
-                builder.push(&labels, sample.value);
-            }
-            builder.build()
+            let series = family
+                .samples
+                .iter()
+                .map(|sample| Series {
+                    labels: sample
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_owned(), l.value.to_string()))
+                        .collect(),
+                    value: sample.value,
+                    count: 0,
+                    points: Vec::new(),
+                })
+                .collect();
+            (kind, series)
         }
     }
 }
 
-#[derive(Default)]
-struct Group {
-    points: Vec<(f64, f64)>,
-    sum: f64,
-    count: f64,
-}
-
-fn convert_grouped(family: &Family<'_>, help: &str) -> MetricFamily {
-    let histogram = family.kind == ParsedType::Histogram;
-    let special = if histogram { "le" } else { "quantile" };
-    let mut groups: BTreeMap<Vec<(String, String)>, Group> = BTreeMap::new();
+fn convert_grouped(family: &Family<'_>, special: &str) -> Vec<Series> {
+    let histogram = special == "le";
+    let mut groups: BTreeMap<Vec<(String, String)>, Series> = BTreeMap::new();
     for sample in &family.samples {
         let labels: Vec<(String, String)> = sample
             .labels
@@ -134,11 +142,16 @@ fn convert_grouped(family: &Family<'_>, help: &str) -> MetricFamily {
             .filter(|l| l.name != special)
             .map(|l| (l.name.to_owned(), l.value.to_string()))
             .collect();
-        let group = groups.entry(labels).or_default();
+        let group = groups.entry(labels).or_insert_with(|| Series {
+            labels: Vec::new(),
+            value: 0.0,
+            count: 0,
+            points: Vec::new(),
+        });
         let suffix = sample.name.strip_prefix(family.name).unwrap_or_default();
         match suffix {
-            "_sum" => group.sum = sample.value,
-            "_count" => group.count = sample.value,
+            "_sum" => group.value = sample.value,
+            "_count" => group.count = sample.value as u64,
             _ => {
                 let bound = sample.label(special).and_then(parse_bound);
                 if let Some(bound) = bound.filter(|b| !(histogram && b.is_infinite())) {
@@ -147,25 +160,13 @@ fn convert_grouped(family: &Family<'_>, help: &str) -> MetricFamily {
             }
         }
     }
-    let mut builder = if histogram {
-        FamilyBuilder::histogram(family.name, help)
-    } else {
-        FamilyBuilder::summary(family.name, help)
-    };
-    for (labels, group) in groups {
-        let labels: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        if histogram {
-            let buckets: Vec<(f64, u64)> =
-                group.points.iter().map(|&(b, c)| (b, c as u64)).collect();
-            builder.push_histogram(&labels, &buckets, group.sum, group.count as u64);
-        } else {
-            builder.push_summary(&labels, &group.points, group.sum, group.count as u64);
-        }
-    }
-    builder.build()
+    groups
+        .into_iter()
+        .map(|(labels, mut series)| {
+            series.labels = labels;
+            series
+        })
+        .collect()
 }
 
 fn parse_bound(text: &str) -> Option<f64> {
@@ -177,8 +178,8 @@ fn parse_bound(text: &str) -> Option<f64> {
 }
 
 /// The identity of a series within its family: its labels, sorted.
-fn series_key(labels: &[LabelPair]) -> String {
-    let mut pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name(), l.value())).collect();
+fn series_key(labels: &[(String, String)]) -> String {
+    let mut pairs: Vec<&(String, String)> = labels.iter().collect();
     pairs.sort_unstable();
     pairs
         .iter()
@@ -186,28 +187,35 @@ fn series_key(labels: &[LabelPair]) -> String {
         .collect()
 }
 
-/// Gives every series of the family the same label names, missing ones as "".
-fn fill_missing_labels(family: &mut MetricFamily) {
-    let names: BTreeSet<String> = family
-        .get_metric()
+/// Writes a gathered family, giving every series the same label names (missing ones as
+/// "", as node_exporter does).
+fn write(name: &str, gathered: &Gathered, out: &mut MetricSet) {
+    let names: BTreeSet<&str> = gathered
+        .series
         .iter()
-        .flat_map(|m| m.get_label().iter().map(|l| l.name().to_owned()))
+        .flat_map(|s| s.labels.iter().map(|(n, _)| n.as_str()))
         .collect();
-    for metric in family.mut_metric() {
-        if metric.get_label().len() == names.len() {
-            continue;
-        }
-        let mut labels = metric.take_label();
+    let family = out.family(name, &gathered.help, gathered.kind);
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(names.len());
+    for series in &gathered.series {
+        labels.clear();
+        labels.extend(series.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         for name in &names {
-            if !labels.iter().any(|l| l.name() == name) {
-                let mut pair = LabelPair::default();
-                pair.set_name(name.clone());
-                pair.set_value(String::new());
-                labels.push(pair);
+            if !series.labels.iter().any(|(n, _)| n == name) {
+                labels.push((name, ""));
             }
         }
-        labels.sort_by(|a, b| a.name().cmp(b.name()));
-        metric.set_label(labels);
+        match gathered.kind {
+            MetricType::Histogram => {
+                let buckets: Vec<(f64, u64)> =
+                    series.points.iter().map(|&(b, c)| (b, c as u64)).collect();
+                out.histogram(family, &labels, &buckets, series.value, series.count);
+            }
+            MetricType::Summary => {
+                out.summary(family, &labels, &series.points, series.value, series.count);
+            }
+            _ => out.sample(family, &labels, series.value),
+        }
     }
 }
 
@@ -216,10 +224,10 @@ impl Collector for Textfile {
         "textfile"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut error = false;
         let mut gathered: BTreeMap<String, Gathered> = BTreeMap::new();
-        let mut mtimes = FamilyBuilder::gauge(
+        let mtimes = out.gauge(
             "node_textfile_mtime_seconds",
             "Unixtime mtime of textfiles successfully read.",
         );
@@ -234,7 +242,9 @@ impl Collector for Textfile {
             };
             for file in files {
                 match self.read_file(&file, &mut gathered) {
-                    Ok(mtime) => mtimes.push(&[("file", &file.display().to_string())], mtime),
+                    Ok(mtime) => {
+                        out.sample(mtimes, &[("file", &file.display().to_string())], mtime)
+                    }
                     Err(problem) => {
                         self.warn(&file, &problem);
                         error = true;
@@ -242,23 +252,19 @@ impl Collector for Textfile {
                 }
             }
         }
-        let mut families = Vec::with_capacity(gathered.len() + 2);
-        for (_, mut g) in gathered {
+        for (name, mut g) in gathered {
             if !g.has_help {
                 let files: Vec<String> = g.files.iter().map(|f| f.display().to_string()).collect();
-                g.family
-                    .set_help(format!("Metric read from {}", files.join(", ")));
+                g.help = format!("Metric read from {}", files.join(", "));
             }
-            fill_missing_labels(&mut g.family);
-            families.push(g.family);
+            write(&name, &g, out);
         }
-        families.push(mtimes.build());
-        families.push(gauge(
+        out.gauge_value(
             "node_textfile_scrape_error",
             "1 if there was an error opening or reading a file, 0 otherwise",
             if error { 1.0 } else { 0.0 },
-        ));
-        Ok(families)
+        );
+        Ok(())
     }
 }
 
@@ -292,33 +298,31 @@ impl Textfile {
             if parsed.samples.is_empty() {
                 continue;
             }
-            let family = convert(parsed);
+            let (kind, series) = convert(parsed);
             let has_help = parsed.help.is_some();
+            let help = parsed.help.as_deref().unwrap_or_default();
             let Some(existing) = gathered.get_mut(parsed.name) else {
-                let series = family
-                    .get_metric()
-                    .iter()
-                    .map(|m| series_key(m.get_label()))
-                    .collect();
                 gathered.insert(
                     parsed.name.to_owned(),
                     Gathered {
-                        family,
+                        kind,
+                        help: help.to_owned(),
                         files: vec![file.to_owned()],
                         has_help,
+                        keys: series.iter().map(|s| series_key(&s.labels)).collect(),
                         series,
                     },
                 );
                 continue;
             };
-            if existing.family.get_field_type() != family.get_field_type() {
+            if existing.kind != kind {
                 conflicts.push(format!(
                     "{} has another type in an earlier file; dropped",
                     parsed.name
                 ));
                 continue;
             }
-            if has_help && existing.has_help && existing.family.help() != family.help() {
+            if has_help && existing.has_help && existing.help != help {
                 conflicts.push(format!(
                     "{} has other HELP text in an earlier file; dropped",
                     parsed.name
@@ -326,13 +330,13 @@ impl Textfile {
                 continue;
             }
             if has_help && !existing.has_help {
-                existing.family.set_help(family.help().to_owned());
+                existing.help = help.to_owned();
                 existing.has_help = true;
             }
             existing.files.push(file.to_owned());
-            for metric in family.get_metric() {
-                if existing.series.insert(series_key(metric.get_label())) {
-                    existing.family.mut_metric().push(metric.clone());
+            for one in series {
+                if existing.keys.insert(series_key(&one.labels)) {
+                    existing.series.push(one);
                 } else {
                     conflicts.push(format!(
                         "{} has a series already read from an earlier file; dropped",

@@ -2,7 +2,7 @@
 //! `/sys/class/thermal/`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -23,15 +23,14 @@ impl Collector for ThermalZone {
         "thermal_zone"
     }
 
-    fn collect(&self, ctx: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let entries = read::dir_entries(&self.paths.sys("class/thermal"), |_| true)?;
-        let mut temp =
-            FamilyBuilder::gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
-        let mut cur = FamilyBuilder::gauge(
+        let temp = out.gauge("node_thermal_zone_temp", "Zone temperature in Celsius");
+        let cur = out.gauge(
             "node_cooling_device_cur_state",
             "Current throttle state of the cooling device",
         );
-        let mut max = FamilyBuilder::gauge(
+        let max = out.gauge(
             "node_cooling_device_max_state",
             "Maximum throttle state of the cooling device",
         );
@@ -44,18 +43,22 @@ impl Collector for ThermalZone {
             if let Some(zone) = name.strip_prefix("thermal_zone") {
                 // Reading a zone whose sensor is off answers an error: skip it.
                 if let Some(millidegrees) = read::attribute_value::<f64>(&dir.join("temp")) {
-                    temp.push(&[("zone", zone), ("type", &kind)], millidegrees / 1000.0);
+                    out.sample(
+                        temp,
+                        &[("zone", zone), ("type", &kind)],
+                        millidegrees / 1000.0,
+                    );
                 }
             } else if let Some(device) = name.strip_prefix("cooling_device") {
                 let labels = [("name", device), ("type", kind.as_str())];
                 if let Some(state) = read::attribute_value::<f64>(&dir.join("cur_state")) {
-                    cur.push(&labels, state);
+                    out.sample(cur, &labels, state);
                 }
                 if let Some(state) = read::attribute_value::<f64>(&dir.join("max_state")) {
-                    max.push(&labels, state);
+                    out.sample(max, &labels, state);
                 }
             }
         }
-        Ok(vec![temp.build(), cur.build(), max.build()])
+        Ok(())
     }
 }

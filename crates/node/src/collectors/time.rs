@@ -3,9 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use super::{Settings, boxed, gauge};
+use super::{Settings, boxed};
 use crate::paths::Paths;
 use crate::{read, sys};
 
@@ -24,30 +24,29 @@ impl Collector for Time {
         "time"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let mut families = vec![gauge(
+        out.gauge_value(
             "node_time_seconds",
             "System time in seconds since epoch (1970).",
             now.as_secs_f64(),
-        )];
+        );
         if let Some((zone, offset)) = sys::local_zone(now.as_secs() as i64) {
-            families.push(
-                FamilyBuilder::gauge(
+            {
+                let family = out.gauge(
                     "node_time_zone_offset_seconds",
                     "System time zone offset in seconds.",
-                )
-                .sample(&[("time_zone", &zone)], offset as f64)
-                .build(),
-            );
+                );
+                out.sample(family, &[("time_zone", &zone)], offset as f64);
+            }
         }
-        let mut available = FamilyBuilder::gauge(
+        let available = out.gauge(
             "node_time_clocksource_available_info",
             "Available clocksources read from '/sys/devices/system/clocksource'.",
         );
-        let mut current = FamilyBuilder::gauge(
+        let current = out.gauge(
             "node_time_clocksource_current_info",
             "Current clocksource read from '/sys/devices/system/clocksource'.",
         );
@@ -61,14 +60,20 @@ impl Collector for Time {
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {
-                available.push(&[("clocksource", source), ("device", device)], 1.0);
+                out.sample(
+                    available,
+                    &[("clocksource", source), ("device", device)],
+                    1.0,
+                );
             }
             if let Some(source) = read::attribute(&dir.join("current_clocksource")) {
-                current.push(&[("clocksource", &source), ("device", device)], 1.0);
+                out.sample(
+                    current,
+                    &[("clocksource", &source), ("device", device)],
+                    1.0,
+                );
             }
         }
-        families.push(available.build());
-        families.push(current.build());
-        Ok(families)
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! `/proc/net/udp{,6}`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -39,8 +39,8 @@ impl Collector for UdpQueues {
         "udp_queues"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
-        let mut family = FamilyBuilder::gauge(
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+        let family = out.gauge(
             "node_udp_queues",
             "Number of allocated memory in the kernel for UDP datagrams in bytes.",
         );
@@ -49,10 +49,10 @@ impl Collector for UdpQueues {
         for (ip, text) in [("v4", Some(v4)), ("v6", v6)] {
             let Some(text) = text else { continue };
             let (tx, rx) = parse(&text);
-            family.push(&[("ip", ip), ("queue", "tx")], tx);
-            family.push(&[("ip", ip), ("queue", "rx")], rx);
+            out.sample(family, &[("ip", ip), ("queue", "tx")], tx);
+            out.sample(family, &[("ip", ip), ("queue", "rx")], rx);
         }
-        Ok(vec![family.build()])
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! `nodename` label.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 
@@ -17,7 +17,7 @@ impl Collector for Uname {
         "uname"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let uname = rustix::system::uname();
         let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
         let (sysname, release, version) = (
@@ -30,23 +30,22 @@ impl Collector for Uname {
             text(uname.nodename()),
             text(uname.domainname()),
         );
-        Ok(vec![
-            FamilyBuilder::gauge(
-                "node_uname_info",
-                "Labeled system information as provided by the uname system call.",
-            )
-            .sample(
-                &[
-                    ("sysname", &sysname),
-                    ("release", &release),
-                    ("version", &version),
-                    ("machine", &machine),
-                    ("nodename", &nodename),
-                    ("domainname", &domainname),
-                ],
-                1.0,
-            )
-            .build(),
-        ])
+        let info = out.gauge(
+            "node_uname_info",
+            "Labeled system information as provided by the uname system call.",
+        );
+        out.sample(
+            info,
+            &[
+                ("sysname", &sysname),
+                ("release", &release),
+                ("version", &version),
+                ("machine", &machine),
+                ("nodename", &nodename),
+                ("domainname", &domainname),
+            ],
+            1.0,
+        );
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -26,25 +26,29 @@ impl Collector for Vmstat {
         "vmstat"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
-        Ok(text
-            .lines()
-            .filter_map(|line| {
-                let (key, value) = line.split_once(' ')?;
-                if !self.fields.is_match(key) {
-                    return None;
-                }
-                let value: f64 = value.trim().parse().ok()?;
-                Some(
-                    FamilyBuilder::untyped(
-                        format!("node_vmstat_{key}"),
-                        format!("/proc/vmstat information field {key}."),
-                    )
-                    .sample(&[], value)
-                    .build(),
-                )
-            })
-            .collect())
+        let (mut name, mut help) = (String::new(), String::new());
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            if !self.fields.is_match(key) {
+                continue;
+            }
+            name.clear();
+            name.push_str("node_vmstat_");
+            name.push_str(key);
+            help.clear();
+            help.push_str("/proc/vmstat information field ");
+            help.push_str(key);
+            help.push('.');
+            let family = out.untyped(&name, &help);
+            out.sample(family, &[], value);
+        }
+        Ok(())
     }
 }

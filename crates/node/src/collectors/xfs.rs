@@ -1,7 +1,7 @@
 //! `xfs`: per-filesystem XFS statistics from `/sys/fs/xfs/<device>/stats/stats`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -110,19 +110,19 @@ impl Collector for Xfs {
         "xfs"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // Only mounted XFS filesystems have a directory here; `stats` itself is global.
         // Without the xfs module loaded there is nothing to report, which is not an error.
         let devices = read::dir_entries(&self.paths.sys("fs/xfs"), |name| name != "stats")
             .unwrap_or_default();
-        let mut families: Vec<FamilyBuilder> = Vec::new();
+        let mut families: Vec<FamilyId> = Vec::new();
         let mut names: Vec<&str> = Vec::new();
         for (tag, metrics) in LINES {
             for metric in *metrics {
                 names.push(metric);
-                families.push(FamilyBuilder::counter(
-                    format!("node_xfs_{metric}"),
-                    format!(
+                families.push(out.counter(
+                    &format!("node_xfs_{metric}"),
+                    &format!(
                         "XFS statistic {tag}: {}.",
                         metric.trim_end_matches("_total").replace('_', " ")
                     ),
@@ -143,13 +143,13 @@ impl Collector for Xfs {
                     .unwrap_or_default();
                 for (column, _) in metrics.iter().enumerate() {
                     if let Some(value) = values.get(column) {
-                        families[index].push(&[("device", &device)], *value);
+                        out.sample(families[index], &[("device", &device)], *value);
                     }
                     index += 1;
                 }
             }
         }
-        Ok(families.into_iter().map(FamilyBuilder::build).collect())
+        Ok(())
     }
 }
 

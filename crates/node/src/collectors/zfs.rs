@@ -2,7 +2,7 @@
 //! the state of each pool.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyBuilder, MetricFamily, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -62,40 +62,38 @@ impl Collector for Zfs {
         "zfs"
     }
 
-    fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let root = self.paths.proc("spl/kstat/zfs");
         let entries = read::dir_entries(&root, |_| true)?;
-        let mut families = Vec::new();
         for (file, prefix) in KSTATS {
             let Some(text) = read::optional_trimmed(&root.join(file)) else {
                 continue;
             };
             for (name, value) in parse_kstat(&text) {
-                families.push(
-                    FamilyBuilder::untyped(
-                        format!("node_zfs_{prefix}_{name}"),
-                        format!("kstat.zfs.misc.{file}.{name}"),
-                    )
-                    .sample(&[], value)
-                    .build(),
-                );
+                {
+                    let family = out.untyped(
+                        &format!("node_zfs_{prefix}_{name}"),
+                        &format!("kstat.zfs.misc.{file}.{name}"),
+                    );
+                    out.sample(family, &[], value);
+                }
             }
         }
-        let mut state = FamilyBuilder::gauge("node_zfs_zpool_state", "kstat.zfs.misc.state");
+        let state = out.gauge("node_zfs_zpool_state", "kstat.zfs.misc.state");
         for (pool, dir) in entries.iter().filter(|(_, dir)| dir.is_dir()) {
             let Some(current) = read::optional_trimmed(&dir.join("state")) else {
                 continue;
             };
             let current = current.to_lowercase();
             for name in POOL_STATES {
-                state.push(
+                out.sample(
+                    state,
                     &[("zpool", pool), ("state", name)],
                     if current == name { 1.0 } else { 0.0 },
                 );
             }
         }
-        families.push(state.build());
-        Ok(families)
+        Ok(())
     }
 }
 

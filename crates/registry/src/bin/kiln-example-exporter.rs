@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kiln_registry::{
-    CollectError, Collector, Exporter, FamilyBuilder, MetricFamily, ScrapeContext, WebFlags,
-    bootstrap, build_info,
+    CollectError, Collector, Exporter, MetricSet, ScrapeContext, WebFlags, bootstrap, build_info,
 };
 
 /// An example exporter built on kiln-registry.
@@ -67,13 +66,16 @@ mod kiln_registry_example {
             "series"
         }
 
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
-            let mut family = FamilyBuilder::gauge("example_series", "One of many example series.");
+        fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
+            let series = out.gauge("example_series", "One of many example series.");
+            let mut id = String::new();
             for i in 0..self.0 {
-                let id = i.to_string();
-                family.push(&[("series", &id)], i as f64);
+                use std::fmt::Write as _;
+                id.clear();
+                let _ = write!(id, "{i}");
+                out.sample(series, &[("series", &id)], i as f64);
             }
-            Ok(vec![family.build()])
+            Ok(())
         }
     }
 
@@ -85,7 +87,7 @@ mod kiln_registry_example {
             "failing"
         }
 
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
             Err(CollectError::failed(
                 "reading the example source",
                 "it is always broken",
@@ -101,13 +103,14 @@ mod kiln_registry_example {
             "slow"
         }
 
-        fn collect(&self, _: &ScrapeContext) -> Result<Vec<MetricFamily>, CollectError> {
+        fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
             std::thread::sleep(self.0);
-            Ok(vec![
-                FamilyBuilder::gauge("example_slow_done", "Set when the slow collector finished.")
-                    .sample(&[], 1.0)
-                    .build(),
-            ])
+            out.gauge_value(
+                "example_slow_done",
+                "Set when the slow collector finished.",
+                1.0,
+            );
+            Ok(())
         }
     }
 }

@@ -6,7 +6,7 @@
 //! `process_threads` Go does not have, and parses each file through a general procfs
 //! library, a hundred allocations a scrape for seven numbers.
 
-use crate::metrics::{FamilyBuilder, MetricFamily};
+use crate::metrics::MetricSet;
 
 /// What does not change while the process runs, read once.
 #[derive(Debug)]
@@ -46,67 +46,51 @@ impl ProcessMetrics {
 
     /// This scrape's families, in the Go client's order; those whose source cannot be read
     /// are left out, as Go does.
-    pub(crate) fn gather(&self, families: &mut Vec<MetricFamily>) {
-        let single = |family: FamilyBuilder, value: f64| family.sample(&[], value).build();
+    pub(crate) fn write(&self, out: &mut MetricSet) {
         let stat = read_stat();
         if let Some(stat) = stat {
-            families.push(single(
-                FamilyBuilder::counter(
-                    "process_cpu_seconds_total",
-                    "Total user and system CPU time spent in seconds.",
-                ),
+            out.counter_value(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
                 stat.cpu_ticks / self.ticks_per_second,
-            ));
+            );
         }
         if let Some(open) = open_fds() {
-            families.push(single(
-                FamilyBuilder::gauge("process_open_fds", "Number of open file descriptors."),
-                open,
-            ));
+            out.gauge_value("process_open_fds", "Number of open file descriptors.", open);
         }
         let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
         if let Some(max) = soft_limit(&limits, "Max open files") {
-            families.push(single(
-                FamilyBuilder::gauge(
-                    "process_max_fds",
-                    "Maximum number of open file descriptors.",
-                ),
+            out.gauge_value(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
                 max,
-            ));
+            );
         }
         if let Some(stat) = stat {
-            families.push(single(
-                FamilyBuilder::gauge(
-                    "process_virtual_memory_bytes",
-                    "Virtual memory size in bytes.",
-                ),
+            out.gauge_value(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
                 stat.virtual_bytes,
-            ));
-            families.push(single(
-                FamilyBuilder::gauge(
-                    "process_resident_memory_bytes",
-                    "Resident memory size in bytes.",
-                ),
+            );
+            out.gauge_value(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
                 stat.resident_pages * self.page_size,
-            ));
+            );
         }
         if let Some(start) = self.start_time {
-            families.push(single(
-                FamilyBuilder::gauge(
-                    "process_start_time_seconds",
-                    "Start time of the process since unix epoch in seconds.",
-                ),
+            out.gauge_value(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
                 start,
-            ));
+            );
         }
         if let Some(max) = soft_limit(&limits, "Max address space") {
-            families.push(single(
-                FamilyBuilder::gauge(
-                    "process_virtual_memory_max_bytes",
-                    "Maximum amount of virtual memory available in bytes.",
-                ),
+            out.gauge_value(
+                "process_virtual_memory_max_bytes",
+                "Maximum amount of virtual memory available in bytes.",
                 max,
-            ));
+            );
         }
     }
 }
@@ -192,15 +176,16 @@ mod tests {
 
     #[test]
     fn this_process_is_described() {
-        let mut families = Vec::new();
-        ProcessMetrics::new().gather(&mut families);
+        let mut set = MetricSet::default();
+        ProcessMetrics::new().write(&mut set);
+        set.seal();
         let value = |name: &str| {
-            families
-                .iter()
+            set.families()
                 .find(|f| f.name() == name)
-                .map(|f| f.get_metric()[0].get_gauge().get_value())
+                .and_then(|f| f.samples().next())
+                .map(|s| s.value())
         };
-        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        let names: Vec<&str> = set.families().map(|f| f.name()).collect();
         assert_eq!(
             names,
             [

@@ -13,7 +13,7 @@ use http_body_util::Full;
 
 use super::Shared;
 use crate::collector::ScrapeContext;
-use crate::metrics::encode_text;
+use crate::metrics::{Format, finish};
 use crate::runner::Selection;
 use crate::webconfig::AuthOutcome;
 
@@ -120,22 +120,39 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     };
     let ctx = scrape_context(requested_timeout(parts));
 
-    let mut families = shared.runner.collect(ctx, &selection).await;
+    let mut collected = shared.runner.collect(ctx, &selection).await;
     if let Some(own) = &shared.self_metrics {
-        families.extend(own.gather());
+        collected.append(|out| own.write(out));
     }
-    let mut body = String::with_capacity(shared.last_size_hint());
-    let refused = encode_text(&families, &mut body);
-    if !refused.is_empty() {
-        tracing::error!(families = ?refused, "Metric families could not be encoded and were left out.");
-    }
-    if let Some(source) = shared
+    let text_source = shared
         .text_source
         .as_ref()
-        .filter(|s| selection.includes(s.name()))
-    {
-        let mut taken: Vec<String> = families.iter().map(|f| f.name().to_owned()).collect();
+        .filter(|s| selection.includes(s.name()));
+    // A text source writes the text format only, so an exporter with one answers in it.
+    let format = match text_source {
+        Some(_) => Format::Text,
+        None => Format::negotiate(
+            parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        ),
+    };
+    let mut body = String::with_capacity(shared.last_size_hint());
+    let left_out = collected.encode(&[], format, &mut body);
+    if !left_out.is_empty() {
+        tracing::error!(families = ?left_out, "Metric families could not be encoded and were left out.");
+    }
+    if let Some(source) = text_source {
+        let mut taken: Vec<String> = collected
+            .sets()
+            .flat_map(|set| set.families())
+            .filter(|f| !f.is_empty())
+            .map(|f| f.name().to_owned())
+            .collect();
         taken.sort_unstable();
+        taken.dedup();
+        drop(collected);
         let source = Arc::clone(source);
         // A large store takes tens of milliseconds to write: off the async threads.
         let written = tokio::task::spawn_blocking(move || {
@@ -156,6 +173,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
             }
         };
     }
+    finish(format, &mut body);
     shared.remember_size(body.len());
 
     let gzip = parts
@@ -186,7 +204,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     };
     response.headers_mut().insert(
         CONTENT_TYPE,
-        http::HeaderValue::from_static(TEXT_CONTENT_TYPE),
+        http::HeaderValue::from_static(format.content_type()),
     );
     shared.observe(200);
     response

@@ -1,46 +1,34 @@
 //! Metrics about the exporter itself: build info, process metrics and the metric handler's
 //! request counters (named as promhttp names them, so existing dashboards keep working).
 
-use prometheus::core::Collector as _;
-use prometheus::{IntCounterVec, IntGauge, Opts};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
+#[cfg(target_os = "linux")]
 use super::process_metrics::ProcessMetrics;
-use crate::metrics::MetricFamily;
+use crate::metrics::MetricSet;
 use crate::version::BuildInfo;
+
+/// Status codes counted from the start, so `rate()` works from the first scrape.
+const KNOWN_CODES: [u16; 3] = [200, 500, 503];
 
 /// The exporter's own instrumentation, shared by all connections.
 #[derive(Debug)]
 pub(crate) struct SelfMetrics {
-    build_info: MetricFamily,
-    requests: IntCounterVec,
-    in_flight: IntGauge,
+    info: BuildInfo,
+    /// Scrapes answered, by status code, in code order.
+    requests: Mutex<Vec<(u16, u64)>>,
+    in_flight: AtomicI64,
     #[cfg(target_os = "linux")]
     process: ProcessMetrics,
 }
 
 impl SelfMetrics {
     pub(crate) fn new(info: &BuildInfo) -> Self {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "promhttp_metric_handler_requests_total",
-                "Total number of scrapes by HTTP status code.",
-            ),
-            &["code"],
-        )
-        .unwrap_or_else(|_| unreachable!("the name and label are valid"));
-        // Known codes start at zero so rate() works from the first scrape.
-        for code in ["200", "500", "503"] {
-            requests.with_label_values(&[code]);
-        }
-        let in_flight = IntGauge::new(
-            "promhttp_metric_handler_requests_in_flight",
-            "Current number of scrapes being served.",
-        )
-        .unwrap_or_else(|_| unreachable!("the name is valid"));
         Self {
-            build_info: info.metric_family(),
-            requests,
-            in_flight,
+            info: *info,
+            requests: Mutex::new(KNOWN_CODES.iter().map(|&code| (code, 0)).collect()),
+            in_flight: AtomicI64::new(0),
             #[cfg(target_os = "linux")]
             process: ProcessMetrics::new(),
         }
@@ -48,33 +36,56 @@ impl SelfMetrics {
 
     /// Counts a finished scrape by its status code.
     pub(crate) fn observe(&self, status: u16) {
-        self.requests
-            .with_label_values(&[status.to_string().as_str()])
-            .inc();
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match requests.binary_search_by_key(&status, |&(code, _)| code) {
+            Ok(at) => requests[at].1 += 1,
+            Err(at) => requests.insert(at, (status, 1)),
+        }
     }
 
     /// Marks a scrape as in progress until the guard is dropped.
     pub(crate) fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.inc();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(&self.in_flight)
     }
 
-    /// Families to append to a scrape.
-    pub(crate) fn gather(&self) -> Vec<MetricFamily> {
-        let mut families = vec![self.build_info.clone()];
-        families.extend(self.requests.collect());
-        families.extend(self.in_flight.collect());
+    /// Writes the families appended to every scrape.
+    pub(crate) fn write(&self, out: &mut MetricSet) {
+        self.info.write_metric(out);
+        let requests = out.counter(
+            "promhttp_metric_handler_requests_total",
+            "Total number of scrapes by HTTP status code.",
+        );
+        let counts = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut code = String::new();
+        for (status, count) in counts {
+            use std::fmt::Write as _;
+            code.clear();
+            let _ = write!(code, "{status}");
+            out.sample(requests, &[("code", &code)], count as f64);
+        }
+        out.gauge_value(
+            "promhttp_metric_handler_requests_in_flight",
+            "Current number of scrapes being served.",
+            self.in_flight.load(Ordering::Relaxed) as f64,
+        );
         #[cfg(target_os = "linux")]
-        self.process.gather(&mut families);
-        families
+        self.process.write(out);
     }
 }
 
 /// Decrements the in-flight gauge when a scrape ends, however it ends.
-pub(crate) struct InFlight<'a>(&'a IntGauge);
+pub(crate) struct InFlight<'a>(&'a AtomicI64);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
