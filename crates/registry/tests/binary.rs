@@ -81,6 +81,73 @@ async fn serves_exposition_that_parses_strictly_and_passes_promtool() {
     );
 }
 
+/// What Debian's Prometheus 2.42 sends: OpenMetrics first.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[tokio::test]
+async fn openmetrics_when_asked_parses_strictly_and_ends_with_eof() {
+    let exporter = ExampleExporter::start(&["--example.series=10"]);
+    let url = exporter.url("/metrics");
+    let scrape = client()
+        .fetch(kiln_scraper::Fetch::get(&url, PROMETHEUS_ACCEPT))
+        .await
+        .unwrap();
+    assert_eq!(
+        scrape.content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(scrape.body.ends_with("# EOF\n"), "{}", scrape.body);
+    let exposition = scrape.parse().unwrap();
+    assert_eq!(
+        exposition.value("example_series", &[("series", "9")]),
+        Some(9.0)
+    );
+    assert_eq!(
+        exposition.value("example_latency_seconds_bucket", &[("le", "1.0")]),
+        Some(5.0)
+    );
+    // Counters are named without `_total` and their samples with it, as OpenMetrics has it.
+    assert!(
+        scrape
+            .body
+            .contains("# TYPE promhttp_metric_handler_requests counter\n"),
+        "{}",
+        scrape.body
+    );
+    assert_eq!(
+        exposition.value("promhttp_metric_handler_requests_total", &[("code", "200")]),
+        Some(0.0)
+    );
+    assert!(
+        scrape
+            .body
+            .contains("# UNIT example_latency_seconds seconds\n")
+    );
+    // The same scrape without OpenMetrics in Accept is the text format.
+    let text = client().scrape(&url).await.unwrap();
+    assert_eq!(
+        text.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert!(!text.body.contains("# EOF"));
+}
+
+#[test]
+fn a_real_prometheus_ingests_the_openmetrics_answer() {
+    let exporter = ExampleExporter::start(&["--example.series=10"]);
+    let prometheus = support::Prometheus::start(exporter.port);
+    // `le="1.0"` is how the OpenMetrics answer spells the bucket (the text format says
+    // `le="1"`): data under that label shows Prometheus asked for and read OpenMetrics.
+    let bucket = prometheus.query("example_latency_seconds_bucket{le=\"1.0\"}");
+    assert_eq!(bucket, Some(5.0));
+    assert_eq!(prometheus.query("up"), Some(1.0));
+    assert_eq!(prometheus.query("example_series{series=\"9\"}"), Some(9.0));
+    assert_eq!(
+        prometheus.query("example_scrape_collector_success{collector=\"series\"}"),
+        Some(1.0)
+    );
+}
+
 #[tokio::test]
 async fn a_failing_collector_is_reported_and_the_scrape_still_succeeds() {
     let exporter = ExampleExporter::start(&["--example.series=3", "--example.failing-collector"]);

@@ -1,8 +1,9 @@
 //! The smallest Kiln exporter: shows how an exporter is put together, and gives the tests
 //! and benchmarks of kiln-registry a real binary to start.
 //!
-//! It serves `example_series{series="N"}` gauges (as many as `--example.series`), and on
-//! request a collector that always fails and one that never returns.
+//! It serves `example_series{series="N"}` gauges (as many as `--example.series`) and an
+//! `example_latency_seconds` histogram, and on request a collector that always fails and
+//! one that never returns.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,6 +76,9 @@ mod kiln_registry_example {
                 let _ = write!(id, "{i}");
                 out.sample(series, &[("series", &id)], i as f64);
             }
+            let latency =
+                out.histogram_family("example_latency_seconds", "How long example requests took.");
+            out.histogram(latency, &[("route", "/")], &[(0.1, 3), (1.0, 5)], 1.75, 6);
             Ok(())
         }
     }

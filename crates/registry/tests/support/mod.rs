@@ -169,3 +169,83 @@ impl Pki {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// Debian's Prometheus scraping one target every second, killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with one job for `127.0.0.1:target_port` (its default scrape
+    /// protocols, which ask for OpenMetrics first).
+    pub fn start(target_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: example\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus runs (scripts/test installs Debian's prometheus)");
+        Self { child, port, dir }
+    }
+
+    /// The value of an instant query that selects one series, waiting up to 60 s for it.
+    pub fn query(&self, expr: &str) -> Option<f64> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/query?query={encoded}",
+            self.port
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body, _) = curl(&[&url]);
+            if status == 200 {
+                let answer: serde_json::Value =
+                    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                if let Some(value) = answer["data"]["result"][0]["value"][1].as_str() {
+                    return value.parse().ok();
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no answer to {expr}: {body}\n{}",
+                    std::fs::read_to_string(self.dir.path().join("prometheus.log"))
+                        .unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
