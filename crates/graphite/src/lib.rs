@@ -14,6 +14,8 @@
 //! ([`mapping`], [`cache`]) and stores it ([`store`], as a [`series`]), and
 //! [`exposition`] writes the store into each scrape.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod cli;
 pub mod exposition;

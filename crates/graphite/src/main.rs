@@ -1,5 +1,7 @@
 //! kiln-graphite-exporter: Graphite plaintext in, Prometheus metrics out.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use kiln_graphite::Cli;

@@ -5,6 +5,8 @@
 //! it for people or as prom2json's JSON, and [`lint`] checks it the way
 //! `promtool check metrics` does, with line numbers.
 
+#![forbid(unsafe_code)]
+
 pub mod lint;
 pub mod pretty;
 pub mod source;

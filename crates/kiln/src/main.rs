@@ -1,6 +1,8 @@
 //! `kiln`: run this host's exporters, watch a fleet live, and scrape and check Prometheus
 //! exporters.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;

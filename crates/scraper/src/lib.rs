@@ -11,6 +11,8 @@
 //! assert_eq!(exposition.value("up", &[("job", "node")]), Some(1.0));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod model;
 mod parse;
