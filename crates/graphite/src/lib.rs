@@ -32,6 +32,7 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiln_registry::bootstrap::BuildError;
 use kiln_registry::config::ConfigError;
 use kiln_registry::{BuildInfo, Exporter};
 
@@ -71,14 +72,22 @@ impl Cli {
 
 /// Loads the mapping and, unless only checking the configuration, starts the Graphite
 /// listeners and the expiry sweep; returns the HTTP side, ready to bind.
-pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, ConfigError> {
+///
+/// A malformed `--graphite.listen-address` is a configuration error (exit 64); an address
+/// that cannot be bound, such as a port in use, is not (exit 1), as for the web port.
+pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     let pipeline = Arc::new(Pipeline::new(cli.settings())?);
     if cli.web.check_config {
         return Ok(exporter(cli, info, pipeline));
     }
-    let listeners = ingest::start(&pipeline, &cli.listen_settings()).map_err(|error| {
-        ConfigError::file(std::path::Path::new(&cli.listen_address), error.to_string())
-    })?;
+    let listeners =
+        ingest::start(&pipeline, &cli.listen_settings()).map_err(|error| match error {
+            ingest::ListenError::Address { .. } => BuildError::Config(ConfigError::file(
+                std::path::Path::new(&cli.listen_address),
+                error.to_string(),
+            )),
+            ingest::ListenError::Bind { .. } => BuildError::Start(error.to_string()),
+        })?;
     tracing::debug!(?listeners, "Graphite listeners started.");
     let sweeper = Arc::clone(&pipeline);
     let spawned = std::thread::Builder::new()

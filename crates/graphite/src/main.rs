@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         return dump_fsm(&cli, target);
     }
     let info = build_info!("kiln-graphite-exporter");
-    bootstrap::main(info, &cli.web, || Ok(kiln_graphite::build(&cli, info)?))
+    bootstrap::main(info, &cli.web, || kiln_graphite::build(&cli, info))
 }
 
 /// `--debug.dump-fsm`: writes the glob state machine and exits, as upstream.

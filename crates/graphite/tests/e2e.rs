@@ -417,3 +417,31 @@ fn check_config_names_file_and_line() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_busy_ingest_port_exits_1_and_a_malformed_address_64() {
+    // Held for the whole test, so the exporter finds the port taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = format!("127.0.0.1:{}", taken.local_addr().unwrap().port());
+    let run = |address: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
+            .args([
+                &format!("--graphite.listen-address={address}"),
+                "--web.listen-address=127.0.0.1:0",
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = run(&busy);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen for Graphite"), "{stderr}");
+    let output = run("127.0.0.1:notaport");
+    assert_eq!(
+        output.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(taken);
+}
