@@ -12,7 +12,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kiln_gpu::collectors::Options;
 use kiln_gpu::exposition::GpuMetrics;
 use kiln_gpu::worker::{Settings, Shared, Worker};
-use kiln_registry::TextSource;
+use kiln_registry::metrics::{Format, encode};
+use kiln_registry::{Collector, MetricSet, ScrapeContext};
 
 /// `libfake_nvml.so` beside this benchmark's profile, built if missing.
 fn fake_library() -> PathBuf {
@@ -93,18 +94,25 @@ fn benches(c: &mut Criterion) {
     c.bench_function("gpu/collect_cycle_8_gpus", |b| b.iter(|| worker.cycle()));
 
     let metrics = GpuMetrics::new(Arc::clone(&shared), Duration::from_secs(10));
+    let ctx = ScrapeContext::with_budget(Duration::from_secs(3600));
+    let mut set = MetricSet::default();
     let mut out = String::new();
-    metrics.write_text(&[], &mut out);
+    // What a scrape does with the collector: fill a reused set, seal it, encode it.
+    let serve = |set: &mut MetricSet, out: &mut String| {
+        set.clear();
+        out.clear();
+        metrics.collect(&ctx, set).unwrap();
+        set.seal();
+        encode(&[set], Format::Text, out);
+    };
+    serve(&mut set, &mut out);
     println!(
         "scrape body: {} bytes, {} lines",
         out.len(),
         out.lines().count()
     );
     c.bench_function("gpu/serve_scrape_8_gpus", |b| {
-        b.iter(|| {
-            out.clear();
-            metrics.write_text(&[], &mut out);
-        })
+        b.iter(|| serve(&mut set, &mut out))
     });
 }
 

@@ -1,13 +1,14 @@
-//! Serves the latest snapshot, with its age, the live XID counts and the collector's
-//! health. A scrape takes no lock that the collection thread holds across NVML calls.
+//! The `gpu` collector: serves the latest snapshot, with its age, the live XID counts and
+//! the collection's health. A scrape takes no lock that the collection thread holds across
+//! NVML calls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use kiln_registry::TextSource;
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
-use crate::families::{Families, Spec, write_header};
+use crate::families::{Spec, write_sample};
 use crate::family;
 use crate::worker::Shared;
 
@@ -54,7 +55,7 @@ family!(
     "Age of the readings served, in seconds."
 );
 
-/// The text source "gpu".
+/// The collector "gpu".
 #[derive(Debug)]
 pub struct GpuMetrics {
     shared: Arc<Shared>,
@@ -94,12 +95,8 @@ impl GpuMetrics {
     }
 }
 
-fn single(out: &mut String, spec: &Spec, value: f64) {
-    write_header(out, spec);
-    out.push_str(spec.name);
-    out.push(' ');
-    kiln_registry::metrics::write_float(out, value);
-    out.push('\n');
+fn single(out: &mut MetricSet, spec: &Spec, value: f64) {
+    out.gauge_value(spec.name, spec.help, value);
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -107,29 +104,26 @@ fn unix_seconds(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-impl TextSource for GpuMetrics {
+impl Collector for GpuMetrics {
     fn name(&self) -> &str {
         "gpu"
     }
 
-    fn write_text(&self, _taken: &[&str], out: &mut String) {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let snapshot = self.shared.snapshot.load();
         let stalled = self.stalled();
-        out.reserve(snapshot.readings.len() + snapshot.errors.len() + 1024);
         single(out, &NVML_UP, if snapshot.nvml_up { 1.0 } else { 0.0 });
         single(out, &DEVICES, snapshot.gpus.len() as f64);
-        let mut live = Families::default();
+        let mut ids = Vec::new();
         for (labels, up) in &snapshot.gpus {
-            live.sample(&UP, labels, &[], if *up && !stalled { 1.0 } else { 0.0 });
+            let up = if *up && !stalled { 1.0 } else { 0.0 };
+            write_sample(out, &mut ids, &UP, Some(labels), &[], up);
         }
-        live.render(out);
         if !stalled {
-            out.push_str(&snapshot.readings);
+            out.append(&snapshot.readings);
         }
-        let mut xids = Families::default();
-        self.shared.xids.write(&mut xids);
-        xids.render(out);
-        out.push_str(&snapshot.errors);
+        self.shared.xids.write(out);
+        out.append(&snapshot.errors);
         single(out, &STALLED, if stalled { 1.0 } else { 0.0 });
         if snapshot.cycles > 0 {
             single(out, &DURATION, snapshot.duration.as_secs_f64());
@@ -139,5 +133,6 @@ impl TextSource for GpuMetrics {
                 .unwrap_or_default();
             single(out, &AGE, age.as_secs_f64());
         }
+        Ok(())
     }
 }

@@ -22,7 +22,6 @@ pub mod worker;
 pub mod xid;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use kiln_registry::bootstrap::BuildError;
 use kiln_registry::config::ConfigError;
@@ -65,5 +64,5 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         BuildError::Start(format!("cannot start the collection thread: {error}"))
     })?;
     shared.wait_for_first(FIRST_COLLECTION_WAIT);
-    Ok(exporter.text_source(Arc::new(exposition::GpuMetrics::new(shared, cli.timeout))))
+    Ok(exporter.collector(exposition::GpuMetrics::new(shared, cli.timeout)))
 }

@@ -2,6 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use kiln_registry::MetricSet;
+
+use crate::families::GpuLabels;
+
 /// The result of the latest cycle. Scrapes read it whole; the collector replaces it whole.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -13,12 +17,12 @@ pub struct Snapshot {
     pub cycles: u64,
     /// Whether the NVML library is open and answering.
     pub nvml_up: bool,
-    /// Each GPU index NVML reported: its rendered `gpu`/`uuid` labels and whether it answered.
-    pub gpus: Vec<(String, bool)>,
-    /// Every per-GPU family, rendered.
-    pub readings: String,
-    /// `nvidia_gpu_collect_errors_total`, rendered.
-    pub errors: String,
+    /// Each GPU index NVML reported: its `gpu`/`uuid` labels and whether it answered.
+    pub gpus: Vec<(GpuLabels, bool)>,
+    /// Every per-GPU family, sealed.
+    pub readings: MetricSet,
+    /// `nvidia_gpu_collect_errors_total`, sealed.
+    pub errors: MetricSet,
 }
 
 impl Default for Snapshot {
@@ -29,8 +33,8 @@ impl Default for Snapshot {
             cycles: 0,
             nvml_up: false,
             gpus: Vec::new(),
-            readings: String::new(),
-            errors: String::new(),
+            readings: MetricSet::default(),
+            errors: MetricSet::default(),
         }
     }
 }

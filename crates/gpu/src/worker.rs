@@ -13,7 +13,9 @@ use nvml_wrapper::{Device, Nvml};
 use crate::calls::{Abort, Call, Errors, Meaning, Progress, Reader, Support, meaning};
 use crate::collectors::identity::{self, Identity, System};
 use crate::collectors::{self, Context, Learnt, Options};
-use crate::families::{self, Families};
+use kiln_registry::MetricSet;
+
+use crate::families::{self, Families, GpuLabels};
 use crate::family;
 use crate::snapshot::Snapshot;
 use crate::xid::{self, XidCounts};
@@ -75,7 +77,7 @@ struct Session {
 #[derive(Debug)]
 struct Tracked {
     uuid: String,
-    labels: String,
+    labels: GpuLabels,
     support: Support,
     learnt: Learnt,
 }
@@ -153,7 +155,7 @@ impl Worker {
     }
 
     /// Reads every GPU into `self.families`; `Err` when NVML is unusable.
-    fn collect(&mut self) -> Result<Vec<(String, bool)>, ()> {
+    fn collect(&mut self) -> Result<Vec<(GpuLabels, bool)>, ()> {
         self.families.clear();
         let nvml = self.open()?;
         let progress = &self.shared.progress;
@@ -223,7 +225,7 @@ impl Worker {
         let checkpoint = self.families.checkpoint();
         let outcome = read_device(
             &device,
-            tracked.labels.as_str(),
+            &tracked.labels,
             &mut tracked.learnt,
             reader,
             &session.system,
@@ -309,22 +311,22 @@ impl Worker {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    fn publish(&mut self, started: Instant, gpus: Vec<(String, bool)>) {
+    fn publish(&mut self, started: Instant, gpus: Vec<(GpuLabels, bool)>) {
         self.cycles += 1;
-        let previous = self.shared.snapshot.load();
-        let mut readings = String::with_capacity(previous.readings.len() + 256);
-        self.families.render(&mut readings);
-        let mut errors = Families::default();
+        let readings = self.families.finish();
+        let mut errors = MetricSet::default();
+        let mut ids = Vec::new();
         for (call, error, count) in self.errors.counts() {
-            errors.sample(
+            families::write_sample(
+                &mut errors,
+                &mut ids,
                 &COLLECT_ERRORS,
-                "",
+                None,
                 &[("call", call.function()), ("error", error)],
                 count as f64,
             );
         }
-        let mut errors_text = String::new();
-        errors.render(&mut errors_text);
+        errors.seal();
         self.shared.snapshot.store(Arc::new(Snapshot {
             taken: SystemTime::now(),
             duration: started.elapsed(),
@@ -332,7 +334,7 @@ impl Worker {
             nvml_up: self.session.is_some(),
             gpus,
             readings,
-            errors: errors_text,
+            errors,
         }));
     }
 }
@@ -340,7 +342,7 @@ impl Worker {
 /// Learns a GPU's identity the first time, then runs every collector on it.
 fn read_device(
     device: &Device<'_>,
-    labels: &str,
+    labels: &GpuLabels,
     learnt: &mut Learnt,
     mut reader: Reader<'_>,
     system: &System,

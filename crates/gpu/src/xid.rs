@@ -15,7 +15,9 @@ use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 
-use crate::families::{Families, gpu_labels};
+use kiln_registry::MetricSet;
+
+use crate::families::{gpu_labels, write_sample};
 use crate::family;
 
 family!(
@@ -61,13 +63,22 @@ impl XidCounts {
     }
 
     /// Writes both families.
-    pub fn write(&self, out: &mut Families) {
+    pub fn write(&self, out: &mut MetricSet) {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = Vec::new();
         for ((gpu, uuid, xid), s) in seen.iter() {
             let labels = gpu_labels(*gpu, uuid);
             let xid = xid.to_string();
-            out.sample(&ERRORS, &labels, &[("xid", &xid)], s.count as f64);
-            out.sample(&LAST, &labels, &[("xid", &xid)], s.last);
+            let extra = [("xid", xid.as_str())];
+            write_sample(
+                out,
+                &mut ids,
+                &ERRORS,
+                Some(&labels),
+                &extra,
+                s.count as f64,
+            );
+            write_sample(out, &mut ids, &LAST, Some(&labels), &extra, s.last);
         }
     }
 }
@@ -167,10 +178,11 @@ mod tests {
         counts.record(0, "GPU-a", 79, t(100));
         counts.record(0, "GPU-a", 79, t(200));
         counts.record(1, "GPU-b", 48, t(150));
-        let mut families = Families::default();
-        counts.write(&mut families);
+        let mut set = MetricSet::default();
+        counts.write(&mut set);
+        set.seal();
         let mut out = String::new();
-        families.render(&mut out);
+        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
         assert!(
             out.contains("nvidia_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-a\",xid=\"79\"} 2\n"),
             "{out}"

@@ -51,7 +51,7 @@ pub struct Learnt {
 pub struct Context<'a, 'n> {
     pub device: &'a Device<'n>,
     /// `gpu="…",uuid="…"`.
-    pub labels: &'a str,
+    pub labels: &'a crate::families::GpuLabels,
     pub reader: Reader<'a>,
     pub learnt: &'a mut Learnt,
     pub options: &'a Options,

@@ -206,14 +206,33 @@ pub fn http(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body.to_owned()))
 }
 
-/// The value of the sample written exactly as `series` (`name{a="b"}`) in `text`.
+/// The value of the sample `series` (`name{a="b",c="d"}`, labels in any order) in `text`.
 pub fn value(text: &str, series: &str) -> Option<f64> {
+    let wanted = series_key(series);
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|line| {
             let (key, value) = line.rsplit_once(' ')?;
-            (key == series).then(|| value.parse().ok()).flatten()
+            (series_key(key) == wanted)
+                .then(|| value.parse().ok())
+                .flatten()
         })
+}
+
+/// A series' name and its label pairs, sorted, so that label order does not matter.
+fn series_key(series: &str) -> (String, Vec<String>) {
+    let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+    let labels = labels.strip_suffix('}').unwrap_or(labels);
+    let mut pairs = Vec::new();
+    let mut rest = labels;
+    // Pairs end at a `",` outside an escape; values here never hold one.
+    while !rest.is_empty() {
+        let end = rest.find("\",").map_or(rest.len(), |at| at + 1);
+        pairs.push(rest[..end].to_owned());
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    pairs.sort();
+    (name.to_owned(), pairs)
 }
 
 /// Whether any sample of `family` mentions `needle` in its labels.

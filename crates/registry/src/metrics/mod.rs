@@ -68,7 +68,7 @@ pub struct Checkpoint {
 /// Families may be declared up front and filled in any order: samples carry their family,
 /// and [`MetricSet::seal`] groups them (keeping each family's samples in the order they were
 /// written). A family that gets no sample is left out of the exposition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MetricSet {
     /// Names, help texts, label names and values, end to end.
     text: String,
@@ -215,6 +215,36 @@ impl MetricSet {
         count: u64,
     ) {
         self.push(family, labels, sum, count, quantiles);
+    }
+
+    /// Adds every family of `other` with its samples, as if written here: for a collector
+    /// that serves what a background loop wrote earlier (a snapshot) next to its own.
+    pub fn append(&mut self, other: &MetricSet) {
+        self.sealed = false;
+        let text = self.text.len();
+        let family = self.families.len();
+        let labels = self.labels.len();
+        let points = self.points.len();
+        let shift = |range: &Range<usize>, by: usize| range.start + by..range.end + by;
+        self.text.push_str(&other.text);
+        self.families.extend(other.families.iter().map(|f| Family {
+            name: shift(&f.name, text),
+            help: shift(&f.help, text),
+            kind: f.kind,
+            samples: 0..0,
+        }));
+        self.labels.extend(other.labels.iter().map(|l| Label {
+            name: shift(&l.name, text),
+            value: shift(&l.value, text),
+        }));
+        self.points.extend_from_slice(&other.points);
+        self.samples.extend(other.samples.iter().map(|s| Sample {
+            family: s.family + family as u32,
+            labels: shift(&s.labels, labels),
+            value: s.value,
+            count: s.count,
+            points: shift(&s.points, points),
+        }));
     }
 
     /// Number of samples written (a histogram or summary counts once).
@@ -478,6 +508,30 @@ mod tests {
         assert_eq!(values(&set, "kept"), [(vec![], 1.0)]);
         assert_eq!(set.families().count(), 1);
         assert_eq!(set.text, "keptK.");
+    }
+
+    #[test]
+    fn an_appended_set_reads_as_if_written_here() {
+        let mut snapshot = MetricSet::default();
+        let h = snapshot.histogram_family("h_seconds", "H.");
+        snapshot.histogram(h, &[("gpu", "0")], &[(0.5, 1)], 0.25, 1);
+        snapshot.gauge_value("g", "G.", 3.0);
+        snapshot.seal();
+        let mut set = MetricSet::default();
+        set.gauge_value("own", "Own.", 1.0);
+        set.append(&snapshot);
+        set.append(&snapshot);
+        set.seal();
+        assert_eq!(values(&set, "own"), [(vec![], 1.0)]);
+        assert_eq!(values(&set, "g"), [(vec![], 3.0), (vec![], 3.0)]);
+        let histograms: Vec<_> = set
+            .families()
+            .filter(|f| f.name() == "h_seconds")
+            .flat_map(|f| f.samples())
+            .collect();
+        assert_eq!(histograms.len(), 2);
+        assert_eq!(histograms[1].points(), [(0.5, 1.0)]);
+        assert_eq!(histograms[1].label("gpu"), Some("0"));
     }
 
     #[test]
