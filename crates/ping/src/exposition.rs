@@ -1,14 +1,12 @@
 //! Writes each scrape: per-target counters and the RTT histogram, czerwonk's window gauges,
 //! optionally smokeping_prober's families, and the health of DNS and the sockets.
 //!
-//! Text is written straight from a snapshot of the engine's table, taken under its lock in
-//! one copy, so a scrape never holds up sending or receiving.
+//! Families are written from a snapshot of the engine's table, taken under its lock in one
+//! copy, so a scrape never holds up sending or receiving.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use kiln_registry::TextSource;
-use kiln_registry::metrics::{write_float, write_label_value};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use crate::cli::{Cli, RttUnit, Toggle};
 use crate::engine::{Engine, FamilyCounters, TargetSnapshot};
@@ -38,7 +36,7 @@ impl Options {
     }
 }
 
-/// The text source "ping".
+/// The collector "ping".
 pub struct PingMetrics {
     engine: Arc<Engine>,
     targets: TargetManager,
@@ -73,22 +71,23 @@ impl PingMetrics {
     }
 }
 
-impl TextSource for PingMetrics {
+impl Collector for PingMetrics {
     fn name(&self) -> &str {
         "ping"
     }
 
-    fn write_text(&self, _taken: &[&str], out: &mut String) {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut snapshot = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let families = self.engine.snapshot(&mut snapshot);
         snapshot.sort_by(|a, b| {
             (a.target.name.as_str(), a.target.family)
                 .cmp(&(b.target.name.as_str(), b.target.family))
         });
-        let rows: Vec<Row<'_>> = snapshot.iter().map(Row::new).collect();
+        let ips: Vec<String> = snapshot.iter().map(|s| s.ip.to_string()).collect();
+        let rows: Vec<Row<'_>> = snapshot.iter().zip(&ips).map(Row::new).collect();
 
-        header(out, "ping_up", "ping_exporter version", "gauge");
-        sample(out, "ping_up", &label("version", self.version), 1.0);
+        let up = out.gauge("ping_up", "ping_exporter version");
+        out.sample(up, &[("version", self.version)], 1.0);
 
         write_window(out, &rows, self.options);
         write_counters(out, &rows);
@@ -105,64 +104,43 @@ impl TextSource for PingMetrics {
             );
         }
         write_health(out, &self.engine, &self.targets, families);
+        Ok(())
     }
 }
 
-/// One target's snapshot with its label sets rendered.
+/// Label pairs, borrowed from the snapshot.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// One target's snapshot with its label sets.
 struct Row<'a> {
     snapshot: &'a TargetSnapshot,
     /// `target`, `ip_version`, custom labels: stays when the address changes.
-    native: String,
+    native: Pairs<'a>,
     /// `target`, `ip`, `ip_version`, custom labels: czerwonk's gauges.
-    with_ip: String,
+    with_ip: Pairs<'a>,
     /// `host`, `ip`, custom labels: smokeping_prober's.
-    smokeping: String,
+    smokeping: Pairs<'a>,
 }
 
 impl<'a> Row<'a> {
-    fn new(snapshot: &'a TargetSnapshot) -> Self {
+    fn new((snapshot, ip): (&'a TargetSnapshot, &'a String)) -> Self {
         let target = &snapshot.target;
-        let mut name = String::new();
-        write_label_value(&mut name, &target.name);
-        let ip = snapshot.ip;
+        let name = target.name.as_str();
         let version = target.family.version();
-        let mut custom = String::new();
-        for (name, value) in &target.labels {
-            custom.push(',');
-            custom.push_str(&label(name, value));
-        }
+        let custom = target.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let with = |first: &[(&'a str, &'a str)]| -> Pairs<'a> {
+            first.iter().copied().chain(custom.clone()).collect()
+        };
         Self {
             snapshot,
-            native: format!("target=\"{name}\",ip_version=\"{version}\"{custom}"),
-            with_ip: format!("target=\"{name}\",ip=\"{ip}\",ip_version=\"{version}\"{custom}"),
-            smokeping: format!("host=\"{name}\",ip=\"{ip}\"{custom}"),
+            native: with(&[("target", name), ("ip_version", version)]),
+            with_ip: with(&[("target", name), ("ip", ip), ("ip_version", version)]),
+            smokeping: with(&[("host", name), ("ip", ip)]),
         }
     }
 }
 
-/// `# HELP` and `# TYPE` lines.
-pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// One sample; `labels` is the rendered label list, maybe empty.
-pub(crate) fn sample(out: &mut String, name: &str, labels: &str, value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        out.push_str(labels);
-        out.push('}');
-    }
-    out.push(' ');
-    write_float(out, value);
-    out.push('\n');
-}
-
-fn counter_sample(out: &mut String, name: &str, labels: &str, value: u64) {
-    let _ = writeln!(out, "{name}{{{labels}}} {value}");
-}
-
-fn write_window(out: &mut String, rows: &[Row<'_>], options: Options) {
+fn write_window(out: &mut MetricSet, rows: &[Row<'_>], options: Options) {
     let windows: Vec<WindowSummary> = rows.iter().map(|r| r.snapshot.stats.window()).collect();
     let answered = |w: &WindowSummary| w.total > w.lost;
     type Pick = fn(&WindowSummary) -> f64;
@@ -181,88 +159,73 @@ fn write_window(out: &mut String, rows: &[Row<'_>], options: Options) {
         }
         let unit_words = if unit == "ms" { "millis" } else { "seconds" };
         for (stat, help, pick) in gauges {
-            let name = format!("ping_rtt_{stat}_{unit}");
-            header(out, &name, &format!("{help} in {unit_words}"), "gauge");
+            let family = out.gauge(
+                &format!("ping_rtt_{stat}_{unit}"),
+                &format!("{help} in {unit_words}"),
+            );
             for (row, window) in rows.iter().zip(&windows).filter(|(_, w)| answered(w)) {
-                sample(out, &name, &row.with_ip, pick(window) * scale);
+                out.sample(family, &row.with_ip, pick(window) * scale);
             }
         }
     }
     if options.deprecated {
-        header(
-            out,
-            "ping_rtt_ms",
-            "Round trip time in millis (deprecated)",
-            "gauge",
-        );
+        let family = out.gauge("ping_rtt_ms", "Round trip time in millis (deprecated)");
         let types = [("best", 0), ("worst", 1), ("mean", 2), ("std_dev", 3)];
+        let mut labels = Vec::new();
         for (row, window) in rows.iter().zip(&windows).filter(|(_, w)| answered(w)) {
             for (kind, index) in types {
-                let labels = format!("{},type=\"{kind}\"", row.with_ip);
-                sample(
-                    out,
-                    "ping_rtt_ms",
-                    &labels,
-                    gauges[index].2(window) * 1000.0,
-                );
+                labels.clear();
+                labels.extend_from_slice(&row.with_ip);
+                labels.push(("type", kind));
+                out.sample(family, &labels, gauges[index].2(window) * 1000.0);
             }
         }
     }
-    header(
-        out,
-        "ping_loss_ratio",
-        "Packet loss from 0.0 to 1.0",
-        "gauge",
-    );
+    let loss = out.gauge("ping_loss_ratio", "Packet loss from 0.0 to 1.0");
     for (row, window) in rows.iter().zip(&windows).filter(|(_, w)| w.total > 0) {
-        sample(
-            out,
-            "ping_loss_ratio",
-            &row.with_ip,
-            window.lost as f64 / window.total as f64,
-        );
+        out.sample(loss, &row.with_ip, window.lost as f64 / window.total as f64);
     }
 }
 
 /// Which label set of a row a family uses.
-type Labels = for<'r> fn(&'r Row<'_>) -> &'r String;
+type Labels = for<'r, 'a> fn(&'r Row<'a>) -> &'r Pairs<'a>;
 /// A counter's value in a snapshot.
 type Count = fn(&Stats) -> u64;
 
-fn native<'r>(row: &'r Row<'_>) -> &'r String {
+fn native<'r, 'a>(row: &'r Row<'a>) -> &'r Pairs<'a> {
     &row.native
 }
 
-fn smokeping<'r>(row: &'r Row<'_>) -> &'r String {
+fn smokeping<'r, 'a>(row: &'r Row<'a>) -> &'r Pairs<'a> {
     &row.smokeping
 }
 
 /// One counter family, a sample per row.
 fn counter_family(
-    out: &mut String,
+    out: &mut MetricSet,
     name: &str,
     help: &str,
     rows: &[Row<'_>],
     labels: Labels,
     count: Count,
 ) {
-    header(out, name, help, "counter");
+    let family = out.counter(name, help);
     for row in rows {
-        counter_sample(out, name, labels(row), count(&row.snapshot.stats));
+        out.sample(family, labels(row), count(&row.snapshot.stats) as f64);
     }
 }
 
 /// The latest reply's TTL, for rows that have had a reply.
-fn hop_limit_family(out: &mut String, name: &str, help: &str, rows: &[Row<'_>], labels: Labels) {
-    header(out, name, help, "gauge");
+fn hop_limit_family(out: &mut MetricSet, name: &str, help: &str, rows: &[Row<'_>], labels: Labels) {
+    let family = out.gauge(name, help);
     for row in rows {
         if let Some(hop_limit) = row.snapshot.stats.last_hop_limit {
-            sample(out, name, labels(row), f64::from(hop_limit));
+            out.sample(family, labels(row), f64::from(hop_limit));
         }
     }
 }
 
-fn write_counters(out: &mut String, rows: &[Row<'_>]) {
+fn write_counters(out: &mut MetricSet, rows: &[Row<'_>]) {
     let counters: [(&str, &str, Count); 6] = [
         (
             "ping_requests_total",
@@ -308,7 +271,7 @@ fn write_counters(out: &mut String, rows: &[Row<'_>]) {
 }
 
 /// smokeping_prober's families, names, help and labels as it writes them.
-fn write_smokeping(out: &mut String, rows: &[Row<'_>], bounds: &[f64]) {
+fn write_smokeping(out: &mut MetricSet, rows: &[Row<'_>], bounds: &[f64]) {
     counter_family(
         out,
         "smokeping_requests_total",
@@ -351,47 +314,42 @@ fn write_smokeping(out: &mut String, rows: &[Row<'_>], bounds: &[f64]) {
 }
 
 fn write_histogram(
-    out: &mut String,
+    out: &mut MetricSet,
     name: &str,
     help: &str,
     rows: &[Row<'_>],
     labels: Labels,
     bounds: &[f64],
 ) {
-    header(out, name, help, "histogram");
-    let mut le = String::new();
+    let family = out.histogram_family(name, help);
+    let mut buckets = Vec::with_capacity(bounds.len());
     for row in rows {
-        let labels = labels(row);
         let stats = &row.snapshot.stats;
         let mut cumulative = 0;
+        buckets.clear();
         for (bound, count) in bounds.iter().zip(&stats.buckets) {
             cumulative += count;
-            le.clear();
-            write_float(&mut le, *bound);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            buckets.push((*bound, cumulative));
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-            stats.responses
+        out.histogram(
+            family,
+            labels(row),
+            &buckets,
+            stats.rtt_sum,
+            stats.responses,
         );
-        let _ = write!(out, "{name}_sum{{{labels}}} ");
-        write_float(out, stats.rtt_sum);
-        let _ = writeln!(out, "\n{name}_count{{{labels}}} {}", stats.responses);
     }
 }
 
 fn write_health(
-    out: &mut String,
+    out: &mut MetricSet,
     engine: &Engine,
     targets: &TargetManager,
     families: [FamilyCounters; 2],
 ) {
-    header(
-        out,
+    let socket_up = out.gauge(
         "ping_socket_up",
         "Whether the ICMP socket of the family is open, and of which type (dgram: unprivileged; raw: CAP_NET_RAW).",
-        "gauge",
     );
     let sockets = engine.sockets();
     for family in [Family::V4, Family::V6] {
@@ -399,54 +357,45 @@ fn write_health(
             Some(info) => (info.kind.label(), 1.0),
             None => ("none", 0.0),
         };
-        let labels = format!("ip_version=\"{}\",type=\"{kind}\"", family.version());
-        sample(out, "ping_socket_up", &labels, up);
+        out.sample(
+            socket_up,
+            &[("ip_version", family.version()), ("type", kind)],
+            up,
+        );
     }
-    header(
-        out,
+    let timestamps = out.gauge(
         "ping_socket_kernel_timestamps",
         "Whether RTTs use kernel receive timestamps (1) or user-space clock reads (0).",
-        "gauge",
     );
     for family in [Family::V4, Family::V6] {
         if let Some(info) = sockets[family.index()] {
-            let labels = format!("ip_version=\"{}\"", family.version());
-            sample(
-                out,
-                "ping_socket_kernel_timestamps",
-                &labels,
+            out.sample(
+                timestamps,
+                &[("ip_version", family.version())],
                 f64::from(u8::from(info.kernel_timestamps)),
             );
         }
     }
-    header(
-        out,
+    let foreign = out.counter(
         "ping_foreign_packets_total",
         "Echo replies that matched no request of ours (or came after it was forgotten).",
-        "counter",
     );
     for family in [Family::V4, Family::V6] {
-        let labels = format!("ip_version=\"{}\"", family.version());
-        counter_sample(
-            out,
-            "ping_foreign_packets_total",
-            &labels,
-            families[family.index()].foreign,
+        out.sample(
+            foreign,
+            &[("ip_version", family.version())],
+            families[family.index()].foreign as f64,
         );
     }
-    header(
-        out,
+    let receive_errors = out.counter(
         "ping_receive_errors_total",
         "Failed reads of the ICMP sockets.",
-        "counter",
     );
     for family in [Family::V4, Family::V6] {
-        let labels = format!("ip_version=\"{}\"", family.version());
-        counter_sample(
-            out,
-            "ping_receive_errors_total",
-            &labels,
-            families[family.index()].receive_errors,
+        out.sample(
+            receive_errors,
+            &[("ip_version", family.version())],
+            families[family.index()].receive_errors as f64,
         );
     }
 
@@ -457,37 +406,26 @@ fn write_health(
         .clone();
     let mut names: Vec<_> = dns.iter().collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
-    header(
-        out,
+    let resolved = out.gauge(
         "ping_dns_resolved",
         "Whether the latest lookup of the target's name succeeded (the last good address stays in use when not).",
-        "gauge",
     );
     for (name, status) in &names {
-        let labels = label("target", name);
-        sample(
-            out,
-            "ping_dns_resolved",
-            &labels,
+        out.sample(
+            resolved,
+            &[("target", name.as_str())],
             f64::from(u8::from(status.resolved)),
         );
     }
-    header(
-        out,
+    let failures = out.counter(
         "ping_dns_failures_total",
         "Failed lookups of the target's name.",
-        "counter",
     );
     for (name, status) in &names {
-        let labels = label("target", name);
-        counter_sample(out, "ping_dns_failures_total", &labels, status.failures);
+        out.sample(
+            failures,
+            &[("target", name.as_str())],
+            status.failures as f64,
+        );
     }
-}
-
-/// `name="value"`, the value escaped.
-fn label(name: &str, value: &str) -> String {
-    let mut out = format!("{name}=\"");
-    write_label_value(&mut out, value);
-    out.push('"');
-    out
 }

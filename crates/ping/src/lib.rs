@@ -83,7 +83,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         info.version,
     );
     Ok(exporter
-        .text_source(Arc::new(metrics))
+        .collector(metrics)
         .route(
             "/probe",
             "Probe a target: /probe?target=HOST[&count=N]",

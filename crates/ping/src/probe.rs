@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use kiln_registry::{Response, RouteHandler, ScrapeContext, TEXT_CONTENT_TYPE, query_pairs, text};
+use http::{HeaderMap, StatusCode};
+use kiln_registry::{
+    MetricSet, Response, RouteHandler, ScrapeContext, exposition_response, query_pairs, text,
+};
 
 use crate::dns::Resolver;
 use crate::engine::{Engine, Outcome, ProbeSettings, Target};
-use crate::exposition::{header, sample};
 use crate::icmp::Family;
 use crate::targets::TargetManager;
 
@@ -95,7 +95,20 @@ pub fn handler(
                 Ok(request) => request,
                 Err(message) => return text(StatusCode::BAD_REQUEST, &format!("{message}\n")),
             };
-            probe(engine, &targets, &resolver, request, default_size, context).await
+            let answer = Answer {
+                headers: &parts.headers,
+                started: Instant::now(),
+            };
+            probe(
+                engine,
+                &targets,
+                &resolver,
+                request,
+                default_size,
+                context,
+                answer,
+            )
+            .await
         })
     })
 }
@@ -107,8 +120,9 @@ async fn probe(
     request: Request,
     default_size: usize,
     context: ScrapeContext,
+    answer: Answer<'_>,
 ) -> Response {
-    let started = Instant::now();
+    let started = answer.started;
     let allowed = targets.settings().allowed.clone();
     let literal = request.target.parse::<IpAddr>().ok();
     if literal.is_none() && !allowed.allows_name(&request.target) && allowed.networks.is_empty() {
@@ -137,22 +151,21 @@ async fn probe(
             .and_then(|found| found[0].or(found[1]).ok_or_else(|| "no address".to_owned())),
     };
     let resolve_time = started.elapsed();
-    let mut out = String::new();
+    let mut out = MetricSet::default();
     let ip = match resolved {
         Ok(ip) if request.family.is_some_and(|f| f != Family::of(ip)) => {
             tracing::debug!(target = %request.target, "Address of the wrong family.");
-            return metrics_response(finish(out, started, false));
+            return answer.finish(out, false);
         }
         Ok(ip) => ip,
         Err(error) => {
             tracing::debug!(target = %request.target, err = %error, "Probe target does not resolve.");
-            gauge(
-                &mut out,
+            out.gauge_value(
                 "probe_dns_lookup_time_seconds",
                 "Returns the time taken for probe dns lookup in seconds",
                 resolve_time.as_secs_f64(),
             );
-            return metrics_response(finish(out, started, false));
+            return answer.finish(out, false);
         }
     };
     if !(allowed.allows_name(&request.target) || allowed.allows_address(ip)) {
@@ -200,99 +213,80 @@ async fn probe(
         Outcome::Reply { hop_limit, .. } => *hop_limit,
         _ => None,
     });
-    gauge(
-        &mut out,
+    out.gauge_value(
         "probe_dns_lookup_time_seconds",
         "Returns the time taken for probe dns lookup in seconds",
         resolve_time.as_secs_f64(),
     );
-    gauge(
-        &mut out,
+    out.gauge_value(
         "probe_ip_protocol",
         "Specifies whether probe ip protocol is IP4 or IP6",
         if ip.is_ipv4() { 4.0 } else { 6.0 },
     );
-    gauge(
-        &mut out,
+    out.gauge_value(
         "probe_icmp_requests",
         "Echo requests sent by this probe",
         request.count as f64,
     );
-    gauge(
-        &mut out,
+    out.gauge_value(
         "probe_icmp_replies",
         "Echo replies received in time by this probe",
         rtts.len() as f64,
     );
     if !rtts.is_empty() {
         let mean = rtts.iter().sum::<f64>() / rtts.len() as f64;
-        header(
-            &mut out,
+        let duration = out.gauge(
             "probe_icmp_duration_seconds",
             "Duration of icmp request by phase (rtt: mean of the replies)",
-            "gauge",
         );
-        sample(
-            &mut out,
-            "probe_icmp_duration_seconds",
-            "phase=\"resolve\"",
+        out.sample(
+            duration,
+            &[("phase", "resolve")],
             resolve_time.as_secs_f64(),
         );
-        sample(
-            &mut out,
-            "probe_icmp_duration_seconds",
-            "phase=\"rtt\"",
-            mean,
-        );
-        header(
-            &mut out,
+        out.sample(duration, &[("phase", "rtt")], mean);
+        let rtt = out.gauge(
             "probe_icmp_rtt_seconds",
             "Fastest and slowest reply of this probe",
-            "gauge",
         );
         let fastest = rtts.iter().copied().fold(f64::INFINITY, f64::min);
         let slowest = rtts.iter().copied().fold(0.0, f64::max);
-        sample(&mut out, "probe_icmp_rtt_seconds", "stat=\"min\"", fastest);
-        sample(&mut out, "probe_icmp_rtt_seconds", "stat=\"max\"", slowest);
+        out.sample(rtt, &[("stat", "min")], fastest);
+        out.sample(rtt, &[("stat", "max")], slowest);
     }
     if let Some(hop_limit) = hop_limit {
-        gauge(
-            &mut out,
+        out.gauge_value(
             "probe_icmp_reply_hop_limit",
             "Replied packet hop limit (TTL for ipv4)",
             f64::from(hop_limit),
         );
     }
-    metrics_response(finish(out, started, !rtts.is_empty()))
+    answer.finish(out, !rtts.is_empty())
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    header(out, name, help, "gauge");
-    sample(out, name, "", value);
+/// What a probe's answer needs from the request.
+struct Answer<'a> {
+    headers: &'a HeaderMap,
+    started: Instant,
 }
 
-fn finish(mut out: String, started: Instant, success: bool) -> String {
-    gauge(
-        &mut out,
-        "probe_duration_seconds",
-        "Returns how long the probe took to complete in seconds",
-        started.elapsed().as_secs_f64(),
-    );
-    gauge(
-        &mut out,
-        "probe_success",
-        "Displays whether or not the probe was a success",
-        f64::from(u8::from(success)),
-    );
-    out
-}
-
-fn metrics_response(body: String) -> Response {
-    let mut response = text(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
-    response
+impl Answer<'_> {
+    /// Adds blackbox_exporter's `probe_duration_seconds` and `probe_success` and answers
+    /// in the format the request asks for.
+    fn finish(&self, mut out: MetricSet, success: bool) -> Response {
+        out.gauge_value(
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            self.started.elapsed().as_secs_f64(),
+        );
+        out.gauge_value(
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            f64::from(u8::from(success)),
+        );
+        out.seal();
+        exposition_response(self.headers, &[&out])
+    }
 }
 
 #[cfg(test)]

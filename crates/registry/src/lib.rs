@@ -35,6 +35,7 @@ pub use metrics::{FamilyId, MetricSet, MetricType};
 pub use runner::{Collected, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, Readiness, ReloadHook, Response, RouteFuture, RouteHandler,
-    RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, query_pairs, text,
+    RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, exposition_response,
+    query_pairs, text,
 };
 pub use version::BuildInfo;

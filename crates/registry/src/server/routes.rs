@@ -13,7 +13,7 @@ use http_body_util::Full;
 
 use super::Shared;
 use crate::collector::ScrapeContext;
-use crate::metrics::{Format, finish};
+use crate::metrics::{Format, MetricSet, encode, finish};
 use crate::runner::Selection;
 use crate::webconfig::AuthOutcome;
 
@@ -176,8 +176,32 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     finish(format, &mut body);
     shared.remember_size(body.len());
 
-    let gzip = parts
-        .headers
+    let response = body_response(&parts.headers, format, body);
+    shared.observe(200);
+    response
+}
+
+/// Answers a request for metrics with `sets` (each sealed), in the format and the encoding
+/// the request's `Accept` and `Accept-Encoding` ask for: for routes such as `/probe` that
+/// build their families per request.
+pub fn exposition_response(headers: &http::HeaderMap, sets: &[&MetricSet]) -> Response {
+    let format = Format::negotiate(
+        headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut body = String::new();
+    let left_out = encode(sets, format, &mut body);
+    if !left_out.is_empty() {
+        tracing::error!(families = ?left_out, "Metric families could not be encoded and were left out.");
+    }
+    finish(format, &mut body);
+    body_response(headers, format, body)
+}
+
+/// A 200 with an encoded exposition, gzipped when the client accepts it.
+fn body_response(headers: &http::HeaderMap, format: Format, body: String) -> Response {
+    let gzip = headers
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -206,7 +230,6 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
         CONTENT_TYPE,
         http::HeaderValue::from_static(format.content_type()),
     );
-    shared.observe(200);
     response
 }
 
