@@ -14,7 +14,14 @@ pub fn write_help(out: &mut String, help: &str) {
 
 /// Escapes `\` and newlines, and with `quote` also `"`.
 pub(super) fn escape_into(out: &mut String, text: &str, quote: bool) {
-    if !text.contains(['\\', '\n', '"']) {
+    // Most text needs no escape; finding that out is one vectorised scan.
+    let bytes = text.as_bytes();
+    let special = if quote {
+        memchr::memchr3(b'\\', b'\n', b'"', bytes)
+    } else {
+        memchr::memchr2(b'\\', b'\n', bytes)
+    };
+    if special.is_none() {
         out.push_str(text);
         return;
     }
@@ -32,7 +39,6 @@ pub(super) fn escape_into(out: &mut String, text: &str, quote: bool) {
 /// digits that round-trip, in exponent form when the exponent is below -4 or at least 6
 /// (`1.527808e+06`, `0.28`, `2405`).
 pub fn write_float(out: &mut String, value: f64) {
-    use std::fmt::Write as _;
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
@@ -41,39 +47,98 @@ pub fn write_float(out: &mut String, value: f64) {
         out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
     } else if value.fract() == 0.0 && value.abs() < 1e6 {
         // Small integers, the most common value, without the float machinery.
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
-        // Rust's `{:e}` gives the shortest digits that round-trip, as Go's 'g' does; only
-        // where the point goes differs. Formatted on the stack: this runs per sample.
-        let mut scientific = StackText::default();
-        let _ = write!(scientific, "{value:e}");
-        let text = scientific.as_str();
-        let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        if !(-4..6).contains(&exp) {
-            out.push_str(mantissa);
-            let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-            return;
+        if value < 0.0 {
+            out.push('-');
         }
-        let (sign, mantissa) = match mantissa.strip_prefix('-') {
-            Some(rest) => ("-", rest),
-            None => ("", mantissa),
-        };
-        out.push_str(sign);
-        let digits = mantissa.bytes().filter(u8::is_ascii_digit);
-        let count = mantissa.bytes().filter(u8::is_ascii_digit).count() as i32;
-        if exp < 0 {
-            out.push_str("0.");
-            (1..-exp).for_each(|_| out.push('0'));
-            digits.for_each(|d| out.push(char::from(d)));
+        // ryu finds the shortest digits that round-trip, as Go's 'g' does; only where the
+        // point goes differs, so the digits are taken out and placed as Go places them.
+        let mut shortest = ryu::Buffer::new();
+        let (digits, point) = decimal_digits(shortest.format_finite(value.abs()));
+        write_go_digits(out, digits.as_slice(), point);
+    }
+}
+
+/// Up to 17 significant digits (an f64 never needs more) and where the decimal point goes:
+/// the value is `0.DIGITS × 10^point`.
+#[derive(Default)]
+struct Digits {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl Digits {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, digit: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = digit;
+            self.len += 1;
+        }
+    }
+}
+
+/// Splits ryu's text (`123.45`, `1.5e-7`, `1e100`) into significant digits, without
+/// leading or trailing zeros, and the position of the decimal point.
+fn decimal_digits(text: &str) -> (Digits, i32) {
+    let (mantissa, exponent) = match text.split_once('e') {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = Digits::default();
+    let mut point = whole.len() as i32 + exponent;
+    let mut leading = true;
+    for &digit in whole.as_bytes().iter().chain(fraction.as_bytes()) {
+        if leading && digit == b'0' {
+            point -= 1;
+            continue;
+        }
+        leading = false;
+        digits.push(digit);
+    }
+    while digits.len > 1 && digits.bytes[digits.len - 1] == b'0' {
+        digits.len -= 1;
+    }
+    (digits, point)
+}
+
+/// Writes `0.DIGITS × 10^point` as Go's shortest `'g'` format: `d.ddde±XX` when the
+/// exponent is below -4 or at least 6, else plain decimal.
+fn write_go_digits(out: &mut String, digits: &[u8], point: i32) {
+    let exponent = point - 1;
+    let push = |out: &mut String, bytes: &[u8]| {
+        bytes.iter().for_each(|&b| out.push(char::from(b)));
+    };
+    if !(-4..6).contains(&exponent) {
+        push(out, &digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            push(out, &digits[1..]);
+        }
+        out.push('e');
+        out.push(if exponent < 0 { '-' } else { '+' });
+        let magnitude = exponent.unsigned_abs();
+        if magnitude < 10 {
+            out.push('0');
+        }
+        out.push_str(itoa::Buffer::new().format(magnitude));
+    } else if point <= 0 {
+        out.push_str("0.");
+        (0..-point).for_each(|_| out.push('0'));
+        push(out, digits);
+    } else {
+        let point = point as usize;
+        if point >= digits.len() {
+            push(out, digits);
+            (digits.len()..point).for_each(|_| out.push('0'));
         } else {
-            for (i, d) in digits.enumerate() {
-                if i as i32 == exp + 1 {
-                    out.push('.');
-                }
-                out.push(char::from(d));
-            }
-            (count..=exp).for_each(|_| out.push('0'));
+            push(out, &digits[..point]);
+            out.push('.');
+            push(out, &digits[point..]);
         }
     }
 }
@@ -85,29 +150,6 @@ pub(super) fn write_openmetrics_float(out: &mut String, value: f64) {
     write_float(out, value);
     if value.is_finite() && !out[start..].contains(['.', 'e']) {
         out.push_str(".0");
-    }
-}
-
-/// A small formatting buffer on the stack (a float in `{:e}` form needs at most 24 bytes).
-#[derive(Default)]
-struct StackText {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl StackText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Write for StackText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let target = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        target.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -142,6 +184,15 @@ mod tests {
             (1500.0, "1500"),
             (1e6, "1e+06"),
             (999999.0, "999999"),
+            (123456789.0, "1.23456789e+08"),
+            (-1234567.0, "-1.234567e+06"),
+            (1e21, "1e+21"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (0.1, "0.1"),
+            (100.25, "100.25"),
+            (-0.0001234, "-0.0001234"),
+            (1e-5, "1e-05"),
         ];
         for (value, expected) in cases {
             let mut out = String::new();
