@@ -22,6 +22,7 @@ pub mod worker;
 pub mod xid;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kiln_registry::bootstrap::BuildError;
 use kiln_registry::config::ConfigError;
@@ -64,5 +65,8 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         BuildError::Start(format!("cannot start the collection thread: {error}"))
     })?;
     shared.wait_for_first(FIRST_COLLECTION_WAIT);
-    Ok(exporter.collector(exposition::GpuMetrics::new(shared, cli.timeout)))
+    let nvml = Arc::clone(&shared);
+    Ok(exporter
+        .ready_when(Arc::new(move || nvml.snapshot.load().nvml_up))
+        .collector(exposition::GpuMetrics::new(shared, cli.timeout)))
 }

@@ -264,6 +264,15 @@ impl Worker {
         let nvml = match opened {
             Ok(nvml) => Arc::new(nvml),
             Err(error) => {
+                if self.cycles == 0 {
+                    // Without the library there is nothing to serve: say where it was looked
+                    // for, once, at the level an operator sees.
+                    tracing::error!(
+                        library = %library.map(|p| p.display().to_string()).unwrap_or_else(|| "libnvidia-ml.so.1".into()),
+                        err = %error,
+                        "Cannot open NVML; /-/ready answers 503 until it opens (tried again with backoff)."
+                    );
+                }
                 self.errors.record(None, Call::Init, &error);
                 self.next_open = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{A100, Exporter, H100, T4, fleet, has, value};
+use support::{A100, Exporter, H100, T4, fleet, has, http, value};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -250,6 +250,13 @@ fn without_a_driver_nvml_is_down_and_is_opened_again_when_it_appears() {
     let text = exporter.metrics();
     assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(0.0), "{text}");
     assert_eq!(value(&text, "nvidia_gpu_devices"), Some(0.0));
+    let ready = || http(exporter.port, "/-/ready").map(|(status, _)| status);
+    assert_eq!(ready(), Some(503), "not ready without NVML");
+    let log = exporter.log_text();
+    assert!(
+        log.contains("level=error") && log.contains(&library.display().to_string()),
+        "the error names the library tried: {log}"
+    );
     assert!(
         has(
             &text,
@@ -263,6 +270,7 @@ fn without_a_driver_nvml_is_down_and_is_opened_again_when_it_appears() {
         value(t, "nvidia_gpu_nvml_up") == Some(1.0)
             && value(t, &format!("nvidia_gpu_up{{{T4}}}")) == Some(1.0)
     });
+    assert_eq!(ready(), Some(200), "ready once NVML answers");
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub use log_limiter::LogLimiter;
 pub use metrics::{FamilyId, MetricSet, MetricType};
 pub use runner::{Collected, Runner, Selection, SelectionError};
 pub use server::{
-    Body, Exporter, Link, Readiness, ReloadHook, Response, RouteFuture, RouteHandler,
+    Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
     RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, exposition_response,
     query_pairs, text,
 };

@@ -131,7 +131,8 @@ impl Exporter {
             if let Ok(Some(status)) = exporter.child.try_wait() {
                 panic!("the exporter exited ({status}): {}", exporter.log_text());
             }
-            if http(exporter.port, "/-/ready").is_some_and(|(status, _)| status == 200) {
+            // Listening is enough: without a driver the exporter serves but is not ready.
+            if http(exporter.port, "/-/healthy").is_some_and(|(status, _)| status == 200) {
                 return exporter;
             }
             std::thread::sleep(Duration::from_millis(20));

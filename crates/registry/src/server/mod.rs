@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -82,22 +82,9 @@ impl Default for Timeouts {
 /// Most connections open at once; more are closed as soon as they are accepted.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// Whether `/-/ready` answers 200. Exporters that need a first collection before their
-/// data means anything (a GPU snapshot, say) clear it at start and set it when ready.
-#[derive(Debug, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// Marks the exporter ready or not.
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
-    }
-
-    /// True when ready.
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
+/// Says whether the exporter has what it needs to answer scrapes with data (NVML
+/// initialised, say); `/-/ready` answers 503 while it says no.
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Binding or serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +123,7 @@ pub struct Exporter {
     links: Vec<Link>,
     reload: Option<ReloadHook>,
     lifecycle: bool,
-    readiness: Readiness,
+    ready: Option<ReadyCheck>,
     timeouts: Timeouts,
     text_source: Option<Arc<dyn TextSource>>,
 }
@@ -167,7 +154,7 @@ impl Exporter {
             links: Vec::new(),
             reload: None,
             lifecycle: false,
-            readiness: Readiness(Arc::new(AtomicBool::new(true))),
+            ready: None,
             timeouts: Timeouts::default(),
             text_source: None,
         }
@@ -246,9 +233,11 @@ impl Exporter {
         self
     }
 
-    /// The readiness switch behind `/-/ready`.
-    pub fn readiness(&self) -> Readiness {
-        self.readiness.clone()
+    /// Makes `/-/ready` answer 503 while `check` returns false. Without a check, an exporter
+    /// is ready once it listens: its configuration has been loaded by then.
+    pub fn ready_when(mut self, check: ReadyCheck) -> Self {
+        self.ready = Some(check);
+        self
     }
 
     /// The flags this exporter was built with.
@@ -296,7 +285,7 @@ impl Exporter {
             max_requests,
             self_metrics: (!self.flags.disable_exporter_metrics)
                 .then(|| SelfMetrics::new(&self.info)),
-            ready: self.readiness,
+            ready: self.ready,
             reload: self.reload,
             lifecycle: self.flags.enable_lifecycle || self.lifecycle,
             text_source: self.text_source,
@@ -361,7 +350,7 @@ pub(crate) struct Shared {
     scrape_slots: Option<Semaphore>,
     max_requests: usize,
     self_metrics: Option<SelfMetrics>,
-    ready: Readiness,
+    ready: Option<ReadyCheck>,
     reload: Option<ReloadHook>,
     lifecycle: bool,
     text_source: Option<Arc<dyn TextSource>>,

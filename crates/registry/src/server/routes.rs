@@ -75,7 +75,9 @@ async fn route(shared: &Shared, parts: Parts) -> Response {
             page
         }
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
-        "/-/ready" if shared.ready.is_ready() => text(StatusCode::OK, "Ready.\n"),
+        "/-/ready" if shared.ready.as_ref().is_none_or(|ready| ready()) => {
+            text(StatusCode::OK, "Ready.\n")
+        }
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n"),
         "/-/reload" if shared.lifecycle => reload(shared, &parts.method).await,
         _ => match shared.routes.iter().find(|(p, _)| p == path) {
