@@ -247,7 +247,25 @@ impl CollectorOptions {
     }
 }
 
+/// node_exporter's duration flags are kingpin durations: Go's `time.ParseDuration`.
 fn duration(text: &str) -> Result<Duration, String> {
-    kiln_registry::webconfig::parse_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration such as 500ms, 5s or 1m"))
+    kiln_registry::duration::parse_go_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::NodeFlags;
+
+    #[test]
+    fn duration_flags_read_go_durations_as_kingpin_does() {
+        let flags = NodeFlags::parse_from([
+            "kiln-node-exporter",
+            "--collector.filesystem.mount-timeout=1.5s",
+            "--collector.time-budget=250ms",
+        ]);
+        assert_eq!(flags.options.mount_timeout, Duration::from_millis(1500));
+        assert_eq!(flags.options.time_budget, Duration::from_millis(250));
+    }
 }
