@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{A100, Exporter, H100, T4, fleet, has, http, value};
+use support::{A100, Exporter, H100, T4, fleet, get, has, value};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -71,17 +71,8 @@ fn every_family_matches_the_golden_file() {
         .filter(|l| l.contains("nvidia_gpu_") && !VOLATILE.iter().any(|v| l.contains(v)))
         .map(|l| format!("{l}\n"))
         .collect();
-    let golden_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.metrics");
-    if std::env::var_os("KILN_BLESS").is_some() {
-        std::fs::write(&golden_path, &ours).unwrap();
-    }
-    let golden = std::fs::read_to_string(&golden_path).unwrap();
-    if ours != golden {
-        let first = ours.lines().zip(golden.lines()).find(|(a, b)| a != b);
-        panic!(
-            "output differs from tests/fixtures/fleet.metrics (KILN_BLESS=1 rewrites it); first difference: {first:?}\n{ours}"
-        );
-    }
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.metrics");
+    kiln_test_support::assert_golden(&golden, &ours);
 }
 
 #[test]
@@ -250,7 +241,7 @@ fn without_a_driver_nvml_is_down_and_is_opened_again_when_it_appears() {
     let text = exporter.metrics();
     assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(0.0), "{text}");
     assert_eq!(value(&text, "nvidia_gpu_devices"), Some(0.0));
-    let ready = || http(exporter.port, "/-/ready").map(|(status, _)| status);
+    let ready = || get(exporter.port, "/-/ready").map(|(status, _)| status);
     assert_eq!(ready(), Some(503), "not ready without NVML");
     let log = exporter.log_text();
     assert!(

@@ -7,10 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use support::{Exporter, fleet, free_port, http};
+use kiln_test_support::Prometheus;
+use support::{Exporter, fleet};
 
 fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/rules")
@@ -32,42 +32,12 @@ fn the_rules_pass_their_promtool_unit_tests() {
     );
 }
 
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn dashboard_12239_queries_answer_from_a_real_prometheus() {
     let exporter = Exporter::start(&fleet(), &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: gpu\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-        rules_dir().join("dcgm-compat.yml").display(),
-        exporter.port
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus runs (scripts/test installs Debian's prometheus)"),
-    );
+    let rules = rules_dir().join("dcgm-compat.yml");
+    let prometheus =
+        Prometheus::scraping("gpu", &[format!("127.0.0.1:{}", exporter.port)], &[&rules]);
     // The panels' queries, with the dashboard's variables set to one host and GPU 0.
     let instance = format!("127.0.0.1:{}", exporter.port);
     let panels = [
@@ -77,7 +47,6 @@ fn dashboard_12239_queries_answer_from_a_real_prometheus() {
         ("DCGM_FI_DEV_GPU_UTIL", 87.0),
         ("DCGM_FI_DEV_FB_USED", 62_277_025_792.0 / 1_048_576.0),
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
     for (query, expected) in panels {
         let (metric, scale) = query.split_once(" * ").unwrap_or((query, ""));
         let expr = format!(
@@ -88,22 +57,8 @@ fn dashboard_12239_queries_answer_from_a_real_prometheus() {
                 format!(" * {scale}")
             }
         );
-        let url = format!("/api/v1/query?query={}", encode(&expr));
-        let answer = loop {
-            let body = http(port, &url).map(|(_, body)| body).unwrap_or_default();
-            if body.contains("\"value\":[") {
-                break body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no answer to {expr}: {body}\n{}",
-                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
-        let result = &value["data"]["result"];
-        assert_eq!(result.as_array().unwrap().len(), 1, "{expr}: {answer}");
+        let result = prometheus.query_result(&expr);
+        assert_eq!(result.as_array().unwrap().len(), 1, "{expr}: {result}");
         assert_eq!(result[0]["metric"]["gpu"], "0");
         let got: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
         assert!(
@@ -111,18 +66,6 @@ fn dashboard_12239_queries_answer_from_a_real_prometheus() {
             "{expr}: {got} != {expected}"
         );
     }
-}
-
-/// Percent-encodes a query for a URL.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

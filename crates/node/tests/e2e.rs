@@ -75,25 +75,7 @@ fn gpu_host_fixture_matches_the_golden_output() {
         .map(|l| format!("{l}\n"))
         .collect();
 
-    let golden = fixture("gpu-host.golden.txt");
-    if std::env::var_os("KILN_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).unwrap();
-    if actual != expected {
-        let first = actual
-            .lines()
-            .zip(expected.lines())
-            .position(|(a, e)| a != e)
-            .unwrap_or(0);
-        panic!(
-            "output differs from {} at line {} (KILN_UPDATE_GOLDEN=1 rewrites it):\n  got:      {:?}\n  expected: {:?}",
-            golden.display(),
-            first + 1,
-            actual.lines().nth(first),
-            expected.lines().nth(first)
-        );
-    }
+    kiln_test_support::assert_golden(&fixture("gpu-host.golden.txt"), &actual);
     // Every collector ran and succeeded on the fixture.
     let parsed = kiln_scraper::parse(&body).unwrap();
     for collector in FILE_COLLECTORS {

@@ -135,7 +135,11 @@ async fn openmetrics_when_asked_parses_strictly_and_ends_with_eof() {
 #[test]
 fn a_real_prometheus_ingests_the_openmetrics_answer() {
     let exporter = ExampleExporter::start(&["--example.series=10"]);
-    let prometheus = support::Prometheus::start(exporter.port);
+    let prometheus = kiln_test_support::Prometheus::scraping(
+        "example",
+        &[format!("127.0.0.1:{}", exporter.port)],
+        &[],
+    );
     // `le="1.0"` is how the OpenMetrics answer spells the bucket (the text format says
     // `le="1"`): data under that label shows Prometheus asked for and read OpenMetrics.
     let bucket = prometheus.query("example_latency_seconds_bucket{le=\"1.0\"}");

@@ -5,12 +5,11 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use kiln_test_support::{free_port, get};
 use serde_json::Value;
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-gpu-exporter");
@@ -132,7 +131,7 @@ impl Exporter {
                 panic!("the exporter exited ({status}): {}", exporter.log_text());
             }
             // Listening is enough: without a driver the exporter serves but is not ready.
-            if http(exporter.port, "/-/healthy").is_some_and(|(status, _)| status == 200) {
+            if get(exporter.port, "/-/healthy").is_some_and(|(status, _)| status == 200) {
                 return exporter;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -151,7 +150,7 @@ impl Exporter {
 
     /// One scrape of `/metrics`, checked to be valid exposition text.
     pub fn metrics(&self) -> String {
-        let (status, body) = http(self.port, "/metrics").expect("the exporter answers");
+        let (status, body) = get(self.port, "/metrics").expect("the exporter answers");
         assert_eq!(status, 200, "{body}");
         if let Err(error) = kiln_scraper::parse(&body) {
             panic!("invalid exposition: {error}\n{body}");
@@ -192,21 +191,6 @@ pub fn write_fixture(path: &Path, fixture: &Value) {
     std::fs::rename(&scratch, path).unwrap();
 }
 
-/// One HTTP/1.0 GET; status and body.
-pub fn http(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let head = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
-}
-
 /// The value of the sample `series` (`name{a="b",c="d"}`, labels in any order) in `text`.
 pub fn value(text: &str, series: &str) -> Option<f64> {
     let wanted = series_key(series);
@@ -240,14 +224,6 @@ fn series_key(series: &str) -> (String, Vec<String>) {
 pub fn has(text: &str, family: &str, needle: &str) -> bool {
     text.lines()
         .any(|l| l.starts_with(&format!("{family}{{")) && l.contains(needle))
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The GPU labels of the fleet fixture's GPUs.

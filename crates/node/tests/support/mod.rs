@@ -5,10 +5,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use kiln_test_support::free_port;
 
 /// A running exporter process, killed (by its PID) when dropped.
 #[derive(Debug)]
@@ -97,14 +99,6 @@ impl Drop for Running {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A fixture tree under `tests/fixtures/`.

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use kiln_test_support::free_port;
 
 /// A running `kiln-example-exporter`, killed (by its PID) when dropped.
 #[derive(Debug)]
@@ -85,14 +86,6 @@ impl Drop for ExampleExporter {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
 /// Runs the example binary to completion and returns (exit code, stdout, stderr).
 pub fn run_to_exit(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_kiln-example-exporter"))
@@ -168,84 +161,4 @@ impl Pki {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Debian's Prometheus scraping one target every second, killed (by its PID) when dropped.
-#[derive(Debug)]
-pub struct Prometheus {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Starts Prometheus with one job for `127.0.0.1:target_port` (its default scrape
-    /// protocols, which ask for OpenMetrics first).
-    pub fn start(target_port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: example\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus runs (scripts/test installs Debian's prometheus)");
-        Self { child, port, dir }
-    }
-
-    /// The value of an instant query that selects one series, waiting up to 60 s for it.
-    pub fn query(&self, expr: &str) -> Option<f64> {
-        let encoded: String = expr
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let url = format!(
-            "http://127.0.0.1:{}/api/v1/query?query={encoded}",
-            self.port
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, body, _) = curl(&[&url]);
-            if status == 200 {
-                let answer: serde_json::Value =
-                    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-                if let Some(value) = answer["data"]["result"][0]["value"][1].as_str() {
-                    return value.parse().ok();
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no answer to {expr}: {body}\n{}",
-                    std::fs::read_to_string(self.dir.path().join("prometheus.log"))
-                        .unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

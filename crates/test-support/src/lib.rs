@@ -1,0 +1,15 @@
+//! What the tests of every Kiln crate share, written once: a free loopback port, a plain
+//! HTTP GET over a real socket, golden files with one update switch (`KILN_UPDATE_GOLDEN=1`),
+//! and a real Prometheus (Debian's, which `scripts/test` installs) to scrape and query.
+//!
+//! Only tests and benchmarks depend on it (`[dev-dependencies]`).
+
+#![forbid(unsafe_code)]
+
+mod golden;
+mod http;
+mod prometheus;
+
+pub use golden::assert_golden;
+pub use http::{free_port, get};
+pub use prometheus::Prometheus;
