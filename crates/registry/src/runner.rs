@@ -117,7 +117,8 @@ impl Selection {
 }
 
 struct Outcome {
-    name: String,
+    /// The collector's entry (shared, so naming it costs no allocation).
+    entry: Arc<Entry>,
     duration: Duration,
     result: Result<(), CollectError>,
     /// What the collector wrote; emptied when it failed.
@@ -321,7 +322,7 @@ impl Runner {
         {
             if entry.busy.swap(true, Ordering::AcqRel) {
                 outcomes.push(Outcome {
-                    name: entry.collector.name().to_owned(),
+                    entry: Arc::clone(entry),
                     duration: Duration::ZERO,
                     result: Err(CollectError::failed(
                         "skipped",
@@ -335,10 +336,7 @@ impl Runner {
         }
 
         let expected = jobs.len();
-        let names: Vec<String> = jobs
-            .iter()
-            .map(|(e, _)| e.collector.name().to_owned())
-            .collect();
+        let started_entries: Vec<Arc<Entry>> = jobs.iter().map(|(e, _)| Arc::clone(e)).collect();
         let queue = Arc::new(Mutex::new(jobs));
         let finished = Arc::new(Finished::default());
         let workers = self.parallelism.min(expected);
@@ -376,29 +374,32 @@ impl Runner {
             }
         }
         let arrived = std::mem::take(&mut *lock(&finished.outcomes));
-        let done: std::collections::HashSet<String> =
-            arrived.iter().map(|o| o.name.clone()).collect();
+        let done = |entry: &Arc<Entry>| arrived.iter().any(|o| Arc::ptr_eq(&o.entry, entry));
+        let missing: Vec<Arc<Entry>> = started_entries
+            .into_iter()
+            .filter(|entry| !done(entry))
+            .collect();
         outcomes.extend(arrived);
         // Collectors not yet started are taken off the queue, so they do not run after
         // the scrape has been answered; those still running finish in the background.
         let mut unused = Vec::new();
-        let not_started: Vec<String> = lock(&queue)
+        let not_started: Vec<Arc<Entry>> = lock(&queue)
             .drain(..)
             .map(|(entry, set)| {
                 entry.busy.store(false, Ordering::Release);
                 unused.push(set);
-                entry.collector.name().to_owned()
+                entry
             })
             .collect();
         self.pool.give_back(unused);
-        for name in names.into_iter().filter(|n| !done.contains(n)) {
-            let context = if not_started.contains(&name) {
+        for entry in missing {
+            let context = if not_started.iter().any(|e| Arc::ptr_eq(e, &entry)) {
                 "not started"
             } else {
                 "deadline exceeded"
             };
             outcomes.push(Outcome {
-                name,
+                entry,
                 duration: started.elapsed(),
                 result: Err(CollectError::failed(
                     context,
@@ -414,7 +415,7 @@ impl Runner {
     }
 
     fn assemble(&self, mut outcomes: Vec<Outcome>) -> Collected {
-        outcomes.sort_by(|a, b| a.name.cmp(&b.name));
+        outcomes.sort_by(|a, b| a.entry.collector.name().cmp(b.entry.collector.name()));
         let ns = &self.namespace;
         let mut meta = self.pool.take();
         let durations = meta.gauge(
@@ -427,12 +428,13 @@ impl Runner {
         );
         let mut sets = Vec::with_capacity(outcomes.len() + 1);
         for outcome in outcomes {
-            let labels = [("collector", outcome.name.as_str())];
+            let name = outcome.entry.collector.name();
+            let labels = [("collector", name)];
             meta.sample(durations, &labels, outcome.duration.as_secs_f64());
             let success = match &outcome.result {
                 Ok(()) => 1.0,
                 Err(error) => {
-                    self.log_failure(&outcome.name, error, outcome.duration);
+                    log_failure(&outcome.entry, error, outcome.duration);
                     0.0
                 }
             };
@@ -446,24 +448,22 @@ impl Runner {
             pool: Arc::clone(&self.pool),
         }
     }
+}
 
-    fn log_failure(&self, name: &str, error: &CollectError, duration: Duration) {
-        if matches!(error, CollectError::NoData) {
-            tracing::debug!(collector = name, "Collector returned no data.");
-            return;
-        }
-        let Some(entry) = self.entries.iter().find(|e| e.collector.name() == name) else {
-            return;
-        };
-        if let Some(suppressed) = entry.errors.check() {
-            tracing::error!(
-                collector = name,
-                duration_seconds = duration.as_secs_f64(),
-                suppressed,
-                err = %error,
-                "Collector failed."
-            );
-        }
+fn log_failure(entry: &Entry, error: &CollectError, duration: Duration) {
+    let name = entry.collector.name();
+    if matches!(error, CollectError::NoData) {
+        tracing::debug!(collector = name, "Collector returned no data.");
+        return;
+    }
+    if let Some(suppressed) = entry.errors.check() {
+        tracing::error!(
+            collector = name,
+            duration_seconds = duration.as_secs_f64(),
+            suppressed,
+            err = %error,
+            "Collector failed."
+        );
     }
 }
 
@@ -498,7 +498,7 @@ fn work_through(
         entry.busy.store(false, Ordering::Release);
         finished.push(
             Outcome {
-                name: entry.collector.name().to_owned(),
+                entry: Arc::clone(&entry),
                 duration: begin.elapsed(),
                 result,
                 set,
