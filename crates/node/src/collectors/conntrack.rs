@@ -2,7 +2,7 @@
 //! per-CPU statistics summed over CPUs.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -95,7 +95,12 @@ impl Collector for Conntrack {
             let stats = parse_stats(&text);
             for (name, help) in STATS {
                 if let Some((_, value)) = stats.iter().find(|(n, _)| n == name) {
-                    out.gauge_value(&format!("node_nf_conntrack_stat_{name}"), help, *value);
+                    let family = out.family_fmt(
+                        format_args!("node_nf_conntrack_stat_{name}"),
+                        format_args!("{help}"),
+                        MetricType::Gauge,
+                    );
+                    out.sample(family, &[], *value);
                 }
             }
         }

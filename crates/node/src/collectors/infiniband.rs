@@ -2,7 +2,7 @@
 //! EFA devices, whose statistics live in `hw_counters` rather than `counters`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -161,7 +161,13 @@ impl Collector for Infiniband {
         );
         let counters: Vec<FamilyId> = COUNTERS
             .iter()
-            .map(|(file, name, _)| out.counter(name, &format!("Infiniband port counter {file}")))
+            .map(|(file, name, _)| {
+                out.family_fmt(
+                    format_args!("{name}"),
+                    format_args!("Infiniband port counter {file}"),
+                    MetricType::Counter,
+                )
+            })
             .collect();
         let hw = out.gauge(
             "node_infiniband_hw_counter",

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::read;
@@ -50,11 +50,12 @@ impl Collector for Meminfo {
             return Err(read::malformed(&self.path, "no fields"));
         }
         for (name, value) in &fields {
-            out.gauge_value(
-                &format!("node_memory_{name}"),
-                &format!("Memory information field {name}."),
-                *value,
+            let family = out.family_fmt(
+                format_args!("node_memory_{name}"),
+                format_args!("Memory information field {name}."),
+                MetricType::Gauge,
             );
+            out.sample(family, &[], *value);
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! `rx_nohandler` count from sysfs that `/proc/net/dev` lacks.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -83,9 +83,10 @@ impl Collector for Netdev {
             .filter(|(d, _)| self.devices.accepts(d))
             .collect();
         let mut family = |column: &str| {
-            out.counter(
-                &format!("node_network_{column}_total"),
-                &format!("Network device statistic {column}."),
+            out.family_fmt(
+                format_args!("node_network_{column}_total"),
+                format_args!("Network device statistic {column}."),
+                MetricType::Counter,
             )
         };
         let families: Vec<FamilyId> = COLUMNS.iter().map(|c| family(c)).collect();

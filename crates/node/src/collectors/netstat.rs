@@ -2,7 +2,7 @@
 //! and `/proc/net/snmp6` whose `<Protocol>_<Field>` names match `--collector.netstat.fields`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -80,9 +80,10 @@ impl Collector for Netstat {
                 continue;
             };
             {
-                let family = out.untyped(
-                    &format!("node_netstat_{key}"),
-                    &format!("Statistic {protocol}{field}."),
+                let family = out.family_fmt(
+                    format_args!("node_netstat_{key}"),
+                    format_args!("Statistic {protocol}{field}."),
+                    MetricType::Untyped,
                 );
                 out.sample(family, &[], value);
             }

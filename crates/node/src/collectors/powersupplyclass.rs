@@ -2,7 +2,7 @@
 //! `/sys/class/power_supply/`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -113,9 +113,10 @@ impl Collector for PowerSupplyClass {
         let families: Vec<FamilyId> = NUMBERS
             .iter()
             .map(|(_, suffix, _)| {
-                out.gauge(
-                    &format!("node_power_supply_{suffix}"),
-                    &format!("{suffix} value of /sys/class/power_supply/<power_supply>."),
+                out.family_fmt(
+                    format_args!("node_power_supply_{suffix}"),
+                    format_args!("{suffix} value of /sys/class/power_supply/<power_supply>."),
+                    MetricType::Gauge,
                 )
             })
             .collect();

@@ -1,7 +1,7 @@
 //! `sockstat`: socket counts and memory per protocol from `/proc/net/sockstat{,6}`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -48,11 +48,12 @@ impl Sockstat {
                 continue;
             }
             let mut push = |field: &str, value: f64| {
-                out.gauge_value(
-                    &format!("node_sockstat_{protocol}_{field}"),
-                    &format!("Number of {protocol} sockets in state {field}."),
-                    value,
+                let family = out.family_fmt(
+                    format_args!("node_sockstat_{protocol}_{field}"),
+                    format_args!("Number of {protocol} sockets in state {field}."),
+                    MetricType::Gauge,
                 );
+                out.sample(family, &[], value);
             };
             push(field, value);
             // `mem` is in pages; node_exporter adds the same in bytes.

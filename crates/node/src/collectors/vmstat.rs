@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
@@ -28,7 +28,6 @@ impl Collector for Vmstat {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
-        let (mut name, mut help) = (String::new(), String::new());
         for line in text.lines() {
             let Some((key, value)) = line.split_once(' ') else {
                 continue;
@@ -39,14 +38,11 @@ impl Collector for Vmstat {
             if !self.fields.is_match(key) {
                 continue;
             }
-            name.clear();
-            name.push_str("node_vmstat_");
-            name.push_str(key);
-            help.clear();
-            help.push_str("/proc/vmstat information field ");
-            help.push_str(key);
-            help.push('.');
-            let family = out.untyped(&name, &help);
+            let family = out.family_fmt(
+                format_args!("node_vmstat_{key}"),
+                format_args!("/proc/vmstat information field {key}."),
+                MetricType::Untyped,
+            );
             out.sample(family, &[], value);
         }
         Ok(())

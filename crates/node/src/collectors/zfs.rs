@@ -2,7 +2,7 @@
 //! the state of each pool.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::paths::Paths;
@@ -71,9 +71,10 @@ impl Collector for Zfs {
             };
             for (name, value) in parse_kstat(&text) {
                 {
-                    let family = out.untyped(
-                        &format!("node_zfs_{prefix}_{name}"),
-                        &format!("kstat.zfs.misc.{file}.{name}"),
+                    let family = out.family_fmt(
+                        format_args!("node_zfs_{prefix}_{name}"),
+                        format_args!("kstat.zfs.misc.{file}.{name}"),
+                        MetricType::Untyped,
                     );
                     out.sample(family, &[], value);
                 }

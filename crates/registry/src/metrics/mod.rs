@@ -133,9 +133,36 @@ impl MetricSet {
     /// Declares a family. Samples are added with [`MetricSet::sample`] (or
     /// [`MetricSet::histogram`], [`MetricSet::summary`]).
     pub fn family(&mut self, name: &str, help: &str, kind: MetricType) -> FamilyId {
-        self.sealed = false;
         let name = self.store(name);
         let help = self.store(help);
+        self.push_family(name, help, kind)
+    }
+
+    /// Declares a family whose name and help are formatted straight into the set, for names
+    /// built from what was read (`node_memory_{field}`) without a `String` each:
+    /// `out.family_fmt(format_args!("node_memory_{field}"), format_args!("…"), MetricType::Gauge)`.
+    pub fn family_fmt(
+        &mut self,
+        name: std::fmt::Arguments<'_>,
+        help: std::fmt::Arguments<'_>,
+        kind: MetricType,
+    ) -> FamilyId {
+        use std::fmt::Write as _;
+        let start = self.text.len();
+        let _ = self.text.write_fmt(name);
+        let name = start..self.text.len();
+        let _ = self.text.write_fmt(help);
+        let help = name.end..self.text.len();
+        self.push_family(name, help, kind)
+    }
+
+    fn push_family(
+        &mut self,
+        name: Range<usize>,
+        help: Range<usize>,
+        kind: MetricType,
+    ) -> FamilyId {
+        self.sealed = false;
         let id = FamilyId(u32::try_from(self.families.len()).unwrap_or(u32::MAX));
         self.families.push(Family {
             name,
