@@ -111,7 +111,7 @@ fn namenode(c: &mut Criterion) {
                 kiln_jmx::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
                 let (samples, _) = cache.walk(rules, &beans);
                 let mut out = String::new();
-                kiln_jmx::families::write(samples, &mut out);
+                kiln_jmx::families::write(samples, rules.naming, &mut out);
                 black_box(out.len())
             });
         });

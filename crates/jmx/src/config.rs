@@ -9,6 +9,7 @@
 //!     scheme: http              # or https, with tls_config
 //!     timeout: 10s
 //!     basic_auth: {username: u, password_file: /etc/kiln/jmx.pass}
+//!     naming: 1.x               # or 0.x: the metric names of jmx_exporter 1.x or 0.x
 //!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
 //!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
 //! allowed_targets: ['nn1:9870', '10.0.0.0/8']
@@ -23,8 +24,8 @@ use kiln_registry::config::{ConfigError, parse_yaml};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
-use crate::rules::RuleSet;
 use crate::rules::config::RawConfig;
+use crate::rules::{Naming, RuleSet};
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +56,8 @@ struct ModuleFile {
     rules_file: Option<PathBuf>,
     #[serde(default)]
     rules: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    naming: Option<Naming>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,7 +299,8 @@ fn compile_module(
             })?
         }
         (None, None) => RuleSet::default_rules(),
-    };
+    }
+    .with_naming(module.naming.unwrap_or_default());
     let basic_auth = match module.basic_auth {
         None => rules.credentials.clone(),
         Some(auth) => {
@@ -450,6 +454,19 @@ mod tests {
 
         let error = parse("modules:\n  a:\n    bridge: hadoop\nallowed_targets: ['10.0.0.0/33']\n")
             .unwrap_err();
+        assert_eq!(error.line, Some(4), "{error}");
+    }
+
+    #[test]
+    fn naming_is_chosen_per_module() {
+        let settings = parse(
+            "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n  new:\n    bridge: hadoop\n    naming: '1.x'\n  default:\n    bridge: jolokia\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.modules["old"].rules.naming, Naming::V0);
+        assert_eq!(settings.modules["new"].rules.naming, Naming::V1);
+        assert_eq!(settings.modules["default"].rules.naming, Naming::V1);
+        let error = parse("modules:\n  a:\n    bridge: hadoop\n    naming: 0.13\n").unwrap_err();
         assert_eq!(error.line, Some(4), "{error}");
     }
 

@@ -149,7 +149,7 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
     let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
     let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
     let mut text = String::with_capacity(samples.len() * 96);
-    let dropped = families::write(samples, &mut text);
+    let dropped = families::write(samples, module.settings.rules.naming, &mut text);
     Ok(Rendered {
         text,
         cached: stats.cached_rule_matches,

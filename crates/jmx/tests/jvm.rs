@@ -251,3 +251,40 @@ fn basic_auth_and_include_patterns() {
         "{metrics}"
     );
 }
+
+#[test]
+fn hadoop_servlet_with_0x_naming_per_module() {
+    let jvm = TestJvm::start();
+    let rules = std::fs::read_to_string(fixture("jmx_exporter-0.13-namenode.yml")).unwrap();
+    let exporter = Exporter::start(
+        "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n    rules_file: namenode.yml\n  new:\n    bridge: hadoop\n    rules_file: namenode.yml\n",
+        &[("namenode.yml", &rules)],
+    );
+    let old = exporter.probe(&jvm.target(), "old");
+    let new = exporter.probe(&jvm.target(), "new");
+    for (series_0x, series_1x, expected) in [
+        (
+            r#"hdfs_namenode_capacity_total{name="FSNamesystem"}"#,
+            r#"hdfs_namenode_capacity{name="FSNamesystem"}"#,
+            107_351_072_768.0,
+        ),
+        (
+            r#"hdfs_namenode_files_total{name="FSNamesystem"}"#,
+            r#"hdfs_namenode_files{name="FSNamesystem"}"#,
+            42.0,
+        ),
+        (
+            r#"hdfs_namenode_files_created{name="NameNodeActivity"}"#,
+            r#"hdfs_namenode_files{name="NameNodeActivity"}"#,
+            61.0,
+        ),
+    ] {
+        assert_eq!(value(&old, series_0x), Some(expected), "{old}");
+        assert_eq!(value(&new, series_1x), Some(expected), "{new}");
+        assert_eq!(value(&new, series_0x), None, "{new}");
+    }
+    assert!(
+        old.contains("# TYPE hdfs_namenode_capacity_total gauge\n"),
+        "{old}"
+    );
+}
