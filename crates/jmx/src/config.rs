@@ -25,6 +25,7 @@ use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
 use crate::rules::config::RawConfig;
+use crate::rules::keys::{self, Finding};
 use crate::rules::{Naming, RuleSet};
 
 /// The file as written.
@@ -145,6 +146,8 @@ pub struct Settings {
     pub allowed: Option<AllowList>,
     /// Files read, for reloading on change.
     pub sources: Vec<PathBuf>,
+    /// Problems that do not stop the exporter (keys jmx_exporter does not know), located.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// `allowed_targets`.
@@ -209,6 +212,7 @@ impl Settings {
             .into(),
             allowed: None,
             sources: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -232,12 +236,14 @@ impl Settings {
         let base = file.parent().unwrap_or(Path::new("."));
         let mut modules = BTreeMap::new();
         let mut sources = vec![file.to_owned()];
+        let mut warnings = Vec::new();
         for (name, module) in raw.modules {
-            let settings = compile_module(&name, module, base, &|path, message| {
+            let at_module = |path: &[&str], message| {
                 let mut full = vec!["modules", name.as_str()];
                 full.extend_from_slice(path);
                 at(&full, message)
-            })?;
+            };
+            let settings = compile_module(&name, module, base, &at_module, &mut warnings)?;
             sources.extend(settings.sources.iter().cloned());
             modules.insert(name, settings);
         }
@@ -251,6 +257,7 @@ impl Settings {
             modules,
             allowed,
             sources,
+            warnings,
         })
     }
 }
@@ -262,6 +269,7 @@ fn compile_module(
     module: ModuleFile,
     base: &Path,
     at: At<'_>,
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<ModuleSettings, ConfigError> {
     let bridge = module
         .bridge
@@ -285,11 +293,22 @@ fn compile_module(
         }
         (Some(rules_file), None) => {
             let rules_file = base.join(rules_file);
-            let rules = load_rules_file(&rules_file)?;
+            let (rules, found) = read_rules_file(&rules_file)?;
+            warnings.extend(found);
             sources.push(rules_file);
             rules
         }
         (None, Some(inline)) => {
+            let (unknown, refusal) = keys::check(&inline);
+            let at_rules = |(path, message): Finding| {
+                let mut full = vec!["rules"];
+                full.extend(path.iter().map(String::as_str));
+                at(&full, message)
+            };
+            if let Some(refusal) = refusal {
+                return Err(at_rules(refusal));
+            }
+            warnings.extend(unknown.into_iter().map(at_rules));
             let raw: RawConfig =
                 serde_yaml_ng::from_value(inline).map_err(|e| at(&["rules"], e.to_string()))?;
             RuleSet::compile(raw, &|path, message| {
@@ -357,12 +376,28 @@ fn compile_module(
 
 /// Reads an unchanged jmx_exporter configuration file.
 pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
+    read_rules_file(file).map(|(rules, _)| rules)
+}
+
+/// Reads an unchanged jmx_exporter configuration file, with its unknown keys located.
+pub fn read_rules_file(file: &Path) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    let locate = |path: &[&str], message: String| ConfigError::at_key(file, &text, path, message);
+    let locate_finding = |(path, message): Finding| {
+        locate(
+            &path.iter().map(String::as_str).collect::<Vec<_>>(),
+            message,
+        )
+    };
+    let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
+    let (unknown, refusal) = keys::check(&tree);
+    if let Some(refusal) = refusal {
+        return Err(locate_finding(refusal));
+    }
     let raw: RawConfig = parse_yaml(file, &text)?;
-    RuleSet::compile(raw, &|path, message| {
-        ConfigError::at_key(file, &text, path, message)
-    })
+    let rules = RuleSet::compile(raw, &locate)?;
+    Ok((rules, unknown.into_iter().map(locate_finding).collect()))
 }
 
 fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
@@ -455,6 +490,27 @@ mod tests {
         let error = parse("modules:\n  a:\n    bridge: hadoop\nallowed_targets: ['10.0.0.0/33']\n")
             .unwrap_err();
         assert_eq!(error.line, Some(4), "{error}");
+    }
+
+    #[test]
+    fn unknown_rule_keys_inline_are_warned_and_a_misspelt_rules_refused() {
+        let settings = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      lowercaseOutputNme: true\n      rules:\n        - pattern: a\n          typ: GAUGE\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let warnings: Vec<String> = settings.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "jmx.yml:5: modules.hdfs.rules.lowercaseOutputNme: unknown key, ignored (did you mean `lowercaseOutputName`?)",
+                "jmx.yml:8: modules.hdfs.rules.rules[0].typ: unknown key, ignored (did you mean `type`?)",
+            ]
+        );
+        let error = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      rulse:\n        - pattern: a\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.line, Some(5), "{error}");
     }
 
     #[test]

@@ -115,7 +115,13 @@ impl Jmx {
 
     fn read(config_file: Option<&Path>) -> Result<Modules, ConfigError> {
         match config_file {
-            Some(file) => Modules::new(Settings::load(file)?, file),
+            Some(file) => {
+                let settings = Settings::load(file)?;
+                for warning in &settings.warnings {
+                    tracing::warn!("{warning}");
+                }
+                Modules::new(settings, file)
+            }
             None => Modules::new(Settings::builtin(), Path::new("(built-in modules)")),
         }
     }

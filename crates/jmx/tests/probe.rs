@@ -219,6 +219,35 @@ fn bad_configuration_names_file_line_and_key() {
     let (code, stderr) = check_config(&config);
     assert_eq!(code, Some(0), "{stderr}");
 
+    // Keys jmx_exporter does not know are reported with file, line and key, and a misspelt
+    // `rules` is refused.
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "lowercaseOutputNme: true\nrules:\n  - pattern: ok\n    nmae: x\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("rules.yml:1: lowercaseOutputNme: unknown key, ignored (did you mean `lowercaseOutputName`?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rules.yml:4: rules[0].nmae: unknown key"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "lowercaseOutputName: true\nRule:\n  - pattern: ok\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("rules.yml:2: Rule: unknown key `Rule` holds a list"),
+        "{stderr}"
+    );
+
     // The shipped EMR configuration loads.
     let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/emr/jmx/kiln-jmx.yml");

@@ -16,6 +16,7 @@ pub mod config;
 pub mod evaluate;
 pub mod filter;
 pub mod interner;
+pub mod keys;
 pub mod names;
 pub mod pattern;
 pub mod sequence;
