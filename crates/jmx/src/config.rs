@@ -10,6 +10,7 @@
 //!     timeout: 10s
 //!     basic_auth: {username: u, password_file: /etc/kiln/jmx.pass}
 //!     naming: 1.x               # or 0.x: the metric names of jmx_exporter 1.x or 0.x
+//!     on_target_error: fail_scrape   # or jmx_scrape_error: 200 with jmx_scrape_error 1
 //!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
 //!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
 //! allowed_targets: ['nn1:9870', '10.0.0.0/8']
@@ -59,6 +60,8 @@ struct ModuleFile {
     rules: Option<serde_yaml_ng::Value>,
     #[serde(default)]
     naming: Option<Naming>,
+    #[serde(default)]
+    on_target_error: Option<OnTargetError>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +107,19 @@ impl BridgeKind {
     }
 }
 
+/// What a probe answers when the JVM cannot be read (refused, timed out, an HTTP error, an
+/// answer that is not JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTargetError {
+    /// HTTP 503, so Prometheus records the scrape as failed and `up` is 0, as when a
+    /// jmx_exporter java agent dies with its JVM.
+    #[default]
+    FailScrape,
+    /// HTTP 200 with `jmx_scrape_error 1`, as jmx_exporter's standalone server answers.
+    JmxScrapeError,
+}
+
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +149,8 @@ pub struct ModuleSettings {
     pub basic_auth: Option<(String, String)>,
     /// The compiled rules.
     pub rules: RuleSet,
+    /// What a probe answers when the JVM cannot be read.
+    pub on_target_error: OnTargetError,
     /// Files this module was built from, for reloading on change.
     pub sources: Vec<PathBuf>,
 }
@@ -202,6 +220,7 @@ impl Settings {
             tls: kiln_scraper::ClientTls::default(),
             basic_auth: None,
             rules: RuleSet::default_rules(),
+            on_target_error: OnTargetError::default(),
             sources: Vec::new(),
         };
         Self {
@@ -370,6 +389,7 @@ fn compile_module(
         tls,
         basic_auth,
         rules,
+        on_target_error: module.on_target_error.unwrap_or_default(),
         sources,
     })
 }

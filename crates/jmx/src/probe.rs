@@ -1,9 +1,10 @@
 //! `/probe?target=HOST:PORT&module=NAME`: one JVM read through a module's bridge and rules,
 //! in blackbox_exporter's style.
 //!
-//! The answer is always 200 with `jmx_scrape_error` saying whether the JVM could be read (as
-//! jmx_exporter does), except for requests that are wrong in themselves: an unknown module or
-//! a malformed target is 400, a target outside `allowed_targets` 403.
+//! A JVM that cannot be read fails the scrape (503), so Prometheus' `up` says so as it does
+//! for a jmx_exporter java agent; a module may choose the standalone server's answer instead,
+//! 200 with `jmx_scrape_error 1`. Requests that are wrong in themselves are client errors: an
+//! unknown module or a malformed target is 400, a target outside `allowed_targets` 403.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use kiln_registry::{
 };
 
 use crate::bridge::{self, FetchError};
-use crate::config::AllowList;
+use crate::config::{AllowList, OnTargetError};
 use crate::families;
 use crate::json;
 use crate::self_metrics::header;
@@ -118,6 +119,12 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
             jmx.counters.probe_failed(&module_name, error.reason());
             if let Some(suppressed) = failures.check() {
                 tracing::warn!(module = %module_name, target = %target, err = %error, suppressed, "Probe failed.");
+            }
+            if module.settings.on_target_error == OnTargetError::FailScrape {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("cannot read {target} (module {module_name}): {error}\n"),
+                );
             }
             (true, 0)
         }

@@ -239,8 +239,9 @@ fn basic_auth_and_include_patterns() {
     assert!(!text.contains("quoted"), "{text}");
     assert!(!text.contains("JvmMetrics"), "{text}");
 
-    let text = exporter.probe(&jvm.target(), "bad");
-    assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    let (status, body) = exporter.probe_answer(&jvm.target(), "bad");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("401"), "{body}");
     let metrics = exporter.metrics();
     assert_eq!(
         value(

@@ -69,12 +69,28 @@ fn recorded_namenode_and_datanode_answers() {
 fn dead_and_hung_targets_fail_fast() {
     let hung = StaticServer::start(None);
     let exporter = Exporter::start(
-        "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 1s\n  jolokia:\n    bridge: jolokia\n    timeout: 1s\n",
+        "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 1s\n    on_target_error: jmx_scrape_error\n  jolokia:\n    bridge: jolokia\n    timeout: 1s\n    on_target_error: jmx_scrape_error\n  agent_like:\n    bridge: hadoop\n    timeout: 1s\n",
         &[],
     );
     let closed = format!("127.0.0.1:{}", free_port());
     let text = exporter.probe(&closed, "hadoop");
     assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+
+    // By default a JVM that cannot be read fails the scrape, so `up` is 0 as with the agent.
+    for target in [&closed, &hung.target()] {
+        let started = Instant::now();
+        let (status, body) = exporter.probe_answer(target, "agent_like");
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body.starts_with(&format!("cannot read {target} (module agent_like)")),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     for module in ["hadoop", "jolokia"] {
         let started = Instant::now();
@@ -125,9 +141,14 @@ fn dead_and_hung_targets_fail_fast() {
 #[test]
 fn malformed_answers_are_errors_not_crashes() {
     let truncated = StaticServer::start(Some("\"beans\" : [ {\"name\": ".into()));
-    let exporter = Exporter::start("modules:\n  hadoop:\n    bridge: hadoop\n", &[]);
+    let exporter = Exporter::start(
+        "modules:\n  hadoop:\n    bridge: hadoop\n    on_target_error: jmx_scrape_error\n  failing:\n    bridge: hadoop\n",
+        &[],
+    );
     let text = exporter.probe(&truncated.target(), "hadoop");
     assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    let (status, body) = exporter.probe_answer(&truncated.target(), "failing");
+    assert_eq!(status, 503, "{body}");
     let metrics = exporter.metrics();
     assert_eq!(
         value(

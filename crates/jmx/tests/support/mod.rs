@@ -212,6 +212,12 @@ impl Exporter {
         self.request("GET", path)
     }
 
+    /// `/probe?target=…&module=…`: status and body, whatever they are.
+    pub fn probe_answer(&self, target: &str, module: &str) -> (u16, String) {
+        self.get(&format!("/probe?target={target}&module={module}"))
+            .expect("probe answered")
+    }
+
     /// `/probe?target=…&module=…`, expecting 200 and strictly valid text.
     pub fn probe(&self, target: &str, module: &str) -> String {
         let (status, body) = self
