@@ -28,6 +28,7 @@ use serde::Deserialize;
 use crate::rules::config::RawConfig;
 use crate::rules::keys::{self, Finding};
 use crate::rules::{Naming, RuleSet};
+use crate::single_file::SingleFileFlags;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +89,7 @@ struct BasicAuthFile {
 }
 
 /// How MBeans are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BridgeKind {
     /// Hadoop's `JMXJsonServlet` (`/jmx`), in every Hadoop, YARN and HBase daemon.
@@ -109,14 +110,16 @@ impl BridgeKind {
 
 /// What a probe answers when the JVM cannot be read (refused, timed out, an HTTP error, an
 /// answer that is not JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OnTargetError {
     /// HTTP 503, so Prometheus records the scrape as failed and `up` is 0, as when a
     /// jmx_exporter java agent dies with its JVM.
     #[default]
+    #[value(name = "fail_scrape")]
     FailScrape,
     /// HTTP 200 with `jmx_scrape_error 1`, as jmx_exporter's standalone server answers.
+    #[value(name = "jmx_scrape_error")]
     JmxScrapeError,
 }
 
@@ -166,6 +169,8 @@ pub struct Settings {
     pub sources: Vec<PathBuf>,
     /// Problems that do not stop the exporter (keys jmx_exporter does not know), located.
     pub warnings: Vec<ConfigError>,
+    /// The target of `/probe` requests that name none (`--jmx.target`).
+    pub default_target: Option<crate::target::Target>,
 }
 
 /// `allowed_targets`.
@@ -232,13 +237,28 @@ impl Settings {
             allowed: None,
             sources: Vec::new(),
             warnings: Vec::new(),
+            default_target: None,
         }
     }
 
-    /// Reads `file` and every rules file it names.
-    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+    /// Reads `file`: a modules file (it has `modules:`) and every rules file it names, or a
+    /// plain jmx_exporter file, which `single` completes.
+    pub fn load(file: &Path, single: &SingleFileFlags) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(file)
             .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
+        if tree.get("modules").is_none() {
+            return crate::single_file::settings(Some((file, &text, &tree)), single);
+        }
+        if let Some(flag) = single.first_given() {
+            return Err(ConfigError::file(
+                file,
+                format!(
+                    "--{flag} completes a plain jmx_exporter file; this is a modules file, so \
+                     set it in the module instead"
+                ),
+            ));
+        }
         Self::parse(file, &text)
     }
 
@@ -277,6 +297,7 @@ impl Settings {
             allowed,
             sources,
             warnings,
+            default_target: None,
         })
     }
 }
@@ -403,19 +424,27 @@ pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
 pub fn read_rules_file(file: &Path) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
-    let locate = |path: &[&str], message: String| ConfigError::at_key(file, &text, path, message);
+    read_rules_text(file, &text)
+}
+
+/// The same for the text of `file`.
+pub fn read_rules_text(
+    file: &Path,
+    text: &str,
+) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
+    let locate = |path: &[&str], message: String| ConfigError::at_key(file, text, path, message);
     let locate_finding = |(path, message): Finding| {
         locate(
             &path.iter().map(String::as_str).collect::<Vec<_>>(),
             message,
         )
     };
-    let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
+    let tree: serde_yaml_ng::Value = parse_yaml(file, text)?;
     let (unknown, refusal) = keys::check(&tree);
     if let Some(refusal) = refusal {
         return Err(locate_finding(refusal));
     }
-    let raw: RawConfig = parse_yaml(file, &text)?;
+    let raw: RawConfig = parse_yaml(file, text)?;
     let rules = RuleSet::compile(raw, &locate)?;
     Ok((rules, unknown.into_iter().map(locate_finding).collect()))
 }

@@ -69,12 +69,13 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
             list(&modules.by_name)
         ));
     };
-    let Some(target) = target else {
-        return bad_request("target parameter is missing");
-    };
-    let target = match Target::parse(&target) {
-        Ok(target) => target,
-        Err(message) => return bad_request(&format!("target {target:?}: {message}")),
+    let target = match (target, &modules.default_target) {
+        (Some(target), _) => match Target::parse(&target) {
+            Ok(target) => target,
+            Err(message) => return bad_request(&format!("target {target:?}: {message}")),
+        },
+        (None, Some(target)) => target.clone(),
+        (None, None) => return bad_request("target parameter is missing"),
     };
     if let Some(allowed) = &modules.allowed
         && !allowed_target(allowed, &target).await

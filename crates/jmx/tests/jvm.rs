@@ -289,3 +289,26 @@ fn hadoop_servlet_with_0x_naming_per_module() {
         "{old}"
     );
 }
+
+#[test]
+fn a_plain_jmx_exporter_file_sends_its_username_and_password_as_basic_auth() {
+    let jvm = TestJvm::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("agent.yml"),
+        "username: monitor\npassword: s3cret\nincludeObjectNames: ['Hadoop:name=FSNamesystem,*']\n",
+    )
+    .unwrap();
+    let args = [
+        format!("--config.file={}", dir.path().join("agent.yml").display()),
+        format!("--jmx.target=http://{}/auth/jmx", jvm.target()),
+    ];
+    let exporter = Exporter::start_with(dir, &args);
+    let (status, text) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        value(&text, r#"Hadoop_NameNode_BlocksTotal{name="FSNamesystem"}"#),
+        Some(15.0),
+        "{text}"
+    );
+}

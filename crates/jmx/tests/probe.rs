@@ -330,3 +330,82 @@ fn rules_reload_on_change_and_on_request() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_plain_jmx_exporter_file_with_its_target_named_by_flag() {
+    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let dir = tempfile::tempdir().unwrap();
+    let rules =
+        std::fs::read_to_string(support::fixture("jmx_exporter-0.13-namenode.yml")).unwrap();
+    std::fs::write(dir.path().join("namenode.yml"), &rules).unwrap();
+    let args = [
+        format!(
+            "--config.file={}",
+            dir.path().join("namenode.yml").display()
+        ),
+        format!("--jmx.target=http://{}/jmx", namenode.target()),
+        "--jmx.naming=0.x".to_owned(),
+    ];
+    let exporter = Exporter::start_with(dir, &args);
+    // /probe without parameters reads the flag's target with the file's rules.
+    let (status, text) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        value(&text, r#"hdfs_namenode_total{name="NameNodeInfo"}"#),
+        Some(62_725_623_808.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(0.0), "{text}");
+    // The flag's target is the only one it reaches.
+    let other = StaticServer::recorded("datanode-dataNodeInfo.json");
+    let (status, _) = exporter
+        .get(&format!("/probe?target={}", other.target()))
+        .unwrap();
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn rmi_keys_in_a_plain_file_are_refused_and_flags_need_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("standalone.yml");
+    std::fs::write(
+        &file,
+        "hostPort: nn1:8004\nlowercaseOutputName: true\nrules:\n  - pattern: '.*'\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&file);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("standalone.yml:1: hostPort: names a JMX (RMI) port"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--jmx.target=http://HOST:PORT/jmx"),
+        "{stderr}"
+    );
+
+    // The same file without hostPort is a valid configuration as it is.
+    std::fs::write(
+        &file,
+        "lowercaseOutputName: true\nrules:\n  - pattern: '.*'\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&file);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // --jmx.* flags complete a plain file only.
+    let modules = dir.path().join("jmx.yml");
+    std::fs::write(&modules, "modules:\n  a:\n    bridge: hadoop\n").unwrap();
+    let output = std::process::Command::new(support::EXPORTER)
+        .arg(format!("--config.file={}", modules.display()))
+        .arg("--jmx.naming=0.x")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--jmx.naming completes a plain jmx_exporter file"),
+        "{stderr}"
+    );
+}

@@ -56,18 +56,20 @@ impl Kind {
 /// Whose output names a module follows. jmx_exporter changed its naming between 0.x and
 /// 1.x (with the move to the 1.x Prometheus Java client), and dashboards and alerts built on
 /// one do not find the other's series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, clap::ValueEnum)]
 pub enum Naming {
     /// jmx_exporter 0.x: names exactly as the rules make them (`_total`, `_created`,
     /// `_bucket`, `_info` kept), a family's type and help from its first sample, counters
     /// written without an added `_total`, no `_objectname` label (a repeated series keeps
     /// its first sample).
     #[serde(rename = "0.x")]
+    #[value(name = "0.x")]
     V0,
     /// jmx_exporter 1.x: reserved suffixes stripped, `_total` added to counters, families of
     /// mixed type untyped, colliding samples told apart by `_objectname`.
     #[default]
     #[serde(rename = "1.x")]
+    #[value(name = "1.x")]
     V1,
 }
 
