@@ -11,6 +11,7 @@
 //!     basic_auth: {username: u, password_file: /etc/kiln/jmx.pass}
 //!     naming: 1.x               # or 0.x: the metric names of jmx_exporter 1.x or 0.x
 //!     on_target_error: fail_scrape   # or jmx_scrape_error: 200 with jmx_scrape_error 1
+//!     jvm_metrics: false        # true: also the JVM's jvm_* and process_* families
 //!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
 //!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
 //! allowed_targets: ['nn1:9870', '10.0.0.0/8']
@@ -25,6 +26,7 @@ use kiln_registry::config::{ConfigError, parse_yaml};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
+use crate::object_name::ObjectNamePattern;
 use crate::rules::config::RawConfig;
 use crate::rules::keys::{self, Finding};
 use crate::rules::{Naming, RuleSet};
@@ -63,6 +65,8 @@ struct ModuleFile {
     naming: Option<Naming>,
     #[serde(default)]
     on_target_error: Option<OnTargetError>,
+    #[serde(default)]
+    jvm_metrics: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +158,10 @@ pub struct ModuleSettings {
     pub rules: RuleSet,
     /// What a probe answers when the JVM cannot be read.
     pub on_target_error: OnTargetError,
+    /// Whether the JVM's own families (`jvm_*`, `process_*`) are written too.
+    pub jvm_metrics: bool,
+    /// The object name patterns asked of the bridge; empty means every MBean.
+    pub query: Vec<ObjectNamePattern>,
     /// Files this module was built from, for reloading on change.
     pub sources: Vec<PathBuf>,
 }
@@ -226,6 +234,8 @@ impl Settings {
             basic_auth: None,
             rules: RuleSet::default_rules(),
             on_target_error: OnTargetError::default(),
+            jvm_metrics: false,
+            query: Vec::new(),
             sources: Vec::new(),
         };
         Self {
@@ -409,10 +419,23 @@ fn compile_module(
         timeout,
         tls,
         basic_auth,
+        query: query(&rules, module.jvm_metrics),
         rules,
+        jvm_metrics: module.jvm_metrics,
         on_target_error: module.on_target_error.unwrap_or_default(),
         sources,
     })
+}
+
+/// The patterns a module asks its bridge for: the rules' include patterns, and the JVM's
+/// platform beans when the module writes JVM metrics and those patterns would leave them
+/// out. (The rules still see only the beans their own filter admits.)
+pub fn query(rules: &RuleSet, jvm_metrics: bool) -> Vec<ObjectNamePattern> {
+    let mut patterns = rules.filter.query().to_vec();
+    if jvm_metrics && !patterns.is_empty() {
+        patterns.extend(ObjectNamePattern::parse(crate::jvm::QUERY).ok());
+    }
+    patterns
 }
 
 /// Reads an unchanged jmx_exporter configuration file.
@@ -560,6 +583,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.line, Some(5), "{error}");
+    }
+
+    #[test]
+    fn jvm_metrics_add_the_platform_beans_to_an_include_list() {
+        let settings = parse(
+            "modules:\n  a:\n    bridge: hadoop\n    jvm_metrics: true\n    rules: {includeObjectNames: ['Hadoop:*']}\n  b:\n    bridge: hadoop\n    jvm_metrics: true\n  c:\n    bridge: hadoop\n    rules: {includeObjectNames: ['Hadoop:*']}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let query = |m: &str| -> Vec<String> {
+            settings.modules[m]
+                .query
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(query("a"), ["Hadoop:*", "java.lang:*"]);
+        assert!(query("b").is_empty(), "everything is read already");
+        assert_eq!(query("c"), ["Hadoop:*"]);
     }
 
     #[test]

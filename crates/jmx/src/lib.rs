@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod families;
 pub mod json;
+pub mod jvm;
 pub mod object_name;
 pub mod probe;
 pub mod rules;

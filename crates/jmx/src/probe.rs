@@ -6,6 +6,7 @@
 //! 200 with `jmx_scrape_error 1`. Requests that are wrong in themselves are client errors: an
 //! unknown module or a malformed target is 400, a target outside `allowed_targets` 403.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::bridge::{self, FetchError};
 use crate::config::{AllowList, OnTargetError};
 use crate::families;
 use crate::json;
+use crate::rules::{Kind, Naming};
 use crate::self_metrics::header;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
@@ -156,8 +158,18 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
         .collect::<Result<Vec<_>, _>>()?;
     let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
     let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
+    let naming = module.settings.rules.naming;
+    let taken = if module.settings.jvm_metrics {
+        jvm_names_taken(&samples, naming)
+    } else {
+        HashSet::new()
+    };
     let mut text = String::with_capacity(samples.len() * 96);
-    let dropped = families::write(samples, module.settings.rules.naming, &mut text);
+    let mut dropped = families::write(samples, naming, &mut text);
+    if module.settings.jvm_metrics {
+        let taken = taken.iter().map(String::as_str).collect();
+        dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut text);
+    }
     Ok(Rendered {
         text,
         cached: stats.cached_rule_matches,
@@ -165,6 +177,19 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
         dropped,
         read_errors,
     })
+}
+
+/// The `jvm_*` and `process_*` names the rules' families take, written as they will be.
+fn jvm_names_taken(samples: &[crate::walk::Sample], naming: Naming) -> HashSet<String> {
+    samples
+        .iter()
+        .map(|s| &s.prepared)
+        .filter(|p| p.name.starts_with("jvm_") || p.name.starts_with("process_"))
+        .map(|p| match (naming, p.kind) {
+            (Naming::V1, Kind::Counter) => format!("{}_total", p.name),
+            _ => p.name.to_string(),
+        })
+        .collect()
 }
 
 /// jmx_exporter's three per-scrape gauges.

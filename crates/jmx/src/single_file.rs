@@ -44,6 +44,11 @@ pub struct SingleFileFlags {
     /// (fail_scrape, so up is 0) or 200 with jmx_scrape_error 1 [default: fail_scrape].
     #[arg(long = "jmx.on-target-error", value_enum, value_name = "CHOICE")]
     pub on_target_error: Option<OnTargetError>,
+
+    /// With a plain jmx_exporter file: also write the JVM's own jvm_* and process_*
+    /// families, as jmx_exporter's java agent does.
+    #[arg(long = "jmx.jvm-metrics")]
+    pub jvm_metrics: bool,
 }
 
 impl SingleFileFlags {
@@ -54,6 +59,7 @@ impl SingleFileFlags {
             ("jmx.bridge", self.bridge.is_some()),
             ("jmx.naming", self.naming.is_some()),
             ("jmx.on-target-error", self.on_target_error.is_some()),
+            ("jmx.jvm-metrics", self.jvm_metrics),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -128,8 +134,10 @@ pub fn settings(
         timeout: Duration::from_secs(10),
         tls: kiln_scraper::ClientTls::default(),
         basic_auth: rules.credentials.clone(),
+        query: crate::config::query(&rules, flags.jvm_metrics),
         rules: rules.with_naming(flags.naming.unwrap_or_default()),
         on_target_error: flags.on_target_error.unwrap_or_default(),
+        jvm_metrics: flags.jvm_metrics,
         sources: Vec::new(),
     };
     // A target named by flag is the only one the exporter reaches.

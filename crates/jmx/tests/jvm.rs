@@ -312,3 +312,65 @@ fn a_plain_jmx_exporter_file_sends_its_username_and_password_as_basic_auth() {
         "{text}"
     );
 }
+
+#[test]
+fn jvm_metrics_from_the_same_answer_through_both_bridges() {
+    let jvm = TestJvm::start();
+    let exporter = Exporter::start(
+        "modules:\n  hadoop_0x:\n    bridge: hadoop\n    naming: 0.x\n    jvm_metrics: true\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n  jolokia_1x:\n    bridge: jolokia\n    jvm_metrics: true\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n  without:\n    bridge: hadoop\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n",
+        &[],
+    );
+    for (module, used, pool_used) in [
+        (
+            "hadoop_0x",
+            "jvm_memory_bytes_used",
+            "jvm_memory_pool_bytes_used",
+        ),
+        (
+            "jolokia_1x",
+            "jvm_memory_used_bytes",
+            "jvm_memory_pool_used_bytes",
+        ),
+    ] {
+        let text = exporter.probe(&jvm.target(), module);
+        assert!(
+            value(&text, &format!(r#"{used}{{area="heap"}}"#)).is_some_and(|v| v > 0.0),
+            "{module}\n{text}"
+        );
+        assert!(
+            value(&text, &format!(r#"{pool_used}{{pool="Eden Space"}}"#)).is_some_and(|v| v > 0.0),
+            "{module}\n{text}"
+        );
+        for series in [
+            r#"jvm_gc_collection_seconds_count{gc="Copy"}"#,
+            r#"jvm_gc_collection_seconds_sum{gc="MarkSweepCompact"}"#,
+            "jvm_threads_started_total",
+        ] {
+            assert!(value(&text, series).is_some(), "{module} {series}\n{text}");
+        }
+        for series in [
+            "jvm_threads_current",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+        ] {
+            assert!(
+                value(&text, series).is_some_and(|v| v > 0.0),
+                "{module} {series}\n{text}"
+            );
+        }
+        let started = value(&text, "process_start_time_seconds").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(now - 600.0 < started && started <= now, "{started} {now}");
+        // The rules still see only the beans their own filter admits.
+        assert!(!text.contains("java_lang"), "{module}\n{text}");
+        assert!(
+            text.contains("Hadoop_NameNode_BlocksTotal"),
+            "{module}\n{text}"
+        );
+    }
+    let text = exporter.probe(&jvm.target(), "without");
+    assert!(!text.contains("jvm_"), "{text}");
+}
