@@ -90,12 +90,19 @@ pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut String) -> Dropped 
         // Stable, so the first of a repeated series stays first.
         rows.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
         let collide = rows.windows(2).any(|w| w[0].0.labels == w[1].0.labels);
-        if collide && naming == Naming::V0 {
-            let before = rows.len();
-            rows.dedup_by(|later, earlier| later.0.labels == earlier.0.labels);
-            dropped.duplicates += (before - rows.len()) as u64;
-        }
-        let collide = collide && naming == Naming::V1;
+        // 1.x tells colliding samples apart by `_objectname`; 0.x repeats the series and
+        // Prometheus keeps the first.
+        let collide = match naming {
+            Naming::V1 => collide,
+            Naming::V0 => {
+                if collide {
+                    let before = rows.len();
+                    rows.dedup_by(|later, earlier| later.0.labels == earlier.0.labels);
+                    dropped.duplicates += (before - rows.len()) as u64;
+                }
+                false
+            }
+        };
         if collide {
             rows.sort_by(|a, b| {
                 (&a.0.labels, &a.0.object_name).cmp(&(&b.0.labels, &b.0.object_name))
