@@ -409,3 +409,64 @@ fn rmi_keys_in_a_plain_file_are_refused_and_flags_need_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn repeated_series_under_0x_naming_keep_the_first_and_are_counted() {
+    // Two beans whose samples a rule gives one name and no labels: 0.x repeats the series
+    // (Prometheus keeps the first), 1.x tells them apart with `_objectname`.
+    let server = StaticServer::start(Some(
+        r#"{"beans": [{"name": "a:type=X,name=one", "Count": 1}, {"name": "a:type=X,name=two", "Count": 2}]}"#.into(),
+    ));
+    let rules = "rules:\n  - pattern: 'a<type=X, name=\\w+><>Count'\n    name: a_count\n";
+    let exporter = Exporter::start(
+        &format!(
+            "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n    rules: {{{rules}}}\n  new:\n    bridge: hadoop\n    rules_file: rules.yml\n",
+            rules = "rules: [{pattern: 'a<type=X, name=\\w+><>Count', name: a_count}]"
+        ),
+        &[("rules.yml", rules)],
+    );
+    let old = exporter.probe(&server.target(), "old");
+    let counts: Vec<&str> = old.lines().filter(|l| l.starts_with("a_count")).collect();
+    assert_eq!(counts.len(), 1, "{old}");
+    let new = exporter.probe(&server.target(), "new");
+    assert_eq!(
+        new.lines()
+            .filter(|l| l.starts_with("a_count{_objectname="))
+            .count(),
+        2,
+        "{new}"
+    );
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(
+            &metrics,
+            r#"jmx_probe_dropped_total{module="old",reason="duplicate_sample"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_plain_jmx_exporter_file_without_a_target_flag_probes_any_target() {
+    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain.yml"), "lowercaseOutputName: true\n").unwrap();
+    let args = [format!(
+        "--config.file={}",
+        dir.path().join("plain.yml").display()
+    )];
+    let exporter = Exporter::start_with(dir, &args);
+    let (status, text) = exporter
+        .get(&format!("/probe?target={}", namenode.target()))
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    // 1.x names by default: `Total` loses its suffix.
+    assert_eq!(
+        value(&text, r#"hadoop_namenode{name="NameNodeInfo"}"#),
+        Some(62_725_623_808.0),
+        "{text}"
+    );
+    let (status, _) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 400);
+}
