@@ -47,7 +47,7 @@ fn up_and_the_dashboard_under_both_choices_for_a_dead_jvm() {
         "modules:\n  agent_like:\n    bridge: hadoop\n    timeout: 1s\n  standalone_like:\n    bridge: hadoop\n    timeout: 1s\n    on_target_error: jmx_scrape_error\n  namenode_0x:\n    bridge: hadoop\n    naming: 0.x\n    rules_file: namenode.yml\n",
         &[("namenode.yml", &rules)],
     );
-    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let namenode = StaticServer::recorded("namenode-kiln-test-jvm.json");
     let dead = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -93,11 +93,15 @@ fn up_and_the_dashboard_under_both_choices_for_a_dead_jvm() {
         (reachable("dead_standalone_like"), 0.0),
         ("up{job=\"namenode\"}".to_owned(), 1.0),
         (reachable("namenode"), 1.0),
-        // A 0.x dashboard's job variable, label_values(hdfs_namenode_capacity_total, job), in
-        // the shape of the NameNodeInfo bean's Total.
+        // What a 0.x dashboard's job variable, label_values(hdfs_namenode_capacity_total,
+        // job), finds.
         (
-            "count by (job) (hdfs_namenode_total{name=\"NameNodeInfo\"})".to_owned(),
+            "count by (job) (hdfs_namenode_capacity_total{job=\"namenode\"})".to_owned(),
             1.0,
+        ),
+        (
+            "hdfs_namenode_files_created{job=\"namenode\"}".to_owned(),
+            61.0,
         ),
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
