@@ -1,17 +1,19 @@
 //! The JVM's own metrics, as jmx_exporter's java agent adds them beside the rules' output
 //! (`jvm_memory_bytes_used`, `jvm_gc_collection_seconds`, `jvm_threads_*`, `process_*`),
 //! read from the platform beans in the same answer: `java.lang:type=Memory`, `MemoryPool`,
-//! `GarbageCollector`, `Threading`, `OperatingSystem` and `Runtime`.
+//! `GarbageCollector`, `Threading`, `ClassLoading`, `OperatingSystem` and `Runtime`.
 //!
 //! Names and types are those of the agent's Prometheus Java client: with 0.x naming
 //! `simpleclient_hotspot` 0.9 (jmx_exporter 0.13's agent), with 1.x naming
 //! `prometheus-metrics-instrumentation-jvm` 1.7 (jmx_exporter 1.6's). The two differ only in
-//! the memory families (`jvm_memory_bytes_used` became `jvm_memory_used_bytes`).
+//! the memory families (`jvm_memory_bytes_used` became `jvm_memory_used_bytes`) and in
+//! `jvm_classes_loaded`, which became `jvm_classes_currently_loaded`.
 //!
 //! Families the bridges carry nothing for are not written: thread states and deadlocks
 //! (thread dumps and operations, not attributes), the process's resident and virtual memory
-//! (read from the JVM's own `/proc`), and the runtime's version labels (system properties,
-//! never read).
+//! (read from the JVM's own `/proc`), the runtime's version labels (system properties,
+//! never read), buffer pools (`java.nio` beans, not fetched) and allocation counts (memory
+//! pool notifications).
 
 use std::collections::HashSet;
 
@@ -72,6 +74,7 @@ const USAGE: [&str; 4] = ["used", "committed", "max", "init"];
 pub fn write(beans: &[Bean<'_>], naming: Naming, taken: &HashSet<&str>, out: &mut String) -> u64 {
     let mut memory = None;
     let mut threading = None;
+    let mut class_loading = None;
     let mut os = None;
     let mut runtime = None;
     let mut collectors = Vec::new();
@@ -86,6 +89,7 @@ pub fn write(beans: &[Bean<'_>], naming: Naming, taken: &HashSet<&str>, out: &mu
         match (name.property("type"), name.property("name")) {
             (Some("Memory"), _) => memory = Some(bean),
             (Some("Threading"), _) => threading = Some(bean),
+            (Some("ClassLoading"), _) => class_loading = Some(bean),
             (Some("OperatingSystem"), _) => os = Some(bean),
             (Some("Runtime"), _) => runtime = Some(bean),
             (Some("GarbageCollector"), Some(gc)) => collectors.push((bean, gc.to_owned())),
@@ -172,6 +176,34 @@ pub fn write(beans: &[Bean<'_>], naming: Naming, taken: &HashSet<&str>, out: &mu
             ),
         ] {
             families.push(single(name, help, kind, number(threading, attribute)));
+        }
+    }
+    if let Some(class_loading) = class_loading {
+        let loaded = match naming {
+            Naming::V0 => "jvm_classes_loaded",
+            Naming::V1 => "jvm_classes_currently_loaded",
+        };
+        for (name, help, kind, attribute) in [
+            (
+                loaded,
+                "Classes loaded in the JVM now.",
+                "gauge",
+                "LoadedClassCount",
+            ),
+            (
+                "jvm_classes_loaded_total",
+                "Classes the JVM has loaded since it started.",
+                "counter",
+                "TotalLoadedClassCount",
+            ),
+            (
+                "jvm_classes_unloaded_total",
+                "Classes the JVM has unloaded since it started.",
+                "counter",
+                "UnloadedClassCount",
+            ),
+        ] {
+            families.push(single(name, help, kind, number(class_loading, attribute)));
         }
     }
     if let Some(os) = os {
@@ -381,6 +413,24 @@ mod tests {
             assert!(
                 text.contains("# TYPE jvm_threads_started_total counter\n"),
                 "{text}"
+            );
+            let loaded = match naming {
+                Naming::V0 => "jvm_classes_loaded",
+                Naming::V1 => "jvm_classes_currently_loaded",
+            };
+            assert_eq!(
+                sample(&text, loaded, &[]),
+                Some(recorded(
+                    "java.lang:type=ClassLoading",
+                    &["LoadedClassCount"]
+                ))
+            );
+            assert_eq!(
+                sample(&text, "jvm_classes_loaded_total", &[]),
+                Some(recorded(
+                    "java.lang:type=ClassLoading",
+                    &["TotalLoadedClassCount"]
+                ))
             );
             assert_eq!(
                 sample(&text, "process_cpu_seconds_total", &[]),

@@ -350,6 +350,7 @@ fn jvm_metrics_from_the_same_answer_through_both_bridges() {
         }
         for series in [
             "jvm_threads_current",
+            "jvm_classes_loaded_total",
             "process_cpu_seconds_total",
             "process_open_fds",
         ] {
