@@ -265,7 +265,7 @@ fn bad_configuration_names_file_line_and_key() {
     let (code, stderr) = check_config(&config);
     assert_eq!(code, Some(64), "{stderr}");
     assert!(
-        stderr.contains("rules.yml:2: Rule: unknown key `Rule` holds a list"),
+        stderr.contains("rules.yml:2: Rule: unknown key `Rule` holds what looks like rules"),
         "{stderr}"
     );
 

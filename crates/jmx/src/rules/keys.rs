@@ -54,7 +54,7 @@ const EXTRA_METRIC: &[&str] = &["name", "value", "description"];
 pub type Finding = (Vec<String>, String);
 
 /// The unknown keys of a jmx_exporter configuration, and the one problem that refuses it: no
-/// `rules` but an unknown key holding a list, which is a misspelt `rules`.
+/// `rules` but an unknown key holding what looks like rules, which is a misspelt `rules`.
 pub fn check(config: &Value) -> (Vec<Finding>, Option<Finding>) {
     let mut unknown = Vec::new();
     let Value::Mapping(top) = config else {
@@ -65,12 +65,12 @@ pub fn check(config: &Value) -> (Vec<Finding>, Option<Finding>) {
         let Some(key) = key.as_str() else { continue };
         if !TOP.contains(&key) {
             unknown.push((vec![key.to_owned()], message(key, TOP)));
-            if !top.contains_key("rules") && value.is_sequence() {
+            if !top.contains_key("rules") && looks_like_rules(key, value) {
                 refusal = Some((
                     vec![key.to_owned()],
                     format!(
-                        "unknown key `{key}` holds a list and there is no `rules`: is it a \
-                         misspelt `rules`? Without `rules` every attribute would be exported \
+                        "unknown key `{key}` holds what looks like rules and there is no \
+                         `rules`: is it a misspelt `rules`? Without `rules` every attribute would be exported \
                          under default names"
                     ),
                 ));
@@ -116,6 +116,18 @@ pub fn check(config: &Value) -> (Vec<Finding>, Option<Finding>) {
         ],
     );
     (unknown, refusal)
+}
+
+/// A list under a name close to `rules`, or a list of mappings with a `pattern` or `name`.
+fn looks_like_rules(key: &str, value: &Value) -> bool {
+    let Value::Sequence(items) = value else {
+        return false;
+    };
+    edit_distance(&key.to_ascii_lowercase(), "rules") <= 2
+        || items.iter().any(|item| {
+            item.as_mapping()
+                .is_some_and(|m| m.contains_key("pattern") || m.contains_key("name"))
+        })
 }
 
 fn unknown_in(value: &Value, path: &[String], allowed: &[&str], out: &mut Vec<Finding>) {
@@ -215,8 +227,14 @@ mod tests {
     fn a_misspelt_rules_is_refused() {
         let (_, refusal) = run("lowercaseOutputName: true\nrule:\n  - pattern: a\n");
         assert_eq!(refusal.map(|(p, _)| p), Some(vec!["rule".to_owned()]));
-        // With `rules` present, another list is only reported.
+        let (_, refusal) = run("my_rules:\n  - name: x\n    pattern: y\n");
+        assert_eq!(refusal.map(|(p, _)| p), Some(vec!["my_rules".to_owned()]));
+        // With `rules` present, another list is only reported; so is a list that is not
+        // rules under another name.
         let (unknown, refusal) = run("rules: []\nextra:\n  - 1\n");
+        assert!(refusal.is_none());
+        assert_eq!(unknown.len(), 1);
+        let (unknown, refusal) = run("includeObjectNamez: ['Hadoop:*']\n");
         assert!(refusal.is_none());
         assert_eq!(unknown.len(), 1);
     }
