@@ -102,6 +102,15 @@ pub fn settings(
     let rules = match file {
         None => RuleSet::default_rules(),
         Some((path, text, tree)) => {
+            if let Some(key) = modules_file_key(tree) {
+                return Err(ConfigError::at_key(
+                    path,
+                    text,
+                    &[key],
+                    "this looks like a modules file, which needs a `modules:` key; without one \
+                     the file is read as a plain jmx_exporter file",
+                ));
+            }
             for (key, instead) in RMI_KEYS {
                 if tree.get(key).is_some() {
                     return Err(ConfigError::at_key(path, text, &[key], instead));
@@ -152,6 +161,20 @@ pub fn settings(
         warnings,
         default_target: target,
     })
+}
+
+/// A top-level key that only a modules file has (`allowed_targets`) or a misspelt `modules`:
+/// such a file read as a plain jmx_exporter file would silently use the default rules.
+fn modules_file_key(tree: &serde_yaml_ng::Value) -> Option<&str> {
+    let serde_yaml_ng::Value::Mapping(top) = tree else {
+        return None;
+    };
+    top.keys()
+        .filter_map(serde_yaml_ng::Value::as_str)
+        .find(|key| {
+            *key == "allowed_targets"
+                || crate::rules::keys::edit_distance(&key.to_ascii_lowercase(), "modules") <= 2
+        })
 }
 
 /// `http://host:port/path` → target, scheme, path (`/jmx` when none is given).
@@ -210,6 +233,18 @@ mod tests {
             let error = load(text, &SingleFileFlags::default()).unwrap_err();
             assert_eq!(error.line, Some(line), "{error}");
             assert!(error.message.contains("--jmx.target="), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_modules_file_with_a_misspelt_modules_is_refused() {
+        for (text, line) in [
+            ("module:\n  hdfs:\n    bridge: hadoop\n", 1),
+            ("lowercaseOutputName: true\nallowed_targets: ['nn1']\n", 2),
+        ] {
+            let error = load(text, &SingleFileFlags::default()).unwrap_err();
+            assert_eq!(error.line, Some(line), "{error}");
+            assert!(error.message.contains("needs a `modules:` key"), "{error}");
         }
     }
 

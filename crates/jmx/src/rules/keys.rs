@@ -161,7 +161,7 @@ fn message(key: &str, known: &[&str]) -> String {
 }
 
 /// Levenshtein distance, for suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
