@@ -458,7 +458,7 @@ HADOOP = 'job=~"$job", instance=~"$instance"'
 def hadoop():
     variables = [
         job_variable("jmx_scrape_error", "hadoop"),
-        query_variable("instance", "Daemon host", 'label_values(jmx_scrape_error{job=~"$job"}, instance)'),
+        query_variable("instance", "Daemon host", 'label_values(up{job=~"$job"}, instance)'),
     ]
     items = [
         row("HDFS"),
@@ -497,7 +497,10 @@ def hadoop():
         row("Daemons"),
         series("Daemon heap", target(f"hadoop_jvm_mem_heap_used_m{{{HADOOP}}} * 1048576", "{{instance}} {{module}} used"),
                target(f"hadoop_jvm_mem_heap_max_m{{{HADOOP}}} * 1048576", "{{instance}} {{module}} max"), unit="bytes"),
-        states("Reachable through the JMX proxy", target(f"1 - jmx_scrape_error{{{HADOOP}}}", "{{instance}} {{module}}")),
+        # jmx_scrape_error is 1 for an unreadable JVM under on_target_error: jmx_scrape_error;
+        # under fail_scrape the probe fails, jmx_scrape_error goes stale and `up` is 0.
+        states("Reachable through the JMX proxy",
+               target(f"(1 - jmx_scrape_error{{{HADOOP}}}) or up{{{HADOOP}}}", "{{instance}} {{module}}")),
     ]
     return dashboard("kiln-hadoop", "Kiln / HDFS and YARN",
                      "HDFS NameNode and YARN ResourceManager through kiln-jmx-exporter (deploy/emr/jmx rules).",

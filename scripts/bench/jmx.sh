@@ -20,6 +20,7 @@ cat >"$work/jmx.yml" <<YAML
 modules:
   hadoop: {bridge: hadoop, timeout: 30s}
   namenode: {bridge: hadoop, timeout: 30s, rules_file: hadoop-namenode.yml}
+  namenode_0x: {bridge: hadoop, timeout: 30s, rules_file: hadoop-namenode.yml, naming: 0.x}
   kafka: {bridge: jolokia, timeout: 30s, rules_file: kafka-50-rules.yml}
 YAML
 
@@ -54,6 +55,7 @@ for _ in $(seq 10); do curl -s -o /dev/null -w '%{time_total}\n' http://127.0.0.
 echo "== probes"
 probe "http://$web/probe?module=hadoop&target=127.0.0.1:$first_port" "namenode_2mb default_rules"
 probe "http://$web/probe?module=namenode&target=127.0.0.1:$first_port" "namenode_2mb namenode_rules"
+probe "http://$web/probe?module=namenode_0x&target=127.0.0.1:$first_port" "namenode_2mb namenode_rules naming_0x"
 probe "http://$web/probe?module=kafka&target=127.0.0.1:$((first_port + targets))" "kafka_50k_attributes 50_rules"
 
 

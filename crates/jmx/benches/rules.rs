@@ -97,11 +97,17 @@ fn namenode(c: &mut Criterion) {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/emr/jmx/hadoop-namenode.yml"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    let shipped_0x = load_rules_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/emr/jmx/hadoop-namenode.yml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_naming(kiln_jmx::rules::Naming::V0);
     let mut group = c.benchmark_group("namenode_2mb_probe");
     group.sample_size(20);
     for (name, rules) in [
         ("default_rules", &default_rules),
         ("namenode_rules", &shipped),
+        ("namenode_rules_0x", &shipped_0x),
     ] {
         let cache = ShardedCache::for_this_host(rules);
         group.bench_function(name, |b| {
@@ -111,7 +117,7 @@ fn namenode(c: &mut Criterion) {
                 kiln_jmx::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
                 let (samples, _) = cache.walk(rules, &beans);
                 let mut out = String::new();
-                kiln_jmx::families::write(samples, &mut out);
+                kiln_jmx::families::write(samples, rules.naming, &mut out);
                 black_box(out.len())
             });
         });

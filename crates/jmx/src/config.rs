@@ -9,6 +9,9 @@
 //!     scheme: http              # or https, with tls_config
 //!     timeout: 10s
 //!     basic_auth: {username: u, password_file: /etc/kiln/jmx.pass}
+//!     naming: 1.x               # or 0.x: the metric names of jmx_exporter 1.x or 0.x
+//!     on_target_error: fail_scrape   # or jmx_scrape_error: 200 with jmx_scrape_error 1
+//!     jvm_metrics: false        # true: also the JVM's jvm_* and process_* families
 //!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
 //!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
 //! allowed_targets: ['nn1:9870', '10.0.0.0/8']
@@ -23,8 +26,11 @@ use kiln_registry::config::{ConfigError, parse_yaml};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
-use crate::rules::RuleSet;
+use crate::object_name::ObjectNamePattern;
 use crate::rules::config::RawConfig;
+use crate::rules::keys::{self, Finding};
+use crate::rules::{Naming, RuleSet};
+use crate::single_file::SingleFileFlags;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +61,12 @@ struct ModuleFile {
     rules_file: Option<PathBuf>,
     #[serde(default)]
     rules: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    naming: Option<Naming>,
+    #[serde(default)]
+    on_target_error: Option<OnTargetError>,
+    #[serde(default)]
+    jvm_metrics: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,7 +93,7 @@ struct BasicAuthFile {
 }
 
 /// How MBeans are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BridgeKind {
     /// Hadoop's `JMXJsonServlet` (`/jmx`), in every Hadoop, YARN and HBase daemon.
@@ -98,6 +110,21 @@ impl BridgeKind {
             BridgeKind::Jolokia => "/jolokia",
         }
     }
+}
+
+/// What a probe answers when the JVM cannot be read (refused, timed out, an HTTP error, an
+/// answer that is not JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTargetError {
+    /// HTTP 503, so Prometheus records the scrape as failed and `up` is 0, as when a
+    /// jmx_exporter java agent dies with its JVM.
+    #[default]
+    #[value(name = "fail_scrape")]
+    FailScrape,
+    /// HTTP 200 with `jmx_scrape_error 1`, as jmx_exporter's standalone server answers.
+    #[value(name = "jmx_scrape_error")]
+    JmxScrapeError,
 }
 
 /// `http` or `https`.
@@ -129,6 +156,12 @@ pub struct ModuleSettings {
     pub basic_auth: Option<(String, String)>,
     /// The compiled rules.
     pub rules: RuleSet,
+    /// What a probe answers when the JVM cannot be read.
+    pub on_target_error: OnTargetError,
+    /// Whether the JVM's own families (`jvm_*`, `process_*`) are written too.
+    pub jvm_metrics: bool,
+    /// The object name patterns asked of the bridge; empty means every MBean.
+    pub query: Vec<ObjectNamePattern>,
     /// Files this module was built from, for reloading on change.
     pub sources: Vec<PathBuf>,
 }
@@ -142,6 +175,10 @@ pub struct Settings {
     pub allowed: Option<AllowList>,
     /// Files read, for reloading on change.
     pub sources: Vec<PathBuf>,
+    /// Problems that do not stop the exporter (keys jmx_exporter does not know), located.
+    pub warnings: Vec<ConfigError>,
+    /// The target of `/probe` requests that name none (`--jmx.target`).
+    pub default_target: Option<crate::target::Target>,
 }
 
 /// `allowed_targets`.
@@ -196,6 +233,9 @@ impl Settings {
             tls: kiln_scraper::ClientTls::default(),
             basic_auth: None,
             rules: RuleSet::default_rules(),
+            on_target_error: OnTargetError::default(),
+            jvm_metrics: false,
+            query: Vec::new(),
             sources: Vec::new(),
         };
         Self {
@@ -206,13 +246,29 @@ impl Settings {
             .into(),
             allowed: None,
             sources: Vec::new(),
+            warnings: Vec::new(),
+            default_target: None,
         }
     }
 
-    /// Reads `file` and every rules file it names.
-    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+    /// Reads `file`: a modules file (it has `modules:`) and every rules file it names, or a
+    /// plain jmx_exporter file, which `single` completes.
+    pub fn load(file: &Path, single: &SingleFileFlags) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(file)
             .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
+        if tree.get("modules").is_none() {
+            return crate::single_file::settings(Some((file, &text, &tree)), single);
+        }
+        if let Some(flag) = single.first_given() {
+            return Err(ConfigError::file(
+                file,
+                format!(
+                    "--{flag} completes a plain jmx_exporter file; this is a modules file, so \
+                     set it in the module instead"
+                ),
+            ));
+        }
         Self::parse(file, &text)
     }
 
@@ -229,12 +285,14 @@ impl Settings {
         let base = file.parent().unwrap_or(Path::new("."));
         let mut modules = BTreeMap::new();
         let mut sources = vec![file.to_owned()];
+        let mut warnings = Vec::new();
         for (name, module) in raw.modules {
-            let settings = compile_module(&name, module, base, &|path, message| {
+            let at_module = |path: &[&str], message| {
                 let mut full = vec!["modules", name.as_str()];
                 full.extend_from_slice(path);
                 at(&full, message)
-            })?;
+            };
+            let settings = compile_module(&name, module, base, &at_module, &mut warnings)?;
             sources.extend(settings.sources.iter().cloned());
             modules.insert(name, settings);
         }
@@ -248,6 +306,8 @@ impl Settings {
             modules,
             allowed,
             sources,
+            warnings,
+            default_target: None,
         })
     }
 }
@@ -259,6 +319,7 @@ fn compile_module(
     module: ModuleFile,
     base: &Path,
     at: At<'_>,
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<ModuleSettings, ConfigError> {
     let bridge = module
         .bridge
@@ -282,11 +343,22 @@ fn compile_module(
         }
         (Some(rules_file), None) => {
             let rules_file = base.join(rules_file);
-            let rules = load_rules_file(&rules_file)?;
+            let (rules, found) = read_rules_file(&rules_file)?;
+            warnings.extend(found);
             sources.push(rules_file);
             rules
         }
         (None, Some(inline)) => {
+            let (unknown, refusal) = keys::check(&inline);
+            let at_rules = |(path, message): Finding| {
+                let mut full = vec!["rules"];
+                full.extend(path.iter().map(String::as_str));
+                at(&full, message)
+            };
+            if let Some(refusal) = refusal {
+                return Err(at_rules(refusal));
+            }
+            warnings.extend(unknown.into_iter().map(at_rules));
             let raw: RawConfig =
                 serde_yaml_ng::from_value(inline).map_err(|e| at(&["rules"], e.to_string()))?;
             RuleSet::compile(raw, &|path, message| {
@@ -296,7 +368,8 @@ fn compile_module(
             })?
         }
         (None, None) => RuleSet::default_rules(),
-    };
+    }
+    .with_naming(module.naming.unwrap_or_default());
     let basic_auth = match module.basic_auth {
         None => rules.credentials.clone(),
         Some(auth) => {
@@ -346,19 +419,57 @@ fn compile_module(
         timeout,
         tls,
         basic_auth,
+        query: query(&rules, module.jvm_metrics),
         rules,
+        jvm_metrics: module.jvm_metrics,
+        on_target_error: module.on_target_error.unwrap_or_default(),
         sources,
     })
 }
 
+/// The patterns a module asks its bridge for: the rules' include patterns, and the JVM's
+/// platform beans when the module writes JVM metrics and those patterns would leave them
+/// out. (The rules still see only the beans their own filter admits.)
+pub fn query(rules: &RuleSet, jvm_metrics: bool) -> Vec<ObjectNamePattern> {
+    let mut patterns = rules.filter.query().to_vec();
+    if jvm_metrics && !patterns.is_empty() {
+        patterns.extend(ObjectNamePattern::parse(crate::jvm::QUERY).ok());
+    }
+    patterns
+}
+
 /// Reads an unchanged jmx_exporter configuration file.
 pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
+    read_rules_file(file).map(|(rules, _)| rules)
+}
+
+/// Reads an unchanged jmx_exporter configuration file, with its unknown keys located.
+pub fn read_rules_file(file: &Path) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
-    let raw: RawConfig = parse_yaml(file, &text)?;
-    RuleSet::compile(raw, &|path, message| {
-        ConfigError::at_key(file, &text, path, message)
-    })
+    read_rules_text(file, &text)
+}
+
+/// The same for the text of `file`.
+pub fn read_rules_text(
+    file: &Path,
+    text: &str,
+) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
+    let locate = |path: &[&str], message: String| ConfigError::at_key(file, text, path, message);
+    let locate_finding = |(path, message): Finding| {
+        locate(
+            &path.iter().map(String::as_str).collect::<Vec<_>>(),
+            message,
+        )
+    };
+    let tree: serde_yaml_ng::Value = parse_yaml(file, text)?;
+    let (unknown, refusal) = keys::check(&tree);
+    if let Some(refusal) = refusal {
+        return Err(locate_finding(refusal));
+    }
+    let raw: RawConfig = parse_yaml(file, text)?;
+    let rules = RuleSet::compile(raw, &locate)?;
+    Ok((rules, unknown.into_iter().map(locate_finding).collect()))
 }
 
 fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
@@ -450,6 +561,58 @@ mod tests {
 
         let error = parse("modules:\n  a:\n    bridge: hadoop\nallowed_targets: ['10.0.0.0/33']\n")
             .unwrap_err();
+        assert_eq!(error.line, Some(4), "{error}");
+    }
+
+    #[test]
+    fn unknown_rule_keys_inline_are_warned_and_a_misspelt_rules_refused() {
+        let settings = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      lowercaseOutputNme: true\n      rules:\n        - pattern: a\n          typ: GAUGE\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let warnings: Vec<String> = settings.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "jmx.yml:5: modules.hdfs.rules.lowercaseOutputNme: unknown key, ignored (did you mean `lowercaseOutputName`?)",
+                "jmx.yml:8: modules.hdfs.rules.rules[0].typ: unknown key, ignored (did you mean `type`?)",
+            ]
+        );
+        let error = parse(
+            "modules:\n  hdfs:\n    bridge: hadoop\n    rules:\n      rulse:\n        - pattern: a\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.line, Some(5), "{error}");
+    }
+
+    #[test]
+    fn jvm_metrics_add_the_platform_beans_to_an_include_list() {
+        let settings = parse(
+            "modules:\n  a:\n    bridge: hadoop\n    jvm_metrics: true\n    rules: {includeObjectNames: ['Hadoop:*']}\n  b:\n    bridge: hadoop\n    jvm_metrics: true\n  c:\n    bridge: hadoop\n    rules: {includeObjectNames: ['Hadoop:*']}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let query = |m: &str| -> Vec<String> {
+            settings.modules[m]
+                .query
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(query("a"), ["Hadoop:*", "java.lang:*"]);
+        assert!(query("b").is_empty(), "everything is read already");
+        assert_eq!(query("c"), ["Hadoop:*"]);
+    }
+
+    #[test]
+    fn naming_is_chosen_per_module() {
+        let settings = parse(
+            "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n  new:\n    bridge: hadoop\n    naming: '1.x'\n  default:\n    bridge: jolokia\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.modules["old"].rules.naming, Naming::V0);
+        assert_eq!(settings.modules["new"].rules.naming, Naming::V1);
+        assert_eq!(settings.modules["default"].rules.naming, Naming::V1);
+        let error = parse("modules:\n  a:\n    bridge: hadoop\n    naming: 0.13\n").unwrap_err();
         assert_eq!(error.line, Some(4), "{error}");
     }
 

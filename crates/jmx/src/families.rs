@@ -1,9 +1,14 @@
-//! Samples to exposition text, with jmx_exporter 1.x's grouping: samples of one name form a
-//! family whose type is their common type (`untyped` if they disagree), counters are written
-//! with `_total`, and samples whose labels collide all get an `_objectname` label.
+//! Samples to exposition text, grouped as the module's jmx_exporter version groups them.
 //!
-//! Where jmx_exporter fails the whole scrape (a negative counter, samples still colliding
-//! after `_objectname`), only the offending sample is dropped and counted.
+//! With 1.x naming, samples of one name form a family whose type is their common type
+//! (`untyped` if they disagree), counters are written with `_total`, and samples whose
+//! labels collide all get an `_objectname` label. Where jmx_exporter 1.x fails the whole
+//! scrape (a negative counter, samples still colliding after `_objectname`), only the
+//! offending sample is dropped and counted.
+//!
+//! With 0.x naming, a family takes the type and help of its first sample, names are written
+//! as they are, and a repeated series keeps its first sample (Prometheus keeps the first of
+//! the repeats 0.x writes); negative counters are written, as 0.x writes them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,8 +16,8 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use kiln_registry::metrics::{write_float, write_help, write_label_value};
 
-use crate::rules::Kind;
 use crate::rules::evaluate::Prepared;
+use crate::rules::{Kind, Naming};
 use crate::walk::Sample;
 
 /// Labels and `_objectname` of a written sample.
@@ -36,8 +41,9 @@ const RESERVED: [&str; 3] = [
     "jmx_scrape_cached_beans",
 ];
 
-/// Writes `samples` as text format 0.0.4 into `out`, families sorted by name.
-pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
+/// Writes `samples` as text format 0.0.4 into `out`, families sorted by name, grouped and
+/// typed as `naming`'s jmx_exporter does.
+pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut String) -> Dropped {
     let mut dropped = Dropped::default();
     let mut by_name: HashMap<&str, Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
     for (index, sample) in samples.iter().enumerate() {
@@ -52,16 +58,17 @@ pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
     for name in names {
         let members = &by_name[name];
         let first = &samples[members[0]].prepared;
-        let kind = if members
-            .iter()
-            .all(|&i| samples[i].prepared.kind == first.kind)
+        let kind = if naming == Naming::V0
+            || members
+                .iter()
+                .all(|&i| samples[i].prepared.kind == first.kind)
         {
             first.kind
         } else {
             Kind::Unknown
         };
-        let written_name = match kind {
-            Kind::Counter => format!("{name}_total"),
+        let written_name = match (naming, kind) {
+            (Naming::V1, Kind::Counter) => format!("{name}_total"),
             _ => name.to_owned(),
         };
         if RESERVED.contains(&written_name.as_str()) {
@@ -71,7 +78,7 @@ pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
         let mut rows: Vec<(&Prepared, f64)> = Vec::with_capacity(members.len());
         for &i in members {
             let sample = &samples[i];
-            if kind == Kind::Counter && sample.value < 0.0 {
+            if naming == Naming::V1 && kind == Kind::Counter && sample.value < 0.0 {
                 dropped.negative_counters += 1;
                 continue;
             }
@@ -80,8 +87,22 @@ pub fn write(samples: Vec<Sample>, out: &mut String) -> Dropped {
         if rows.is_empty() {
             continue;
         }
+        // Stable, so the first of a repeated series stays first.
         rows.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
         let collide = rows.windows(2).any(|w| w[0].0.labels == w[1].0.labels);
+        // 1.x tells colliding samples apart by `_objectname`; 0.x repeats the series and
+        // Prometheus keeps the first.
+        let collide = match naming {
+            Naming::V1 => collide,
+            Naming::V0 => {
+                if collide {
+                    let before = rows.len();
+                    rows.dedup_by(|later, earlier| later.0.labels == earlier.0.labels);
+                    dropped.duplicates += (before - rows.len()) as u64;
+                }
+                false
+            }
+        };
         if collide {
             rows.sort_by(|a, b| {
                 (&a.0.labels, &a.0.object_name).cmp(&(&b.0.labels, &b.0.object_name))

@@ -16,11 +16,13 @@ pub mod cli;
 pub mod config;
 pub mod families;
 pub mod json;
+pub mod jvm;
 pub mod object_name;
 pub mod probe;
 pub mod rules;
 pub mod self_metrics;
 pub mod shards;
+pub mod single_file;
 pub mod state;
 mod sys;
 pub mod target;
@@ -40,7 +42,10 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// Loads and compiles the configuration and returns the HTTP side, ready to bind.
 pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     sys::return_large_buffers();
-    let jmx = Arc::new(state::Jmx::load(cli.modules_file.as_deref())?);
+    let jmx = Arc::new(state::Jmx::load(
+        cli.modules_file.as_deref(),
+        &cli.single_file,
+    )?);
     let exporter = Exporter::new(info, "jmx", cli.web.clone())
         .description("JMX metrics from Hadoop's /jmx servlet and Jolokia agents")
         .default_listen_address(":9404");

@@ -1,10 +1,12 @@
 //! `/probe?target=HOST:PORT&module=NAME`: one JVM read through a module's bridge and rules,
 //! in blackbox_exporter's style.
 //!
-//! The answer is always 200 with `jmx_scrape_error` saying whether the JVM could be read (as
-//! jmx_exporter does), except for requests that are wrong in themselves: an unknown module or
-//! a malformed target is 400, a target outside `allowed_targets` 403.
+//! A JVM that cannot be read fails the scrape (503), so Prometheus' `up` says so as it does
+//! for a jmx_exporter java agent; a module may choose the standalone server's answer instead,
+//! 200 with `jmx_scrape_error 1`. Requests that are wrong in themselves are client errors: an
+//! unknown module or a malformed target is 400, a target outside `allowed_targets` 403.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +18,10 @@ use kiln_registry::{
 };
 
 use crate::bridge::{self, FetchError};
-use crate::config::AllowList;
+use crate::config::{AllowList, OnTargetError};
 use crate::families;
 use crate::json;
+use crate::rules::{Kind, Naming};
 use crate::self_metrics::header;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
@@ -68,12 +71,13 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
             list(&modules.by_name)
         ));
     };
-    let Some(target) = target else {
-        return bad_request("target parameter is missing");
-    };
-    let target = match Target::parse(&target) {
-        Ok(target) => target,
-        Err(message) => return bad_request(&format!("target {target:?}: {message}")),
+    let target = match (target, &modules.default_target) {
+        (Some(target), _) => match Target::parse(&target) {
+            Ok(target) => target,
+            Err(message) => return bad_request(&format!("target {target:?}: {message}")),
+        },
+        (None, Some(target)) => target.clone(),
+        (None, None) => return bad_request("target parameter is missing"),
     };
     if let Some(allowed) = &modules.allowed
         && !allowed_target(allowed, &target).await
@@ -119,6 +123,12 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
             if let Some(suppressed) = failures.check() {
                 tracing::warn!(module = %module_name, target = %target, err = %error, suppressed, "Probe failed.");
             }
+            if module.settings.on_target_error == OnTargetError::FailScrape {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("cannot read {target} (module {module_name}): {error}\n"),
+                );
+            }
             (true, 0)
         }
     };
@@ -148,8 +158,18 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
         .collect::<Result<Vec<_>, _>>()?;
     let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
     let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
+    let naming = module.settings.rules.naming;
+    let taken = if module.settings.jvm_metrics {
+        jvm_names_taken(&samples, naming)
+    } else {
+        HashSet::new()
+    };
     let mut text = String::with_capacity(samples.len() * 96);
-    let dropped = families::write(samples, &mut text);
+    let mut dropped = families::write(samples, naming, &mut text);
+    if module.settings.jvm_metrics {
+        let taken = taken.iter().map(String::as_str).collect();
+        dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut text);
+    }
     Ok(Rendered {
         text,
         cached: stats.cached_rule_matches,
@@ -157,6 +177,19 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
         dropped,
         read_errors,
     })
+}
+
+/// The `jvm_*` and `process_*` names the rules' families take, written as they will be.
+fn jvm_names_taken(samples: &[crate::walk::Sample], naming: Naming) -> HashSet<String> {
+    samples
+        .iter()
+        .map(|s| &s.prepared)
+        .filter(|p| p.name.starts_with("jvm_") || p.name.starts_with("process_"))
+        .map(|p| match (naming, p.kind) {
+            (Naming::V1, Kind::Counter) => format!("{}_total", p.name),
+            _ => p.name.to_string(),
+        })
+        .collect()
 }
 
 /// jmx_exporter's three per-scrape gauges.

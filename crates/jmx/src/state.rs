@@ -14,6 +14,7 @@ use crate::bridge::MAX_BODY;
 use crate::config::{AllowList, ModuleSettings, Settings};
 use crate::self_metrics::Counters;
 use crate::shards::ShardedCache;
+use crate::single_file::SingleFileFlags;
 
 /// A module ready to probe with.
 #[derive(Debug)]
@@ -62,12 +63,15 @@ pub struct Modules {
     pub allowed: Option<AllowList>,
     /// Files it was read from.
     pub sources: Vec<PathBuf>,
+    /// The target of `/probe` requests that name none.
+    pub default_target: Option<crate::target::Target>,
 }
 
 impl Modules {
     /// Compiles `settings`.
     pub fn new(settings: Settings, config_file: &Path) -> Result<Self, ConfigError> {
         let sources = settings.sources;
+        let default_target = settings.default_target;
         let by_name = settings
             .modules
             .into_iter()
@@ -77,6 +81,7 @@ impl Modules {
             by_name,
             allowed: settings.allowed,
             sources,
+            default_target,
         })
     }
 
@@ -97,32 +102,52 @@ pub struct Jmx {
     /// Counters for `/metrics`.
     pub counters: Counters,
     config_file: Option<PathBuf>,
+    single_file: SingleFileFlags,
     /// The modification times of the configuration's files when last looked at.
     seen: Mutex<Vec<Option<SystemTime>>>,
 }
 
 impl Jmx {
     /// Loads the configuration (or the built-in modules without one).
-    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let modules = Self::read(config_file)?;
+    /// `single_file` completes a plain jmx_exporter file, or stands for one with default
+    /// rules when there is no file.
+    pub fn load(
+        config_file: Option<&Path>,
+        single_file: &SingleFileFlags,
+    ) -> Result<Self, ConfigError> {
+        let modules = Self::read(config_file, single_file)?;
         Ok(Self {
             seen: Mutex::new(modules.stamps()),
             modules: ArcSwap::from_pointee(modules),
             counters: Counters::default(),
             config_file: config_file.map(Path::to_owned),
+            single_file: single_file.clone(),
         })
     }
 
-    fn read(config_file: Option<&Path>) -> Result<Modules, ConfigError> {
+    fn read(
+        config_file: Option<&Path>,
+        single_file: &SingleFileFlags,
+    ) -> Result<Modules, ConfigError> {
         match config_file {
-            Some(file) => Modules::new(Settings::load(file)?, file),
+            Some(file) => {
+                let settings = Settings::load(file, single_file)?;
+                for warning in &settings.warnings {
+                    tracing::warn!("{warning}");
+                }
+                Modules::new(settings, file)
+            }
+            None if single_file.any() => Modules::new(
+                crate::single_file::settings(None, single_file)?,
+                Path::new("(--jmx.* flags)"),
+            ),
             None => Modules::new(Settings::builtin(), Path::new("(built-in modules)")),
         }
     }
 
     /// Reads the configuration again; on error the modules in force stay.
     pub fn reload(&self) -> Result<(), String> {
-        match Self::read(self.config_file.as_deref()) {
+        match Self::read(self.config_file.as_deref(), &self.single_file) {
             Ok(modules) => {
                 *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = modules.stamps();
                 self.modules.store(Arc::new(modules));

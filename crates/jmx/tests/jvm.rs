@@ -239,8 +239,9 @@ fn basic_auth_and_include_patterns() {
     assert!(!text.contains("quoted"), "{text}");
     assert!(!text.contains("JvmMetrics"), "{text}");
 
-    let text = exporter.probe(&jvm.target(), "bad");
-    assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    let (status, body) = exporter.probe_answer(&jvm.target(), "bad");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("401"), "{body}");
     let metrics = exporter.metrics();
     assert_eq!(
         value(
@@ -250,4 +251,127 @@ fn basic_auth_and_include_patterns() {
         Some(1.0),
         "{metrics}"
     );
+}
+
+#[test]
+fn hadoop_servlet_with_0x_naming_per_module() {
+    let jvm = TestJvm::start();
+    let rules = std::fs::read_to_string(fixture("jmx_exporter-0.13-namenode.yml")).unwrap();
+    let exporter = Exporter::start(
+        "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n    rules_file: namenode.yml\n  new:\n    bridge: hadoop\n    rules_file: namenode.yml\n",
+        &[("namenode.yml", &rules)],
+    );
+    let old = exporter.probe(&jvm.target(), "old");
+    let new = exporter.probe(&jvm.target(), "new");
+    for (series_0x, series_1x, expected) in [
+        (
+            r#"hdfs_namenode_capacity_total{name="FSNamesystem"}"#,
+            r#"hdfs_namenode_capacity{name="FSNamesystem"}"#,
+            107_351_072_768.0,
+        ),
+        (
+            r#"hdfs_namenode_files_total{name="FSNamesystem"}"#,
+            r#"hdfs_namenode_files{name="FSNamesystem"}"#,
+            42.0,
+        ),
+        (
+            r#"hdfs_namenode_files_created{name="NameNodeActivity"}"#,
+            r#"hdfs_namenode_files{name="NameNodeActivity"}"#,
+            61.0,
+        ),
+    ] {
+        assert_eq!(value(&old, series_0x), Some(expected), "{old}");
+        assert_eq!(value(&new, series_1x), Some(expected), "{new}");
+        assert_eq!(value(&new, series_0x), None, "{new}");
+    }
+    assert!(
+        old.contains("# TYPE hdfs_namenode_capacity_total gauge\n"),
+        "{old}"
+    );
+}
+
+#[test]
+fn a_plain_jmx_exporter_file_sends_its_username_and_password_as_basic_auth() {
+    let jvm = TestJvm::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("agent.yml"),
+        "username: monitor\npassword: s3cret\nincludeObjectNames: ['Hadoop:name=FSNamesystem,*']\n",
+    )
+    .unwrap();
+    let args = [
+        format!("--config.file={}", dir.path().join("agent.yml").display()),
+        format!("--jmx.target=http://{}/auth/jmx", jvm.target()),
+    ];
+    let exporter = Exporter::start_with(dir, &args);
+    let (status, text) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        value(&text, r#"Hadoop_NameNode_BlocksTotal{name="FSNamesystem"}"#),
+        Some(15.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn jvm_metrics_from_the_same_answer_through_both_bridges() {
+    let jvm = TestJvm::start();
+    let exporter = Exporter::start(
+        "modules:\n  hadoop_0x:\n    bridge: hadoop\n    naming: 0.x\n    jvm_metrics: true\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n  jolokia_1x:\n    bridge: jolokia\n    jvm_metrics: true\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n  without:\n    bridge: hadoop\n    rules:\n      includeObjectNames: ['Hadoop:name=FSNamesystem,*']\n",
+        &[],
+    );
+    for (module, used, pool_used) in [
+        (
+            "hadoop_0x",
+            "jvm_memory_bytes_used",
+            "jvm_memory_pool_bytes_used",
+        ),
+        (
+            "jolokia_1x",
+            "jvm_memory_used_bytes",
+            "jvm_memory_pool_used_bytes",
+        ),
+    ] {
+        let text = exporter.probe(&jvm.target(), module);
+        assert!(
+            value(&text, &format!(r#"{used}{{area="heap"}}"#)).is_some_and(|v| v > 0.0),
+            "{module}\n{text}"
+        );
+        assert!(
+            value(&text, &format!(r#"{pool_used}{{pool="Eden Space"}}"#)).is_some_and(|v| v > 0.0),
+            "{module}\n{text}"
+        );
+        for series in [
+            r#"jvm_gc_collection_seconds_count{gc="Copy"}"#,
+            r#"jvm_gc_collection_seconds_sum{gc="MarkSweepCompact"}"#,
+            "jvm_threads_started_total",
+        ] {
+            assert!(value(&text, series).is_some(), "{module} {series}\n{text}");
+        }
+        for series in [
+            "jvm_threads_current",
+            "jvm_classes_loaded_total",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+        ] {
+            assert!(
+                value(&text, series).is_some_and(|v| v > 0.0),
+                "{module} {series}\n{text}"
+            );
+        }
+        let started = value(&text, "process_start_time_seconds").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(now - 600.0 < started && started <= now, "{started} {now}");
+        // The rules still see only the beans their own filter admits.
+        assert!(!text.contains("java_lang"), "{module}\n{text}");
+        assert!(
+            text.contains("Hadoop_NameNode_BlocksTotal"),
+            "{module}\n{text}"
+        );
+    }
+    let text = exporter.probe(&jvm.target(), "without");
+    assert!(!text.contains("jvm_"), "{text}");
 }

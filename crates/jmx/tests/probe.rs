@@ -69,12 +69,28 @@ fn recorded_namenode_and_datanode_answers() {
 fn dead_and_hung_targets_fail_fast() {
     let hung = StaticServer::start(None);
     let exporter = Exporter::start(
-        "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 1s\n  jolokia:\n    bridge: jolokia\n    timeout: 1s\n",
+        "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 1s\n    on_target_error: jmx_scrape_error\n  jolokia:\n    bridge: jolokia\n    timeout: 1s\n    on_target_error: jmx_scrape_error\n  agent_like:\n    bridge: hadoop\n    timeout: 1s\n",
         &[],
     );
     let closed = format!("127.0.0.1:{}", free_port());
     let text = exporter.probe(&closed, "hadoop");
     assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+
+    // By default a JVM that cannot be read fails the scrape, so `up` is 0 as with the agent.
+    for target in [&closed, &hung.target()] {
+        let started = Instant::now();
+        let (status, body) = exporter.probe_answer(target, "agent_like");
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body.starts_with(&format!("cannot read {target} (module agent_like)")),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     for module in ["hadoop", "jolokia"] {
         let started = Instant::now();
@@ -125,9 +141,14 @@ fn dead_and_hung_targets_fail_fast() {
 #[test]
 fn malformed_answers_are_errors_not_crashes() {
     let truncated = StaticServer::start(Some("\"beans\" : [ {\"name\": ".into()));
-    let exporter = Exporter::start("modules:\n  hadoop:\n    bridge: hadoop\n", &[]);
+    let exporter = Exporter::start(
+        "modules:\n  hadoop:\n    bridge: hadoop\n    on_target_error: jmx_scrape_error\n  failing:\n    bridge: hadoop\n",
+        &[],
+    );
     let text = exporter.probe(&truncated.target(), "hadoop");
     assert_eq!(value(&text, "jmx_scrape_error"), Some(1.0), "{text}");
+    let (status, body) = exporter.probe_answer(&truncated.target(), "failing");
+    assert_eq!(status, 503, "{body}");
     let metrics = exporter.metrics();
     assert_eq!(
         value(
@@ -219,6 +240,35 @@ fn bad_configuration_names_file_line_and_key() {
     let (code, stderr) = check_config(&config);
     assert_eq!(code, Some(0), "{stderr}");
 
+    // Keys jmx_exporter does not know are reported with file, line and key, and a misspelt
+    // `rules` is refused.
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "lowercaseOutputNme: true\nrules:\n  - pattern: ok\n    nmae: x\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("rules.yml:1: lowercaseOutputNme: unknown key, ignored (did you mean `lowercaseOutputName`?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rules.yml:4: rules[0].nmae: unknown key"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "lowercaseOutputName: true\nRule:\n  - pattern: ok\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("rules.yml:2: Rule: unknown key `Rule` holds what looks like rules"),
+        "{stderr}"
+    );
+
     // The shipped EMR configuration loads.
     let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/emr/jmx/kiln-jmx.yml");
@@ -279,4 +329,144 @@ fn rules_reload_on_change_and_on_request() {
         value(&metrics, "jmx_config_reload_failure_total").is_some_and(|v| v >= 1.0),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_plain_jmx_exporter_file_with_its_target_named_by_flag() {
+    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let dir = tempfile::tempdir().unwrap();
+    let rules =
+        std::fs::read_to_string(support::fixture("jmx_exporter-0.13-namenode.yml")).unwrap();
+    std::fs::write(dir.path().join("namenode.yml"), &rules).unwrap();
+    let args = [
+        format!(
+            "--config.file={}",
+            dir.path().join("namenode.yml").display()
+        ),
+        format!("--jmx.target=http://{}/jmx", namenode.target()),
+        "--jmx.naming=0.x".to_owned(),
+    ];
+    let exporter = Exporter::start_with(dir, &args);
+    // /probe without parameters reads the flag's target with the file's rules.
+    let (status, text) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        value(&text, r#"hdfs_namenode_total{name="NameNodeInfo"}"#),
+        Some(62_725_623_808.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "jmx_scrape_error"), Some(0.0), "{text}");
+    // The flag's target is the only one it reaches.
+    let other = StaticServer::recorded("datanode-dataNodeInfo.json");
+    let (status, _) = exporter
+        .get(&format!("/probe?target={}", other.target()))
+        .unwrap();
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn rmi_keys_in_a_plain_file_are_refused_and_flags_need_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("standalone.yml");
+    std::fs::write(
+        &file,
+        "hostPort: nn1:8004\nlowercaseOutputName: true\nrules:\n  - pattern: '.*'\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&file);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("standalone.yml:1: hostPort: names a JMX (RMI) port"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--jmx.target=http://HOST:PORT/jmx"),
+        "{stderr}"
+    );
+
+    // The same file without hostPort is a valid configuration as it is.
+    std::fs::write(
+        &file,
+        "lowercaseOutputName: true\nrules:\n  - pattern: '.*'\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&file);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // --jmx.* flags complete a plain file only.
+    let modules = dir.path().join("jmx.yml");
+    std::fs::write(&modules, "modules:\n  a:\n    bridge: hadoop\n").unwrap();
+    let output = std::process::Command::new(support::EXPORTER)
+        .arg(format!("--config.file={}", modules.display()))
+        .arg("--jmx.naming=0.x")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--jmx.naming completes a plain jmx_exporter file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn repeated_series_under_0x_naming_keep_the_first_and_are_counted() {
+    // Two beans whose samples a rule gives one name and no labels: 0.x repeats the series
+    // (Prometheus keeps the first), 1.x tells them apart with `_objectname`.
+    let server = StaticServer::start(Some(
+        r#"{"beans": [{"name": "a:type=X,name=one", "Count": 1}, {"name": "a:type=X,name=two", "Count": 2}]}"#.into(),
+    ));
+    let rules = "rules:\n  - pattern: 'a<type=X, name=\\w+><>Count'\n    name: a_count\n";
+    let exporter = Exporter::start(
+        &format!(
+            "modules:\n  old:\n    bridge: hadoop\n    naming: 0.x\n    rules: {{{rules}}}\n  new:\n    bridge: hadoop\n    rules_file: rules.yml\n",
+            rules = "rules: [{pattern: 'a<type=X, name=\\w+><>Count', name: a_count}]"
+        ),
+        &[("rules.yml", rules)],
+    );
+    let old = exporter.probe(&server.target(), "old");
+    let counts: Vec<&str> = old.lines().filter(|l| l.starts_with("a_count")).collect();
+    assert_eq!(counts.len(), 1, "{old}");
+    let new = exporter.probe(&server.target(), "new");
+    assert_eq!(
+        new.lines()
+            .filter(|l| l.starts_with("a_count{_objectname="))
+            .count(),
+        2,
+        "{new}"
+    );
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(
+            &metrics,
+            r#"jmx_probe_dropped_total{module="old",reason="duplicate_sample"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_plain_jmx_exporter_file_without_a_target_flag_probes_any_target() {
+    let namenode = StaticServer::recorded("namenode-nameNodeInfo.json");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain.yml"), "lowercaseOutputName: true\n").unwrap();
+    let args = [format!(
+        "--config.file={}",
+        dir.path().join("plain.yml").display()
+    )];
+    let exporter = Exporter::start_with(dir, &args);
+    let (status, text) = exporter
+        .get(&format!("/probe?target={}", namenode.target()))
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    // 1.x names by default: `Total` loses its suffix.
+    assert_eq!(
+        value(&text, r#"hadoop_namenode{name="NameNodeInfo"}"#),
+        Some(62_725_623_808.0),
+        "{text}"
+    );
+    let (status, _) = exporter.get("/probe").unwrap();
+    assert_eq!(status, 400);
 }

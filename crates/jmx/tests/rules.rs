@@ -4,50 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
+use support::render::{render_as, rules};
+
 use std::path::Path;
 
-use kiln_jmx::json;
-use kiln_jmx::rules::RuleSet;
 use kiln_jmx::rules::cache::{Attributes, MatchCache, Source, evaluate_uncached};
 use kiln_jmx::rules::config::RawConfig;
 use kiln_jmx::rules::evaluate::{Attribute, Leaf};
-use kiln_jmx::walk::{Bean, Walker};
+use kiln_jmx::rules::{Naming, RuleSet};
 use kiln_registry::config::{ConfigError, parse_yaml};
 
-fn rules(yaml: &str) -> RuleSet {
-    let raw: RawConfig = parse_yaml(Path::new("rules.yml"), yaml).unwrap();
-    RuleSet::compile(raw, &|path, message| {
-        ConfigError::at_key(Path::new("rules.yml"), yaml, path, message)
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Beans given as Hadoop `/jmx` JSON, through `yaml`, written as text (twice, so the second
-/// pass comes from the cache, and both must agree).
+/// Beans given as Hadoop `/jmx` JSON, through `yaml`, with 1.x names.
 fn render(yaml: &str, beans: &str) -> String {
-    let rules = rules(yaml);
-    let mut cache = MatchCache::new(&rules);
-    let document = json::parse(beans).unwrap();
-    let mut texts = Vec::new();
-    for _ in 0..2 {
-        let mut walker = Walker::new(&rules, &mut cache);
-        let Some(json::Value::Array(items)) = document.get("beans") else {
-            panic!("no beans")
-        };
-        for item in items {
-            let json::Value::Object(attributes) = item else {
-                continue;
-            };
-            let name = item.get("name").and_then(json::Value::as_str).unwrap();
-            walker.bean(Bean { name, attributes });
-        }
-        let samples = walker.samples;
-        let mut text = String::new();
-        kiln_jmx::families::write(samples, &mut text);
-        texts.push(text);
-    }
-    assert_eq!(texts[0], texts[1], "a cached pass differs from the first");
-    texts.pop().unwrap()
+    render_as(yaml, Naming::V1, &[beans])
 }
 
 fn samples(text: &str) -> Vec<&str> {

@@ -64,7 +64,7 @@ pub async fn fetch(
     timeout: Duration,
 ) -> Result<Vec<String>, FetchError> {
     let base = base_url(module, target);
-    let patterns = module.rules.filter.query();
+    let patterns = &module.query;
     match module.bridge {
         BridgeKind::Hadoop => hadoop::fetch(client, &base, patterns, timeout).await,
         BridgeKind::Jolokia => jolokia::fetch(client, &base, patterns, timeout)
@@ -80,7 +80,7 @@ pub fn beans<'a>(
 ) -> Result<(Vec<Bean<'a>>, u64), FetchError> {
     let mut beans = Vec::new();
     let mut errors = 0;
-    let requested = jolokia::requested(module.rules.filter.query());
+    let requested = jolokia::requested(&module.query);
     for document in documents {
         match module.bridge {
             BridgeKind::Hadoop => hadoop::beans(document, &mut beans)?,

@@ -12,7 +12,7 @@ use super::interner::Interner;
 use super::names::{strip_reserved_suffixes, to_safe_name_into};
 use super::pattern::Scratch;
 use super::template::{Spans, Template};
-use super::{Kind, Rule, RuleSet, java_double};
+use super::{Kind, Naming, Rule, RuleSet, java_double};
 
 /// A leaf value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,7 +106,8 @@ impl Attribute<'_> {
 /// What a matching rule makes of an attribute, independent of its current value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
-    /// The family name, reserved suffixes stripped (counters get `_total` when written).
+    /// The family name: with 1.x naming reserved suffixes stripped (counters get `_total`
+    /// when written), with 0.x naming as the rule made it.
     pub name: Arc<str>,
     /// The sample's type.
     pub kind: Kind,
@@ -341,7 +342,10 @@ pub fn prepare(
     }
     match &rule.help {
         Some(template) => expand(template, expanded),
-        None => default_help(attribute, expanded),
+        None => match rules.naming {
+            Naming::V1 => default_help(attribute, expanded),
+            Naming::V0 => default_help_0x(attribute, inputs, expanded),
+        },
     }
     let help = strings.get(expanded);
 
@@ -352,8 +356,13 @@ pub fn prepare(
     labels.dedup_by(|later, earlier| later.0 == earlier.0);
     let duplicate_labels = (before - labels.len()) as u32;
 
+    // The naming choice is made here, once per cached result, never per sample.
+    let name = match rules.naming {
+        Naming::V1 => strip_reserved_suffixes(name),
+        Naming::V0 => name.as_str(),
+    };
     Outcome::Matched(Arc::new(Prepared {
-        name: strings.get(strip_reserved_suffixes(name)),
+        name: strings.get(name),
         kind,
         help,
         labels: labels.drain(..).collect(),
@@ -378,6 +387,17 @@ fn safe_label_name(
         out.make_ascii_lowercase();
     }
     strings.get(out)
+}
+
+/// `<description> (<bean><attr>)`, as jmx_exporter 0.x writes it when the rule has no
+/// `help`. The bridges carry no attribute descriptions, so the attribute name stands in for
+/// one, as MXBeans describe their attributes.
+fn default_help_0x(attribute: &Attribute<'_>, inputs: &Inputs, help: &mut String) {
+    help.clear();
+    help.push_str(attribute.name);
+    help.push_str(" (");
+    help.push_str(&inputs.key);
+    help.push(')');
 }
 
 /// `domain:name=<name>,type=<type>,attribute=<attr>`, as jmx_exporter writes it when the

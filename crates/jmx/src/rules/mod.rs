@@ -16,6 +16,7 @@ pub mod config;
 pub mod evaluate;
 pub mod filter;
 pub mod interner;
+pub mod keys;
 pub mod names;
 pub mod pattern;
 pub mod sequence;
@@ -50,6 +51,26 @@ impl Kind {
             Kind::Unknown => "untyped",
         }
     }
+}
+
+/// Whose output names a module follows. jmx_exporter changed its naming between 0.x and
+/// 1.x (with the move to the 1.x Prometheus Java client), and dashboards and alerts built on
+/// one do not find the other's series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, clap::ValueEnum)]
+pub enum Naming {
+    /// jmx_exporter 0.x: names exactly as the rules make them (`_total`, `_created`,
+    /// `_bucket`, `_info` kept), a family's type and help from its first sample, counters
+    /// written without an added `_total`, no `_objectname` label (a repeated series keeps
+    /// its first sample).
+    #[serde(rename = "0.x")]
+    #[value(name = "0.x")]
+    V0,
+    /// jmx_exporter 1.x: reserved suffixes stripped, `_total` added to counters, families of
+    /// mixed type untyped, colliding samples told apart by `_objectname`.
+    #[default]
+    #[serde(rename = "1.x")]
+    #[value(name = "1.x")]
+    V1,
 }
 
 /// One compiled rule.
@@ -144,6 +165,9 @@ pub struct RuleSet {
     pub automaton: automaton::Automaton,
     /// Whether any rule matches snake-cased attribute names.
     pub any_snake_case: bool,
+    /// Which jmx_exporter's names the rules' output follows; a module setting, so it is
+    /// not read from the rules file itself.
+    pub naming: Naming,
 }
 
 /// Turns a problem at a key path (relative to the rules configuration) into a located error.
@@ -156,6 +180,12 @@ impl RuleSet {
             ConfigError::file(Path::new("(default rules)"), message)
         })
         .unwrap_or_else(|_| unreachable!("the default configuration compiles"))
+    }
+
+    /// The same rules with the names of `naming`.
+    pub fn with_naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
     }
 
     /// Checks and compiles a configuration. `locate` places errors in the file.
@@ -223,6 +253,7 @@ impl RuleSet {
             customizers,
             credentials,
             automaton,
+            naming: Naming::default(),
         })
     }
 }

@@ -126,6 +126,27 @@ public final class KilnTestJvm {
         }
     }
 
+    /**
+     * A NameNode's NameNodeActivity counters (Hadoop:service=NameNode,name=NameNodeActivity),
+     * whose FilesCreated meets FSNamesystem's FilesTotal once jmx_exporter 1.x strips the
+     * suffixes of both.
+     */
+    public static final class NameNodeActivitySource implements MetricsSource {
+        @Override
+        public void getMetrics(MetricsCollector collector, boolean all) {
+            collector.addRecord("NameNodeActivity")
+                    .setContext("dfs")
+                    .tag(Interns.info("ProcessName", "Process name"), "NameNode")
+                    .addCounter(Interns.info("CreateFileOps", "Create file operations"), 57L)
+                    .addCounter(Interns.info("FilesCreated", "Files created"), 61L)
+                    .addCounter(Interns.info("FilesAppended", "Files appended"), 3L)
+                    .addCounter(Interns.info("FilesDeleted", "Files deleted"), 19L)
+                    .addCounter(Interns.info("FilesRenamed", "Files renamed"), 8L)
+                    .addGauge(Interns.info("TransactionsAvgTime", "Average transaction time"), 0.25)
+                    .addCounter(Interns.info("TransactionsNumOps", "Transactions"), 212L);
+        }
+    }
+
     /** A Standard MBean shaped like a Kafka Yammer meter. */
     public interface MeterMBean {
         long getCount();
@@ -203,6 +224,8 @@ public final class KilnTestJvm {
         JvmMetrics.initSingleton("NameNode", "kiln-test");
         DefaultMetricsSystem.instance().register("FSNamesystem", "FSNamesystem status",
                 new FSNamesystemSource());
+        DefaultMetricsSystem.instance().register("NameNodeActivity", "NameNode activity",
+                new NameNodeActivitySource());
     }
 
     // ---- Jolokia -----------------------------------------------------------------------

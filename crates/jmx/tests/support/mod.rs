@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
+pub mod render;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -208,6 +210,12 @@ impl Exporter {
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         self.request("GET", path)
+    }
+
+    /// `/probe?target=…&module=…`: status and body, whatever they are.
+    pub fn probe_answer(&self, target: &str, module: &str) -> (u16, String) {
+        self.get(&format!("/probe?target={target}&module={module}"))
+            .expect("probe answered")
     }
 
     /// `/probe?target=…&module=…`, expecting 200 and strictly valid text.
