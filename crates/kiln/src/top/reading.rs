@@ -319,8 +319,6 @@ fn is_external_interface(device: &str) -> bool {
 
 #[derive(Default)]
 struct GpuParts {
-    /// By `gpu` label, in order of first appearance.
-    order: Vec<String>,
     gpus: BTreeMap<String, GpuReading>,
     /// The latest timestamp per GPU with its XID.
     last_xid_at: BTreeMap<String, f64>,
@@ -330,7 +328,6 @@ impl GpuParts {
     fn gpu(&mut self, sample: &Sample<'_>) -> Option<&mut GpuReading> {
         let index = sample.label("gpu")?;
         if !self.gpus.contains_key(index) {
-            self.order.push(index.to_owned());
             self.gpus.insert(
                 index.to_owned(),
                 GpuReading {
@@ -404,11 +401,16 @@ impl GpuParts {
         }
     }
 
-    fn finish(mut self) -> Vec<GpuReading> {
-        self.order
-            .iter()
-            .filter_map(|index| self.gpus.remove(index))
-            .collect()
+    /// The GPUs by index (numerically), whatever order the exporter wrote its series in.
+    fn finish(self) -> Vec<GpuReading> {
+        let mut gpus: Vec<GpuReading> = self.gpus.into_values().collect();
+        gpus.sort_by_key(|gpu| {
+            (
+                gpu.index.parse::<u32>().unwrap_or(u32::MAX),
+                gpu.index.clone(),
+            )
+        });
+        gpus
     }
 }
 
