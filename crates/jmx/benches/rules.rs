@@ -116,8 +116,16 @@ fn namenode(c: &mut Criterion) {
                 let mut beans = Vec::new();
                 kiln_jmx::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
                 let (samples, _) = cache.walk(rules, &beans);
+                // What a probe does after the walk: families into a set, encoded as text.
+                let mut set = kiln_registry::MetricSet::default();
+                kiln_jmx::families::write(samples, rules.naming, &mut set);
+                set.seal();
                 let mut out = String::new();
-                kiln_jmx::families::write(samples, rules.naming, &mut out);
+                kiln_registry::metrics::encode(
+                    &[&set],
+                    kiln_registry::metrics::Format::Text,
+                    &mut out,
+                );
                 black_box(out.len())
             });
         });

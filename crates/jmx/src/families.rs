@@ -1,4 +1,4 @@
-//! Samples to exposition text, grouped as the module's jmx_exporter version groups them.
+//! Samples to metric families, grouped as the module's jmx_exporter version groups them.
 //!
 //! With 1.x naming, samples of one name form a family whose type is their common type
 //! (`untyped` if they disagree), counters are written with `_total`, and samples whose
@@ -14,7 +14,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use kiln_registry::metrics::{write_float, write_help, write_label_value};
+use kiln_registry::{MetricSet, MetricType};
+use smallvec::SmallVec;
 
 use crate::rules::evaluate::Prepared;
 use crate::rules::{Kind, Naming};
@@ -41,9 +42,9 @@ const RESERVED: [&str; 3] = [
     "jmx_scrape_cached_beans",
 ];
 
-/// Writes `samples` as text format 0.0.4 into `out`, families sorted by name, grouped and
-/// typed as `naming`'s jmx_exporter does.
-pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut String) -> Dropped {
+/// Writes `samples` into `out` as families grouped and typed as `naming`'s jmx_exporter
+/// does.
+pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut MetricSet) -> Dropped {
     let mut dropped = Dropped::default();
     let mut by_name: HashMap<&str, Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
     for (index, sample) in samples.iter().enumerate() {
@@ -109,59 +110,31 @@ pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut String) -> Dropped 
             });
         }
 
-        out.push_str("# HELP ");
-        out.push_str(&written_name);
-        out.push(' ');
-        write_help(out, &first.help);
-        out.push_str("\n# TYPE ");
-        out.push_str(&written_name);
-        out.push(' ');
-        out.push_str(kind.as_str());
-        out.push('\n');
+        let family = out.family(&written_name, &first.help, metric_type(kind));
         let mut seen: HashSet<Identity<'_>> = HashSet::new();
+        let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
         for (prepared, value) in rows {
             let object_name = if collide { &*prepared.object_name } else { "" };
             if collide && !seen.insert((&prepared.labels, object_name)) {
                 dropped.duplicates += 1;
                 continue;
             }
-            out.push_str(&written_name);
-            write_labels(out, &prepared.labels, collide.then_some(object_name));
-            out.push(' ');
-            write_float(out, value);
-            out.push('\n');
+            pairs.clear();
+            pairs.extend(prepared.labels.iter().map(|(n, v)| (&**n, &**v)));
+            if collide {
+                pairs.push(("_objectname", object_name));
+            }
+            out.sample(family, &pairs, value);
         }
     }
     dropped
 }
 
-fn write_labels(out: &mut String, labels: &[(Arc<str>, Arc<str>)], object_name: Option<&str>) {
-    if labels.is_empty() && object_name.is_none() {
-        return;
+/// The metric model's type for a rule's `type`.
+pub(crate) fn metric_type(kind: Kind) -> MetricType {
+    match kind {
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Counter => MetricType::Counter,
+        Kind::Unknown => MetricType::Untyped,
     }
-    out.push('{');
-    let mut first = true;
-    let mut object_name = object_name;
-    for (name, value) in labels {
-        // `_objectname` sorts before any label that starts with a letter.
-        if let Some(object) = object_name.take_if(|_| **name > *"_objectname") {
-            write_pair(out, &mut first, "_objectname", object);
-        }
-        write_pair(out, &mut first, name, value);
-    }
-    if let Some(object) = object_name {
-        write_pair(out, &mut first, "_objectname", object);
-    }
-    out.push('}');
-}
-
-fn write_pair(out: &mut String, first: &mut bool, name: &str, value: &str) {
-    if !*first {
-        out.push(',');
-    }
-    *first = false;
-    out.push_str(name);
-    out.push_str("=\"");
-    write_label_value(out, value);
-    out.push('"');
 }

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use kiln_registry::metrics::{write_float, write_label_value};
+use kiln_registry::{MetricSet, MetricType};
 
 use crate::json::Value;
 use crate::object_name::ObjectName;
@@ -71,7 +71,12 @@ const USAGE: [&str; 4] = ["used", "committed", "max", "init"];
 
 /// Writes the JVM families found in `beans` to `out`, skipping any whose name is in `taken`
 /// (a rule already wrote a family of that name). Returns how many families were skipped.
-pub fn write(beans: &[Bean<'_>], naming: Naming, taken: &HashSet<&str>, out: &mut String) -> u64 {
+pub fn write(
+    beans: &[Bean<'_>],
+    naming: Naming,
+    taken: &HashSet<&str>,
+    out: &mut MetricSet,
+) -> u64 {
     let mut memory = None;
     let mut threading = None;
     let mut class_loading = None;
@@ -248,28 +253,33 @@ pub fn write(beans: &[Bean<'_>], naming: Naming, taken: &HashSet<&str>, out: &mu
             skipped += 1;
             continue;
         }
-        out.push_str("# HELP ");
-        out.push_str(family.name);
-        out.push(' ');
-        out.push_str(family.help);
-        out.push_str("\n# TYPE ");
-        out.push_str(family.name);
-        out.push(' ');
-        out.push_str(family.kind);
-        out.push('\n');
-        for (suffix, label, value) in family.samples {
-            out.push_str(family.name);
-            out.push_str(suffix);
-            if let Some((name, label_value)) = label {
-                out.push('{');
-                out.push_str(name);
-                out.push_str("=\"");
-                write_label_value(out, label_value);
-                out.push_str("\"}");
+        let kind = match family.kind {
+            "counter" => MetricType::Counter,
+            "summary" => MetricType::Summary,
+            _ => MetricType::Gauge,
+        };
+        let id = out.family(family.name, family.help, kind);
+        if kind == MetricType::Summary {
+            // A summary without quantiles: its `_count` and `_sum`, label set by label set.
+            for pair in family.samples.chunks(2) {
+                let part = |suffix: &str| pair.iter().find(|s| s.0 == suffix).map(|s| s.2);
+                let (Some(count), Some(sum)) = (part("_count"), part("_sum")) else {
+                    continue;
+                };
+                let labels: &[(&str, &str)] = match &pair[0].1 {
+                    Some(label) => std::slice::from_ref(label),
+                    None => &[],
+                };
+                out.summary(id, labels, &[], sum, count as u64);
             }
-            out.push(' ');
-            write_float(out, value);
-            out.push('\n');
+        } else {
+            for (_, label, value) in &family.samples {
+                let labels: &[(&str, &str)] = match label {
+                    Some(label) => std::slice::from_ref(label),
+                    None => &[],
+                };
+                out.sample(id, labels, *value);
+            }
         }
     }
     skipped
@@ -337,8 +347,11 @@ mod tests {
         let document = crate::json::parse(ANSWER).unwrap_or(Value::Null);
         let mut beans = Vec::new();
         crate::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
+        let mut set = MetricSet::default();
+        let skipped = write(&beans, naming, &taken.iter().copied().collect(), &mut set);
+        set.seal();
         let mut out = String::new();
-        let skipped = write(&beans, naming, &taken.iter().copied().collect(), &mut out);
+        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
         (out, skipped)
     }
 

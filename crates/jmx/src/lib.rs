@@ -69,7 +69,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     }
     let reloading = Arc::clone(&jmx);
     Ok(exporter
-        .text_source(Arc::new(self_metrics::SelfMetrics(Arc::clone(&jmx))))
+        .collector(self_metrics::SelfMetrics(Arc::clone(&jmx)))
         .route(
             "/probe",
             "Probe a JVM: /probe?target=HOST:PORT&module=NAME",

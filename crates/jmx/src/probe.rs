@@ -10,11 +10,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use kiln_registry::metrics::write_float;
+use http::{HeaderMap, StatusCode};
 use kiln_registry::{
-    LogLimiter, Response, RouteHandler, ScrapeContext, TEXT_CONTENT_TYPE, query_pairs, text,
+    LogLimiter, MetricSet, Response, RouteHandler, ScrapeContext, exposition_response, query_pairs,
+    text,
 };
 
 use crate::bridge::{self, FetchError};
@@ -22,7 +21,6 @@ use crate::config::{AllowList, OnTargetError};
 use crate::families;
 use crate::json;
 use crate::rules::{Kind, Naming};
-use crate::self_metrics::header;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
 
@@ -37,12 +35,18 @@ pub fn handler(jmx: Arc<Jmx>) -> RouteHandler {
         let failures = Arc::clone(&failures);
         Box::pin(async move {
             let query = parts.uri.query().unwrap_or_default();
-            probe(&jmx, query, context, &failures).await
+            probe(&jmx, query, &parts.headers, context, &failures).await
         })
     })
 }
 
-async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLimiter) -> Response {
+async fn probe(
+    jmx: &Jmx,
+    query: &str,
+    headers: &HeaderMap,
+    context: ScrapeContext,
+    failures: &LogLimiter,
+) -> Response {
     let mut target = None;
     let mut module_name = None;
     for (key, value) in query_pairs(query) {
@@ -104,16 +108,16 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
         }
         Err(error) => Err(error),
     };
-    let mut out = String::new();
+    let mut out = MetricSet::default();
     let (error, cached) = match rendered {
         Ok(Rendered {
-            text,
+            set,
             cached,
             stats,
             dropped,
             read_errors,
         }) => {
-            out = text;
+            out = set;
             jmx.counters.probe_succeeded(&module_name, &stats, &dropped);
             jmx.counters.read_errors(&module_name, read_errors);
             (false, cached)
@@ -133,17 +137,22 @@ async fn probe(jmx: &Jmx, query: &str, context: ScrapeContext, failures: &LogLim
         }
     };
     self_samples(&mut out, started.elapsed(), error, cached);
-    let mut response = text(StatusCode::OK, "");
-    *response.body_mut() = kiln_registry::Body::new(bytes::Bytes::from(out));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
-    response
+    out.seal();
+    // Encoding a large answer takes milliseconds: off the async threads.
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || exposition_response(&headers, &[&out]))
+        .await
+        .unwrap_or_else(|_| {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An error has occurred while writing the answer.\n",
+            )
+        })
 }
 
 /// What one successful probe produced.
 struct Rendered {
-    text: String,
+    set: MetricSet,
     cached: u64,
     stats: crate::walk::WalkStats,
     dropped: families::Dropped,
@@ -164,14 +173,14 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
     } else {
         HashSet::new()
     };
-    let mut text = String::with_capacity(samples.len() * 96);
-    let mut dropped = families::write(samples, naming, &mut text);
+    let mut set = MetricSet::default();
+    let mut dropped = families::write(samples, naming, &mut set);
     if module.settings.jvm_metrics {
         let taken = taken.iter().map(String::as_str).collect();
-        dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut text);
+        dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut set);
     }
     Ok(Rendered {
-        text,
+        set,
         cached: stats.cached_rule_matches,
         stats,
         dropped,
@@ -193,7 +202,7 @@ fn jvm_names_taken(samples: &[crate::walk::Sample], naming: Naming) -> HashSet<S
 }
 
 /// jmx_exporter's three per-scrape gauges.
-fn self_samples(out: &mut String, duration: Duration, error: bool, cached: u64) {
+fn self_samples(out: &mut MetricSet, duration: Duration, error: bool, cached: u64) {
     for (name, help, value) in [
         (
             "jmx_scrape_duration_seconds",
@@ -211,11 +220,7 @@ fn self_samples(out: &mut String, duration: Duration, error: bool, cached: u64) 
             cached as f64,
         ),
     ] {
-        header(out, name, help, "gauge");
-        out.push_str(name);
-        out.push(' ');
-        write_float(out, value);
-        out.push('\n');
+        out.gauge_value(name, help, value);
     }
 }
 

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use kiln_registry::TextSource;
-use kiln_registry::metrics::{write_float, write_label_value};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use crate::families::Dropped;
 use crate::state::Jmx;
@@ -106,21 +105,21 @@ impl Counters {
 #[derive(Debug)]
 pub struct SelfMetrics(pub Arc<Jmx>);
 
-impl TextSource for SelfMetrics {
+impl Collector for SelfMetrics {
     fn name(&self) -> &str {
         "jmx"
     }
 
-    fn write_text(&self, _taken: &[&str], out: &mut String) {
+    fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let jmx = &self.0;
         jmx.counters.with(|inner| {
-            family(out, "jmx_probes_total", "Probes by module and outcome.", "counter", inner.probes.iter().map(|((m, o), v)| (m.as_str(), Some(("outcome", *o)), *v as f64)));
-            family(out, "jmx_probe_errors_total", "Failed probes and failed bean reads, by module and reason.", "counter", inner.errors.iter().map(|((m, r), v)| (m.as_str(), Some(("reason", *r)), *v as f64)));
-            family(out, "jmx_probe_dropped_total", "Samples or labels left out where jmx_exporter would fail the whole scrape, by module and reason.", "counter", inner.dropped.iter().map(|((m, r), v)| (m.as_str(), Some(("reason", *r)), *v as f64)));
-            family(out, "jmx_rule_attributes_total", "Attribute values run through the rules.", "counter", inner.attributes.iter().map(|(m, v)| (m.as_str(), None, v.0 as f64)));
-            family(out, "jmx_rule_cache_hits_total", "Attribute values whose rule result was reused from the match cache.", "counter", inner.attributes.iter().map(|(m, v)| (m.as_str(), None, v.1 as f64)));
-            single(out, "jmx_config_reload_success_total", "Number of times configuration have successfully been reloaded.", "counter", inner.reload_success as f64);
-            single(out, "jmx_config_reload_failure_total", "Number of times configuration have failed to be reloaded.", "counter", inner.reload_failure as f64);
+            family(out, "jmx_probes_total", "Probes by module and outcome.", MetricType::Counter, inner.probes.iter().map(|((m, o), v)| (m.as_str(), Some(("outcome", *o)), *v as f64)));
+            family(out, "jmx_probe_errors_total", "Failed probes and failed bean reads, by module and reason.", MetricType::Counter, inner.errors.iter().map(|((m, r), v)| (m.as_str(), Some(("reason", *r)), *v as f64)));
+            family(out, "jmx_probe_dropped_total", "Samples or labels left out where jmx_exporter would fail the whole scrape, by module and reason.", MetricType::Counter, inner.dropped.iter().map(|((m, r), v)| (m.as_str(), Some(("reason", *r)), *v as f64)));
+            family(out, "jmx_rule_attributes_total", "Attribute values run through the rules.", MetricType::Counter, inner.attributes.iter().map(|(m, v)| (m.as_str(), None, v.0 as f64)));
+            family(out, "jmx_rule_cache_hits_total", "Attribute values whose rule result was reused from the match cache.", MetricType::Counter, inner.attributes.iter().map(|(m, v)| (m.as_str(), None, v.1 as f64)));
+            out.counter_value("jmx_config_reload_success_total", "Number of times configuration have successfully been reloaded.", inner.reload_success as f64);
+            out.counter_value("jmx_config_reload_failure_total", "Number of times configuration have failed to be reloaded.", inner.reload_failure as f64);
         });
         let modules = jmx.modules.load();
         let sizes: Vec<Row<'_>> = modules
@@ -132,9 +131,10 @@ impl TextSource for SelfMetrics {
             out,
             "jmx_rule_cache_entries",
             "Attributes whose rule result is remembered, per module.",
-            "gauge",
+            MetricType::Gauge,
             sizes.into_iter(),
         );
+        Ok(())
     }
 }
 
@@ -142,52 +142,17 @@ impl TextSource for SelfMetrics {
 type Row<'a> = (&'a str, Option<(&'a str, &'a str)>, f64);
 
 fn family<'a>(
-    out: &mut String,
+    out: &mut MetricSet,
     name: &str,
     help: &str,
-    kind: &str,
+    kind: MetricType,
     samples: impl Iterator<Item = Row<'a>>,
 ) {
-    let mut samples = samples.peekable();
-    if samples.peek().is_none() {
-        return;
-    }
-    header(out, name, help, kind);
+    let family = out.family(name, help, kind);
     for (module, extra, value) in samples {
-        out.push_str(name);
-        out.push_str("{module=\"");
-        write_label_value(out, module);
-        out.push('"');
-        if let Some((label, label_value)) = extra {
-            out.push(',');
-            out.push_str(label);
-            out.push_str("=\"");
-            write_label_value(out, label_value);
-            out.push('"');
+        match extra {
+            Some(extra) => out.sample(family, &[("module", module), extra], value),
+            None => out.sample(family, &[("module", module)], value),
         }
-        out.push_str("} ");
-        write_float(out, value);
-        out.push('\n');
     }
-}
-
-fn single(out: &mut String, name: &str, help: &str, kind: &str, value: f64) {
-    header(out, name, help, kind);
-    out.push_str(name);
-    out.push(' ');
-    write_float(out, value);
-    out.push('\n');
-}
-
-/// `# HELP` and `# TYPE` lines.
-pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    out.push_str("# HELP ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(help);
-    out.push_str("\n# TYPE ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(kind);
-    out.push('\n');
 }

@@ -40,8 +40,11 @@ pub fn render_as(yaml: &str, naming: Naming, answers: &[&str]) -> String {
             }
         }
         let samples = walker.samples;
+        let mut set = kiln_registry::MetricSet::default();
+        kiln_jmx::families::write(samples, rules.naming, &mut set);
+        set.seal();
         let mut text = String::new();
-        kiln_jmx::families::write(samples, rules.naming, &mut text);
+        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut text);
         texts.push(text);
     }
     assert_eq!(texts[0], texts[1], "a cached pass differs from the first");
