@@ -24,7 +24,6 @@ pub mod self_metrics;
 pub mod shards;
 pub mod single_file;
 pub mod state;
-mod sys;
 pub mod target;
 pub mod walk;
 
@@ -41,7 +40,6 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
 /// Loads and compiles the configuration and returns the HTTP side, ready to bind.
 pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
-    sys::return_large_buffers();
     let jmx = Arc::new(state::Jmx::load(
         cli.modules_file.as_deref(),
         &cli.single_file,

@@ -62,6 +62,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    kiln_registry::process_policy::apply();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -21,9 +21,3 @@ mod sys;
 pub use cli::{Cli, CollectorSet};
 pub use flags::{CollectorOptions, NodeFlags};
 pub use paths::Paths;
-
-/// Process-wide settings of the exporter binary; call it first in `main`, before any
-/// thread starts.
-pub fn tune_process() {
-    sys::use_one_malloc_arena();
-}

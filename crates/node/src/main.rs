@@ -6,7 +6,6 @@ use kiln_node::{Cli, CollectorSet};
 use kiln_registry::{bootstrap, build_info};
 
 fn main() -> ExitCode {
-    kiln_node::tune_process();
     let cli = Cli::parse_from(std::env::args_os());
     bootstrap::main(build_info!("kiln-node-exporter"), &cli.web, || {
         let set = CollectorSet::from_cli(&cli)?;

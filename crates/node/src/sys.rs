@@ -1,5 +1,5 @@
 //! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
-//! for the time zone of the time collector, and `mallopt(3)` to keep one malloc arena. All
+//! for the time zone of the time collector. All
 //! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -84,19 +84,6 @@ pub(crate) fn local_zone(unix_seconds: i64) -> Option<(String, i64)> {
             CStr::from_ptr(tm.tm_zone).to_string_lossy().into_owned()
         };
         Some((zone, tm.tm_gmtoff as i64))
-    }
-}
-
-/// Makes every thread allocate from glibc's one main arena. Collectors allocate their
-/// families on the pool threads and the server frees them after encoding; with an arena per
-/// thread each arena keeps a scrape's worth of freed memory, up to half a MiB of resident
-/// memory per thread for nothing. Two collector threads barely contend for one arena.
-pub(crate) fn use_one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets a tunable of the allocator; it is called before any thread
-    // is started, and an unknown or refused setting is reported by its return value.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

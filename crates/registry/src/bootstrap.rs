@@ -41,6 +41,7 @@ pub fn main(
     flags: &WebFlags,
     build: impl FnOnce() -> Result<Exporter, BuildError>,
 ) -> ExitCode {
+    crate::process_policy::apply();
     if flags.version {
         print!("{}", info.version_text());
         return ExitCode::SUCCESS;

@@ -20,6 +20,7 @@ mod flags;
 mod log_limiter;
 pub mod logging;
 pub mod metrics;
+pub mod process_policy;
 mod runner;
 mod server;
 pub mod signals;

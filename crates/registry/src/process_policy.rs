@@ -1,0 +1,37 @@
+//! The allocator settings every Kiln process runs with, set once at start by
+//! [`crate::bootstrap::main`] (and by `kiln up`, which serves several exporters in one
+//! process), before any other thread starts. All unsafe code of this module is the two
+//! `mallopt(3)` calls, which no safe crate offers.
+#![allow(unsafe_code)]
+
+/// Buffers at least this large are mapped for themselves and unmapped when freed.
+const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+
+/// Applies the settings; calling it again changes nothing.
+///
+/// - **One malloc arena.** Collectors allocate on pool threads and the server frees after
+///   encoding; with an arena per thread, each keeps a scrape's worth of freed memory (up to
+///   half a MiB resident per thread) for nothing. A few collector threads barely contend for
+///   one arena.
+/// - **A fixed mmap threshold.** A JMX probe holds a JVM's whole answer and its parse
+///   (megabytes for a NameNode) for milliseconds. glibc raises its threshold each time such a
+///   buffer is freed, after which they come from the heap and the peak of concurrent probes
+///   stays resident (160 MB instead of 25 MB after probing 50 NameNodes, four at a time).
+///   A fixed threshold keeps them mapped and returned.
+pub fn apply() {
+    #[cfg(target_env = "gnu")]
+    for (parameter, value, name) in [
+        (libc::M_ARENA_MAX, 1, "M_ARENA_MAX"),
+        (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD, "M_MMAP_THRESHOLD"),
+    ] {
+        // SAFETY: mallopt only sets a tunable of the allocator, under glibc's own lock; the
+        // arguments are plain integers and a refused setting is reported by the result.
+        let done = unsafe { libc::mallopt(parameter, value) };
+        if done != 1 {
+            tracing::debug!(
+                setting = name,
+                "mallopt refused the setting; glibc's default stays."
+            );
+        }
+    }
+}
