@@ -8,9 +8,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::connections::{Connection, Connections};
+use super::write_deadline::WriteDeadline;
 use super::{ServeError, Shared, routes};
 use crate::log_limiter::LogLimiter;
 
@@ -55,7 +57,7 @@ static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(std::time::Duration::from_sec
 pub(super) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    connection_slots: Arc<Semaphore>,
+    open: Arc<Connections>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -76,9 +78,9 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+        let Some(admitted) = open.admit() else {
             if let Some(suppressed) = TOO_MANY_CONNECTIONS.check() {
-                tracing::warn!(%peer, suppressed, "Too many open connections; closing a new one.");
+                tracing::warn!(%peer, suppressed, "Too many connections with requests in progress; closing a new one.");
             }
             continue;
         };
@@ -86,9 +88,18 @@ pub(super) async fn accept_loop(
         let shared = Arc::clone(&shared);
         let stopped = stopped.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, shared, stopped).await;
-            drop(slot);
+            tokio::select! {
+                () = serve_connection(stream, peer, shared, admitted.connection(), stopped) => {}
+                () = admitted.evicted() => {
+                    tracing::debug!(%peer, "Connection closed to make room for a new one.");
+                }
+            }
+            drop(admitted);
         });
+        // Let the new connection's task read its request before the next one is accepted:
+        // in a flood, a connection is only evicted after many newer ones arrived, and this
+        // makes sure those did not all arrive before it was looked at once.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let grace = shared.timeouts.shutdown_grace;
@@ -105,6 +116,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    connection: Arc<Connection>,
     stopped: watch::Receiver<bool>,
 ) {
     let timeouts = shared.timeouts;
@@ -120,11 +132,11 @@ async fn serve_connection(
     }
     let tls = shared.web.current().tls.clone();
     match tls {
-        None => serve_io(stream, shared, stopped).await,
+        None => serve_io(stream, shared, connection, stopped).await,
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared, stopped).await,
+                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared, connection, stopped).await,
                 Ok(Err(error)) => tracing::debug!(%peer, err = %error, "TLS handshake failed."),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
             }
@@ -132,14 +144,23 @@ async fn serve_connection(
     }
 }
 
-async fn serve_io<S>(stream: S, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
-where
+async fn serve_io<S>(
+    stream: S,
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    mut stopped: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeouts = shared.timeouts;
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
-        async move { routes::handle(&shared, request).await }
+        let in_progress = connection.begin_request();
+        async move {
+            let response = routes::handle(&shared, request).await;
+            drop(in_progress);
+            response
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -148,6 +169,7 @@ where
         .header_read_timeout(timeouts.header_read)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let stream = WriteDeadline::new(stream, timeouts.write);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
