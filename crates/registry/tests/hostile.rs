@@ -175,3 +175,73 @@ async fn a_connection_flood_does_not_lock_out_scrapes() {
     );
     running.shutdown().await;
 }
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {encoded}\r\n")
+}
+
+/// Password guessing on many connections, for a real and an unknown user: a scraper whose
+/// credentials were verified before keeps being answered within 2 s, and guesses are
+/// answered (401, or 503 when too many wait for bcrypt) rather than left to pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_does_not_slow_down_a_known_scraper() {
+    const GUESSERS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yml");
+    let hash = bcrypt::hash("good", 8).unwrap();
+    std::fs::write(&file, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
+    let flag = format!("--web.config.file={}", file.display());
+    let running = start(&[&flag], |e| e).await;
+    let addr = running.local_addrs()[0];
+    let scraper = basic("alice", "good");
+    assert_eq!(get(addr, "/metrics", &scraper).await.unwrap().0, 200);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut guessers = Vec::new();
+    for g in 0..GUESSERS {
+        let stop = Arc::clone(&stop);
+        guessers.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let user = if g % 2 == 0 { "alice" } else { "mallory" };
+                let guess = basic(user, &format!("guess-{g}-{n}"));
+                n += 1;
+                let limit = Duration::from_secs(10);
+                if let Ok((status, _)) =
+                    get_from("127.0.0.1", addr, "/metrics", &guess, limit).await
+                {
+                    answered.push(status);
+                }
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut failures = Vec::new();
+    for _ in 0..30 {
+        match get(addr, "/metrics", &scraper).await {
+            Ok((200, _)) => {}
+            other => failures.push(other),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut statuses = Vec::new();
+    for guesser in guessers {
+        statuses.extend(guesser.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 30 scrapes failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.len() > GUESSERS, "guesses were left waiting");
+    running.shutdown().await;
+}
