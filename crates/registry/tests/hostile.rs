@@ -245,3 +245,42 @@ async fn password_guessing_does_not_slow_down_a_known_scraper() {
     assert!(statuses.len() > GUESSERS, "guesses were left waiting");
     running.shutdown().await;
 }
+
+/// One client bursts past `rate_limit`: it gets 429, while another client and every
+/// health and readiness probe are still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_clients_burst_limits_only_that_client_and_never_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yml");
+    std::fs::write(&file, "rate_limit:\n  interval: 1m\n  burst: 3\n").unwrap();
+    let flag = format!("--web.config.file={}", file.display());
+    let running = start(&[&flag], |e| e).await;
+    let addr = running.local_addrs()[0];
+    let limit = Duration::from_secs(2);
+
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(get(addr, "/metrics", "").await.unwrap().0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+    for _ in 0..10 {
+        assert_eq!(get(addr, "/-/healthy", "").await.unwrap().0, 200);
+        assert_eq!(get(addr, "/-/ready", "").await.unwrap().0, 200);
+    }
+    // Another address on loopback is another client, with its own bucket.
+    let other = get_from("127.0.0.2", addr, "/metrics", "", limit)
+        .await
+        .unwrap();
+    assert_eq!(other.0, 200);
+    assert_eq!(get(addr, "/metrics", "").await.unwrap().0, 429);
+    running.shutdown().await;
+}

@@ -132,11 +132,13 @@ async fn serve_connection(
     }
     let tls = shared.web.current().tls.clone();
     match tls {
-        None => serve_io(stream, shared, connection, stopped).await,
+        None => serve_io(stream, peer, shared, connection, stopped).await,
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared, connection, stopped).await,
+                Ok(Ok(tls_stream)) => {
+                    serve_io(tls_stream, peer, shared, connection, stopped).await;
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, err = %error, "TLS handshake failed."),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
             }
@@ -146,6 +148,7 @@ async fn serve_connection(
 
 async fn serve_io<S>(
     stream: S,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     connection: Arc<Connection>,
     mut stopped: watch::Receiver<bool>,
@@ -157,7 +160,7 @@ async fn serve_io<S>(
         let shared = Arc::clone(&shared);
         let in_progress = connection.begin_request();
         async move {
-            let response = routes::handle(&shared, request).await;
+            let response = routes::handle(&shared, peer.ip(), request).await;
             drop(in_progress);
             response
         }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +31,20 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Assumed scrape timeout when Prometheus does not send one.
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Paths that the rate limit never refuses: a client's burst must not make a liveness or
+/// readiness probe fail.
+const UNLIMITED_PATHS: &[&str] = &["/-/healthy", "/-/ready"];
+
 pub(super) async fn handle(
     shared: &Shared,
+    client: IpAddr,
     request: http::Request<hyper::body::Incoming>,
 ) -> Result<Response, Infallible> {
     let (parts, _body) = request.into_parts();
     let web = shared.web.current();
 
-    let mut response = if web.rate_limit.as_ref().is_some_and(|l| !l.allow()) {
+    let limited = !UNLIMITED_PATHS.contains(&parts.uri.path());
+    let mut response = if limited && web.rate_limit.as_ref().is_some_and(|l| !l.allow(client)) {
         text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
     } else if let Some(refused) = authenticate(&web, &parts).await {
         refused
