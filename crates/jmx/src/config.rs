@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kiln_registry::config::{ConfigError, parse_yaml};
+use kiln_registry::config::{ConfigError, parse_yaml, read_config_text};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
@@ -211,8 +211,7 @@ impl Settings {
 
     /// Reads `file` and every rules file it names.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let text = read_config_text(file)?;
         Self::parse(file, &text)
     }
 
@@ -310,12 +309,8 @@ fn compile_module(
                 (Some(password), None) => password,
                 (None, Some(file)) => {
                     let file = base.join(file);
-                    let text = std::fs::read_to_string(&file).map_err(|e| {
-                        at(
-                            &["basic_auth", "password_file"],
-                            format!("cannot read {}: {e}", file.display()),
-                        )
-                    })?;
+                    let text = read_config_text(&file)
+                        .map_err(|e| at(&["basic_auth", "password_file"], e.to_string()))?;
                     sources.push(file);
                     text.trim_end_matches(['\n', '\r']).to_owned()
                 }
@@ -353,8 +348,7 @@ fn compile_module(
 
 /// Reads an unchanged jmx_exporter configuration file.
 pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    let text = read_config_text(file)?;
     let raw: RawConfig = parse_yaml(file, &text)?;
     RuleSet::compile(raw, &|path, message| {
         ConfigError::at_key(file, &text, path, message)
@@ -400,6 +394,23 @@ fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_and_rules_files_that_never_end_are_refused_at_the_cap() {
+        let limit = "/dev/zero: cannot read: the file is larger than the limit of 16 MiB";
+        assert_eq!(
+            Settings::load(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string(),
+            limit
+        );
+        assert_eq!(
+            load_rules_file(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string(),
+            limit
+        );
+    }
 
     fn parse(text: &str) -> Result<Settings, ConfigError> {
         Settings::parse(Path::new("jmx.yml"), text)

@@ -89,8 +89,7 @@ impl Mapper {
 
     /// Reads and checks a mapping file.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let text = kiln_registry::config::read_config_text(file)?;
         Self::parse(file, &text)
     }
 
@@ -309,6 +308,15 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapping_file_that_never_ends_is_refused_at_the_cap() {
+        let err = Mapper::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: cannot read: the file is larger than the limit of 16 MiB"
+        );
+    }
 
     fn mapper(text: &str) -> Mapper {
         Mapper::parse(Path::new("m.yml"), text).unwrap()

@@ -54,8 +54,9 @@ pub(super) fn build(
             .map_err(|e| fail("cert", format!("invalid PEM: {e}")))?,
         (None, Some(path)) => {
             let path = resolve(path);
-            CertificateDer::pem_file_iter(&path)
-                .and_then(|it| it.collect::<Result<_, _>>())
+            let pem = read_pem_file(&path, "cert_file")?;
+            CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
                 .map_err(|e| fail("cert_file", format!("{}: {e}", path.display())))?
         }
         (None, None) => return Err(fail("cert_file", "missing cert_file")),
@@ -69,7 +70,8 @@ pub(super) fn build(
             .map_err(|e| fail("key", format!("invalid PEM private key: {e}")))?,
         (None, Some(path)) => {
             let path = resolve(path);
-            PrivateKeyDer::from_pem_file(&path)
+            let pem = read_pem_file(&path, "key_file")?;
+            PrivateKeyDer::from_pem_slice(&pem)
                 .map_err(|e| fail("key_file", format!("{}: {e}", path.display())))?
         }
         (None, None) => return Err(fail("key_file", "missing key_file")),
@@ -85,8 +87,9 @@ pub(super) fn build(
         )?),
         (None, Some(path)) => {
             let path = resolve(path);
+            let pem = read_pem_file(&path, "client_ca_file")?;
             Some(roots(
-                CertificateDer::pem_file_iter(&path).and_then(|it| it.collect()),
+                CertificateDer::pem_slice_iter(&pem).collect(),
                 "client_ca_file",
             )?)
         }
@@ -201,6 +204,15 @@ fn provider(settings: &TlsServerConfig) -> Result<CryptoProvider, TlsConfigError
         provider.kx_groups = groups;
     }
     Ok(provider)
+}
+
+/// Largest certificate, key or CA bundle file read (a system-wide CA bundle is a few
+/// hundred kilobytes).
+pub(crate) const PEM_FILE_LIMIT: u64 = 4 << 20;
+
+fn read_pem_file(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsConfigError> {
+    crate::config::read_capped(path, PEM_FILE_LIMIT)
+        .map_err(|e| fail(key, format!("{}: {e}", path.display())))
 }
 
 /// Go spells some suites without the `_SHA256` that IANA (and rustls) add for ChaCha20.
