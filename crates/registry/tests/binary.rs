@@ -337,3 +337,37 @@ fn config_files_are_read_only_up_to_their_cap() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_config_refuses_malformed_listen_addresses() {
+    for (address, reason) in [
+        (
+            "127.0.0.1:99999",
+            "the port is not a number from 0 to 65535",
+        ),
+        ("localhost", "expected host:port or :port"),
+        ("::1:9100", "an IPv6 address must be written in brackets"),
+        ("[::1:9100", "missing ] after the IPv6 address"),
+        ("[nope]:9100", "not an IPv6 address between [ and ]"),
+        (
+            "exa mple:9100",
+            "the host is not an IP address or a host name",
+        ),
+    ] {
+        let flag = format!("--web.listen-address={address}");
+        let (code, _, stderr) =
+            run_to_exit(&["--web.listen-address=:9100", &flag, "--check-config"]);
+        assert_eq!(code, 64, "{address}: {stderr}");
+        // The logfmt value escapes the quotes around the address.
+        let quoted = format!("{address:?}").replace('"', "\\\"");
+        assert!(
+            stderr.contains(&format!("invalid listen address {quoted}: {reason}")),
+            "{address}: {stderr}"
+        );
+    }
+    for good in [":9100", "127.0.0.1:0", "[::1]:9100", "localhost:9100"] {
+        let flag = format!("--web.listen-address={good}");
+        let (code, _, stderr) = run_to_exit(&[&flag, "--check-config"]);
+        assert_eq!(code, 0, "{good}: {stderr}");
+    }
+}

@@ -27,12 +27,7 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
         address: address.to_owned(),
         source,
     };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("expected host:port or :port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid("the port is not a number"))?;
+    let (host, port) = split_address(address)?;
     if host.is_empty() {
         return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
             Ok(listener) => Ok(listener),
@@ -41,7 +36,6 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
                 .map_err(bind_error),
         };
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     let mut resolved = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| invalid(&format!("cannot resolve the host: {e}")))?;
@@ -49,6 +43,45 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
         .next()
         .ok_or_else(|| invalid("the host resolves to no address"))?;
     TcpListener::bind(addr).await.map_err(bind_error)
+}
+
+/// Splits a listen address into host (without brackets; empty for every interface) and
+/// port, checking its form as Go's `net.SplitHostPort` does, without resolving the host.
+pub(super) fn split_address(address: &str) -> Result<(&str, u16), ServeError> {
+    let invalid = |reason: &str| ServeError::Address {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected host:port or :port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let inner = bracketed
+                .strip_suffix(']')
+                .ok_or_else(|| invalid("missing ] after the IPv6 address"))?;
+            inner
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| invalid("not an IPv6 address between [ and ]"))?;
+            inner
+        }
+        None if host.contains(':') => {
+            return Err(invalid(
+                "an IPv6 address must be written in brackets, as [::1]:9100",
+            ));
+        }
+        None if host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) =>
+        {
+            host
+        }
+        None => return Err(invalid("the host is not an IP address or a host name")),
+    };
+    Ok((host, port))
 }
 
 static TOO_MANY_CONNECTIONS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));

@@ -271,6 +271,15 @@ impl Exporter {
         &self.flags
     }
 
+    /// Checks the form of every listen address without binding or resolving it, so that
+    /// `--check-config` and start-up refuse a malformed one as a configuration error.
+    pub fn check_listen_addresses(&self) -> Result<(), ServeError> {
+        for address in self.flags.listen_or(&self.default_listen) {
+            listen::split_address(&address)?;
+        }
+        Ok(())
+    }
+
     /// Loads the web config and binds every listen address; serving starts at once.
     pub async fn bind(self) -> Result<RunningExporter, ServeError> {
         let watcher = WebConfigWatcher::new(self.flags.config_file.as_deref())?;
