@@ -121,6 +121,10 @@ struct Scratch {
 pub struct Rendered {
     /// Series written.
     pub series: usize,
+    /// Samples left out: all but the newest of those that map to the same series, and those
+    /// in a family of the exporter's own. Counted as they are skipped, so it is exact even
+    /// when a mapping reload changes the store before [`Rendered::conflicts`] is named.
+    pub left_out: usize,
     /// Series left out because another name produced the same family and labels (the
     /// newest sample is served), or the family belongs to the exporter's own metrics.
     pub conflicts: Vec<Conflict>,
@@ -345,6 +349,7 @@ impl Store {
         for row in rows.iter() {
             let family = family(row);
             if taken.binary_search(&family).is_ok() {
+                rendered.left_out += 1;
                 rendered.conflicts.push(Conflict {
                     series: text(row.series).to_owned(),
                     names: Vec::new(),
@@ -356,6 +361,7 @@ impl Store {
                 && prev.hash == row.hash
                 && text(prev.series) == text(row.series)
             {
+                rendered.left_out += 1;
                 if rendered
                     .conflicts
                     .last()
@@ -520,6 +526,7 @@ mod tests {
              # HELP b Graphite metric b\n# TYPE b gauge\nb 1\n"
         );
         assert_eq!(rendered.series, 3);
+        assert_eq!(rendered.left_out, 2);
         assert_eq!(rendered.conflicts.len(), 2);
         assert!(rendered.conflicts.contains(&Conflict {
             series: "a{x=\"1\"}".into(),
@@ -528,6 +535,42 @@ mod tests {
         }));
         assert_eq!(store.expire(50.0), 1);
         assert_eq!(store.len(), 5);
+    }
+
+    /// A mapping reload re-maps every name while scrapes run: what a scrape reports as left
+    /// out can never exceed what it saw, however the two interleave.
+    #[test]
+    fn left_out_stays_exact_while_a_reload_remaps() {
+        const NAMES: usize = 4000;
+        let store = std::sync::Arc::new(Store::new(0));
+        // Names 2k and 2k+1 map to one series: NAMES / 2 are left out of each scrape.
+        let pair = |name: &str, prefix: &str| {
+            let n: usize = name[1..].parse().unwrap();
+            series(&format!("{prefix}{}", n / 2), "")
+        };
+        for n in 0..NAMES {
+            let name = format!("n{n}");
+            put(&store, &name, &pair(&name, "a"), 1.0, n as f64);
+        }
+        let remapping = {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for generation in 1..=60u32 {
+                    let prefix = if generation % 2 == 0 { "a" } else { "b" };
+                    store.remap(generation, |name| Some((pair(name, prefix), NO_RULE, 0)));
+                }
+            })
+        };
+        let mut scrapes = 0;
+        while !remapping.is_finished() || scrapes == 0 {
+            let (_, rendered) = render(&store, 0.0, &[]);
+            assert!(rendered.left_out <= NAMES / 2, "{}", rendered.left_out);
+            assert_eq!(rendered.series + rendered.left_out, NAMES);
+            scrapes += 1;
+        }
+        remapping.join().unwrap();
+        let (_, rendered) = render(&store, 0.0, &[]);
+        assert_eq!(rendered.left_out, NAMES / 2);
     }
 
     #[test]
