@@ -402,6 +402,22 @@ fn check_config_names_file_and_line() {
         "{stderr}"
     );
 
+    // A misspelt `mappings:` is refused too, not served as an empty mapping.
+    let typo = mapping_file(&dir, "mapings:\n- match: a.b\n  name: ok\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
+        .args([
+            &format!("--graphite.mapping-config={typo}"),
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{typo}:1: mapings: unknown key")),
+        "{stderr}"
+    );
+
     let good = fixture("spark-team.yml").display().to_string();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
         .args([

@@ -328,6 +328,26 @@ mod tests {
             .to_string()
     }
 
+    #[test]
+    fn a_misspelt_mappings_key_that_leaves_no_rules_is_refused() {
+        assert_eq!(
+            error("# rules\nmapings:\n- match: a.*\n  name: x\n"),
+            "m.yml:2: mapings: unknown key, and the file has no mapping rules (did you mean \
+             `mappings`?); the known keys are `mappings` and `defaults`"
+        );
+        assert_eq!(
+            error("rules:\n- pattern: a\n"),
+            "m.yml:1: rules: unknown key, and the file has no mapping rules; the known keys \
+             are `mappings` and `defaults`"
+        );
+        // With rules, an unknown key only warns, as upstream ignores it; an empty file is
+        // still an empty mapping.
+        let with_rules = mapper("mappings:\n- match: a.*\n  name: x\nextra: 1\n");
+        assert_eq!(with_rules.rules.len(), 1);
+        assert!(Mapper::parse(Path::new("m.yml"), "").is_ok());
+        assert!(Mapper::parse(Path::new("m.yml"), "defaults:\n  match_type: glob\n").is_ok());
+    }
+
     const SPARK: &str = "\
 mappings:
 - match: '*.*.executor.filesystem.*.*'
