@@ -7,8 +7,9 @@
 //! Where upstream hurts, this does better: lines are parsed and mapped on every reader in
 //! parallel; inputs that crash upstream are counted and dropped; two names colliding on one
 //! series no longer fail the whole scrape; bad lines are counted by reason; an over-long
-//! line costs that line only; the mapping reloads on SIGHUP or `POST /-/reload` keeping the
-//! stored samples; series, connections and idle time are bounded.
+//! line costs that line only; the mapping reloads on SIGHUP (or `POST /-/reload` with
+//! `--web.enable-lifecycle`) keeping the stored samples; series, connections and idle time
+//! are bounded.
 //!
 //! The path of a line: [`ingest`] reads it, [`pipeline`] splits ([`mod@line`]), maps
 //! ([`mapping`], [`cache`]) and stores it ([`store`], as a [`series`]), and
@@ -103,7 +104,6 @@ fn exporter(cli: &Cli, info: BuildInfo, pipeline: Arc<Pipeline>) -> Exporter {
         .default_listen_address(":9108")
         .collector(self_metrics::SelfMetrics::new(Arc::clone(&pipeline), info))
         .text_source(Arc::new(exposition::Samples(pipeline)))
-        .always_enable_reload()
         .on_reload(Arc::new(move || {
             reloading.reload().map_err(|error| error.to_string())
         }))

@@ -99,6 +99,9 @@ pub struct Pipeline {
     stats: Stats,
     reload_ok: AtomicU64,
     reload_time: AtomicU64,
+    /// Held while a reload re-maps the store (which costs a core for a second with a
+    /// million series): a second reload asked for meanwhile is refused, not queued.
+    reloading: Mutex<()>,
 }
 
 impl Pipeline {
@@ -131,6 +134,7 @@ impl Pipeline {
             },
             reload_ok: AtomicU64::new(1),
             reload_time: AtomicU64::new(now_seconds().to_bits()),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -176,6 +180,12 @@ impl Pipeline {
     pub fn reload(&self) -> Result<(), ConfigError> {
         let Some(file) = &self.settings.mapping_file else {
             return Ok(());
+        };
+        let Ok(_reloading) = self.reloading.try_lock() else {
+            return Err(ConfigError::file(
+                file,
+                "a reload is already in progress; this one was not started",
+            ));
         };
         let mapper = match Mapper::load(file) {
             Ok(mapper) => mapper,
@@ -429,4 +439,33 @@ pub fn now_seconds() -> f64 {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_asked_for_while_one_runs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yml");
+        std::fs::write(&file, "mappings:\n- match: a.*\n  name: a\n").unwrap();
+        let pipeline = Pipeline::new(Settings {
+            mapping_file: Some(file),
+            strict_match: false,
+            sample_expiry: Duration::from_secs(300),
+            cache_size: 1000,
+            cache_type: CacheType::Lru,
+            series_limit: 0,
+        })
+        .unwrap();
+        let running = pipeline.reloading.lock().unwrap();
+        let error = pipeline.reload().unwrap_err();
+        assert!(
+            error.message.contains("a reload is already in progress"),
+            "{error}"
+        );
+        drop(running);
+        assert!(pipeline.reload().is_ok());
+    }
 }

@@ -251,6 +251,26 @@ fn samples_older_than_the_expiry_are_not_served() {
     assert_eq!(exporter.value("graphite_sample_expiry_seconds"), Some(60.0));
 }
 
+/// Reloading re-maps every stored series, a second or so of a core with a million of them:
+/// over HTTP it is served only with `--web.enable-lifecycle`, as other exporters do.
+#[test]
+fn reload_over_http_needs_web_enable_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = mapping_file(&dir, "mappings:\n- match: app.*\n  name: first\n");
+    let exporter = Exporter::start(&[&format!("--graphite.mapping-config={mapping}")]);
+    let now = now();
+    exporter.send_tcp(format!("app.a 1 {now}\n").as_bytes());
+    exporter.wait_for_value("first", 1.0);
+    std::fs::write(&mapping, "mappings:\n- match: app.*\n  name: second\n").unwrap();
+    let (status, _) = exporter.request("POST", "/-/reload").unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        exporter.value("first"),
+        Some(1.0),
+        "the mapping in force stays"
+    );
+}
+
 #[test]
 fn reload_keeps_samples_and_applies_the_new_mapping() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,7 +278,10 @@ fn reload_keeps_samples_and_applies_the_new_mapping() {
         &dir,
         "mappings:\n- match: app.*\n  name: first\n  labels: {xx: $1}\n",
     );
-    let exporter = Exporter::start(&[&format!("--graphite.mapping-config={mapping}")]);
+    let exporter = Exporter::start(&[
+        &format!("--graphite.mapping-config={mapping}"),
+        "--web.enable-lifecycle",
+    ]);
     let now = now();
     exporter.send_tcp(format!("app.a 1 {now}\n").as_bytes());
     exporter.wait_for_value("first{xx=\"a\"}", 1.0);
