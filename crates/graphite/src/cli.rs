@@ -81,7 +81,8 @@ pub struct Cli {
     )]
     pub series_limit: usize,
 
-    /// Most TCP connections open at once; more are closed as they arrive.
+    /// Most TCP connections open at once; a new one beyond takes the place of the one that
+    /// has gone longest without a line.
     #[arg(
         long = "graphite.tcp-max-connections",
         default_value_t = 1024,
@@ -89,7 +90,7 @@ pub struct Cli {
     )]
     pub tcp_max_connections: usize,
 
-    /// Close a TCP connection that sends nothing for this long (0: never).
+    /// Close a TCP connection that delivers no complete line for this long (0: never).
     #[arg(
         long = "graphite.tcp-idle-timeout",
         default_value = "5m",

@@ -249,14 +249,14 @@ fn transport_families() -> Vec<MetricFamily> {
         single(
             FamilyBuilder::counter(
                 "graphite_tcp_connections_refused_total",
-                "TCP connections closed on arrival because --graphite.tcp-max-connections were open.",
+                "TCP connections closed on arrival because --graphite.tcp-max-connections were open and none could make room.",
             ),
             load(&TCP_STATS.refused),
         ),
         single(
             FamilyBuilder::counter(
                 "graphite_tcp_connections_idle_closed_total",
-                "TCP connections closed after --graphite.tcp-idle-timeout without data.",
+                "TCP connections closed after --graphite.tcp-idle-timeout without a line, or to make room for a new one.",
             ),
             load(&TCP_STATS.idle_closed),
         ),

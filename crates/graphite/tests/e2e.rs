@@ -357,12 +357,20 @@ fn connection_limit_and_idle_timeout() {
     ]);
     let held = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    let mut refused = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
-    let _ = refused.write_all(b"never.stored 1 1\n");
-    exporter.wait_for_value("graphite_tcp_connections_refused_total", 1.0);
-    // The silent connection is closed after the idle timeout, freeing its slot.
+    // At the limit, a newcomer takes the place of the connection idle longest.
+    let mut newcomer = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
+    newcomer
+        .write_all(format!("newcomer.line 1 {}\n", now()).as_bytes())
+        .unwrap();
+    exporter.wait_for_value("newcomer_line", 1.0);
     exporter.wait_for_value("graphite_tcp_connections_idle_closed_total", 1.0);
-    drop(held);
+    // Then, silent after its line, it is closed after the idle timeout.
+    exporter.wait_for_value("graphite_tcp_connections_idle_closed_total", 2.0);
+    assert_eq!(
+        exporter.value("graphite_tcp_connections_refused_total"),
+        Some(0.0)
+    );
+    drop((held, newcomer));
     exporter.send_tcp(format!("later.one 1 {}\n", now()).as_bytes());
     exporter.wait_for_value("later_one", 1.0);
 }
@@ -455,4 +463,57 @@ fn check_config_names_file_and_line() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A connection that sends a byte now and then but never a whole line is closed when the
+/// idle timeout has passed since its last line, however many bytes it trickles.
+#[test]
+fn a_trickle_without_lines_does_not_reset_the_idle_timeout() {
+    let exporter = Exporter::start(&["--graphite.tcp-idle-timeout=1s"]);
+    let mut stream = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
+    stream
+        .write_all(format!("whole.line 1 {}\n", now()).as_bytes())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        // After the server closes, a write fails (the first one may still succeed).
+        if stream.write_all(b"x").is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed = closed.expect("the trickling connection was never closed");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+    assert_eq!(exporter.value("whole_line"), Some(1.0));
+    assert!(
+        exporter
+            .value("graphite_tcp_connections_idle_closed_total")
+            .is_some_and(|n| n >= 1.0)
+    );
+}
+
+/// Every ingest slot held by a silent connection: a sender's line still gets in, because
+/// the connection that has gone longest without a line makes room for it.
+#[test]
+fn idle_connections_cannot_lock_senders_out() {
+    const SLOTS: usize = 8;
+    let exporter = Exporter::start(&[&format!("--graphite.tcp-max-connections={SLOTS}")]);
+    let holders: Vec<TcpStream> = (0..3 * SLOTS)
+        .map(|_| TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let now = now();
+    for n in 0..5 {
+        exporter.send_tcp(format!("sender.line{n} {n} {now}\n").as_bytes());
+    }
+    for n in 0..5 {
+        exporter.wait_for_value(&format!("sender_line{n}"), f64::from(n));
+    }
+    assert_eq!(
+        exporter.value("graphite_tcp_connections_refused_total"),
+        Some(0.0)
+    );
+    drop(holders);
 }
