@@ -81,6 +81,16 @@ pub struct Cli {
     )]
     pub series_limit: usize,
 
+    /// Most bytes the stored series may take: their names, families and labels, plus 56
+    /// bytes each (0: no limit). Samples of new series beyond it are refused and counted,
+    /// so a few series with very long names cannot take the memory of millions.
+    #[arg(
+        long = "graphite.series-bytes-limit",
+        default_value_t = 256 << 20,
+        value_name = "BYTES"
+    )]
+    pub series_bytes_limit: usize,
+
     /// Most TCP connections open at once; a new one beyond takes the place of the one that
     /// has gone longest without a line.
     #[arg(

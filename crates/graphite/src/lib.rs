@@ -50,6 +50,7 @@ impl Cli {
             cache_size: self.cache_size,
             cache_type: self.cache_type,
             series_limit: self.series_limit,
+            series_bytes_limit: self.series_bytes_limit,
         }
     }
 

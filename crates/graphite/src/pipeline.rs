@@ -38,6 +38,8 @@ pub struct Settings {
     pub cache_type: CacheType,
     /// `--graphite.series-limit` (0: none).
     pub series_limit: usize,
+    /// `--graphite.series-bytes-limit` (0: none).
+    pub series_bytes_limit: usize,
 }
 
 /// One loaded mapping file with its cache.
@@ -118,7 +120,7 @@ impl Pipeline {
             generation: 0,
         };
         Ok(Self {
-            store: Store::new(settings.series_limit),
+            store: Store::new(settings.series_limit, settings.series_bytes_limit),
             settings,
             mapping: ArcSwap::from_pointee(mapping),
             generation: AtomicU32::new(0),
@@ -425,7 +427,7 @@ fn log_full(name: &str, series: usize) {
             name,
             series,
             suppressed,
-            "Series limit reached; new series are refused (see --graphite.series-limit)."
+            "Series limit reached; new series are refused (see --graphite.series-limit and --graphite.series-bytes-limit)."
         );
     }
 }
@@ -457,6 +459,7 @@ mod tests {
             cache_size: 1000,
             cache_type: CacheType::Lru,
             series_limit: 0,
+            series_bytes_limit: 0,
         })
         .unwrap();
         let running = pipeline.reloading.lock().unwrap();

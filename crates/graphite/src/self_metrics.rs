@@ -127,9 +127,23 @@ impl Collector for SelfMetrics {
             settings.series_limit as f64,
         ));
         families.push(single(
+            FamilyBuilder::gauge(
+                "graphite_series_bytes",
+                "Bytes the stored series take: names, families and labels, plus 56 bytes each.",
+            ),
+            self.pipeline.store().bytes() as f64,
+        ));
+        families.push(single(
+            FamilyBuilder::gauge(
+                "graphite_series_bytes_limit",
+                "Most bytes the stored series may take (--graphite.series-bytes-limit; 0: no limit).",
+            ),
+            settings.series_bytes_limit as f64,
+        ));
+        families.push(single(
             FamilyBuilder::counter(
                 "graphite_series_limit_rejected_samples_total",
-                "Samples of new series refused because the store held --graphite.series-limit series.",
+                "Samples of new series refused because the store held --graphite.series-limit series or --graphite.series-bytes-limit bytes.",
             ),
             load(&stats.rejected),
         ));

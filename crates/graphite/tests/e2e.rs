@@ -517,3 +517,27 @@ fn idle_connections_cannot_lock_senders_out() {
     );
     drop(holders);
 }
+
+/// Few series with very long names: stored text is bounded by --graphite.series-bytes-limit,
+/// not only by the number of series.
+#[test]
+fn long_names_are_bounded_by_the_series_bytes_limit() {
+    const LIMIT: usize = 1 << 20;
+    let exporter = Exporter::start(&[&format!("--graphite.series-bytes-limit={LIMIT}")]);
+    let now = now();
+    // 100 series of 60 000-byte names: 6 MB of names, 12 MB with their families.
+    let mut lines = String::new();
+    for n in 0..100 {
+        lines.push_str(&format!("{n:0>60000} 1 {now}\n"));
+    }
+    exporter.send_tcp(lines.as_bytes());
+    exporter.wait_for_value("graphite_samples_stored_total", 8.0);
+    exporter.wait_for("graphite_series_limit_rejected_samples_total");
+    let stored = exporter.value("graphite_series_bytes").unwrap();
+    assert!(stored <= LIMIT as f64, "{stored}");
+    assert_eq!(exporter.value("graphite_series"), Some(8.0));
+    assert_eq!(
+        exporter.value("graphite_series_limit_rejected_samples_total"),
+        Some(92.0)
+    );
+}
