@@ -423,6 +423,12 @@ fn log_invalid(reason: Invalid, line: &[u8]) {
 
 fn log_full(name: &str, series: usize) {
     if let Some(suppressed) = FULL_LOG.check() {
+        // The first 200 bytes say which sender it is; a name can be 64 KiB long.
+        let cut = (0..=name.len().min(200))
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        let name = &name[..cut];
         tracing::warn!(
             name,
             series,

@@ -16,6 +16,7 @@ mod collector;
 pub mod config;
 pub mod duration;
 mod flags;
+pub mod heap;
 mod log_limiter;
 pub mod logging;
 pub mod metrics;
