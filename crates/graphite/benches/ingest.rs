@@ -32,6 +32,7 @@ fn pipeline() -> Arc<Pipeline> {
             cache_size: 1000,
             cache_type: CacheType::Lru,
             series_limit: 0,
+            series_bytes_limit: 0,
         })
         .unwrap(),
     )

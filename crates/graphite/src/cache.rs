@@ -3,7 +3,8 @@
 //!
 //! The store already skips mapping for every name it holds, so the cache matters for the
 //! lines the store never keeps (dropped by a rule or by strict matching) and for one path
-//! sent with many different tags.
+//! sent with many different tags. Paths longer than [`MAX_CACHED_PATH`] are mapped without
+//! the cache, so its memory is bounded by bytes as well as entries.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -20,6 +21,10 @@ pub enum CacheType {
     /// An arbitrary entry is evicted (upstream's "random" cache; it keeps no hit counts).
     Random,
 }
+
+/// Longest path kept in the cache. Real paths are tens of bytes; without this bound a cache
+/// of 1 000 entries could hold 64 MiB of 64 KiB names.
+pub const MAX_CACHED_PATH: usize = 1024;
 
 /// A cached lookup: the mapping, or `None` for "no rule matches".
 pub type Lookup = Option<Arc<Mapped>>;
@@ -64,6 +69,9 @@ impl MapCache {
 
     /// The cached result for `path`, or `compute`'s (then remembered).
     pub fn get_or_insert(&self, path: &str, compute: impl FnOnce() -> Lookup) -> Lookup {
+        if path.len() > MAX_CACHED_PATH {
+            return compute();
+        }
         if let Some(found) = self.get(path) {
             return found;
         }
@@ -141,6 +149,23 @@ mod tests {
         assert_eq!(computed, 4, "a, b, c, then a again after its eviction");
         assert_eq!((cache.gets(), cache.hits(), cache.len()), (5, 1, 2));
         assert!(MapCache::new(0, CacheType::Lru).is_none());
+    }
+
+    #[test]
+    fn long_paths_are_mapped_without_the_cache() {
+        let cache = MapCache::new(1000, CacheType::Lru).unwrap();
+        let mut computed = 0;
+        for n in 0..100 {
+            let path = format!("{n:0>60000}");
+            cache.get_or_insert(&path, || {
+                computed += 1;
+                None
+            });
+        }
+        assert_eq!((computed, cache.len()), (100, 0));
+        let limit = "x".repeat(MAX_CACHED_PATH);
+        cache.get_or_insert(&limit, || None);
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

@@ -81,7 +81,18 @@ pub struct Cli {
     )]
     pub series_limit: usize,
 
-    /// Most TCP connections open at once; more are closed as they arrive.
+    /// Most bytes the stored series may take: their names, families and labels, plus 56
+    /// bytes each (0: no limit). Samples of new series beyond it are refused and counted,
+    /// so a few series with very long names cannot take the memory of millions.
+    #[arg(
+        long = "graphite.series-bytes-limit",
+        default_value_t = 256 << 20,
+        value_name = "BYTES"
+    )]
+    pub series_bytes_limit: usize,
+
+    /// Most TCP connections open at once; a new one beyond takes the place of the one that
+    /// has gone longest without a line.
     #[arg(
         long = "graphite.tcp-max-connections",
         default_value_t = 1024,
@@ -89,7 +100,7 @@ pub struct Cli {
     )]
     pub tcp_max_connections: usize,
 
-    /// Close a TCP connection that sends nothing for this long (0: never).
+    /// Close a TCP connection that delivers no complete line for this long (0: never).
     #[arg(
         long = "graphite.tcp-idle-timeout",
         default_value = "5m",

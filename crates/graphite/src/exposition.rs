@@ -60,12 +60,7 @@ impl TextSource for Samples {
         out.push_str(" gauge\n");
         out.push_str(CONFLICTS_FAMILY);
         out.push(' ');
-        let left_out: usize = rendered
-            .conflicts
-            .iter()
-            .map(|c| c.names.len() - usize::from(!c.reserved))
-            .sum();
-        kiln_registry::metrics::write_float(out, left_out as f64);
+        kiln_registry::metrics::write_float(out, rendered.left_out as f64);
         out.push('\n');
     }
 }

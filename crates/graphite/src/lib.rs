@@ -7,8 +7,9 @@
 //! Where upstream hurts, this does better: lines are parsed and mapped on every reader in
 //! parallel; inputs that crash upstream are counted and dropped; two names colliding on one
 //! series no longer fail the whole scrape; bad lines are counted by reason; an over-long
-//! line costs that line only; the mapping reloads on SIGHUP or `POST /-/reload` keeping the
-//! stored samples; series, connections and idle time are bounded.
+//! line costs that line only; the mapping reloads on SIGHUP (or `POST /-/reload` with
+//! `--web.enable-lifecycle`) keeping the stored samples; series, connections and idle time
+//! are bounded.
 //!
 //! The path of a line: [`ingest`] reads it, [`pipeline`] splits ([`mod@line`]), maps
 //! ([`mapping`], [`cache`]) and stores it ([`store`], as a [`series`]), and
@@ -52,6 +53,7 @@ impl Cli {
             cache_size: self.cache_size,
             cache_type: self.cache_type,
             series_limit: self.series_limit,
+            series_bytes_limit: self.series_bytes_limit,
         }
     }
 
@@ -97,7 +99,10 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
                 std::thread::sleep(EXPIRY_SWEEP);
                 let removed = sweeper.expire();
                 if removed > 0 {
-                    tracing::debug!(removed, "Expired samples removed.");
+                    // The removed series were many small allocations: without this most of
+                    // their memory would stay resident, held free by the allocator.
+                    let trimmed = kiln_registry::heap::release_free_memory();
+                    tracing::debug!(removed, trimmed, "Expired samples removed.");
                 }
             }
         });
@@ -114,7 +119,6 @@ fn exporter(cli: &Cli, info: BuildInfo, pipeline: Arc<Pipeline>) -> Exporter {
         .default_listen_address(":9108")
         .collector(self_metrics::SelfMetrics::new(Arc::clone(&pipeline), info))
         .text_source(Arc::new(exposition::Samples(pipeline)))
-        .always_enable_reload()
         .on_reload(Arc::new(move || {
             reloading.reload().map_err(|error| error.to_string())
         }))

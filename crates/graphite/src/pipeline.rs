@@ -38,6 +38,8 @@ pub struct Settings {
     pub cache_type: CacheType,
     /// `--graphite.series-limit` (0: none).
     pub series_limit: usize,
+    /// `--graphite.series-bytes-limit` (0: none).
+    pub series_bytes_limit: usize,
 }
 
 /// One loaded mapping file with its cache.
@@ -99,6 +101,9 @@ pub struct Pipeline {
     stats: Stats,
     reload_ok: AtomicU64,
     reload_time: AtomicU64,
+    /// Held while a reload re-maps the store (which costs a core for a second with a
+    /// million series): a second reload asked for meanwhile is refused, not queued.
+    reloading: Mutex<()>,
 }
 
 impl Pipeline {
@@ -115,7 +120,7 @@ impl Pipeline {
             generation: 0,
         };
         Ok(Self {
-            store: Store::new(settings.series_limit),
+            store: Store::new(settings.series_limit, settings.series_bytes_limit),
             settings,
             mapping: ArcSwap::from_pointee(mapping),
             generation: AtomicU32::new(0),
@@ -131,6 +136,7 @@ impl Pipeline {
             },
             reload_ok: AtomicU64::new(1),
             reload_time: AtomicU64::new(now_seconds().to_bits()),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -176,6 +182,12 @@ impl Pipeline {
     pub fn reload(&self) -> Result<(), ConfigError> {
         let Some(file) = &self.settings.mapping_file else {
             return Ok(());
+        };
+        let Ok(_reloading) = self.reloading.try_lock() else {
+            return Err(ConfigError::file(
+                file,
+                "a reload is already in progress; this one was not started",
+            ));
         };
         let mapper = match Mapper::load(file) {
             Ok(mapper) => mapper,
@@ -411,11 +423,17 @@ fn log_invalid(reason: Invalid, line: &[u8]) {
 
 fn log_full(name: &str, series: usize) {
     if let Some(suppressed) = FULL_LOG.check() {
+        // The first 200 bytes say which sender it is; a name can be 64 KiB long.
+        let cut = (0..=name.len().min(200))
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        let name = &name[..cut];
         tracing::warn!(
             name,
             series,
             suppressed,
-            "Series limit reached; new series are refused (see --graphite.series-limit)."
+            "Series limit reached; new series are refused (see --graphite.series-limit and --graphite.series-bytes-limit)."
         );
     }
 }
@@ -429,4 +447,34 @@ pub fn now_seconds() -> f64 {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_asked_for_while_one_runs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yml");
+        std::fs::write(&file, "mappings:\n- match: a.*\n  name: a\n").unwrap();
+        let pipeline = Pipeline::new(Settings {
+            mapping_file: Some(file),
+            strict_match: false,
+            sample_expiry: Duration::from_secs(300),
+            cache_size: 1000,
+            cache_type: CacheType::Lru,
+            series_limit: 0,
+            series_bytes_limit: 0,
+        })
+        .unwrap();
+        let running = pipeline.reloading.lock().unwrap();
+        let error = pipeline.reload().unwrap_err();
+        assert!(
+            error.message.contains("a reload is already in progress"),
+            "{error}"
+        );
+        drop(running);
+        assert!(pipeline.reload().is_ok());
+    }
 }

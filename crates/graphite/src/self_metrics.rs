@@ -103,11 +103,17 @@ impl Collector for SelfMetrics {
             "Most series stored at once (--graphite.series-limit; 0: no limit).",
             settings.series_limit as f64,
         );
-        out.counter_value(
-            "graphite_series_limit_rejected_samples_total",
-            "Samples of new series refused because the store held --graphite.series-limit series.",
-            load(&stats.rejected),
+        out.gauge_value(
+            "graphite_series_bytes",
+            "Bytes the stored series take: names, families and labels, plus 56 bytes each.",
+            self.pipeline.store().bytes() as f64,
         );
+        out.gauge_value(
+            "graphite_series_bytes_limit",
+            "Most bytes the stored series may take (--graphite.series-bytes-limit; 0: no limit).",
+            settings.series_bytes_limit as f64,
+        );
+        out.counter_value("graphite_series_limit_rejected_samples_total", "Samples of new series refused because the store held --graphite.series-limit series or --graphite.series-bytes-limit bytes.", load(&stats.rejected));
         self.rule_families(out);
         self.cache_families(out);
         transport_families(out);
@@ -203,16 +209,8 @@ fn transport_families(out: &mut MetricSet) {
         "TCP connections accepted.",
         load(&TCP_STATS.accepted),
     );
-    out.counter_value(
-        "graphite_tcp_connections_refused_total",
-        "TCP connections closed on arrival because --graphite.tcp-max-connections were open.",
-        load(&TCP_STATS.refused),
-    );
-    out.counter_value(
-        "graphite_tcp_connections_idle_closed_total",
-        "TCP connections closed after --graphite.tcp-idle-timeout without data.",
-        load(&TCP_STATS.idle_closed),
-    );
+    out.counter_value("graphite_tcp_connections_refused_total", "TCP connections closed on arrival because --graphite.tcp-max-connections were open and none could make room.", load(&TCP_STATS.refused));
+    out.counter_value("graphite_tcp_connections_idle_closed_total", "TCP connections closed after --graphite.tcp-idle-timeout without a line, or to make room for a new one.", load(&TCP_STATS.idle_closed));
     out.counter_value(
         "graphite_udp_datagrams_total",
         "UDP datagrams received.",

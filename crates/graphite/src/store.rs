@@ -5,7 +5,8 @@
 //! - Sharded by the name's hash, one short lock per line; a known name is updated in place
 //!   without mapping it again (the common case: the same names every report).
 //! - One allocation per series holding the name, the family and the rendered labels, so a
-//!   series costs about its text plus 48 bytes.
+//!   series costs about its text plus 56 bytes. Both the number of series and these bytes
+//!   are bounded: a few series with very long names cost as much as many short ones.
 //! - A scrape copies each shard's live samples out under its lock, then sorts and writes
 //!   them without holding any lock.
 
@@ -75,7 +76,8 @@ pub enum Update {
 pub enum Insert {
     /// Stored.
     Stored,
-    /// The store holds as many series as allowed; the sample was refused.
+    /// The store holds as many series, or as many bytes of them, as allowed; the sample
+    /// was refused.
     Full,
 }
 
@@ -105,6 +107,9 @@ pub struct Store {
     hasher: foldhash::fast::FixedState,
     len: AtomicUsize,
     limit: usize,
+    /// What the stored series cost, as [`cost`] counts it.
+    bytes: AtomicUsize,
+    bytes_limit: usize,
     /// A scrape's working memory, kept between scrapes so each does not grow it anew.
     scratch: Mutex<Scratch>,
 }
@@ -121,6 +126,10 @@ struct Scratch {
 pub struct Rendered {
     /// Series written.
     pub series: usize,
+    /// Samples left out: all but the newest of those that map to the same series, and those
+    /// in a family of the exporter's own. Counted as they are skipped, so it is exact even
+    /// when a mapping reload changes the store before [`Rendered::conflicts`] is named.
+    pub left_out: usize,
     /// Series left out because another name produced the same family and labels (the
     /// newest sample is served), or the family belongs to the exporter's own metrics.
     pub conflicts: Vec<Conflict>,
@@ -142,8 +151,9 @@ pub struct Conflict {
 /// A live sample copied out for a scrape; text ranges point into the scrape's arena.
 #[derive(Debug)]
 struct Row {
-    /// Family and labels, contiguous: the start of the sample's line.
-    series: (u32, u32),
+    /// Family and labels, contiguous: the start of the sample's line. Offsets are `usize`:
+    /// a scrape's copy may pass 4 GiB when the byte limit allows it.
+    series: (usize, usize),
     family_len: u32,
     value: f64,
     timestamp: f64,
@@ -154,14 +164,32 @@ struct Row {
 }
 
 impl Store {
-    /// An empty store that holds at most `limit` series (0: no limit).
-    pub fn new(limit: usize) -> Self {
+    /// An empty store that holds at most `limit` series and `bytes_limit` bytes of them
+    /// (0: no limit).
+    pub fn new(limit: usize, bytes_limit: usize) -> Self {
+        let unlimited_if_zero = |n| if n == 0 { usize::MAX } else { n };
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             hasher: foldhash::fast::FixedState::with_seed(0x6b69_6c6e),
             len: AtomicUsize::new(0),
-            limit: if limit == 0 { usize::MAX } else { limit },
+            limit: unlimited_if_zero(limit),
+            bytes: AtomicUsize::new(0),
+            bytes_limit: unlimited_if_zero(bytes_limit),
             scratch: Mutex::new(Scratch::default()),
+        }
+    }
+
+    /// What the stored series cost in bytes: their text plus the fixed part of each.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Records a change in stored bytes that needs no room (a replaced or removed entry).
+    fn adjust_bytes(&self, before: usize, after: usize) {
+        if after >= before {
+            self.bytes.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
         }
     }
 
@@ -219,10 +247,11 @@ impl Store {
         let entry = new_entry(sample);
         let mut shard = self.shard(hash);
         if let Some(existing) = shard.find_mut(hash, |e| e.name() == sample.name) {
+            self.adjust_bytes(cost(existing), cost(&entry));
             *existing = entry;
             return Insert::Stored;
         }
-        // Reserve a place under the limit; the count is shared by all shards.
+        // Reserve a place and its bytes under the limits; both are shared by all shards.
         let reserved = self
             .len
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -232,6 +261,18 @@ impl Store {
         if !reserved {
             return Insert::Full;
         }
+        let bytes = cost(&entry);
+        let room = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                n.checked_add(bytes)
+                    .filter(|&total| total <= self.bytes_limit)
+            })
+            .is_ok();
+        if !room {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            return Insert::Full;
+        }
         shard.insert_unique(hash, entry, |e| self.hasher.hash_one(e.name().as_bytes()));
         Insert::Stored
     }
@@ -239,14 +280,45 @@ impl Store {
     /// Removes samples whose Graphite timestamp is before `oldest`; returns how many.
     pub fn expire(&self, oldest: f64) -> usize {
         let mut removed = 0;
+        let mut freed = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             let before = shard.len();
-            shard.retain(|e| e.timestamp >= oldest);
+            shard.retain(|e| {
+                let keep = e.timestamp >= oldest;
+                if !keep {
+                    freed += cost(e);
+                }
+                keep
+            });
             removed += before - shard.len();
+            // A table emptied by expiry gives its slots back instead of keeping the size
+            // of its busiest moment.
+            if shard.capacity() > 4 * shard.len() + 64 {
+                let len = shard.len();
+                shard.shrink_to(len, |e| self.hasher.hash_one(e.name().as_bytes()));
+            }
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
+        if removed > 0 {
+            self.shrink_scratch();
+        }
         removed
+    }
+
+    /// Drops the scrape buffers when they are far larger than the store now needs (after
+    /// expiry, say): they are kept between scrapes only to avoid growing them every time.
+    fn shrink_scratch(&self) {
+        let needed = self.bytes();
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if scratch.arena.capacity() > 2 * needed + (1 << 20) {
+            scratch.arena = String::new();
+        }
+        let rows = self.len();
+        if scratch.rows.capacity() > 2 * rows + 1024 {
+            scratch.rows = Vec::new();
+        }
     }
 
     /// Re-maps every stored name after a mapping reload: `remap` gives the new series,
@@ -257,11 +329,13 @@ impl Store {
         remap: impl Fn(&str) -> Option<(Series, u32, u16)>,
     ) -> usize {
         let mut removed = 0;
+        let (mut freed, mut added) = (0, 0);
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             let before = shard.len();
             shard.retain(|entry| {
                 let name = entry.name().to_owned();
+                freed += cost(entry);
                 let Some((series, rule, tag_failures)) = remap(&name) else {
                     return false;
                 };
@@ -274,11 +348,15 @@ impl Store {
                     generation,
                     tag_failures,
                 });
+                added += cost(entry);
                 true
             });
             removed += before - shard.len();
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
+        // A new mapping may make series longer: they are kept even past the byte limit
+        // (forgetting stored samples on reload would be worse); new series wait for room.
+        self.adjust_bytes(freed, added);
         removed
     }
 
@@ -291,9 +369,9 @@ impl Store {
         arena.clear();
         rows.clear();
         let push = |arena: &mut String, text: &str| {
-            let start = arena.len() as u32;
+            let start = arena.len();
             arena.push_str(text);
-            (start, text.len() as u32)
+            (start, text.len())
         };
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,7 +387,7 @@ impl Store {
                 });
             }
         }
-        let text = |range: (u32, u32)| &arena[range.0 as usize..(range.0 + range.1) as usize];
+        let text = |range: (usize, usize)| &arena[range.0..range.0 + range.1];
         let family = |row: &Row| &text(row.series)[..row.family_len as usize];
 
         // Order: families by name (as the format needs each written once, and as upstream
@@ -345,6 +423,7 @@ impl Store {
         for row in rows.iter() {
             let family = family(row);
             if taken.binary_search(&family).is_ok() {
+                rendered.left_out += 1;
                 rendered.conflicts.push(Conflict {
                     series: text(row.series).to_owned(),
                     names: Vec::new(),
@@ -356,6 +435,7 @@ impl Store {
                 && prev.hash == row.hash
                 && text(prev.series) == text(row.series)
             {
+                rendered.left_out += 1;
                 if rendered
                     .conflicts
                     .last()
@@ -423,6 +503,11 @@ impl Store {
     }
 }
 
+/// What one stored series counts against the byte limit: its text and the entry itself.
+fn cost(entry: &Entry) -> usize {
+    entry.text.len() + std::mem::size_of::<Entry>()
+}
+
 fn new_entry(sample: &NewSample<'_>) -> Entry {
     let series = sample.series;
     let mut text =
@@ -480,7 +565,7 @@ mod tests {
 
     #[test]
     fn known_names_update_in_place() {
-        let store = Store::new(0);
+        let store = Store::new(0, 0);
         put(&store, "a.b", &series("a_b", ""), 1.0, 100.0);
         let hash = store.hash(b"a.b");
         let update = store.update::<()>(hash, b"a.b", 0, |_| Ok((2.0, 50.0)));
@@ -500,7 +585,7 @@ mod tests {
 
     #[test]
     fn sorted_output_expiry_and_collisions() {
-        let store = Store::new(0);
+        let store = Store::new(0, 0);
         put(&store, "b", &series("b", ""), 1.0, 100.0);
         put(&store, "a;x=2", &series("a", r#"{x="2"}"#), 2.0, 100.0);
         put(&store, "a;x=1", &series("a", r#"{x="1"}"#), 3.0, 100.0);
@@ -520,6 +605,7 @@ mod tests {
              # HELP b Graphite metric b\n# TYPE b gauge\nb 1\n"
         );
         assert_eq!(rendered.series, 3);
+        assert_eq!(rendered.left_out, 2);
         assert_eq!(rendered.conflicts.len(), 2);
         assert!(rendered.conflicts.contains(&Conflict {
             series: "a{x=\"1\"}".into(),
@@ -530,9 +616,80 @@ mod tests {
         assert_eq!(store.len(), 5);
     }
 
+    /// A mapping reload re-maps every name while scrapes run: what a scrape reports as left
+    /// out can never exceed what it saw, however the two interleave.
+    #[test]
+    fn left_out_stays_exact_while_a_reload_remaps() {
+        const NAMES: usize = 4000;
+        let store = std::sync::Arc::new(Store::new(0, 0));
+        // Names 2k and 2k+1 map to one series: NAMES / 2 are left out of each scrape.
+        let pair = |name: &str, prefix: &str| {
+            let n: usize = name[1..].parse().unwrap();
+            series(&format!("{prefix}{}", n / 2), "")
+        };
+        for n in 0..NAMES {
+            let name = format!("n{n}");
+            put(&store, &name, &pair(&name, "a"), 1.0, n as f64);
+        }
+        let remapping = {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for generation in 1..=60u32 {
+                    let prefix = if generation % 2 == 0 { "a" } else { "b" };
+                    store.remap(generation, |name| Some((pair(name, prefix), NO_RULE, 0)));
+                }
+            })
+        };
+        let mut scrapes = 0;
+        while !remapping.is_finished() || scrapes == 0 {
+            let (_, rendered) = render(&store, 0.0, &[]);
+            assert!(rendered.left_out <= NAMES / 2, "{}", rendered.left_out);
+            assert_eq!(rendered.series + rendered.left_out, NAMES);
+            scrapes += 1;
+        }
+        remapping.join().unwrap();
+        let (_, rendered) = render(&store, 0.0, &[]);
+        assert_eq!(rendered.left_out, NAMES / 2);
+    }
+
+    #[test]
+    fn the_byte_limit_refuses_new_series_and_expiry_gives_the_bytes_back() {
+        // As the docs say: a series costs its text plus 56 bytes.
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        const LIMIT: usize = 100_000;
+        let store = Store::new(0, LIMIT);
+        // Names of 10 000 bytes; each series holds the name and a family of the same size.
+        let long = |n: usize| format!("{n:0>10000}");
+        let mut stored = 0;
+        for n in 0..50 {
+            let name = long(n);
+            if put(&store, &name, &series(&name, ""), 1.0, 100.0) == Insert::Stored {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, LIMIT / (20_000 + 56));
+        assert!(store.bytes() <= LIMIT, "{}", store.bytes());
+        assert_eq!(store.bytes(), stored * (20_000 + 56));
+        // Known series keep being updated; short new ones still fit where long ones do not.
+        assert_eq!(
+            put(&store, &long(0), &series(&long(0), ""), 2.0, 100.0),
+            Insert::Stored
+        );
+        assert_eq!(
+            put(&store, "a", &series("a", ""), 1.0, 100.0),
+            Insert::Stored
+        );
+        assert_eq!(store.expire(200.0), stored + 1);
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+        assert_eq!(
+            put(&store, &long(99), &series(&long(99), ""), 1.0, 300.0),
+            Insert::Stored
+        );
+    }
+
     #[test]
     fn limit_refuses_new_series_only() {
-        let store = Store::new(1);
+        let store = Store::new(1, 0);
         assert_eq!(put(&store, "a", &series("a", ""), 1.0, 1.0), Insert::Stored);
         assert_eq!(put(&store, "b", &series("b", ""), 1.0, 1.0), Insert::Full);
         assert_eq!(put(&store, "a", &series("a", ""), 2.0, 1.0), Insert::Stored);
@@ -540,7 +697,7 @@ mod tests {
 
     #[test]
     fn help_keeps_a_leading_digit() {
-        let store = Store::new(0);
+        let store = Store::new(0, 0);
         let mut s = series("_lives", "");
         s.help_digit = Some(b'9');
         put(&store, "9lives", &s, 1.0, 1.0);

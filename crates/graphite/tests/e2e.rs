@@ -251,6 +251,26 @@ fn samples_older_than_the_expiry_are_not_served() {
     assert_eq!(exporter.value("graphite_sample_expiry_seconds"), Some(60.0));
 }
 
+/// Reloading re-maps every stored series, a second or so of a core with a million of them:
+/// over HTTP it is served only with `--web.enable-lifecycle`, as other exporters do.
+#[test]
+fn reload_over_http_needs_web_enable_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = mapping_file(&dir, "mappings:\n- match: app.*\n  name: first\n");
+    let exporter = Exporter::start(&[&format!("--graphite.mapping-config={mapping}")]);
+    let now = now();
+    exporter.send_tcp(format!("app.a 1 {now}\n").as_bytes());
+    exporter.wait_for_value("first", 1.0);
+    std::fs::write(&mapping, "mappings:\n- match: app.*\n  name: second\n").unwrap();
+    let (status, _) = exporter.request("POST", "/-/reload").unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        exporter.value("first"),
+        Some(1.0),
+        "the mapping in force stays"
+    );
+}
+
 #[test]
 fn reload_keeps_samples_and_applies_the_new_mapping() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,7 +278,10 @@ fn reload_keeps_samples_and_applies_the_new_mapping() {
         &dir,
         "mappings:\n- match: app.*\n  name: first\n  labels: {xx: $1}\n",
     );
-    let exporter = Exporter::start(&[&format!("--graphite.mapping-config={mapping}")]);
+    let exporter = Exporter::start(&[
+        &format!("--graphite.mapping-config={mapping}"),
+        "--web.enable-lifecycle",
+    ]);
     let now = now();
     exporter.send_tcp(format!("app.a 1 {now}\n").as_bytes());
     exporter.wait_for_value("first{xx=\"a\"}", 1.0);
@@ -334,12 +357,20 @@ fn connection_limit_and_idle_timeout() {
     ]);
     let held = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    let mut refused = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
-    let _ = refused.write_all(b"never.stored 1 1\n");
-    exporter.wait_for_value("graphite_tcp_connections_refused_total", 1.0);
-    // The silent connection is closed after the idle timeout, freeing its slot.
+    // At the limit, a newcomer takes the place of the connection idle longest.
+    let mut newcomer = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
+    newcomer
+        .write_all(format!("newcomer.line 1 {}\n", now()).as_bytes())
+        .unwrap();
+    exporter.wait_for_value("newcomer_line", 1.0);
     exporter.wait_for_value("graphite_tcp_connections_idle_closed_total", 1.0);
-    drop(held);
+    // Then, silent after its line, it is closed after the idle timeout.
+    exporter.wait_for_value("graphite_tcp_connections_idle_closed_total", 2.0);
+    assert_eq!(
+        exporter.value("graphite_tcp_connections_refused_total"),
+        Some(0.0)
+    );
+    drop((held, newcomer));
     exporter.send_tcp(format!("later.one 1 {}\n", now()).as_bytes());
     exporter.wait_for_value("later_one", 1.0);
 }
@@ -402,6 +433,22 @@ fn check_config_names_file_and_line() {
         "{stderr}"
     );
 
+    // A misspelt `mappings:` is refused too, not served as an empty mapping.
+    let typo = mapping_file(&dir, "mapings:\n- match: a.b\n  name: ok\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
+        .args([
+            &format!("--graphite.mapping-config={typo}"),
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{typo}:1: mapings: unknown key")),
+        "{stderr}"
+    );
+
     let good = fixture("spark-team.yml").display().to_string();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
         .args([
@@ -444,4 +491,81 @@ fn a_busy_ingest_port_exits_1_and_a_malformed_address_64() {
         String::from_utf8_lossy(&output.stderr)
     );
     drop(taken);
+}
+
+/// A connection that sends a byte now and then but never a whole line is closed when the
+/// idle timeout has passed since its last line, however many bytes it trickles.
+#[test]
+fn a_trickle_without_lines_does_not_reset_the_idle_timeout() {
+    let exporter = Exporter::start(&["--graphite.tcp-idle-timeout=1s"]);
+    let mut stream = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
+    stream
+        .write_all(format!("whole.line 1 {}\n", now()).as_bytes())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        // After the server closes, a write fails (the first one may still succeed).
+        if stream.write_all(b"x").is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed = closed.expect("the trickling connection was never closed");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+    assert_eq!(exporter.value("whole_line"), Some(1.0));
+    assert!(
+        exporter
+            .value("graphite_tcp_connections_idle_closed_total")
+            .is_some_and(|n| n >= 1.0)
+    );
+}
+
+/// Every ingest slot held by a silent connection: a sender's line still gets in, because
+/// the connection that has gone longest without a line makes room for it.
+#[test]
+fn idle_connections_cannot_lock_senders_out() {
+    const SLOTS: usize = 8;
+    let exporter = Exporter::start(&[&format!("--graphite.tcp-max-connections={SLOTS}")]);
+    let holders: Vec<TcpStream> = (0..3 * SLOTS)
+        .map(|_| TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let now = now();
+    for n in 0..5 {
+        exporter.send_tcp(format!("sender.line{n} {n} {now}\n").as_bytes());
+    }
+    for n in 0..5 {
+        exporter.wait_for_value(&format!("sender_line{n}"), f64::from(n));
+    }
+    assert_eq!(
+        exporter.value("graphite_tcp_connections_refused_total"),
+        Some(0.0)
+    );
+    drop(holders);
+}
+
+/// Few series with very long names: stored text is bounded by --graphite.series-bytes-limit,
+/// not only by the number of series.
+#[test]
+fn long_names_are_bounded_by_the_series_bytes_limit() {
+    const LIMIT: usize = 1 << 20;
+    let exporter = Exporter::start(&[&format!("--graphite.series-bytes-limit={LIMIT}")]);
+    let now = now();
+    // 100 series of 60 000-byte names: 6 MB of names, 12 MB with their families.
+    let mut lines = String::new();
+    for n in 0..100 {
+        lines.push_str(&format!("{n:0>60000} 1 {now}\n"));
+    }
+    exporter.send_tcp(lines.as_bytes());
+    exporter.wait_for_value("graphite_samples_stored_total", 8.0);
+    exporter.wait_for("graphite_series_limit_rejected_samples_total");
+    let stored = exporter.value("graphite_series_bytes").unwrap();
+    assert!(stored <= LIMIT as f64, "{stored}");
+    assert_eq!(exporter.value("graphite_series"), Some(8.0));
+    assert_eq!(
+        exporter.value("graphite_series_limit_rejected_samples_total"),
+        Some(92.0)
+    );
 }

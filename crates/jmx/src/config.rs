@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kiln_registry::config::{ConfigError, parse_yaml};
+use kiln_registry::config::{ConfigError, parse_yaml, read_config_text};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
 
@@ -254,8 +254,7 @@ impl Settings {
     /// Reads `file`: a modules file (it has `modules:`) and every rules file it names, or a
     /// plain jmx_exporter file, which `single` completes.
     pub fn load(file: &Path, single: &SingleFileFlags) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let text = read_config_text(file)?;
         let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
         if tree.get("modules").is_none() {
             return crate::single_file::settings(Some((file, &text, &tree)), single);
@@ -383,12 +382,8 @@ fn compile_module(
                 (Some(password), None) => password,
                 (None, Some(file)) => {
                     let file = base.join(file);
-                    let text = std::fs::read_to_string(&file).map_err(|e| {
-                        at(
-                            &["basic_auth", "password_file"],
-                            format!("cannot read {}: {e}", file.display()),
-                        )
-                    })?;
+                    let text = read_config_text(&file)
+                        .map_err(|e| at(&["basic_auth", "password_file"], e.to_string()))?;
                     sources.push(file);
                     text.trim_end_matches(['\n', '\r']).to_owned()
                 }
@@ -445,8 +440,7 @@ pub fn load_rules_file(file: &Path) -> Result<RuleSet, ConfigError> {
 
 /// Reads an unchanged jmx_exporter configuration file, with its unknown keys located.
 pub fn read_rules_file(file: &Path) -> Result<(RuleSet, Vec<ConfigError>), ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    let text = read_config_text(file)?;
     read_rules_text(file, &text)
 }
 
@@ -511,6 +505,23 @@ fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_and_rules_files_that_never_end_are_refused_at_the_cap() {
+        let limit = "/dev/zero: cannot read: the file is larger than the limit of 16 MiB";
+        assert_eq!(
+            Settings::load(Path::new("/dev/zero"), &SingleFileFlags::default())
+                .unwrap_err()
+                .to_string(),
+            limit
+        );
+        assert_eq!(
+            load_rules_file(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string(),
+            limit
+        );
+    }
 
     fn parse(text: &str) -> Result<Settings, ConfigError> {
         Settings::parse(Path::new("jmx.yml"), text)

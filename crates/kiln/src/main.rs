@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use kiln::safe_text::{for_terminal, json_for_terminal};
 use kiln::{lint, pretty, source, top, up};
 use kiln_registry::duration::parse_go_duration;
 use kiln_registry::{LogFormat, LogLevel};
@@ -115,7 +116,9 @@ async fn watch(flags: &top::TopFlags) -> ExitCode {
     }
     match top::terminal::once(&hosts, settings, flags.width).await {
         Ok(lines) => {
-            print_quietly(&(lines.join("\n") + "\n"));
+            // Host and GPU names come from the targets: escaped like scraped text.
+            let screen: Vec<_> = lines.iter().map(|line| for_terminal(line)).collect();
+            print_quietly(&(screen.join("\n") + "\n"));
             ExitCode::SUCCESS
         }
         Err(error) => fail(&error),
@@ -129,10 +132,11 @@ async fn scrape(location: &str, json: bool, timeout: Duration) -> ExitCode {
     };
     let parsed = kiln_scraper::parse_with(&text.body, text.format);
     for violation in &parsed.violations {
-        eprintln!("{}: {violation}", text.origin);
+        eprintln!("{}: {}", text.origin, for_terminal(&violation.to_string()));
     }
     let output = if json {
-        format!("{:#}\n", pretty::json(&parsed.exposition))
+        let json = format!("{:#}\n", pretty::json(&parsed.exposition));
+        json_for_terminal(&json).into_owned()
     } else {
         pretty::human(&parsed.exposition)
     };
@@ -151,7 +155,7 @@ async fn check(location: &str, timeout: Duration) -> ExitCode {
     problems.sort_by_key(|p| p.line);
     let report: String = problems
         .iter()
-        .map(|p| format!("{}: {p}\n", text.origin))
+        .map(|p| format!("{}: {}\n", text.origin, for_terminal(&p.to_string())))
         .collect();
     print_quietly(&report);
     if problems.is_empty() {

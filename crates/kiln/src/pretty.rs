@@ -6,25 +6,32 @@ use std::fmt::Write as _;
 use kiln_scraper::{Exposition, Family, MetricType, Sample};
 use serde_json::{Map, Value, json};
 
+use crate::safe_text::for_terminal;
+
 /// One family per block: name, type and help, then one line per sample with its labels.
 pub fn human(exposition: &Exposition<'_>) -> String {
     let mut out = String::new();
     for family in &exposition.families {
-        let _ = write!(out, "{} ({})", family.name, family.kind.as_str());
+        let _ = write!(
+            out,
+            "{} ({})",
+            for_terminal(family.name),
+            family.kind.as_str()
+        );
         if let Some(help) = &family.help {
-            let _ = write!(out, "  {help}");
+            let _ = write!(out, "  {}", for_terminal(help));
         }
         out.push('\n');
         for sample in &family.samples {
             out.push_str("  ");
             if sample.name != family.name {
-                out.push_str(&sample.name[family.name.len()..]);
+                out.push_str(&for_terminal(&sample.name[family.name.len()..]));
                 out.push(' ');
             }
             let labels: Vec<String> = sample
                 .labels
                 .iter()
-                .map(|l| format!("{}={:?}", l.name, l.value))
+                .map(|l| format!("{}={:?}", for_terminal(l.name), l.value))
                 .collect();
             if !labels.is_empty() {
                 let _ = write!(out, "{{{}}} ", labels.join(", "));

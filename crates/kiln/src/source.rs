@@ -19,6 +19,10 @@ pub struct Text {
 const ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
 
+/// Largest exposition read from a file or standard input: as much as the scrape client
+/// accepts over HTTP.
+const MAX_BODY_BYTES: u64 = 64 << 20;
+
 /// Fetches `location` (a URL) or reads it (a path, or `-` for standard input).
 pub async fn load(location: &str, timeout: Duration) -> Result<Text> {
     if location.starts_with("http://") || location.starts_with("https://") {
@@ -36,11 +40,17 @@ pub async fn load(location: &str, timeout: Duration) -> Result<Text> {
     let body = if location == "-" {
         let mut body = String::new();
         std::io::stdin()
+            .take(MAX_BODY_BYTES + 1)
             .read_to_string(&mut body)
             .context("cannot read standard input")?;
+        if body.len() as u64 > MAX_BODY_BYTES {
+            anyhow::bail!("standard input is larger than the limit of 64 MiB");
+        }
         body
     } else {
-        std::fs::read_to_string(location).with_context(|| format!("cannot read {location}"))?
+        let bytes = kiln_registry::config::read_capped(location.as_ref(), MAX_BODY_BYTES)
+            .with_context(|| format!("cannot read {location}"))?;
+        String::from_utf8(bytes).with_context(|| format!("cannot read {location}"))?
     };
     // A file in OpenMetrics ends with `# EOF`.
     let format = if body.trim_end().ends_with("# EOF") {

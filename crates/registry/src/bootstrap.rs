@@ -76,6 +76,10 @@ pub fn main(
         Ok(web) => std::sync::Arc::new(web),
         Err(error) => return config_failure(&error),
     };
+    if let Err(error) = exporter.check_listen_addresses() {
+        tracing::error!(err = %error, "Invalid configuration.");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if flags.check_config {
         tracing::info!("Configuration is valid.");
         return ExitCode::SUCCESS;

@@ -69,11 +69,59 @@ impl ConfigError {
     }
 }
 
+/// Largest configuration file any exporter reads (YAML configs, mapping and rule files,
+/// target lists). The largest real ones are a few hundred kilobytes.
+pub const CONFIG_FILE_LIMIT: u64 = 16 << 20;
+
+/// Reads at most `max_bytes` of `path`, failing (without reading further) when it holds
+/// more. The size is found by reading, not from metadata, so a device such as `/dev/zero`
+/// or a pipe that never ends cannot make the process allocate without bound.
+pub fn read_capped(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the file is larger than the limit of {}",
+                human_bytes(max_bytes)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a configuration file as UTF-8 text, at most [`CONFIG_FILE_LIMIT`] bytes.
+pub fn read_config_text(file: &Path) -> Result<String, ConfigError> {
+    let bytes = read_capped(file, CONFIG_FILE_LIMIT)
+        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::file(
+            file,
+            format!(
+                "cannot read: not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// `16 MiB`, `512 KiB`, `100 bytes`.
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Reads and parses a YAML file into `T`. Unknown keys are errors when `T` says
 /// `#[serde(deny_unknown_fields)]`; an empty file is the same as `{}`.
 pub fn load_yaml<T: DeserializeOwned>(file: &Path) -> Result<(T, String), ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    let text = read_config_text(file)?;
     let value = parse_yaml(file, &text)?;
     Ok((value, text))
 }
@@ -202,6 +250,34 @@ mod tests {
                 .inner
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_at_the_limit() {
+        let started = std::time::Instant::now();
+        let err = read_capped(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the file is larger than the limit of 1 MiB"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let err = load_yaml::<Outer>(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: cannot read: the file is larger than the limit of 16 MiB"
+        );
+    }
+
+    #[test]
+    fn a_file_at_the_limit_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yml");
+        std::fs::write(&file, vec![b'#'; 1000]).unwrap();
+        assert_eq!(read_capped(&file, 1000).unwrap().len(), 1000);
+        assert!(read_capped(&file, 999).is_err());
+        std::fs::write(&file, b"a: \xff\n").unwrap();
+        let err = read_config_text(&file).unwrap_err();
+        assert!(err.message.contains("not UTF-8"), "{err}");
     }
 
     #[test]

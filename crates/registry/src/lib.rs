@@ -17,6 +17,7 @@ mod collector;
 pub mod config;
 pub mod duration;
 mod flags;
+pub mod heap;
 mod log_limiter;
 pub mod logging;
 pub mod metrics;

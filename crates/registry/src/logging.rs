@@ -1,32 +1,79 @@
 //! Log output in the two formats Prometheus exporters use: logfmt and JSON, one event a line,
 //! `time`, `level`, `source`, `msg` first and the event's fields after.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::flags::{LogFormat, LogLevel};
 
 /// Installs the global logger. Later calls (tests starting several exporters) are no-ops.
 pub fn init(level: LogLevel, format: LogFormat) {
+    // Fails only when a logger is already set, which is fine.
+    let _ = tracing::subscriber::set_global_default(subscriber(level, format, std::io::stderr));
+}
+
+/// The logger [`init`] installs, writing to `writer`.
+fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let max = match level {
         LogLevel::Debug => Level::DEBUG,
         LogLevel::Info => Level::INFO,
         LogLevel::Warn => Level::WARN,
         LogLevel::Error => Level::ERROR,
     };
-    let subscriber = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_max_level(max)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .event_format(LineFormat { format })
-        .finish();
-    // Fails only when a logger is already set, which is fine.
-    let _ = tracing::subscriber::set_global_default(subscriber);
+        .finish()
+        .with(OtherCratesLimit::default())
+}
+
+/// How often one call site in a library we use may log.
+const OTHER_CRATES_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Lets each call site outside Kiln's own crates log at most once per
+/// [`OTHER_CRATES_INTERVAL`]. Our own messages are rate-limited where they are logged; a
+/// library's are not (a DNS resolver warns about every malformed answer it receives, which a
+/// hostile name server can send as fast as it likes), so they are limited here.
+#[derive(Debug, Default)]
+struct OtherCratesLimit {
+    last: Mutex<HashMap<Identifier, Instant>>,
+}
+
+impl OtherCratesLimit {
+    fn allow(&self, meta: &Metadata<'_>, now: Instant) -> bool {
+        if meta.target().starts_with("kiln") {
+            return true;
+        }
+        // Call sites are static, so this table holds at most one entry per one of them.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(&meta.callsite()) {
+            Some(&at) if now.saturating_duration_since(at) < OTHER_CRATES_INTERVAL => false,
+            _ => {
+                last.insert(meta.callsite(), now);
+                true
+            }
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for OtherCratesLimit {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        self.allow(event.metadata(), Instant::now())
+    }
 }
 
 /// Formats one event as a logfmt or JSON line.
@@ -190,6 +237,37 @@ mod tests {
         assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&rfc3339_millis(leap)[..10], "2000-02-29");
+    }
+
+    /// Collects what the logger writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_librarys_repeated_warning_is_logged_once_a_minute_and_ours_every_time() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let logger = subscriber(LogLevel::Info, LogFormat::Logfmt, move || writer.clone());
+        tracing::subscriber::with_default(logger, || {
+            for _ in 0..50 {
+                // As a resolver reports each malformed answer a name server sends.
+                tracing::warn!(target: "hickory_proto::udp::udp_client_stream", "malformed DNS message");
+                tracing::warn!(target: "kiln_ping::dns", "resolving failed");
+            }
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("malformed DNS message").count(), 1, "{text}");
+        assert_eq!(text.matches("resolving failed").count(), 50);
     }
 
     #[test]

@@ -347,3 +347,98 @@ fn logs_are_logfmt_or_json() {
         "{line}"
     );
 }
+
+/// Runs the example exporter with its address space limited to `limit_mib`, killed after
+/// 10 s; its exit code and standard error.
+fn run_bounded(limit_mib: u64, args: &[&str]) -> (i32, String) {
+    let exe = env!("CARGO_BIN_EXE_kiln-example-exporter");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {}; exec \"$0\" \"$@\"",
+            limit_mib * 1024
+        ))
+        .arg(exe)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+/// Config flags pointed at a file that never ends (`/dev/zero`) are refused at the size
+/// cap, within a 256 MiB address space, instead of being read until memory runs out.
+#[test]
+fn config_files_are_read_only_up_to_their_cap() {
+    let (code, stderr) = run_bounded(256, &["--web.config.file=/dev/zero", "--check-config"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero: cannot read: the file is larger than the limit of 16 MiB"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yml");
+    std::fs::write(
+        &file,
+        "tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n",
+    )
+    .unwrap();
+    let flag = format!("--web.config.file={}", file.display());
+    let (code, stderr) = run_bounded(256, &[&flag, "--check-config"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains(
+            "tls_server_config.cert_file: /dev/zero: the file is larger than the limit of 4 MiB"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_refuses_malformed_listen_addresses() {
+    for (address, reason) in [
+        (
+            "127.0.0.1:99999",
+            "the port is not a number from 0 to 65535",
+        ),
+        ("localhost", "expected host:port or :port"),
+        ("::1:9100", "an IPv6 address must be written in brackets"),
+        ("[::1:9100", "missing ] after the IPv6 address"),
+        ("[nope]:9100", "not an IPv6 address between [ and ]"),
+        (
+            "exa mple:9100",
+            "the host is not an IP address or a host name",
+        ),
+    ] {
+        let flag = format!("--web.listen-address={address}");
+        let (code, _, stderr) =
+            run_to_exit(&["--web.listen-address=:9100", &flag, "--check-config"]);
+        assert_eq!(code, 64, "{address}: {stderr}");
+        // The logfmt value escapes the quotes around the address.
+        let quoted = format!("{address:?}").replace('"', "\\\"");
+        assert!(
+            stderr.contains(&format!("invalid listen address {quoted}: {reason}")),
+            "{address}: {stderr}"
+        );
+    }
+    for good in [":9100", "127.0.0.1:0", "[::1]:9100", "localhost:9100"] {
+        let flag = format!("--web.listen-address={good}");
+        let (code, _, stderr) = run_to_exit(&[&flag, "--check-config"]);
+        assert_eq!(code, 0, "{good}: {stderr}");
+    }
+}

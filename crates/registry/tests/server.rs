@@ -52,6 +52,7 @@ async fn start(args: &[&str], exporter: impl FnOnce(Exporter) -> Exporter) -> Ru
             header_read: Duration::from_millis(300),
             tls_handshake: Duration::from_millis(300),
             request: Duration::from_secs(30),
+            write: Duration::from_millis(300),
             shutdown_grace: Duration::from_secs(5),
         }),
     )

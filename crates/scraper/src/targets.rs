@@ -60,9 +60,32 @@ struct Group {
     labels: BTreeMap<String, String>,
 }
 
+/// Largest target file read: a file of a million targets is well under it.
+pub const TARGETS_FILE_LIMIT: u64 = 16 << 20;
+
+/// Reads a target file as text, refusing one larger than [`TARGETS_FILE_LIMIT`] without
+/// reading past it (a path such as `/dev/zero` never ends).
+pub fn read_capped(file: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(file)?
+        .take(TARGETS_FILE_LIMIT + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > TARGETS_FILE_LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the file is larger than the limit of {} MiB",
+                TARGETS_FILE_LIMIT >> 20
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// Reads a `file_sd` file; `.json` is JSON, anything else YAML.
 pub fn load_file_sd(file: &Path) -> Result<Vec<Target>, TargetsError> {
-    let text = std::fs::read_to_string(file).map_err(|e| TargetsError {
+    let text = read_capped(file).map_err(|e| TargetsError {
         file: file.to_owned(),
         line: None,
         message: format!("cannot read: {e}"),
@@ -112,6 +135,15 @@ pub fn parse_list(text: &str) -> Vec<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_file_that_never_ends_is_refused_at_the_cap() {
+        let err = load_file_sd(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "cannot read: the file is larger than the limit of 16 MiB"
+        );
+    }
 
     #[test]
     fn file_sd_json_and_yaml_agree() {

@@ -33,14 +33,17 @@ impl LineBuffer {
         &mut self.buffer[self.filled..]
     }
 
-    /// Processes `read` new bytes: every complete line goes to `worker`.
-    pub(super) fn consume(&mut self, read: usize, worker: &mut Worker) {
+    /// Processes `read` new bytes: every complete line goes to `worker`. Returns how many
+    /// lines were completed (an over-long line skipped to its end counts too).
+    pub(super) fn consume(&mut self, read: usize, worker: &mut Worker) -> usize {
         let end = self.filled + read;
         let mut start = 0;
         // New bytes are searched only from where the previous read ended.
         let mut search = self.filled;
+        let mut lines = 0;
         while let Some(offset) = memchr(b'\n', &self.buffer[search..end]) {
             let newline = search + offset;
+            lines += 1;
             if self.skipping {
                 self.skipping = false;
             } else {
@@ -61,6 +64,7 @@ impl LineBuffer {
             let grown = (self.buffer.len() * 2).min(self.max_line + 1);
             self.buffer.resize(grown, 0);
         }
+        lines
     }
 
     /// At end of stream: a last line without a newline is still a line.

@@ -83,8 +83,40 @@ impl MappingFile {
     /// Parses `text`, read from `file`; syntax and type errors name the line.
     pub(crate) fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
         let parsed: Self = kiln_registry::config::parse_yaml(file, text)?;
+        parsed.refuse_rules_lost_to_a_typo(file, text)?;
         parsed.warn_unknown_keys(file, text);
         Ok(parsed)
+    }
+
+    /// An unknown top-level key in a file without any rule is most likely a misspelt
+    /// `mappings:` (or a file of another format): serving would map nothing, so it is an
+    /// error rather than a warning. With rules present, unknown keys only warn, as upstream
+    /// ignores them.
+    fn refuse_rules_lost_to_a_typo(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        if !self.mappings.is_empty() {
+            return Ok(());
+        }
+        let Some(key) = self.other.keys().next() else {
+            return Ok(());
+        };
+        let hint = if edit_distance(key, "mappings") <= 2 || edit_distance(key, "defaults") <= 2 {
+            let near = if edit_distance(key, "mappings") <= edit_distance(key, "defaults") {
+                "mappings"
+            } else {
+                "defaults"
+            };
+            format!(" (did you mean `{near}`?)")
+        } else {
+            String::new()
+        };
+        Err(ConfigError::at_key(
+            file,
+            text,
+            &[key],
+            format!(
+                "unknown key, and the file has no mapping rules{hint}; the known keys are `mappings` and `defaults`"
+            ),
+        ))
     }
 
     fn warn_unknown_keys(&self, file: &Path, text: &str) {
@@ -113,6 +145,22 @@ impl MappingFile {
             }
         }
     }
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The text of a label value: YAML scalars as written (`1` is `"1"`), anything else empty.

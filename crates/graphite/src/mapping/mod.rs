@@ -89,8 +89,7 @@ impl Mapper {
 
     /// Reads and checks a mapping file.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+        let text = kiln_registry::config::read_config_text(file)?;
         Self::parse(file, &text)
     }
 
@@ -310,6 +309,15 @@ impl Rule {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_mapping_file_that_never_ends_is_refused_at_the_cap() {
+        let err = Mapper::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: cannot read: the file is larger than the limit of 16 MiB"
+        );
+    }
+
     fn mapper(text: &str) -> Mapper {
         Mapper::parse(Path::new("m.yml"), text).unwrap()
     }
@@ -318,6 +326,26 @@ mod tests {
         Mapper::parse(Path::new("m.yml"), text)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn a_misspelt_mappings_key_that_leaves_no_rules_is_refused() {
+        assert_eq!(
+            error("# rules\nmapings:\n- match: a.*\n  name: x\n"),
+            "m.yml:2: mapings: unknown key, and the file has no mapping rules (did you mean \
+             `mappings`?); the known keys are `mappings` and `defaults`"
+        );
+        assert_eq!(
+            error("rules:\n- pattern: a\n"),
+            "m.yml:1: rules: unknown key, and the file has no mapping rules; the known keys \
+             are `mappings` and `defaults`"
+        );
+        // With rules, an unknown key only warns, as upstream ignores it; an empty file is
+        // still an empty mapping.
+        let with_rules = mapper("mappings:\n- match: a.*\n  name: x\nextra: 1\n");
+        assert_eq!(with_rules.rules.len(), 1);
+        assert!(Mapper::parse(Path::new("m.yml"), "").is_ok());
+        assert!(Mapper::parse(Path::new("m.yml"), "defaults:\n  match_type: glob\n").is_ok());
     }
 
     const SPARK: &str = "\

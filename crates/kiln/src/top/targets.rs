@@ -33,7 +33,7 @@ pub fn resolve(arguments: &[String], file: Option<&Path>) -> Result<Vec<HostSpec
         if is_file_sd {
             targets.extend(load_file_sd(file)?);
         } else {
-            let text = std::fs::read_to_string(file)
+            let text = kiln_scraper::targets::read_capped(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             targets.extend(parse_list(&text));
         }

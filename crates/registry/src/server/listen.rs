@@ -8,9 +8,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::connections::{Connection, Connections};
+use super::write_deadline::WriteDeadline;
 use super::{ServeError, Shared, routes};
 use crate::log_limiter::LogLimiter;
 
@@ -25,12 +27,7 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
         address: address.to_owned(),
         source,
     };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("expected host:port or :port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid("the port is not a number"))?;
+    let (host, port) = split_address(address)?;
     if host.is_empty() {
         return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
             Ok(listener) => Ok(listener),
@@ -39,7 +36,6 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
                 .map_err(bind_error),
         };
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     let mut resolved = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| invalid(&format!("cannot resolve the host: {e}")))?;
@@ -49,13 +45,52 @@ pub(super) async fn bind(address: &str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr).await.map_err(bind_error)
 }
 
+/// Splits a listen address into host (without brackets; empty for every interface) and
+/// port, checking its form as Go's `net.SplitHostPort` does, without resolving the host.
+pub(super) fn split_address(address: &str) -> Result<(&str, u16), ServeError> {
+    let invalid = |reason: &str| ServeError::Address {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected host:port or :port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let inner = bracketed
+                .strip_suffix(']')
+                .ok_or_else(|| invalid("missing ] after the IPv6 address"))?;
+            inner
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| invalid("not an IPv6 address between [ and ]"))?;
+            inner
+        }
+        None if host.contains(':') => {
+            return Err(invalid(
+                "an IPv6 address must be written in brackets, as [::1]:9100",
+            ));
+        }
+        None if host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) =>
+        {
+            host
+        }
+        None => return Err(invalid("the host is not an IP address or a host name")),
+    };
+    Ok((host, port))
+}
+
 static TOO_MANY_CONNECTIONS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
 static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    connection_slots: Arc<Semaphore>,
+    open: Arc<Connections>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -76,9 +111,9 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+        let Some(admitted) = open.admit() else {
             if let Some(suppressed) = TOO_MANY_CONNECTIONS.check() {
-                tracing::warn!(%peer, suppressed, "Too many open connections; closing a new one.");
+                tracing::warn!(%peer, suppressed, "Too many connections with requests in progress; closing a new one.");
             }
             continue;
         };
@@ -86,9 +121,18 @@ pub(super) async fn accept_loop(
         let shared = Arc::clone(&shared);
         let stopped = stopped.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, shared, stopped).await;
-            drop(slot);
+            tokio::select! {
+                () = serve_connection(stream, peer, shared, admitted.connection(), stopped) => {}
+                () = admitted.evicted() => {
+                    tracing::debug!(%peer, "Connection closed to make room for a new one.");
+                }
+            }
+            drop(admitted);
         });
+        // Let the new connection's task read its request before the next one is accepted:
+        // in a flood, a connection is only evicted after many newer ones arrived, and this
+        // makes sure those did not all arrive before it was looked at once.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let grace = shared.timeouts.shutdown_grace;
@@ -105,6 +149,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    connection: Arc<Connection>,
     stopped: watch::Receiver<bool>,
 ) {
     let timeouts = shared.timeouts;
@@ -120,11 +165,13 @@ async fn serve_connection(
     }
     let tls = shared.web.current().tls.clone();
     match tls {
-        None => serve_io(stream, shared, stopped).await,
+        None => serve_io(stream, peer, shared, connection, stopped).await,
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared, stopped).await,
+                Ok(Ok(tls_stream)) => {
+                    serve_io(tls_stream, peer, shared, connection, stopped).await;
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, err = %error, "TLS handshake failed."),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
             }
@@ -132,14 +179,24 @@ async fn serve_connection(
     }
 }
 
-async fn serve_io<S>(stream: S, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
-where
+async fn serve_io<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    mut stopped: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeouts = shared.timeouts;
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
-        async move { routes::handle(&shared, request).await }
+        let in_progress = connection.begin_request();
+        async move {
+            let response = routes::handle(&shared, peer.ip(), request).await;
+            drop(in_progress);
+            response
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -148,6 +205,7 @@ where
         .header_read_timeout(timeouts.header_read)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let stream = WriteDeadline::new(stream, timeouts.write);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {

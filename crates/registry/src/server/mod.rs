@@ -1,6 +1,7 @@
 //! The HTTP side of an exporter: the [`Exporter`] builder, listeners, TLS, per-connection
 //! limits and graceful shutdown.
 
+mod connections;
 mod landing;
 mod listen;
 #[cfg(target_os = "linux")]
@@ -8,6 +9,7 @@ mod process_metrics;
 mod query;
 mod routes;
 mod self_metrics;
+mod write_deadline;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,6 +66,9 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
     /// For producing one response (scrapes are bounded by their own deadline first).
     pub request: Duration,
+    /// For a write to the client to make progress: a client that stops reading its
+    /// responses is disconnected after this long.
+    pub write: Duration,
     /// For connections to finish after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -74,12 +79,14 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(10),
             tls_handshake: Duration::from_secs(10),
             request: Duration::from_secs(120),
+            write: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         }
     }
 }
 
-/// Most connections open at once; more are closed as soon as they are accepted.
+/// Most connections open at once. When all are open, a new one takes the place of the one
+/// that has gone longest without a request in progress (see `connections.rs`).
 const MAX_CONNECTIONS: usize = 1024;
 
 /// Says whether the exporter has what it needs to answer scrapes with data (NVML
@@ -125,6 +132,7 @@ pub struct Exporter {
     lifecycle: bool,
     ready: Option<ReadyCheck>,
     timeouts: Timeouts,
+    max_connections: usize,
     text_source: Option<Arc<dyn TextSource>>,
 }
 
@@ -156,6 +164,7 @@ impl Exporter {
             lifecycle: false,
             ready: None,
             timeouts: Timeouts::default(),
+            max_connections: MAX_CONNECTIONS,
             text_source: None,
         }
     }
@@ -240,9 +249,24 @@ impl Exporter {
         self
     }
 
+    /// Overrides how many connections are held open at once (1 024 by default).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
     /// The flags this exporter was built with.
     pub fn flags(&self) -> &WebFlags {
         &self.flags
+    }
+
+    /// Checks the form of every listen address without binding or resolving it, so that
+    /// `--check-config` and start-up refuse a malformed one as a configuration error.
+    pub fn check_listen_addresses(&self) -> Result<(), ServeError> {
+        for address in self.flags.listen_or(&self.default_listen) {
+            listen::split_address(&address)?;
+        }
+        Ok(())
     }
 
     /// Loads the web config and binds every listen address; serving starts at once.
@@ -294,7 +318,7 @@ impl Exporter {
         });
 
         let (stop, stopped) = watch::channel(false);
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let connections = connections::Connections::new(self.max_connections);
         let mut tasks = Vec::new();
         for listener in listeners {
             let tls = shared.web.current().tls.is_some();

@@ -3,11 +3,14 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Method, StatusCode, request::Parts};
 use http_body_util::Full;
 
@@ -15,7 +18,7 @@ use super::Shared;
 use crate::collector::ScrapeContext;
 use crate::metrics::{Format, MetricSet, encode, finish};
 use crate::runner::Selection;
-use crate::webconfig::AuthOutcome;
+use crate::webconfig::{AuthOutcome, WebConfig};
 
 /// Body of every response.
 pub type Body = Full<Bytes>;
@@ -28,26 +31,23 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Assumed scrape timeout when Prometheus does not send one.
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Paths that the rate limit never refuses: a client's burst must not make a liveness or
+/// readiness probe fail.
+const UNLIMITED_PATHS: &[&str] = &["/-/healthy", "/-/ready"];
+
 pub(super) async fn handle(
     shared: &Shared,
+    client: IpAddr,
     request: http::Request<hyper::body::Incoming>,
 ) -> Result<Response, Infallible> {
     let (parts, _body) = request.into_parts();
     let web = shared.web.current();
 
-    let mut response = if web.rate_limit.as_ref().is_some_and(|l| !l.allow()) {
+    let limited = !UNLIMITED_PATHS.contains(&parts.uri.path());
+    let mut response = if limited && web.rate_limit.as_ref().is_some_and(|l| !l.allow(client)) {
         text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
-    } else if let Some(auth) = &web.auth
-        && auth
-            .check(parts.headers.get(http::header::AUTHORIZATION))
-            .await
-            == AuthOutcome::Denied
-    {
-        let mut denied = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        denied
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic"));
-        denied
+    } else if let Some(refused) = authenticate(&web, &parts).await {
+        refused
     } else {
         match tokio::time::timeout(shared.timeouts.request, route(shared, parts)).await {
             Ok(response) => response,
@@ -58,6 +58,33 @@ pub(super) async fn handle(
         response.headers_mut().insert(name.clone(), value.clone());
     }
     Ok(response)
+}
+
+/// `None` when the request may proceed, else the answer that refuses it.
+async fn authenticate(web: &WebConfig, parts: &Parts) -> Option<Response> {
+    let auth = web.auth.as_ref()?;
+    match auth
+        .check(parts.headers.get(http::header::AUTHORIZATION))
+        .await
+    {
+        AuthOutcome::Allowed => None,
+        AuthOutcome::Denied => {
+            let mut denied = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            denied
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic"));
+            Some(denied)
+        }
+        AuthOutcome::Busy => {
+            let mut busy = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many credentials are being checked; try again later.\n",
+            );
+            busy.headers_mut()
+                .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+            Some(busy)
+        }
+    }
 }
 
 async fn route(shared: &Shared, parts: Parts) -> Response {

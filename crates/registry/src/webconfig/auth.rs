@@ -1,16 +1,30 @@
-//! HTTP basic auth against bcrypt hashes, with the result of each verification cached so
-//! that bcrypt (tens of milliseconds by design) runs once per credential, not per scrape.
+//! HTTP basic auth against bcrypt hashes.
+//!
+//! bcrypt is slow by design (tens of milliseconds), which makes every check a lever for a
+//! client that guesses passwords. So:
+//! - credentials that verified are remembered (as a digest), so a scraper costs one bcrypt,
+//!   not one per scrape; wrong guesses are never remembered, so they cannot push the good
+//!   ones out;
+//! - bcrypt runs on a small pool, and a request waits for it a bounded time with a bounded
+//!   queue: beyond that it is answered "busy" at once instead of piling up;
+//! - an unknown user is checked against a configured user's hash, with that hash's cost, so
+//!   it takes as long as a wrong password and timing does not reveal which users exist.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use http::HeaderValue;
 use tokio::sync::Semaphore;
 
-/// Most credentials remembered at once; as in exporter-toolkit.
+/// Most verified credentials remembered at once; as in exporter-toolkit.
 const CACHE_CAPACITY: usize = 100;
+/// Longest a request waits for a bcrypt slot before it is answered "busy".
+const BCRYPT_WAIT: Duration = Duration::from_secs(1);
+/// Most requests waiting for a bcrypt slot; more are answered "busy" without waiting.
+const BCRYPT_QUEUE: usize = 16;
 
 /// Whether a request may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,29 +33,45 @@ pub enum AuthOutcome {
     Allowed,
     /// Missing, malformed or wrong credentials.
     Denied,
+    /// The credentials are not remembered and too many others are being checked: try again.
+    Busy,
 }
 
 /// The `basic_auth_users` of a web config.
 #[derive(Debug)]
 pub struct BasicAuth {
     users: HashMap<String, String>,
-    cache: Mutex<HashMap<[u8; 32], bool>>,
-    /// bcrypt is run one at a time, so a flood of wrong passwords costs one core, not all.
-    bcrypt_gate: Arc<Semaphore>,
+    /// The hash an unknown user is checked against: the costliest configured one.
+    stand_in: String,
+    /// Digests of credentials that verified.
+    verified: Mutex<HashSet<[u8; 32]>>,
+    bcrypt_slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
     bcrypt_runs: AtomicU64,
 }
 
 impl BasicAuth {
     /// Checks every hash is a well-formed bcrypt hash. On error, returns the user at fault.
     pub fn new(users: &BTreeMap<String, String>) -> Result<Self, (String, String)> {
+        let mut stand_in: Option<(u32, &String)> = None;
         for (user, hash) in users {
-            hash.parse::<bcrypt::HashParts>()
+            let parts = hash
+                .parse::<bcrypt::HashParts>()
                 .map_err(|e| (user.clone(), format!("invalid bcrypt hash: {e}")))?;
+            if stand_in.is_none_or(|(cost, _)| parts.get_cost() > cost) {
+                stand_in = Some((parts.get_cost(), hash));
+            }
         }
+        // Half the cores, so guessing leaves the others to serving.
+        let slots = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() / 2)
+            .clamp(1, 4);
         Ok(Self {
             users: users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
-            cache: Mutex::new(HashMap::new()),
-            bcrypt_gate: Arc::new(Semaphore::new(1)),
+            stand_in: stand_in.map(|(_, h)| h.clone()).unwrap_or_default(),
+            verified: Mutex::new(HashSet::new()),
+            bcrypt_slots: Arc::new(Semaphore::new(slots)),
+            waiting: AtomicUsize::new(0),
             bcrypt_runs: AtomicU64::new(0),
         })
     }
@@ -51,52 +81,70 @@ impl BasicAuth {
         self.bcrypt_runs.load(Ordering::Relaxed)
     }
 
+    /// The bcrypt cost an unknown user's check runs at: that of the costliest configured
+    /// hash, so it takes as long as a wrong password.
+    pub fn unknown_user_cost(&self) -> Option<u32> {
+        self.stand_in
+            .parse::<bcrypt::HashParts>()
+            .ok()
+            .map(|p| p.get_cost())
+    }
+
     /// Checks an `Authorization` header.
     pub async fn check(&self, header: Option<&HeaderValue>) -> AuthOutcome {
         let Some((user, password)) = header.and_then(decode_basic) else {
             return AuthOutcome::Denied;
         };
         let known = self.users.get(&user);
-        // An unknown user is checked against a fixed hash, so timing does not tell which
-        // user names exist.
-        let hash = known.map_or_else(|| unknown_user_hash().to_owned(), String::clone);
+        let hash = known.unwrap_or(&self.stand_in).clone();
         let key = cache_key(&user, &hash, &password);
-        if let Some(&ok) = self.lock_cache().get(&key) {
-            return outcome(ok && known.is_some());
+        if known.is_some() && self.lock_verified().contains(&key) {
+            return AuthOutcome::Allowed;
         }
 
-        let Ok(_permit) = self.bcrypt_gate.acquire().await else {
-            return AuthOutcome::Denied;
+        let Some(_slot) = self.bcrypt_slot().await else {
+            return AuthOutcome::Busy;
         };
         // Another request may have verified the same credentials while this one waited.
-        if let Some(&ok) = self.lock_cache().get(&key) {
-            return outcome(ok && known.is_some());
+        if known.is_some() && self.lock_verified().contains(&key) {
+            return AuthOutcome::Allowed;
         }
         self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
         let ok =
             tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
                 .await
                 .unwrap_or(false);
-        let mut cache = self.lock_cache();
-        if cache.len() >= CACHE_CAPACITY
-            && let Some(evict) = cache.keys().next().copied()
-        {
-            cache.remove(&evict);
+        // An unknown user is denied even if the password matches the stand-in's.
+        if !(ok && known.is_some()) {
+            return AuthOutcome::Denied;
         }
-        cache.insert(key, ok);
-        outcome(ok && known.is_some())
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], bool>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn outcome(ok: bool) -> AuthOutcome {
-    if ok {
+        let mut verified = self.lock_verified();
+        if verified.len() >= CACHE_CAPACITY
+            && let Some(evict) = verified.iter().next().copied()
+        {
+            verified.remove(&evict);
+        }
+        verified.insert(key);
         AuthOutcome::Allowed
-    } else {
-        AuthOutcome::Denied
+    }
+
+    /// A bcrypt slot, waited for at most [`BCRYPT_WAIT`] behind at most [`BCRYPT_QUEUE`]
+    /// others.
+    async fn bcrypt_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(slot) = self.bcrypt_slots.try_acquire() {
+            return Some(slot);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= BCRYPT_QUEUE {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let slot = tokio::time::timeout(BCRYPT_WAIT, self.bcrypt_slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        slot.ok()?.ok()
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -111,14 +159,6 @@ fn cache_key(user: &str, hash: &str, password: &str) -> [u8; 32] {
     let mut key = [0; 32];
     key.copy_from_slice(ctx.finish().as_ref());
     key
-}
-
-fn unknown_user_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        bcrypt::hash("kiln: no such user", bcrypt::DEFAULT_COST)
-            .unwrap_or_else(|_| unreachable!("hashing a constant with the default cost succeeds"))
-    })
 }
 
 fn decode_basic(header: &HeaderValue) -> Option<(String, String)> {
@@ -188,5 +228,88 @@ mod tests {
         )]))
         .unwrap_err();
         assert_eq!(err.0, "bob");
+    }
+
+    #[test]
+    fn an_unknown_user_is_checked_at_the_cost_of_the_real_hashes() {
+        // The costs exporter-toolkit's documentation and htpasswd use.
+        let users = BTreeMap::from([
+            ("alice".to_owned(), bcrypt::hash("a", 10).unwrap()),
+            ("bob".to_owned(), bcrypt::hash("b", 5).unwrap()),
+        ]);
+        let auth = BasicAuth::new(&users).unwrap();
+        assert_eq!(auth.unknown_user_cost(), Some(10));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_with_the_stand_in_password_is_denied() {
+        let auth = auth();
+        assert_eq!(
+            auth.check(Some(&header("mallory", "secret"))).await,
+            AuthOutcome::Denied
+        );
+        assert_eq!(
+            auth.check(Some(&header("mallory", "secret"))).await,
+            AuthOutcome::Denied
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_guesses_never_evict_verified_credentials() {
+        let auth = auth();
+        assert_eq!(
+            auth.check(Some(&header("alice", "secret"))).await,
+            AuthOutcome::Allowed
+        );
+        // Three times the cache's size in distinct wrong guesses, for a real and an
+        // unknown user.
+        for guess in 0..3 * CACHE_CAPACITY {
+            let user = if guess % 2 == 0 { "alice" } else { "mallory" };
+            assert_eq!(
+                auth.check(Some(&header(user, &format!("guess{guess}"))))
+                    .await,
+                AuthOutcome::Denied
+            );
+        }
+        let runs = auth.bcrypt_runs();
+        assert_eq!(
+            auth.check(Some(&header("alice", "secret"))).await,
+            AuthOutcome::Allowed
+        );
+        assert_eq!(
+            auth.bcrypt_runs(),
+            runs,
+            "the good credentials were forgotten"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_guesses_is_answered_busy_instead_of_queued() {
+        const GUESSES: usize = 40;
+        let hash = bcrypt::hash("secret", 10).unwrap();
+        let auth = Arc::new(BasicAuth::new(&BTreeMap::from([("alice".to_owned(), hash)])).unwrap());
+        let mut checks = Vec::new();
+        for guess in 0..GUESSES {
+            let auth = Arc::clone(&auth);
+            checks.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let outcome = auth
+                    .check(Some(&header("alice", &format!("g{guess}"))))
+                    .await;
+                (outcome, started.elapsed())
+            }));
+        }
+        let mut busy = 0;
+        for check in checks {
+            let (outcome, took) = check.await.unwrap();
+            assert_ne!(outcome, AuthOutcome::Allowed);
+            busy += usize::from(outcome == AuthOutcome::Busy);
+            // The wait is bounded, plus the one bcrypt a request may then run.
+            assert!(took < BCRYPT_WAIT + Duration::from_secs(2), "{took:?}");
+        }
+        assert!(
+            busy >= GUESSES - BCRYPT_QUEUE - 4,
+            "only {busy} answered busy"
+        );
     }
 }

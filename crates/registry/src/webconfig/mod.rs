@@ -311,6 +311,45 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    /// Loads a web config whose certificate and key files hold `cert` and `key`.
+    fn load_with_pem(cert: &str, key: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), key).unwrap();
+        let file = dir.path().join("web.yml");
+        std::fs::write(
+            &file,
+            "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n",
+        )
+        .unwrap();
+        WebConfig::load(&file).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn garbage_pem_is_described_in_words() {
+        let truncated = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n";
+        let error = load_with_pem(truncated, "");
+        assert!(
+            error
+                .ends_with("c.pem: invalid PEM: the \"-----END CERTIFICATE-----\" line is missing"),
+            "{error}"
+        );
+        assert!(!error.contains("45, 45"), "{error}");
+
+        let error = load_with_pem("-----BEGIN \u{1b}[2J garbage\n", "");
+        assert!(
+            error.contains("malformed BEGIN line \"-----BEGIN \\u{1b}[2J garbage\""),
+            "{error}"
+        );
+
+        // A file of random bytes has no PEM section at all.
+        let error = load_with_pem(&"\u{7f}garbage".repeat(100), "");
+        assert!(
+            error.contains("no certificate found in the PEM data"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn durations_parse_like_prometheus() {
         assert_eq!(parse_duration("1s"), Some(Duration::from_secs(1)));

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -51,12 +51,18 @@ pub(super) fn build(
         (Some(_), Some(_)) => return Err(fail("cert", "set cert or cert_file, not both")),
         (Some(pem), None) => CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
-            .map_err(|e| fail("cert", format!("invalid PEM: {e}")))?,
+            .map_err(|e| fail("cert", pem_problem(&e)))?,
         (None, Some(path)) => {
             let path = resolve(path);
-            CertificateDer::pem_file_iter(&path)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|e| fail("cert_file", format!("{}: {e}", path.display())))?
+            let pem = read_pem_file(&path, "cert_file")?;
+            CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    fail(
+                        "cert_file",
+                        format!("{}: {}", path.display(), pem_problem(&e)),
+                    )
+                })?
         }
         (None, None) => return Err(fail("cert_file", "missing cert_file")),
     };
@@ -66,11 +72,16 @@ pub(super) fn build(
     let key = match (&settings.key, &settings.key_file) {
         (Some(_), Some(_)) => return Err(fail("key", "set key or key_file, not both")),
         (Some(pem), None) => PrivateKeyDer::from_pem_slice(pem.as_bytes())
-            .map_err(|e| fail("key", format!("invalid PEM private key: {e}")))?,
+            .map_err(|e| fail("key", key_problem(&e)))?,
         (None, Some(path)) => {
             let path = resolve(path);
-            PrivateKeyDer::from_pem_file(&path)
-                .map_err(|e| fail("key_file", format!("{}: {e}", path.display())))?
+            let pem = read_pem_file(&path, "key_file")?;
+            PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                fail(
+                    "key_file",
+                    format!("{}: {}", path.display(), key_problem(&e)),
+                )
+            })?
         }
         (None, None) => return Err(fail("key_file", "missing key_file")),
     };
@@ -85,8 +96,9 @@ pub(super) fn build(
         )?),
         (None, Some(path)) => {
             let path = resolve(path);
+            let pem = read_pem_file(&path, "client_ca_file")?;
             Some(roots(
-                CertificateDer::pem_file_iter(&path).and_then(|it| it.collect()),
+                CertificateDer::pem_slice_iter(&pem).collect(),
                 "client_ca_file",
             )?)
         }
@@ -203,16 +215,58 @@ fn provider(settings: &TlsServerConfig) -> Result<CryptoProvider, TlsConfigError
     Ok(provider)
 }
 
+/// Largest certificate, key or CA bundle file read (a system-wide CA bundle is a few
+/// hundred kilobytes).
+pub(crate) const PEM_FILE_LIMIT: u64 = 4 << 20;
+
+fn read_pem_file(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsConfigError> {
+    crate::config::read_capped(path, PEM_FILE_LIMIT)
+        .map_err(|e| fail(key, format!("{}: {e}", path.display())))
+}
+
+/// A PEM parse error in words. The parser's own messages show the offending line as a
+/// list of byte values; this quotes it as text instead.
+fn pem_problem(error: &PemError) -> String {
+    let quoted = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim_end();
+        match text.char_indices().nth(80) {
+            Some((cut, _)) => format!("{:?}...", &text[..cut]),
+            None => format!("{text:?}"),
+        }
+    };
+    match error {
+        PemError::MissingSectionEnd { end_marker } => {
+            let line = [b"-----END ", end_marker.as_slice(), b"-----"].concat();
+            format!("invalid PEM: the {} line is missing", quoted(&line))
+        }
+        PemError::IllegalSectionStart { line } => {
+            format!("invalid PEM: malformed BEGIN line {}", quoted(line))
+        }
+        PemError::Base64Decode(reason) => format!("invalid PEM: bad base64 ({reason})"),
+        PemError::NoItemsFound => "no PEM section of the expected kind found".to_owned(),
+        other => format!("invalid PEM: {other}"),
+    }
+}
+
+fn key_problem(error: &PemError) -> String {
+    match error {
+        PemError::NoItemsFound => "no PEM private key found".to_owned(),
+        other => pem_problem(other),
+    }
+}
+
 /// Go spells some suites without the `_SHA256` that IANA (and rustls) add for ChaCha20.
 fn go_suite_name_matches(go_name: &str, iana_name: &str) -> bool {
     go_name == iana_name || format!("{go_name}_SHA256") == iana_name
 }
 
 fn roots(
-    certs: Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error>,
+    certs: Result<Vec<CertificateDer<'static>>, PemError>,
     key: &'static str,
 ) -> Result<RootCertStore, TlsConfigError> {
-    let certs = certs.map_err(|e| fail(key, format!("cannot read client CA: {e}")))?;
+    let certs =
+        certs.map_err(|e| fail(key, format!("cannot read client CA: {}", pem_problem(&e))))?;
     let mut store = RootCertStore::empty();
     let (added, _) = store.add_parsable_certificates(certs);
     if added == 0 {
