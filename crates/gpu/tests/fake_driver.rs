@@ -277,6 +277,16 @@ fn the_library_is_found_on_the_loaders_search_path_by_default() {
     let text = exporter.metrics();
     assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(1.0), "{text}");
     assert_eq!(value(&text, "nvidia_gpu_devices"), Some(3.0));
+    // The GPU families come from a collector the registry runs, timed and checked.
+    assert_eq!(
+        value(&text, "gpu_scrape_collector_success{collector=\"gpu\"}"),
+        Some(1.0)
+    );
+    assert!(has(
+        &text,
+        "gpu_scrape_collector_duration_seconds",
+        "collector=\"gpu\""
+    ));
 }
 
 #[test]

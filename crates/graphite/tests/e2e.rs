@@ -32,6 +32,14 @@ fn spark_capture_over_tcp_maps_like_upstream() {
     exporter.send_tcp(lines.as_bytes());
     exporter.wait_for_value("graphite_samples_stored_total", 3738.0);
     let text = exporter.scrape();
+    // The exporter's own families come from a collector the registry runs.
+    assert_eq!(
+        value_in(
+            &text,
+            "graphite_scrape_collector_success{collector=\"graphite\"}"
+        ),
+        Some(1.0)
+    );
 
     // The last value sent for each name wins (the capture holds 12 reports).
     let last_value = |name: &str| -> f64 {

@@ -290,6 +290,14 @@ fn rules_reload_on_change_and_on_request() {
         value(&exporter.probe(&server.target(), "dn"), "first_name"),
         Some(1.0)
     );
+    // The exporter's own families come from a collector the registry runs.
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(&metrics, "jmx_scrape_collector_success{collector=\"jmx\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jmx_scrape_collector_duration_seconds{collector=\"jmx\"} "));
 
     // A broken file is refused and the rules in force stay.
     std::fs::write(

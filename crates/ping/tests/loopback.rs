@@ -61,6 +61,17 @@ fn a_target_whose_address_changes_keeps_its_series() {
         Some(1.0)
     );
     assert_eq!(exporter.value("ping_timeouts_total", &series), Some(0.0));
+    // The ping families come from a collector the registry runs, timed and checked.
+    let collector = [("collector", "ping")];
+    assert_eq!(
+        exporter.value("ping_scrape_collector_success", &collector),
+        Some(1.0)
+    );
+    assert!(
+        exporter
+            .value("ping_scrape_collector_duration_seconds", &collector)
+            .is_some()
+    );
 }
 
 #[test]
