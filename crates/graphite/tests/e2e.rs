@@ -536,11 +536,18 @@ fn a_trickle_without_lines_does_not_reset_the_idle_timeout() {
 fn idle_connections_cannot_lock_senders_out() {
     const SLOTS: usize = 8;
     let exporter = Exporter::start(&[&format!("--graphite.tcp-max-connections={SLOTS}")]);
+    let now = now();
+    // The first holder sends half a line: when it is closed to make room, that is dropped,
+    // not stored as if its sender had finished it.
+    let mut partial = TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap();
+    partial
+        .write_all(format!("held.partial 7 {now}").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
     let holders: Vec<TcpStream> = (0..3 * SLOTS)
         .map(|_| TcpStream::connect(("127.0.0.1", exporter.graphite_port)).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    let now = now();
     for n in 0..5 {
         exporter.send_tcp(format!("sender.line{n} {n} {now}\n").as_bytes());
     }
@@ -551,7 +558,8 @@ fn idle_connections_cannot_lock_senders_out() {
         exporter.value("graphite_tcp_connections_refused_total"),
         Some(0.0)
     );
-    drop(holders);
+    assert_eq!(exporter.value("held_partial"), None);
+    drop((partial, holders));
 }
 
 /// Few series with very long names: stored text is bounded by --graphite.series-bytes-limit,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,8 @@ struct Open {
 struct Slot {
     /// Milliseconds after `epoch` of its last complete line (or of its arrival).
     last_line_ms: Arc<AtomicU64>,
+    /// Set before the accept thread shuts the socket down to make room.
+    evicted: Arc<AtomicBool>,
     /// A second handle on the socket, to shut it down from the accept thread.
     stream: TcpStream,
 }
@@ -106,9 +108,10 @@ impl Open {
             return false;
         };
         // Its thread sees end of stream, finishes and gives its place back.
-        table
-            .remove(&id)
-            .is_some_and(|slot| slot.stream.shutdown(Shutdown::Both).is_ok())
+        table.remove(&id).is_some_and(|slot| {
+            slot.evicted.store(true, Ordering::Release);
+            slot.stream.shutdown(Shutdown::Both).is_ok()
+        })
     }
 }
 
@@ -149,11 +152,13 @@ fn accept_loop(
         let id = next_id;
         next_id += 1;
         let last_line_ms = Arc::new(AtomicU64::new(open.now_ms()));
+        let evicted = Arc::new(AtomicBool::new(false));
         TCP_STATS.open.fetch_add(1, Ordering::AcqRel);
         open.table.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id,
             Slot {
                 last_line_ms: Arc::clone(&last_line_ms),
+                evicted: Arc::clone(&evicted),
                 stream: handle,
             },
         );
@@ -164,7 +169,7 @@ fn accept_loop(
             .name("graphite-tcp".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                serve(stream, &pipeline, idle, max_line, &|| {
+                serve(stream, &pipeline, idle, max_line, &evicted, &|| {
                     last_line_ms.store(table.now_ms(), Ordering::Relaxed);
                 });
                 table
@@ -204,6 +209,7 @@ fn serve(
     pipeline: &Arc<Pipeline>,
     idle: Duration,
     max_line: usize,
+    evicted: &AtomicBool,
     on_line: &dyn Fn(),
 ) {
     let peer = stream.peer_addr().ok();
@@ -240,7 +246,11 @@ fn serve(
             }
         }
     }
-    buffer.finish(&mut worker);
+    // The end of the stream ends a last line without a newline, unless the stream was cut
+    // here to make room: then the line was not finished by its sender.
+    if !evicted.load(Ordering::Acquire) {
+        buffer.finish(&mut worker);
+    }
     worker.flush();
 }
 
