@@ -156,21 +156,23 @@ async fn a_connection_flood_does_not_lock_out_scrapes() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // The goal: at least 99 % of legitimate scrapes answered within 2 s.
+    const SCRAPES: usize = 100;
     let mut failures = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..SCRAPES {
         match get(addr, "/metrics", "").await {
             Ok((200, _)) => {}
             other => failures.push(other),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stop.store(true, Ordering::Relaxed);
     for attacker in attackers {
         attacker.abort();
     }
     assert!(
-        failures.is_empty(),
-        "{} of 40 scrapes failed: {failures:?}",
+        failures.len() * 100 <= SCRAPES,
+        "{} of {SCRAPES} scrapes failed: {failures:?}",
         failures.len()
     );
     running.shutdown().await;
