@@ -14,14 +14,16 @@ pub fn write_help(out: &mut String, help: &str) {
 
 /// Escapes `\` and newlines, and with `quote` also `"`.
 pub(super) fn escape_into(out: &mut String, text: &str, quote: bool) {
-    // Most text needs no escape; finding that out is one vectorised scan.
+    // Most text needs no escape; finding that out is one scan, vectorised for long text
+    // (label values are mostly a few bytes, where a plain loop is quicker).
     let bytes = text.as_bytes();
-    let special = if quote {
-        memchr::memchr3(b'\\', b'\n', b'"', bytes)
-    } else {
-        memchr::memchr2(b'\\', b'\n', bytes)
+    let special = match (bytes.len() < 32, quote) {
+        (true, true) => bytes.iter().any(|b| matches!(b, b'\\' | b'\n' | b'"')),
+        (true, false) => bytes.iter().any(|b| matches!(b, b'\\' | b'\n')),
+        (false, true) => memchr::memchr3(b'\\', b'\n', b'"', bytes).is_some(),
+        (false, false) => memchr::memchr2(b'\\', b'\n', bytes).is_some(),
     };
-    if special.is_none() {
+    if !special {
         out.push_str(text);
         return;
     }
@@ -52,20 +54,34 @@ pub fn write_float(out: &mut String, value: f64) {
         if value < 0.0 {
             out.push('-');
         }
-        // ryu finds the shortest digits that round-trip, as Go's 'g' does; only where the
-        // point goes differs, so the digits are taken out and placed as Go places them.
+        // ryu finds the shortest digits that round-trip, as Go's 'g' does. Between 1e-4 and
+        // 1e6 both write them as plain decimals, so ryu's text is Go's; elsewhere only where
+        // the point goes differs, so the digits are taken out and placed as Go places them.
         let mut shortest = ryu::Buffer::new();
-        let (digits, point) = decimal_digits(shortest.format_finite(value.abs()));
-        write_go_digits(out, digits.as_slice(), point);
+        let text = shortest.format_finite(value.abs());
+        if (1e-4..1e6).contains(&value.abs()) {
+            out.push_str(text);
+        } else {
+            let (digits, point) = decimal_digits(text);
+            write_go_digits(out, digits.as_slice(), point);
+        }
     }
 }
 
-/// Up to 17 significant digits (an f64 never needs more) and where the decimal point goes:
-/// the value is `0.DIGITS × 10^point`.
-#[derive(Default)]
+/// ASCII on the stack: a float's significant digits (17 at most) or its whole text (at
+/// most 24 bytes, `-2.2250738585072014e-308`).
 struct Digits {
-    bytes: [u8; 24],
+    bytes: [u8; 32],
     len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
 }
 
 impl Digits {
@@ -73,16 +89,21 @@ impl Digits {
         &self.bytes[..self.len]
     }
 
-    fn push(&mut self, digit: u8) {
+    fn push(&mut self, byte: u8) {
         if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = digit;
+            *slot = byte;
             self.len += 1;
         }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.push(b));
     }
 }
 
 /// Splits ryu's text (`123.45`, `1.5e-7`, `1e100`) into significant digits, without
-/// leading or trailing zeros, and the position of the decimal point.
+/// leading or trailing zeros, and the position of the decimal point: the value is
+/// `0.DIGITS × 10^point`.
 fn decimal_digits(text: &str) -> (Digits, i32) {
     let (mantissa, exponent) = match text.split_once('e') {
         Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
@@ -107,40 +128,40 @@ fn decimal_digits(text: &str) -> (Digits, i32) {
 }
 
 /// Writes `0.DIGITS × 10^point` as Go's shortest `'g'` format: `d.ddde±XX` when the
-/// exponent is below -4 or at least 6, else plain decimal.
+/// exponent is below -4 or at least 6, else plain decimal. The text is put together on the
+/// stack and appended once: this runs for every non-integer sample.
 fn write_go_digits(out: &mut String, digits: &[u8], point: i32) {
+    let mut text = Digits::default();
     let exponent = point - 1;
-    let push = |out: &mut String, bytes: &[u8]| {
-        bytes.iter().for_each(|&b| out.push(char::from(b)));
-    };
     if !(-4..6).contains(&exponent) {
-        push(out, &digits[..1]);
+        text.extend(&digits[..1]);
         if digits.len() > 1 {
-            out.push('.');
-            push(out, &digits[1..]);
+            text.push(b'.');
+            text.extend(&digits[1..]);
         }
-        out.push('e');
-        out.push(if exponent < 0 { '-' } else { '+' });
+        text.push(b'e');
+        text.push(if exponent < 0 { b'-' } else { b'+' });
         let magnitude = exponent.unsigned_abs();
         if magnitude < 10 {
-            out.push('0');
+            text.push(b'0');
         }
-        out.push_str(itoa::Buffer::new().format(magnitude));
+        text.extend(itoa::Buffer::new().format(magnitude).as_bytes());
     } else if point <= 0 {
-        out.push_str("0.");
-        (0..-point).for_each(|_| out.push('0'));
-        push(out, digits);
+        text.extend(b"0.");
+        (0..-point).for_each(|_| text.push(b'0'));
+        text.extend(digits);
     } else {
         let point = point as usize;
         if point >= digits.len() {
-            push(out, digits);
-            (digits.len()..point).for_each(|_| out.push('0'));
+            text.extend(digits);
+            (digits.len()..point).for_each(|_| text.push(b'0'));
         } else {
-            push(out, &digits[..point]);
-            out.push('.');
-            push(out, &digits[point..]);
+            text.extend(&digits[..point]);
+            text.push(b'.');
+            text.extend(&digits[point..]);
         }
     }
+    out.push_str(std::str::from_utf8(text.as_slice()).unwrap_or_default());
 }
 
 /// Writes a number as the Go client's OpenMetrics encoder does: as [`write_float`], with
