@@ -70,18 +70,10 @@ pub fn write_float(out: &mut String, value: f64) {
 
 /// ASCII on the stack: a float's significant digits (17 at most) or its whole text (at
 /// most 24 bytes, `-2.2250738585072014e-308`).
+#[derive(Default)]
 struct Digits {
     bytes: [u8; 32],
     len: usize,
-}
-
-impl Default for Digits {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl Digits {
