@@ -173,7 +173,7 @@ fn modules_file_key(tree: &serde_yaml_ng::Value) -> Option<&str> {
         .filter_map(serde_yaml_ng::Value::as_str)
         .find(|key| {
             *key == "allowed_targets"
-                || crate::rules::keys::edit_distance(&key.to_ascii_lowercase(), "modules") <= 2
+                || kiln_registry::config::edit_distance(&key.to_ascii_lowercase(), "modules") <= 2
         })
 }
 

@@ -134,8 +134,9 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Con
 
 /// Finds the 1-based line of a nested block-style key such as `["basic_auth_users", "alice"]`.
 /// A segment `[n]` is the n-th (from 0) item of a block list, so `["rules", "[2]", "name"]`
-/// finds the `name` of the third rule, whether or not it shares the item's `- ` line.
-fn locate_key(text: &str, key_path: &[&str]) -> Option<usize> {
+/// finds the `name` of the third rule, whether or not it shares the item's `- ` line. When
+/// the whole path is not written, the line of the deepest part that is.
+pub fn locate_key(text: &str, key_path: &[&str]) -> Option<usize> {
     let mut depth = 0;
     let mut min_indent = 0;
     let mut found = None;
@@ -144,7 +145,16 @@ fn locate_key(text: &str, key_path: &[&str]) -> Option<usize> {
     for (index, line) in text.lines().enumerate() {
         let mut trimmed = line.trim_start();
         let mut indent = line.len() - trimmed.len();
-        if trimmed.is_empty() || trimmed.starts_with('#') || indent < min_indent {
+        // YAML lets a list sit at its key's own indent (`mappings:` then `- match:`).
+        let list_at_key_indent = indent + 1 == min_indent
+            && trimmed.starts_with('-')
+            && key_path
+                .get(depth)
+                .is_some_and(|want| list_index(want).is_some());
+        if trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || (indent < min_indent && !list_at_key_indent)
+        {
             continue;
         }
         loop {
@@ -190,6 +200,22 @@ fn locate_key(text: &str, key_path: &[&str]) -> Option<usize> {
     found
 }
 
+/// Levenshtein distance between two keys, to suggest the key a typo meant.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// `[n]` → `n`.
 fn list_index(segment: &str) -> Option<usize> {
     segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
@@ -211,6 +237,14 @@ fn display_path(key_path: &[&str]) -> String {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("rules", "rules"), 0);
+        assert_eq!(edit_distance("rule", "rules"), 1);
+        assert_eq!(edit_distance("mapings", "mappings"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kiln_registry::config::ConfigError;
+use kiln_registry::config::{ConfigError, edit_distance, locate_key};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -129,38 +129,25 @@ impl MappingFile {
             );
         };
         for key in self.other.keys() {
-            warn(&[key], locate_top_key(text, key));
+            warn(&[key], locate_key(text, &[key]));
         }
         for key in self.defaults.other.keys() {
             if !IGNORED_DEFAULT_KEYS.contains(&key.as_str()) {
-                warn(&["defaults", key], locate_top_key(text, "defaults"));
+                warn(&["defaults", key], locate_key(text, &["defaults", key]));
             }
         }
         for (index, rule) in self.mappings.iter().enumerate() {
             for key in rule.other.keys() {
                 if !IGNORED_RULE_KEYS.contains(&key.as_str()) {
                     let path = format!("mappings[{index}]");
-                    warn(&[&path, key], locate_rule_key(text, index, key));
+                    warn(
+                        &[&path, key],
+                        locate_key(text, &["mappings", &format!("[{index}]"), key]),
+                    );
                 }
             }
         }
     }
-}
-
-/// Levenshtein distance, for suggesting the key a typo meant.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// The text of a label value: YAML scalars as written (`1` is `"1"`), anything else empty.
@@ -172,59 +159,6 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
         Value::Null => Some(String::new()),
         _ => None,
     }
-}
-
-/// The 1-based line of a top-level key.
-fn locate_top_key(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| key_of(line) == Some(key))
-        .map(|i| i + 1)
-}
-
-/// The 1-based line of `key` inside the `index`-th entry of the top-level `mappings:`
-/// sequence (block style), or of the entry itself when the key is not written there.
-pub(crate) fn locate_rule_key(text: &str, index: usize, key: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.iter().position(|l| key_of(l) == Some("mappings"))?;
-    let mut item_indent = None;
-    let mut seen = 0;
-    let mut entry_line = None;
-    for (offset, line) in lines.iter().enumerate().skip(start + 1) {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if indent == 0 && !trimmed.starts_with('-') {
-            break;
-        }
-        if trimmed.starts_with('-') && item_indent.is_none_or(|i| i == indent) {
-            item_indent = Some(indent);
-            if entry_line.is_some() {
-                break;
-            }
-            if seen == index {
-                entry_line = Some(offset + 1);
-            }
-            seen += 1;
-        }
-        if entry_line.is_some() {
-            let content = trimmed.trim_start_matches('-').trim_start();
-            if key_of(content) == Some(key) {
-                return Some(offset + 1);
-            }
-        }
-    }
-    entry_line
-}
-
-/// The key of a `key: value` line, unquoted.
-fn key_of(line: &str) -> Option<&str> {
-    if line.starts_with(' ') {
-        return None;
-    }
-    line.split_once(':')
-        .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''))
 }
 
 #[cfg(test)]
@@ -246,12 +180,16 @@ defaults:
 
     #[test]
     fn rule_keys_are_located() {
-        assert_eq!(locate_rule_key(TEXT, 0, "match"), Some(2));
-        assert_eq!(locate_rule_key(TEXT, 0, "name"), Some(3));
-        assert_eq!(locate_rule_key(TEXT, 1, "name"), Some(6));
-        assert_eq!(locate_rule_key(TEXT, 1, "labels"), Some(7));
-        assert_eq!(locate_rule_key(TEXT, 1, "help"), Some(4));
-        assert_eq!(locate_rule_key(TEXT, 2, "name"), None);
+        let rule =
+            |index: usize, key: &str| locate_key(TEXT, &["mappings", &format!("[{index}]"), key]);
+        assert_eq!(rule(0, "match"), Some(2));
+        assert_eq!(rule(0, "name"), Some(3));
+        assert_eq!(rule(1, "name"), Some(6));
+        assert_eq!(rule(1, "labels"), Some(7));
+        // Not written in the entry: the entry's line.
+        assert_eq!(rule(1, "help"), Some(4));
+        // No such entry: the line of `mappings:`.
+        assert_eq!(rule(2, "name"), Some(1));
     }
 
     #[test]

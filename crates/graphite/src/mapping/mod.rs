@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use kiln_registry::config::ConfigError;
 use regex::Regex;
 
-use config::{MappingFile, RuleConfig, locate_rule_key, scalar_text};
+use config::{MappingFile, RuleConfig, scalar_text};
 use fsm::Fsm;
 use template::{GlobTemplate, expand_regex};
 
@@ -117,7 +117,10 @@ impl Mapper {
             let fail = |key: &str, message: String| {
                 let mut error =
                     ConfigError::file(file, format!("mappings[{index}].{key}: {message}"));
-                error.line = locate_rule_key(text, index, key);
+                error.line = kiln_registry::config::locate_key(
+                    text,
+                    &["mappings", &format!("[{index}]"), key],
+                );
                 error
             };
             let rule = Rule::build(index, config, default_regex, &fail)?;

@@ -3,6 +3,7 @@
 //! line, and a misspelt `rules` (which would export every attribute under default names) is
 //! refused.
 
+use kiln_registry::config::edit_distance;
 use serde_yaml_ng::Value;
 
 /// Top-level keys some jmx_exporter version reads (0.x to 1.x), including those only its
@@ -160,22 +161,6 @@ fn message(key: &str, known: &[&str]) -> String {
     }
 }
 
-/// Levenshtein distance, for suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,16 +222,5 @@ mod tests {
         let (unknown, refusal) = run("includeObjectNamez: ['Hadoop:*']\n");
         assert!(refusal.is_none());
         assert_eq!(unknown.len(), 1);
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("rules", "rules"), 0);
-        assert_eq!(edit_distance("rule", "rules"), 1);
-        assert_eq!(
-            edit_distance("lowercaseoutputnme", "lowercaseoutputname"),
-            1
-        );
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 }
