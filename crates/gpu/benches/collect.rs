@@ -114,6 +114,13 @@ fn benches(c: &mut Criterion) {
     c.bench_function("gpu/serve_scrape_8_gpus", |b| {
         b.iter(|| serve(&mut set, &mut out))
     });
+    // The collector's part alone: the snapshot copied into the scrape's set.
+    c.bench_function("gpu/snapshot_into_set_8_gpus", |b| {
+        b.iter(|| {
+            set.clear();
+            metrics.collect(&ctx, &mut set).unwrap();
+        })
+    });
 }
 
 criterion_group!(name = group; config = Criterion::default().measurement_time(Duration::from_secs(5)); targets = benches);
