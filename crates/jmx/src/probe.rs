@@ -138,8 +138,14 @@ async fn probe(
     };
     self_samples(&mut out, started.elapsed(), error, cached);
     out.seal();
+    let mut headers = headers.clone();
+    if module.settings.rules.naming == Naming::V0 {
+        // jmx_exporter 0.x names counters as its rules write them, with or without `_total`;
+        // OpenMetrics would add the suffix where it is missing, so 0.x naming answers in the
+        // text format, where every name is exactly 0.x's.
+        headers.remove(http::header::ACCEPT);
+    }
     // Encoding a large answer takes milliseconds: off the async threads.
-    let headers = headers.clone();
     tokio::task::spawn_blocking(move || exposition_response(&headers, &[&out]))
         .await
         .unwrap_or_else(|_| {

@@ -7,37 +7,14 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use support::{Exporter, StaticServer, fixture, free_port, http};
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use kiln_test_support::Prometheus;
+use support::{Exporter, StaticServer, fixture, free_port};
 
 /// A probe job for `module` against `target`, with the usual multi-target relabelling.
 fn job(name: &str, module: &str, target: &str, exporter: u16) -> String {
     format!(
         "  - job_name: {name}\n    metrics_path: /probe\n    params: {{module: [{module}]}}\n    static_configs:\n      - targets: ['{target}']\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: 127.0.0.1:{exporter}\n"
     )
-}
-
-/// Percent-encodes a query for a URL.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]
@@ -49,7 +26,6 @@ fn up_and_the_dashboard_under_both_choices_for_a_dead_jvm() {
     );
     let namenode = StaticServer::recorded("namenode-kiln-test-jvm.json");
     let dead = format!("127.0.0.1:{}", free_port());
-    let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n{}{}{}",
         job("dead_agent_like", "agent_like", &dead, exporter.port),
@@ -61,24 +37,7 @@ fn up_and_the_dashboard_under_both_choices_for_a_dead_jvm() {
         ),
         job("namenode", "namenode_0x", &namenode.target(), exporter.port),
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus runs (scripts/test installs Debian's prometheus)"),
-    );
+    let prometheus = Prometheus::start(&config);
     // The dashboard's "Reachable through the JMX proxy" query (dashboards/generate.py).
     let reachable =
         |job: &str| format!("(1 - jmx_scrape_error{{job=~\"{job}\"}}) or up{{job=~\"{job}\"}}");
@@ -104,27 +63,10 @@ fn up_and_the_dashboard_under_both_choices_for_a_dead_jvm() {
             61.0,
         ),
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
     for (expr, expected) in cases {
-        let url = format!("/api/v1/query?query={}", encode(&expr));
-        let answer = loop {
-            let body = http(port, "GET", &url, &[])
-                .map(|(_, body)| body)
-                .unwrap_or_default();
-            if body.contains("\"value\":[") {
-                break body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no answer to {expr}: {body}\n{}",
-                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
-        let result = value["data"]["result"].as_array().unwrap();
-        assert_eq!(result.len(), 1, "{expr}: {answer}");
+        let result = prometheus.query_result(&expr);
+        assert_eq!(result.as_array().unwrap().len(), 1, "{expr}: {result}");
         let got: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
-        assert_eq!(got, expected, "{expr}: {answer}");
+        assert_eq!(got, expected, "{expr}: {result}");
     }
 }

@@ -1,5 +1,6 @@
-//! Durations as Go's `time.ParseDuration` reads them, for flags and config keys that
-//! upstream exporters (written in Go) take in that form: `5m`, `1h30m`, `1.5s`, `250ms`.
+//! The two duration grammars upstream exporters use, in one place: Go's `time.ParseDuration`
+//! for flags and most config keys (`5m`, `1h30m`, `1.5s`, `250ms`), and Prometheus's
+//! `model.Duration` (`1d`, `2w`, no fractions) where a key takes that.
 
 use std::fmt;
 use std::time::Duration;
@@ -72,9 +73,69 @@ impl<'de> Deserialize<'de> for GoDuration {
     }
 }
 
+/// Parses a Prometheus duration (`model.Duration`: whole numbers with units `ms`, `s`, `m`,
+/// `h`, `d`, `w`, `y`, such as `1s`, `250ms`, `1m30s` or `2h`), the grammar of Prometheus's own
+/// configuration files; Go durations (flags) are [`parse_go_duration`].
+pub fn parse_prometheus_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            "w" => Duration::from_secs(7 * 86_400),
+            "y" => Duration::from_secs(365 * 86_400),
+            _ => return None,
+        };
+        total += unit.checked_mul(u32::try_from(number).ok()?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        assert_eq!(
+            parse_prometheus_duration("1s"),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_prometheus_duration("250ms"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_prometheus_duration("1m30s"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_prometheus_duration("2h"),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(parse_prometheus_duration("1.5s"), None);
+        assert_eq!(parse_prometheus_duration("s"), None);
+        assert_eq!(parse_prometheus_duration("10"), None);
+        assert_eq!(parse_prometheus_duration(""), None);
+    }
 
     #[test]
     fn go_durations_parse() {

@@ -38,6 +38,6 @@ pub use runner::{Collected, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
     RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, exposition_response,
-    query_pairs, text,
+    listen_candidates, query_pairs, text,
 };
 pub use version::BuildInfo;

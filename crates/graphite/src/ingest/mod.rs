@@ -9,7 +9,7 @@ mod lines;
 mod tcp;
 mod udp;
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 
 pub use tcp::{TCP_STATS, TcpLimits, TcpStats};
@@ -121,31 +121,13 @@ pub fn start(
 /// Addresses to try for one listen address: `:port` means every interface, IPv6 (which
 /// takes IPv4 too on Linux) first.
 fn candidates(address: &str) -> Result<Vec<SocketAddr>, ListenError> {
-    let invalid = |reason: String| ListenError::Address {
+    kiln_registry::listen_candidates(address).map_err(|error| ListenError::Address {
         address: address.to_owned(),
-        reason,
-    };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("expected host:port or :port".to_owned()))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid("the port is not a number".to_owned()))?;
-    if host.is_empty() {
-        return Ok(vec![
-            SocketAddr::from(([0u16; 8], port)),
-            SocketAddr::from(([0u8; 4], port)),
-        ]);
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let resolved: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| invalid(format!("cannot resolve the host: {e}")))?
-        .collect();
-    if resolved.is_empty() {
-        return Err(invalid("the host resolves to no address".to_owned()));
-    }
-    Ok(resolved)
+        reason: match error {
+            kiln_registry::ServeError::Address { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
 }
 
 /// The first candidate that binds, with the address it got.

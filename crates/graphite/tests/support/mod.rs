@@ -5,10 +5,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use kiln_test_support::free_port;
 
 use kiln_scraper::parse;
 
@@ -174,14 +176,6 @@ pub fn value_in(text: &str, series: &str) -> Option<f64> {
             (key == series).then_some(sample.value)
         })
     })
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn now() -> u64 {

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use kiln_test_support::free_port;
+
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-jmx-exporter");
 
 /// The Java source of the test JVM.
@@ -297,14 +299,6 @@ pub fn value(text: &str, series: &str) -> Option<f64> {
                 _ => value.parse().ok(),
             }
         })
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn fixture(name: &str) -> PathBuf {

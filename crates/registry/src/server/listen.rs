@@ -84,6 +84,35 @@ pub(super) fn split_address(address: &str) -> Result<(&str, u16), ServeError> {
     Ok((host, port))
 }
 
+/// The socket addresses a Go-style listen address stands for, in the order to try them:
+/// for `:port`, the IPv6 wildcard (which also accepts IPv4 on Linux) then the IPv4 one; for
+/// `host:port`, what the host resolves to. For listeners other than the web one, such as
+/// the Graphite bridge's ingest port, so every port of an exporter reads its address alike.
+pub fn listen_candidates(address: &str) -> Result<Vec<SocketAddr>, ServeError> {
+    use std::net::ToSocketAddrs as _;
+    let (host, port) = split_address(address)?;
+    if host.is_empty() {
+        return Ok(vec![
+            SocketAddr::from(([0u16; 8], port)),
+            SocketAddr::from(([0u8; 4], port)),
+        ]);
+    }
+    let resolved: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ServeError::Address {
+            address: address.to_owned(),
+            reason: format!("cannot resolve the host: {e}"),
+        })?
+        .collect();
+    if resolved.is_empty() {
+        return Err(ServeError::Address {
+            address: address.to_owned(),
+            reason: "the host resolves to no address".to_owned(),
+        });
+    }
+    Ok(resolved)
+}
+
 static TOO_MANY_CONNECTIONS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
 static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60));
 

@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub use landing::Link;
+pub use listen::listen_candidates;
 pub use query::query_pairs;
 pub use routes::{Body, Response, TEXT_CONTENT_TYPE, exposition_response, text};
 

@@ -10,7 +10,6 @@ mod watch;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -252,12 +251,13 @@ impl WebConfig {
 
         let rate_limit = match &raw.rate_limit {
             Some(limit) => {
-                let interval = parse_duration(&limit.interval).ok_or_else(|| {
-                    at(
-                        &["rate_limit", "interval"],
-                        &"not a duration like 1s or 500ms",
-                    )
-                })?;
+                let interval = crate::duration::parse_prometheus_duration(&limit.interval)
+                    .ok_or_else(|| {
+                        at(
+                            &["rate_limit", "interval"],
+                            &"not a duration like 1s or 500ms",
+                        )
+                    })?;
                 Some(Arc::new(RateLimiter::new(interval, limit.burst)))
             }
             None => None,
@@ -271,40 +271,6 @@ impl WebConfig {
             watched,
         })
     }
-}
-
-/// Parses a Prometheus duration such as `1s`, `250ms`, `1m30s` or `2h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            "w" => Duration::from_secs(7 * 86_400),
-            "y" => Duration::from_secs(365 * 86_400),
-            _ => return None,
-        };
-        total += unit.checked_mul(u32::try_from(number).ok()?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 #[cfg(test)]
@@ -348,17 +314,5 @@ mod tests {
             error.contains("no certificate found in the PEM data"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn durations_parse_like_prometheus() {
-        assert_eq!(parse_duration("1s"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1.5s"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration(""), None);
     }
 }
