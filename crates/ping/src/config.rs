@@ -222,7 +222,7 @@ impl Settings {
             ));
         }
 
-        let mut targets = Vec::new();
+        let mut targets = Targets::default();
         let top_level = if file.targets.is_empty() && file.groups.is_empty() {
             cli.targets.iter().cloned().map(TargetEntry::Host).collect()
         } else {
@@ -263,6 +263,8 @@ impl Settings {
                 &["groups"],
             )?;
         }
+        targets.report_duplicates();
+        let targets = targets.list;
 
         let mut allowed = AllowList::default();
         for entry in file.probe.allowed_targets {
@@ -333,8 +335,32 @@ fn check_probe_settings(
 }
 
 /// Adds `entries` to `targets`; a host listed before keeps its first entry.
+/// The targets read so far, each host once.
+#[derive(Default)]
+struct Targets {
+    list: Vec<TargetSpec>,
+    hosts: std::collections::HashSet<String>,
+    /// Hosts listed again after their first entry, and how often.
+    duplicates: usize,
+    first_duplicates: Vec<String>,
+}
+
+impl Targets {
+    /// One warning for all the repeats: a file of a million duplicates must not write a
+    /// million log lines (or take quadratic time to find them).
+    fn report_duplicates(&self) {
+        if self.duplicates > 0 {
+            tracing::warn!(
+                repeats = self.duplicates,
+                first = ?self.first_duplicates,
+                "Targets listed more than once; the first entry of each is used."
+            );
+        }
+    }
+}
+
 fn collect(
-    targets: &mut Vec<TargetSpec>,
+    targets: &mut Targets,
     entries: Vec<TargetEntry>,
     group_labels: &BTreeMap<String, String>,
     settings: ProbeSettings,
@@ -367,11 +393,14 @@ fn collect(
         for (name, value) in group_labels {
             labels.entry(name.clone()).or_insert_with(|| value.clone());
         }
-        if targets.iter().any(|t| t.host == host) {
-            tracing::warn!(host, "Target listed twice; the first entry is used.");
+        if !targets.hosts.insert(host.clone()) {
+            targets.duplicates += 1;
+            if targets.first_duplicates.len() < 5 {
+                targets.first_duplicates.push(host);
+            }
             continue;
         }
-        targets.push(TargetSpec {
+        targets.list.push(TargetSpec {
             host,
             labels: labels.into_iter().collect(),
             settings,

@@ -399,6 +399,23 @@ fn write_health(
         );
     }
 
+    let reloads = targets.reload_status();
+    out.gauge_value(
+        "ping_config_last_reload_successful",
+        "Whether the last configuration reload succeeded.",
+        f64::from(u8::from(reloads.ok)),
+    );
+    out.gauge_value(
+        "ping_config_last_reload_success_timestamp_seconds",
+        "When the configuration in force was loaded, in seconds since the epoch.",
+        reloads.loaded_at,
+    );
+    out.counter_value(
+        "ping_config_reload_failures_total",
+        "Configuration reloads refused (a broken, empty or unreadable file); the previous configuration stays in force.",
+        reloads.failures as f64,
+    );
+
     let dns = targets
         .dns()
         .lock()

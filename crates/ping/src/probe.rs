@@ -22,6 +22,21 @@ use crate::targets::TargetManager;
 /// The most requests one probe may send.
 const MAX_COUNT: u32 = 100;
 
+/// The shortest interval between a probe's requests.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The most ICMP bytes (payload and headers, all requests) one probe may send: 100 default
+/// requests fit many times over, while `count=100&size=65500` (6.5 MB) does not.
+const MAX_PROBE_BYTES: usize = 1 << 20;
+
+/// The most ICMP bytes all probes in progress may send together. A probe that would go past
+/// it is answered 503 at once, so anyone who can reach `/probe` cannot flood the network or
+/// crowd out the configured targets' replies.
+const MAX_BYTES_IN_FLIGHT: usize = 4 << 20;
+
+/// ICMP and IP headers counted with each request's payload.
+const HEADER_BYTES: usize = 28;
+
 /// A probe request, parsed.
 #[derive(Debug, Clone, PartialEq)]
 struct Request {
@@ -51,8 +66,13 @@ fn parse(query: &str) -> Result<Request, String> {
                     .ok_or_else(|| format!("count must be 1 to {MAX_COUNT}, not {value:?}"))?;
             }
             "interval" => {
-                request.interval = kiln_registry::duration::parse_go_duration(&value)?
-                    .max(Duration::from_millis(1));
+                request.interval = kiln_registry::duration::parse_go_duration(&value)?;
+                if request.interval < MIN_INTERVAL {
+                    return Err(format!(
+                        "interval must be at least {}ms, not {value:?}",
+                        MIN_INTERVAL.as_millis()
+                    ));
+                }
             }
             "size" => {
                 request.size = Some(
@@ -86,14 +106,37 @@ pub fn handler(
     resolver: Arc<Resolver>,
     default_size: usize,
 ) -> RouteHandler {
+    // One permit per KiB the probes in progress may send.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_BYTES_IN_FLIGHT >> 10));
     Arc::new(move |parts, context| {
-        let (engine, targets, resolver) =
-            (Arc::clone(&engine), targets.clone(), Arc::clone(&resolver));
+        let (engine, targets, resolver, in_flight) = (
+            Arc::clone(&engine),
+            targets.clone(),
+            Arc::clone(&resolver),
+            Arc::clone(&in_flight),
+        );
         Box::pin(async move {
             let query = parts.uri.query().unwrap_or_default();
             let request = match parse(query) {
                 Ok(request) => request,
                 Err(message) => return text(StatusCode::BAD_REQUEST, &format!("{message}\n")),
+            };
+            let bytes =
+                request.count as usize * (request.size.unwrap_or(default_size) + HEADER_BYTES);
+            if bytes > MAX_PROBE_BYTES {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "count × (size + {HEADER_BYTES}) is {bytes} bytes; one probe may send at most {MAX_PROBE_BYTES}\n"
+                    ),
+                );
+            }
+            let permits = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+            let Ok(_sending) = in_flight.try_acquire_many(permits) else {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many probes in progress; try again later.\n",
+                );
             };
             let answer = Answer {
                 headers: &parts.headers,
@@ -311,5 +354,6 @@ mod tests {
         assert!(parse("target=h&count=0").is_err());
         assert!(parse("target=h&count=101").is_err());
         assert!(parse("target=h&ip_protocol=ipx").is_err());
+        assert!(parse("target=h&interval=1ms").is_err());
     }
 }

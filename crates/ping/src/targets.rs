@@ -32,11 +32,23 @@ pub type DnsTable = Arc<Mutex<HashMap<String, DnsStatus>>>;
 /// A request to re-read the configuration; the answer says whether it worked.
 pub type ReloadRequest = mpsc::Sender<Result<(), String>>;
 
+/// How configuration reloads went: the last one's outcome and when one last succeeded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReloadStatus {
+    /// Whether the latest reload succeeded (true before any).
+    pub ok: bool,
+    /// When the configuration in force was loaded, in seconds since the epoch.
+    pub loaded_at: f64,
+    /// Reloads refused since start.
+    pub failures: u64,
+}
+
 /// The running target manager.
 #[derive(Debug, Clone)]
 pub struct TargetManager {
     requests: mpsc::Sender<ReloadRequest>,
     dns: DnsTable,
+    reloads: Arc<Mutex<ReloadStatus>>,
     settings: Arc<Mutex<Arc<Settings>>>,
     resolver: Arc<Resolver>,
 }
@@ -52,11 +64,17 @@ impl TargetManager {
     ) -> std::io::Result<Self> {
         let (requests, incoming) = mpsc::channel::<ReloadRequest>();
         let dns: DnsTable = Arc::default();
+        let reloads = Arc::new(Mutex::new(ReloadStatus {
+            ok: true,
+            loaded_at: unix_now(),
+            failures: 0,
+        }));
         let shared_settings = Arc::new(Mutex::new(Arc::new(settings.clone())));
         let resolver = Arc::new(resolver);
         let manager = Self {
             requests,
             dns: Arc::clone(&dns),
+            reloads: Arc::clone(&reloads),
             settings: Arc::clone(&shared_settings),
             resolver: Arc::clone(&resolver),
         };
@@ -72,6 +90,7 @@ impl TargetManager {
             addresses: HashMap::new(),
             targets: HashMap::new(),
             dns,
+            reloads,
             shared_settings,
             engine,
         };
@@ -98,6 +117,11 @@ impl TargetManager {
         &self.dns
     }
 
+    /// How configuration reloads went.
+    pub fn reload_status(&self) -> ReloadStatus {
+        *self.reloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The resolver targets are looked up with (for `/probe` too).
     pub fn resolver(&self) -> Arc<Resolver> {
         Arc::clone(&self.resolver)
@@ -120,6 +144,7 @@ struct State {
     /// The targets handed to the engine, reused while unchanged.
     targets: HashMap<(String, Family), Arc<Target>>,
     dns: DnsTable,
+    reloads: Arc<Mutex<ReloadStatus>>,
     shared_settings: Arc<Mutex<Arc<Settings>>>,
     engine: Arc<Engine>,
 }
@@ -166,7 +191,20 @@ impl State {
         true
     }
 
+    /// Re-reads the configuration and records the outcome for the exporter's metrics.
     fn reload(&mut self, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+        let result = self.try_reload(runtime);
+        let mut status = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        status.ok = result.is_ok();
+        if result.is_ok() {
+            status.loaded_at = unix_now();
+        } else {
+            status.failures += 1;
+        }
+        result
+    }
+
+    fn try_reload(&mut self, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
         self.fingerprint = fingerprint(self.file.as_ref());
         let settings = match Settings::load(&self.cli) {
             Ok(settings) => settings,
@@ -175,6 +213,13 @@ impl State {
                 return Err(error.to_string());
             }
         };
+        if settings.targets.is_empty() {
+            // An empty or half-written file would stop all pinging without a word; it is
+            // refused like any broken file, and the targets in force stay.
+            let error = "the configuration lists no targets; the previous targets stay in force";
+            tracing::error!(err = error, "Configuration not reloaded.");
+            return Err(error.to_owned());
+        }
         if settings.restart_needed(&self.settings) {
             tracing::warn!(
                 "Changes to DNS, buckets, fw-mark or address families apply at the next restart; target changes apply now."
@@ -322,4 +367,10 @@ async fn resolve_all(
 fn fingerprint(path: Option<&PathBuf>) -> Option<(SystemTime, u64)> {
     let metadata = std::fs::metadata(path?).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -139,6 +139,92 @@ fn target_changes_in_the_file_apply_live() {
     assert_eq!(status, 500);
     assert!(body.contains("ping.yml:2"), "{body}");
     assert!(exporter.value("ping_responses_total", &second).is_some());
+
+    // An empty (or half-written) file is refused the same way, not read as "no targets".
+    std::fs::write(&path, "").unwrap();
+    let (status, body) = exporter.request_post("/-/reload");
+    assert_eq!(status, 500);
+    assert!(body.contains("no targets"), "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(exporter.value("ping_responses_total", &second).is_some());
+    assert_eq!(
+        exporter.value("ping_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert!(
+        exporter
+            .value("ping_config_reload_failures_total", &[])
+            .is_some_and(|n| n >= 2.0)
+    );
+    std::fs::write(&path, "targets: [127.0.0.4]\nping: {interval: 50ms}\n").unwrap();
+    assert_eq!(exporter.request_post("/-/reload").0, 200);
+    assert_eq!(
+        exporter.value("ping_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_file_of_duplicates_is_read_once_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ping.yml");
+    let hosts = vec!["127.0.0.1"; 20_000].join(", ");
+    std::fs::write(&path, format!("targets: [{hosts}]\n")).unwrap();
+    let exporter = Exporter::on_loopback(&["--config.path", path.to_str().unwrap()]);
+    let log = exporter.log_text();
+    assert_eq!(
+        log.matches("listed more than once").count(),
+        1,
+        "one warning for all repeats: {log}"
+    );
+    assert!(log.contains("repeats=19999"), "{log}");
+    exporter.wait_for(
+        "ping_requests_total",
+        &[("target", "127.0.0.1"), ("ip_version", "4")],
+        1.0,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn probes_are_bounded_in_bytes_each_and_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ping.yml");
+    std::fs::write(
+        &path,
+        "targets: [127.0.0.1]\nprobe:\n  allowed_targets: [127.0.0.0/8]\n",
+    )
+    .unwrap();
+    let exporter = std::sync::Arc::new(Exporter::on_loopback(&[
+        "--config.path",
+        path.to_str().unwrap(),
+    ]));
+    // 6.5 MB from one request: refused outright.
+    let (status, body) = exporter
+        .request("/probe?target=127.0.0.9&count=100&size=65500")
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = exporter
+        .request("/probe?target=127.0.0.9&interval=1ms")
+        .unwrap();
+    assert_eq!(status, 400, "a 1 ms interval is refused");
+    // Six probes of about 1 MB each, a second long, at once: four fit in the 4 MiB budget.
+    let probes: Vec<_> = (0..6)
+        .map(|_| {
+            let exporter = std::sync::Arc::clone(&exporter);
+            std::thread::spawn(move || {
+                exporter
+                    .request("/probe?target=127.0.0.9&count=100&size=10000&interval=10ms")
+                    .map(|(status, _)| status)
+            })
+        })
+        .collect();
+    let statuses: Vec<_> = probes.into_iter().map(|p| p.join().unwrap()).collect();
+    assert!(statuses.contains(&Some(200)), "{statuses:?}");
+    assert!(statuses.contains(&Some(503)), "{statuses:?}");
+    // Once they are done, a probe is served again.
+    let body = exporter.get("/probe?target=127.0.0.9").unwrap();
+    assert!(body.contains("probe_success 1"), "{body}");
 }
 
 #[test]
