@@ -35,8 +35,20 @@ enum End {
     ShortRead,
 }
 
+/// The most a procfs or sysfs file is read: far beyond any real one (`/proc/net/tcp` of a
+/// host with 100 000 connections is about 15 MiB), so a file that never ends, or a pipe
+/// put in its place, costs a bounded read and a failed collector, not all memory.
+pub(crate) const MAX_FILE_BYTES: usize = 64 << 20;
+
 fn read_until(path: &Path, end: End) -> io::Result<String> {
-    read_file_until(std::fs::File::open(path)?, end)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking, so a FIFO where a file should be reads as empty instead of waiting for
+    // a writer for ever (it has no effect on regular files).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    read_file_until(file, end)
 }
 
 fn read_file_until(mut file: std::fs::File, end: End) -> io::Result<String> {
@@ -47,6 +59,12 @@ fn read_file_until(mut file: std::fs::File, end: End) -> io::Result<String> {
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
+            Ok(_) if bytes.len() >= MAX_FILE_BYTES => {
+                return Err(io::Error::new(
+                    io::ErrorKind::FileTooLarge,
+                    format!("longer than {} MiB", MAX_FILE_BYTES >> 20),
+                ));
+            }
             Ok(read) => {
                 bytes.extend_from_slice(&chunk[..read]);
                 if end == End::ShortRead && read < chunk.len() {
@@ -54,6 +72,8 @@ fn read_file_until(mut file: std::fs::File, end: End) -> io::Result<String> {
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // A FIFO without a writer: nothing to read.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
             Err(error) => return Err(error),
         }
     }
@@ -201,6 +221,26 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_never_ends_is_cut_at_the_cap() {
+        let error = read_text(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_file_reads_as_empty_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("diskstats");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        assert_eq!(read_text(&fifo).unwrap(), "");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
 
     #[test]
     fn natural_order_compares_digit_runs_as_numbers() {

@@ -194,13 +194,22 @@ struct Device<'a> {
     stats: Vec<f64>,
 }
 
+/// The devices of `/proc/diskstats`. A line that is not the kernel's shape (numeric major
+/// and minor, at least 11 unsigned counters) is skipped, and a device named twice keeps its
+/// first line: junk or a repeated name would otherwise become series of their own, or
+/// duplicate series, which make Prometheus refuse the whole scrape.
 fn parse(text: &str) -> Vec<Device<'_>> {
+    let mut seen = std::collections::HashSet::new();
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_ascii_whitespace();
             let (major, minor, name) = (fields.next()?, fields.next()?, fields.next()?);
-            let stats = fields.map(|f| f.parse().unwrap_or(0.0)).collect();
-            Some(Device {
+            major.parse::<u32>().ok()?;
+            minor.parse::<u32>().ok()?;
+            let stats: Vec<f64> = fields
+                .map(|f| f.parse::<u64>().ok().map(|v| v as f64))
+                .collect::<Option<_>>()?;
+            (stats.len() >= 11 && seen.insert(name)).then_some(Device {
                 major,
                 minor,
                 name,
@@ -295,6 +304,17 @@ mod tests {
         assert_eq!(devices[0].stats.len(), 11);
         assert_eq!(devices[1].stats.len(), 17);
         assert_eq!(devices[1].stats[16], 6.0);
+    }
+
+    #[test]
+    fn junk_repeated_names_and_negative_counters_are_skipped() {
+        let good = " 254 0 vda 2 0 16 0 0 0 0 0 0 4 0\n";
+        let text = format!(
+            "{good}junk line here\n 254 0 vda 9 9 9 9 9 9 9 9 9 9 9\n 8 0 sdb -1 0 0 0 0 0 0 0 0 0 0\n x y sdc 1 1 1 1 1 1 1 1 1 1 1\n 8 16 sdd 1 2\n"
+        );
+        let devices = parse(&text);
+        assert_eq!(devices.len(), 1, "only the first vda");
+        assert_eq!(devices[0].stats[0], 2.0);
     }
 
     #[test]
