@@ -134,6 +134,18 @@ impl Collector for SelfMetrics {
             MetricType::Gauge,
             sizes.into_iter(),
         );
+        let resets: Vec<Row<'_>> = modules
+            .by_name
+            .iter()
+            .map(|(name, module)| (name.as_str(), None, module.cache.resets() as f64))
+            .collect();
+        family(
+            out,
+            "jmx_rule_cache_resets_total",
+            "Times the match cache forgot everything for going past its entry or byte limit, per module.",
+            MetricType::Counter,
+            resets.into_iter(),
+        );
         Ok(())
     }
 }

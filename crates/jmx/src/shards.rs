@@ -19,7 +19,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::rules::RuleSet;
-use crate::rules::cache::MatchCache;
+use crate::rules::cache::{Limits, MatchCache};
 use crate::walk::{Bean, Sample, WalkStats, Walker};
 
 /// Most shards a cache is split into.
@@ -49,9 +49,14 @@ impl ShardedCache {
 
     /// An empty cache with `shards` shards (at least one).
     pub fn new(rules: &RuleSet, shards: usize) -> Self {
+        let limits = Limits::default().per_shard(shards.max(1));
         Self {
             shards: (0..shards.max(1))
-                .map(|_| Shard(Mutex::new(MatchCache::new(rules))))
+                .map(|_| {
+                    let mut cache = MatchCache::new(rules);
+                    cache.set_limits(limits);
+                    Shard(Mutex::new(cache))
+                })
                 .collect(),
         }
     }
@@ -64,6 +69,11 @@ impl ShardedCache {
     /// Number of remembered attributes.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Times a shard forgot everything for going past its limits.
+    pub fn resets(&self) -> u64 {
+        self.shards.iter().map(|s| lock(s).resets()).sum()
     }
 
     /// Whether nothing is remembered.

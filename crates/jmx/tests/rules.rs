@@ -352,3 +352,48 @@ fn cache_agrees_with_plain_evaluation() {
         assert!(reused > 0, "{yaml}: nothing was reused");
     }
 }
+
+/// A target that answers with new bean names on every probe (what the idle sweep alone lets
+/// grow for ten minutes) is held to the cache's limits: past them it starts afresh.
+#[test]
+fn new_names_every_pass_are_held_to_the_cache_limits() {
+    use kiln_jmx::rules::cache::Limits;
+    use kiln_jmx::walk::WalkStats;
+    let rules = rules(
+        "rules:\n  - pattern: 'app<type=(\\w+), name=(\\w+)><>Count'\n    name: app_$1_count\n    labels: {name: $2}\n",
+    );
+    let mut cache = MatchCache::new(&rules);
+    cache.set_limits(Limits {
+        entries: 100,
+        bytes: usize::MAX,
+    });
+    let mut stats = WalkStats::default();
+    let mut most = 0;
+    for pass in 0..6 {
+        cache.start_pass();
+        most = most.max(cache.len());
+        for bean in 0..40 {
+            let name = format!("app:type=Pool,name=p{pass}b{bean}");
+            let Some((_, mut attributes)) = cache.open_bean(&rules, &name, &mut stats) else {
+                panic!("{name} is read");
+            };
+            let properties = [("type", "Pool"), ("name", "x")];
+            let attribute = Attribute {
+                domain: "app",
+                properties: &properties,
+                attr_keys: &[],
+                name: "Count",
+                value: Leaf::Number("1"),
+                extra_labels: &[],
+                bean_properties: 2,
+            };
+            cache.evaluate(&rules, &mut attributes, &attribute, true);
+            cache.close_bean(&name, attributes);
+        }
+    }
+    // 40 new entries a pass: the cache never starts a pass holding more than the limit
+    // plus one pass's worth, and it did start afresh.
+    assert!(most <= 100 + 40, "{most}");
+    assert!(cache.resets() >= 1);
+    assert!(cache.len() <= 140, "{}", cache.len());
+}

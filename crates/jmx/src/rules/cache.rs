@@ -35,6 +35,45 @@ const IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// How often the idle sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// What one module's remembered results may hold, across its shards. A target that answers
+/// with new bean or attribute names on every probe would otherwise grow the cache without
+/// end (names are only forgotten after ten idle minutes); past either bound the shard
+/// forgets everything at the start of the next pass and learns afresh. A Kafka broker of
+/// 50 000 attributes stays far inside both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Remembered attribute results.
+    pub entries: usize,
+    /// Estimated bytes: bean names and a fixed cost per bean and per attribute.
+    pub bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            entries: 400_000,
+            bytes: 256 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// This module's limits shared by `shards` shards.
+    pub fn per_shard(self, shards: usize) -> Self {
+        Self {
+            entries: self.entries / shards.max(1),
+            bytes: self.bytes / shards.max(1),
+        }
+    }
+}
+
+/// The estimated cost of a remembered attribute: its table entry, key and outcome.
+const ATTRIBUTE_BYTES: usize = 192;
+
+/// Forgetting a whole shard is logged at most this often.
+static FORGOTTEN: kiln_registry::LogLimiter =
+    kiln_registry::LogLimiter::new(Duration::from_secs(60));
+
 /// What is remembered of one attribute.
 #[derive(Debug)]
 pub struct Entry {
@@ -144,6 +183,9 @@ pub struct MatchCache {
     swept: Instant,
     /// Minutes since `started`, as of the current pass.
     now: u32,
+    limits: Limits,
+    /// Times this cache forgot everything for going past its limits.
+    resets: u64,
 }
 
 impl MatchCache {
@@ -172,12 +214,61 @@ impl MatchCache {
             started: now,
             swept: now,
             now: 0,
+            limits: Limits::default(),
+            resets: 0,
         }
+    }
+
+    /// Bounds what this cache remembers (see [`Limits`]).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Times this cache forgot everything for going past its limits.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    /// Remembered attribute results and their estimated bytes.
+    fn footprint(&self) -> (usize, usize) {
+        self.beans.iter().fold((0, 0), |(entries, bytes), bean| {
+            (
+                entries + bean.attributes.len(),
+                bytes
+                    + bean.name.as_str().len()
+                    + std::mem::size_of::<BeanEntry>()
+                    + bean.attributes.len() * ATTRIBUTE_BYTES,
+            )
+        })
+    }
+
+    /// Forgets every bean and attribute (the automaton's own caches are bounded already).
+    fn forget_all(&mut self) {
+        self.beans = Vec::new();
+        self.index = HashTable::new();
+        self.free = Vec::new();
+        self.first = None;
+        self.previous = None;
+        self.expected = None;
+        self.work.strings.sweep();
+        self.resets += 1;
     }
 
     /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
     pub fn start_pass(&mut self) {
         self.now = (self.started.elapsed().as_secs() / 60) as u32;
+        let (entries, bytes) = self.footprint();
+        if entries > self.limits.entries || bytes > self.limits.bytes {
+            if let Some(suppressed) = FORGOTTEN.check() {
+                tracing::warn!(
+                    entries,
+                    bytes,
+                    suppressed,
+                    "The rule match cache went past its limits (a target answering with new names each time?); it starts afresh."
+                );
+            }
+            self.forget_all();
+        }
         self.previous = None;
         self.expected = self.first;
         if self.swept.elapsed() >= SWEEP_EVERY {
