@@ -55,7 +55,7 @@ fn whole_scrape(c: &mut Criterion) {
     c.bench_function("scrape/encode", |b| {
         b.iter(|| {
             text.clear();
-            collected.encode(&[], Format::Text, &mut text)
+            collected.encode(Format::Text, &mut text)
         })
     });
 }

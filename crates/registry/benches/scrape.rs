@@ -82,7 +82,7 @@ fn scrape(c: &mut Criterion) {
                 )
                 .await;
             let mut text = String::with_capacity(64 * 1024);
-            collected.encode(&[], Format::Text, &mut text);
+            collected.encode(Format::Text, &mut text);
             black_box(text.len())
         })
     });

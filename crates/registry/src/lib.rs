@@ -37,7 +37,7 @@ pub use metrics::{FamilyId, MetricSet, MetricType};
 pub use runner::{Collected, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
-    RunningExporter, ServeError, TEXT_CONTENT_TYPE, TextSource, Timeouts, exposition_response,
-    listen_candidates, query_pairs, text,
+    RunningExporter, ServeError, TextSource, Timeouts, exposition_response, listen_candidates,
+    query_pairs, text,
 };
 pub use version::BuildInfo;

@@ -176,10 +176,9 @@ impl Collected {
         self.sets.push(set);
     }
 
-    /// Writes these families and those of `more` (sealed), merged by name, in `format`.
-    pub fn encode(&self, more: &[&MetricSet], format: Format, out: &mut String) -> Vec<LeftOut> {
-        let mut sets: Vec<&MetricSet> = self.sets.iter().collect();
-        sets.extend_from_slice(more);
+    /// Writes these families, merged by name, in `format`.
+    pub fn encode(&self, format: Format, out: &mut String) -> Vec<LeftOut> {
+        let sets: Vec<&MetricSet> = self.sets.iter().collect();
         encode(&sets, format, out)
     }
 }
@@ -587,7 +586,7 @@ mod tests {
 
     fn text(collected: &Collected) -> String {
         let mut out = String::new();
-        collected.encode(&[], Format::Text, &mut out);
+        collected.encode(Format::Text, &mut out);
         out
     }
 

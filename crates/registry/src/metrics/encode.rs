@@ -109,10 +109,7 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
                 continue;
             }
             for sample in family.samples() {
-                match format {
-                    Format::Text => text_sample(first, sample, out),
-                    Format::OpenMetrics => openmetrics_sample(first, sample, out),
-                }
+                write_sample(format, first, sample, out);
             }
         }
     }
@@ -149,69 +146,6 @@ fn text_header(family: FamilyView<'_>, out: &mut String) {
         MetricType::Histogram => " histogram\n",
         MetricType::Summary => " summary\n",
     });
-}
-
-fn text_sample(family: FamilyView<'_>, sample: SampleView<'_>, out: &mut String) {
-    let name = family.name();
-    match family.kind() {
-        MetricType::Counter | MetricType::Gauge | MetricType::Untyped | MetricType::Info => {
-            line(out, Format::Text, name, "", sample, None);
-            write_float(out, sample.value());
-        }
-        MetricType::Histogram => {
-            let mut inf_seen = false;
-            for &(bound, cumulative) in sample.points() {
-                inf_seen |= bound == f64::INFINITY;
-                line(
-                    out,
-                    Format::Text,
-                    name,
-                    "_bucket",
-                    sample,
-                    Some(("le", bound)),
-                );
-                write_float(out, cumulative);
-                out.push('\n');
-            }
-            if !inf_seen {
-                line(
-                    out,
-                    Format::Text,
-                    name,
-                    "_bucket",
-                    sample,
-                    Some(("le", f64::INFINITY)),
-                );
-                write_count(out, sample.count());
-                out.push('\n');
-            }
-            line(out, Format::Text, name, "_sum", sample, None);
-            write_float(out, sample.value());
-            out.push('\n');
-            line(out, Format::Text, name, "_count", sample, None);
-            write_count(out, sample.count());
-        }
-        MetricType::Summary => {
-            for &(quantile, value) in sample.points() {
-                line(
-                    out,
-                    Format::Text,
-                    name,
-                    "",
-                    sample,
-                    Some(("quantile", quantile)),
-                );
-                write_float(out, value);
-                out.push('\n');
-            }
-            line(out, Format::Text, name, "_sum", sample, None);
-            write_float(out, sample.value());
-            out.push('\n');
-            line(out, Format::Text, name, "_count", sample, None);
-            write_count(out, sample.count());
-        }
-    }
-    out.push('\n');
 }
 
 /// The OpenMetrics family name: a counter's or info's without the suffix its samples carry.
@@ -260,28 +194,42 @@ fn openmetrics_header(family: FamilyView<'_>, out: &mut String) {
     }
 }
 
-fn openmetrics_sample(family: FamilyView<'_>, sample: SampleView<'_>, out: &mut String) {
-    let format = Format::OpenMetrics;
-    let name = openmetrics_family_name(family);
+/// Writes one sample's lines: a value, or a histogram's buckets, sum and count, or a
+/// summary's quantiles, sum and count. The formats differ only in the names (OpenMetrics
+/// names counters and infos by their family plus `_total` / `_info`) and in how numbers are
+/// written: the text format writes every number, counts included, as a Go float; OpenMetrics
+/// writes floats canonically (`1.0`) and counts as integers, as the Go client does.
+fn write_sample(format: Format, family: FamilyView<'_>, sample: SampleView<'_>, out: &mut String) {
+    let (name, suffix) = match format {
+        Format::Text => (family.name(), ""),
+        Format::OpenMetrics => (
+            openmetrics_family_name(family),
+            match family.kind() {
+                MetricType::Counter => "_total",
+                MetricType::Info => "_info",
+                _ => "",
+            },
+        ),
+    };
+    let value = |out: &mut String, value: f64| match format {
+        Format::Text => write_float(out, value),
+        Format::OpenMetrics => write_openmetrics_float(out, value),
+    };
+    let count = |out: &mut String, count: u64| match format {
+        Format::Text => write_float(out, count as f64),
+        Format::OpenMetrics => write_count(out, count),
+    };
     match family.kind() {
-        MetricType::Counter => {
-            line(out, format, name, "_total", sample, None);
-            write_openmetrics_float(out, sample.value());
-        }
-        MetricType::Info => {
-            line(out, format, name, "_info", sample, None);
-            write_openmetrics_float(out, sample.value());
-        }
-        MetricType::Gauge | MetricType::Untyped => {
-            line(out, format, name, "", sample, None);
-            write_openmetrics_float(out, sample.value());
+        MetricType::Counter | MetricType::Gauge | MetricType::Untyped | MetricType::Info => {
+            line(out, format, name, suffix, sample, None);
+            value(out, sample.value());
         }
         MetricType::Histogram => {
             let mut inf_seen = false;
             for &(bound, cumulative) in sample.points() {
                 inf_seen |= bound == f64::INFINITY;
                 line(out, format, name, "_bucket", sample, Some(("le", bound)));
-                write_count(out, cumulative as u64);
+                count(out, cumulative as u64);
                 out.push('\n');
             }
             if !inf_seen {
@@ -293,26 +241,26 @@ fn openmetrics_sample(family: FamilyView<'_>, sample: SampleView<'_>, out: &mut 
                     sample,
                     Some(("le", f64::INFINITY)),
                 );
-                write_count(out, sample.count());
+                count(out, sample.count());
                 out.push('\n');
             }
             line(out, format, name, "_sum", sample, None);
-            write_openmetrics_float(out, sample.value());
+            value(out, sample.value());
             out.push('\n');
             line(out, format, name, "_count", sample, None);
-            write_count(out, sample.count());
+            count(out, sample.count());
         }
         MetricType::Summary => {
-            for &(quantile, value) in sample.points() {
+            for &(quantile, quantile_value) in sample.points() {
                 line(out, format, name, "", sample, Some(("quantile", quantile)));
-                write_openmetrics_float(out, value);
+                value(out, quantile_value);
                 out.push('\n');
             }
             line(out, format, name, "_sum", sample, None);
-            write_openmetrics_float(out, sample.value());
+            value(out, sample.value());
             out.push('\n');
             line(out, format, name, "_count", sample, None);
-            write_count(out, sample.count());
+            count(out, sample.count());
         }
     }
     out.push('\n');
@@ -438,6 +386,29 @@ mod tests {
              demo_plain_total 1.5\n\
              # HELP u U.\n# TYPE u unknown\nu 42.0\n"
         );
+    }
+
+    #[test]
+    fn counts_are_go_floats_in_text_and_integers_in_openmetrics() {
+        let set = sealed(|set| {
+            let h = set.histogram_family("big_seconds", "Big.");
+            set.histogram(h, &[], &[(1.0, 2_500_000)], 1.0, 2_500_000);
+        });
+        let text_out = text(&[&set], Format::Text);
+        assert!(
+            text_out.contains("big_seconds_bucket{le=\"+Inf\"} 2.5e+06\n"),
+            "{text_out}"
+        );
+        assert!(
+            text_out.contains("big_seconds_count 2.5e+06\n"),
+            "{text_out}"
+        );
+        let om = text(&[&set], Format::OpenMetrics);
+        assert!(
+            om.contains("big_seconds_bucket{le=\"1.0\"} 2500000\n"),
+            "{om}"
+        );
+        assert!(om.contains("big_seconds_count 2500000\n"), "{om}");
     }
 
     #[test]

@@ -25,9 +25,6 @@ pub type Body = Full<Bytes>;
 /// A response.
 pub type Response = http::Response<Body>;
 
-/// Content type of the text exposition format 0.0.4.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// Assumed scrape timeout when Prometheus does not send one.
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -168,7 +165,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
         ),
     };
     let mut body = String::with_capacity(shared.last_size_hint());
-    let left_out = collected.encode(&[], format, &mut body);
+    let left_out = collected.encode(format, &mut body);
     if !left_out.is_empty() {
         tracing::error!(families = ?left_out, "Metric families could not be encoded and were left out.");
     }
