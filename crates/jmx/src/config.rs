@@ -18,10 +18,10 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kiln_registry::allow_list::AllowList;
 use kiln_registry::config::{ConfigError, parse_yaml, read_config_text};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
@@ -181,46 +181,6 @@ pub struct Settings {
     pub default_target: Option<crate::target::Target>,
 }
 
-/// `allowed_targets`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    /// `host:port` and `host` entries (lower-cased).
-    pub names: Vec<(String, Option<u16>)>,
-    /// Networks (`10.0.0.0/8`) and single addresses.
-    pub networks: Vec<(IpAddr, u8)>,
-}
-
-impl AllowList {
-    /// Whether `host:port` is allowed by name (no address needed).
-    pub fn allows_name(&self, host: &str, port: u16) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.names
-            .iter()
-            .any(|(name, p)| *name == host && p.is_none_or(|p| p == port))
-    }
-
-    /// Whether an address is inside an allowed network.
-    pub fn allows_address(&self, address: IpAddr) -> bool {
-        self.networks
-            .iter()
-            .any(|(network, bits)| in_network(address, *network, *bits))
-    }
-}
-
-fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
-    match (address, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 impl Settings {
     /// The modules used without a configuration file.
     pub fn builtin() -> Self {
@@ -298,7 +258,7 @@ impl Settings {
         let allowed = raw
             .allowed_targets
             .map(|entries| {
-                parse_allow_list(&entries).map_err(|message| at(&["allowed_targets"], message))
+                AllowList::parse(&entries).map_err(|message| at(&["allowed_targets"], message))
             })
             .transpose()?;
         Ok(Self {
@@ -466,42 +426,6 @@ pub fn read_rules_text(
     Ok((rules, unknown.into_iter().map(locate_finding).collect()))
 }
 
-fn parse_allow_list(entries: &[String]) -> Result<AllowList, String> {
-    let mut list = AllowList::default();
-    for entry in entries {
-        let entry = entry.trim();
-        if let Some((address, bits)) = entry.split_once('/') {
-            let address: IpAddr = address
-                .parse()
-                .map_err(|_| format!("{entry:?} is not a network (address/bits)"))?;
-            let max = if address.is_ipv4() { 32 } else { 128 };
-            let bits: u8 = bits
-                .parse()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("{entry:?}: prefix length must be 0 to {max}"))?;
-            list.networks.push((address, bits));
-        } else if let Ok(address) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
-            list.networks
-                .push((address, if address.is_ipv4() { 32 } else { 128 }));
-        } else {
-            let target = crate::target::Target::parse(entry)
-                .or_else(|_| crate::target::Target::parse(&format!("{entry}:1")))
-                .map_err(|e| format!("{entry:?}: {e}"))?;
-            let port = entry.contains(':').then_some(target.port);
-            if let Ok(address) = target.host.parse::<IpAddr>()
-                && port.is_none()
-            {
-                list.networks
-                    .push((address, if address.is_ipv4() { 32 } else { 128 }));
-                continue;
-            }
-            list.names.push((target.host.to_ascii_lowercase(), port));
-        }
-    }
-    Ok(list)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,24 +549,5 @@ mod tests {
         assert_eq!(settings.modules["default"].rules.naming, Naming::V1);
         let error = parse("modules:\n  a:\n    bridge: hadoop\n    naming: 0.13\n").unwrap_err();
         assert_eq!(error.line, Some(4), "{error}");
-    }
-
-    #[test]
-    fn allow_list_entries() {
-        let list = parse_allow_list(&[
-            "nn1:9870".into(),
-            "RM1".into(),
-            "10.0.0.0/8".into(),
-            "192.168.1.5".into(),
-            "[::1]:9870".into(),
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(list.allows_name("nn1", 9870));
-        assert!(!list.allows_name("nn1", 9864));
-        assert!(list.allows_name("rm1", 8088));
-        assert!(list.allows_address("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))));
-        assert!(!list.allows_address("11.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))));
-        assert!(list.allows_address("192.168.1.5".parse().unwrap_or(IpAddr::from([0; 4]))));
-        assert!(list.allows_name("::1", 9870));
     }
 }

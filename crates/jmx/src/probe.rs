@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, StatusCode};
+use kiln_registry::allow_list::AllowList;
 use kiln_registry::{
     LogLimiter, MetricSet, Response, RouteHandler, ScrapeContext, exposition_response, query_pairs,
     text,
 };
 
 use crate::bridge::{self, FetchError};
-use crate::config::{AllowList, OnTargetError};
+use crate::config::OnTargetError;
 use crate::families;
 use crate::json;
 use crate::rules::{Kind, Naming};
@@ -233,13 +234,13 @@ fn self_samples(out: &mut MetricSet, duration: Duration, error: bool, cached: u6
 /// Whether `allowed_targets` lets the probe reach `target`; a name is checked by what it
 /// resolves to when it is not listed itself.
 async fn allowed_target(allowed: &AllowList, target: &Target) -> bool {
-    if allowed.allows_name(&target.host, target.port) {
+    if allowed.allows_name(&target.host, Some(target.port)) {
         return true;
     }
     if let Some(address) = target.address() {
         return allowed.allows_address(address);
     }
-    if allowed.networks.is_empty() {
+    if !allowed.has_networks() {
         return false;
     }
     match tokio::net::lookup_host((target.host.as_str(), target.port)).await {

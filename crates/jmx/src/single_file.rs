@@ -12,9 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
+use kiln_registry::allow_list::AllowList;
 use kiln_registry::config::ConfigError;
 
-use crate::config::{AllowList, BridgeKind, ModuleSettings, OnTargetError, Scheme, Settings};
+use crate::config::{BridgeKind, ModuleSettings, OnTargetError, Scheme, Settings};
 use crate::rules::{Naming, RuleSet};
 use crate::target::Target;
 
@@ -150,10 +151,9 @@ pub fn settings(
         sources: Vec::new(),
     };
     // A target named by flag is the only one the exporter reaches.
-    let allowed = target.as_ref().map(|t: &Target| AllowList {
-        names: vec![(t.host.to_ascii_lowercase(), Some(t.port))],
-        networks: Vec::new(),
-    });
+    let allowed = target
+        .as_ref()
+        .map(|t: &Target| AllowList::only(&t.host, Some(t.port)));
     Ok(Settings {
         modules: BTreeMap::from([(MODULE.to_owned(), module)]),
         allowed,
@@ -274,10 +274,8 @@ mod tests {
             Some(8778),
             "the flag's target is the default"
         );
-        assert!(
-            settings
-                .allowed
-                .is_some_and(|a| a.allows_name("127.0.0.1", 8778) && !a.allows_name("nn2", 8778))
-        );
+        assert!(settings.allowed.is_some_and(
+            |a| a.allows_name("127.0.0.1", Some(8778)) && !a.allows_name("nn2", Some(8778))
+        ));
     }
 }

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use kiln_registry::allow_list::AllowList;
 use kiln_registry::config::ConfigError;
 use kiln_scraper::{Auth, ScrapeClient};
 
 use crate::bridge::MAX_BODY;
-use crate::config::{AllowList, ModuleSettings, Settings};
+use crate::config::{ModuleSettings, Settings};
 use crate::self_metrics::Counters;
 use crate::shards::ShardedCache;
 use crate::single_file::SingleFileFlags;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use ipnet::IpNet;
+use kiln_registry::allow_list::AllowList;
 use kiln_registry::config::{ConfigError, load_yaml};
 use kiln_registry::duration::GoDuration;
 use serde::Deserialize;
@@ -119,32 +119,6 @@ pub struct DnsSettings {
     pub timeout: Duration,
 }
 
-/// What `/probe?target=` may name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    /// Networks whose addresses may be probed.
-    pub networks: Vec<IpNet>,
-    /// Host names that may be probed (as written in the request).
-    pub hosts: Vec<String>,
-}
-
-impl AllowList {
-    /// True when nothing is listed: every target is allowed.
-    pub fn is_open(&self) -> bool {
-        self.networks.is_empty() && self.hosts.is_empty()
-    }
-
-    /// Whether the target as requested may be probed (its address is checked separately).
-    pub fn allows_name(&self, name: &str) -> bool {
-        self.is_open() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
-    }
-
-    /// Whether an address may be probed.
-    pub fn allows_address(&self, address: std::net::IpAddr) -> bool {
-        self.is_open() || self.networks.iter().any(|n| n.contains(&address))
-    }
-}
-
 /// The whole configuration, file and flags merged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -160,8 +134,8 @@ pub struct Settings {
     pub mark: u32,
     /// Which families are pinged, by [`crate::icmp::Family::index`].
     pub families: [bool; 2],
-    /// `/probe`'s allow-list.
-    pub allowed: AllowList,
+    /// `/probe`'s allow-list; `None` lets it reach any target.
+    pub allowed: Option<AllowList>,
 }
 
 /// Default limit of one resolution where none is set.
@@ -266,16 +240,9 @@ impl Settings {
         targets.report_duplicates();
         let targets = targets.list;
 
-        let mut allowed = AllowList::default();
-        for entry in file.probe.allowed_targets {
-            match entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
-            {
-                Ok(network) => allowed.networks.push(network),
-                Err(_) => allowed.hosts.push(entry),
-            }
-        }
+        let allowed = AllowList::parse(&file.probe.allowed_targets)
+            .map_err(|message| error(&["probe", "allowed_targets"], message))?;
+        let allowed = (!allowed.is_empty()).then_some(allowed);
 
         Ok(Self {
             targets,
@@ -542,13 +509,28 @@ mod tests {
             &[],
         )
         .unwrap();
-        let allowed = &settings.allowed;
+        let allowed = settings.allowed.expect("a list");
         assert!(allowed.allows_address("10.1.2.3".parse().unwrap()));
         assert!(allowed.allows_address("::1".parse().unwrap()));
         assert!(!allowed.allows_address("192.168.0.1".parse().unwrap()));
-        assert!(allowed.allows_name("GW.example"));
-        assert!(!allowed.allows_name("other"));
-        assert!(AllowList::default().allows_name("anything"));
+        assert!(allowed.allows_name("GW.example", None));
+        assert!(!allowed.allows_name("other", None));
+        let open = load("targets: [a]\n", &[]).unwrap();
+        assert!(open.allowed.is_none(), "no list: any target");
+    }
+
+    #[test]
+    fn a_malformed_allow_list_entry_is_refused_where_it_is() {
+        let error = load(
+            "targets: [a]\nprobe:\n  allowed_targets: [10.0.0.0/40]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(":3") && error.contains("prefix length"),
+            "{error}"
+        );
     }
 
     #[test]

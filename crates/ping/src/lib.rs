@@ -112,7 +112,7 @@ fn announce(engine: &Engine, settings: &Settings) {
             None => tracing::info!(family = family.name(), "Disabled by configuration."),
         }
     }
-    if settings.allowed.is_open() {
+    if settings.allowed.is_none() {
         tracing::info!(
             "/probe accepts any target; set probe.allowed_targets in the configuration file to limit it."
         );

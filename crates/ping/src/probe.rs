@@ -168,7 +168,11 @@ async fn probe(
     let started = answer.started;
     let allowed = targets.settings().allowed.clone();
     let literal = request.target.parse::<IpAddr>().ok();
-    if literal.is_none() && !allowed.allows_name(&request.target) && allowed.networks.is_empty() {
+    if let Some(list) = &allowed
+        && literal.is_none()
+        && !list.allows_name(&request.target, None)
+        && !list.has_networks()
+    {
         return text(
             StatusCode::FORBIDDEN,
             &format!(
@@ -211,7 +215,9 @@ async fn probe(
             return answer.finish(out, false);
         }
     };
-    if !(allowed.allows_name(&request.target) || allowed.allows_address(ip)) {
+    if let Some(list) = &allowed
+        && !(list.allows_name(&request.target, None) || list.allows_address(ip))
+    {
         return text(
             StatusCode::FORBIDDEN,
             &format!(

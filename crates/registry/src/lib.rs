@@ -12,6 +12,7 @@
 //!
 //! A minimal exporter is `src/bin/kiln-example-exporter.rs`.
 
+pub mod allow_list;
 pub mod bootstrap;
 mod collector;
 pub mod config;
