@@ -331,7 +331,7 @@ fn reload_keeps_samples_and_applies_the_new_mapping() {
     )
     .unwrap();
     let status = std::process::Command::new("kill")
-        .args(["-HUP", &exporter.child.id().to_string()])
+        .args(["-HUP", &exporter.process.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -584,4 +584,38 @@ fn long_names_are_bounded_by_the_series_bytes_limit() {
         exporter.value("graphite_series_limit_rejected_samples_total"),
         Some(92.0)
     );
+}
+
+#[test]
+fn a_panicking_collector_is_reported_and_the_store_still_served() {
+    let exporter =
+        Exporter::start_with_env(&[], &[(kiln_registry::PANIC_COLLECTORS_ENV, "graphite")]);
+    exporter.send_tcp(format!("spark.app.driver.jvm.heap.used 42 {}\n", now()).as_bytes());
+    let series = "spark_app_driver_jvm_heap_used";
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = exporter.scrape();
+        if value_in(&text, series).is_some() || started.elapsed().as_secs() > 10 {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(value_in(&text, series), Some(42.0), "{text}");
+    assert_eq!(
+        value_in(
+            &text,
+            "graphite_scrape_collector_success{collector=\"graphite\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        value_in(
+            &text,
+            "graphite_scrape_collector_duration_seconds{collector=\"graphite\"}"
+        )
+        .is_some()
+    );
+    assert!(!text.contains("graphite_samples_stored_total"), "{text}");
+    assert!(exporter.log_text().contains("made to panic"));
 }

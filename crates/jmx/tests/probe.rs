@@ -478,3 +478,46 @@ fn a_plain_jmx_exporter_file_without_a_target_flag_probes_any_target() {
     let (status, _) = exporter.get("/probe").unwrap();
     assert_eq!(status, 400);
 }
+
+#[test]
+fn a_panicking_collector_is_reported_and_probes_still_served() {
+    let server = StaticServer::recorded("datanode-dataNodeInfo.json");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jmx.yml"),
+        "modules:\n  dn:\n    bridge: hadoop\n",
+    )
+    .unwrap();
+    let args = [format!(
+        "--config.file={}",
+        dir.path().join("jmx.yml").display()
+    )];
+    let exporter =
+        Exporter::start_with_env(dir, &args, &[(kiln_registry::PANIC_COLLECTORS_ENV, "jmx")]);
+    let metrics = exporter.metrics();
+    assert_eq!(
+        value(&metrics, "jmx_scrape_collector_success{collector=\"jmx\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(
+        value(
+            &metrics,
+            "jmx_scrape_collector_duration_seconds{collector=\"jmx\"}"
+        )
+        .is_some()
+    );
+    assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(!metrics.contains("jmx_probes_total"), "{metrics}");
+    // The collector serves the exporter's own families only; probes do not depend on it.
+    let answer = exporter.probe(&server.target(), "dn");
+    assert_eq!(
+        value(
+            &answer,
+            "Hadoop_DataNode_XceiverCount{name=\"DataNodeInfo\"}"
+        ),
+        Some(1.0),
+        "{answer}"
+    );
+    assert!(exporter.log_text().contains("made to panic"));
+}

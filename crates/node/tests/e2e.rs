@@ -181,3 +181,37 @@ fn collector_switches_follow_upstream() {
     assert!(cli.enabled.contains(&"cpu"));
     assert!(kiln_node::Cli::try_parse_from(["x", "--collector.nonexistent"]).is_err());
 }
+
+#[test]
+fn a_panicking_collector_is_reported_and_the_rest_served() {
+    let mut args = fixture_paths("gpu-host");
+    args.extend([
+        "--collector.disable-defaults".into(),
+        "--collector.loadavg".into(),
+        "--collector.meminfo".into(),
+    ]);
+    let exporter = Running::start_with_env(
+        env!("CARGO_BIN_EXE_kiln-node-exporter"),
+        &args,
+        &[(kiln_registry::PANIC_COLLECTORS_ENV, "meminfo")],
+    );
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let success = |c| parsed.value("node_scrape_collector_success", &[("collector", c)]);
+    assert_eq!(success("meminfo"), Some(0.0), "{body}");
+    assert_eq!(success("loadavg"), Some(1.0), "{body}");
+    for collector in ["meminfo", "loadavg"] {
+        assert!(
+            parsed
+                .value(
+                    "node_scrape_collector_duration_seconds",
+                    &[("collector", collector)]
+                )
+                .is_some(),
+            "{collector}"
+        );
+    }
+    assert!(parsed.value("node_load1", &[]).is_some(), "{body}");
+    assert!(!body.contains("node_memory_"), "{body}");
+    assert!(exporter.process.log_text().contains("made to panic"));
+}

@@ -368,3 +368,45 @@ fn bad_configuration_refuses_to_start() {
     assert_eq!(code, Some(64));
     assert!(stderr.contains("no targets specified"), "{stderr}");
 }
+
+#[test]
+fn a_panicking_collector_is_reported_and_the_rest_served() {
+    let exporter = Exporter::on_loopback_with_env(
+        &["--ping.interval=50ms", "127.0.0.1"],
+        &[(kiln_registry::PANIC_COLLECTORS_ENV, "ping")],
+    );
+    let collector = [("collector", "ping")];
+    let text = exporter.scrape();
+    let parsed = kiln_scraper::parse(&text).unwrap();
+    assert_eq!(
+        parsed.value("ping_scrape_collector_success", &collector),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        parsed
+            .value("ping_scrape_collector_duration_seconds", &collector)
+            .is_some()
+    );
+    // The same exporter without the fault serves the target's series.
+    let healthy = Exporter::on_loopback(&["--ping.interval=50ms", "127.0.0.1"]);
+    let target = [("target", "127.0.0.1"), ("ip_version", "4")];
+    healthy.wait_for(
+        "ping_responses_total",
+        &target,
+        1.0,
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let text = exporter.scrape();
+    assert!(
+        !text.contains("target=\"127.0.0.1\""),
+        "a failed collector's families are left out:\n{text}"
+    );
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(
+        exporter.log_text().contains("made to panic"),
+        "{}",
+        exporter.log_text()
+    );
+}

@@ -35,7 +35,7 @@ pub use collector::{CollectError, Collector, ScrapeContext};
 pub use flags::{LogFormat, LogLevel, WebFlags};
 pub use log_limiter::LogLimiter;
 pub use metrics::{FamilyId, MetricSet, MetricType};
-pub use runner::{Collected, Runner, Selection, SelectionError};
+pub use runner::{Collected, PANIC_COLLECTORS_ENV, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
     RunningExporter, ServeError, TextSource, Timeouts, exposition_response, listen_candidates,

@@ -45,6 +45,18 @@ struct Entry {
     /// thread, not one per scrape.
     busy: AtomicBool,
     errors: LogLimiter,
+    /// Named in [`PANIC_COLLECTORS_ENV`]: the collector panics instead of collecting.
+    made_to_panic: bool,
+}
+
+/// Names collectors (comma-separated) that panic on every collection instead of collecting,
+/// so a test can show on a real binary that a panicking collector is reported as failed
+/// while the others are served. Read once, when a collector is registered.
+pub const PANIC_COLLECTORS_ENV: &str = "KILN_PANIC_COLLECTORS";
+
+fn made_to_panic(name: &str) -> bool {
+    std::env::var(PANIC_COLLECTORS_ENV)
+        .is_ok_and(|names| names.split(',').any(|n| n.trim() == name))
 }
 
 impl std::fmt::Debug for Entry {
@@ -257,9 +269,10 @@ impl Runner {
             collector.name()
         );
         self.entries.push(Arc::new(Entry {
-            collector,
+            made_to_panic: made_to_panic(collector.name()),
             busy: AtomicBool::new(false),
             errors: LogLimiter::new(ERROR_LOG_INTERVAL),
+            collector,
         }));
         // One set per collector and one for the meta metrics.
         self.pool
@@ -479,6 +492,9 @@ fn work_through(
         let Some((entry, mut set)) = next else { break };
         let begin = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if entry.made_to_panic {
+                panic!("made to panic by {PANIC_COLLECTORS_ENV}");
+            }
             entry.collector.collect(ctx, &mut set)
         }))
         .unwrap_or_else(|panic| {

@@ -10,64 +10,52 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use kiln_test_support::free_port;
+pub use kiln_test_support::{Process, free_port};
 
 use kiln_scraper::parse;
 
 /// A running exporter, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Exporter {
-    pub child: Child,
+    pub process: Process,
     pub web_port: u16,
     pub graphite_port: u16,
-    pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Exporter {
     /// Starts the exporter with `args` and waits until it answers.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Exporter::start`] with more environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("stderr.log");
         let web_port = free_port();
         let graphite_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kiln-graphite-exporter"));
+        command
             .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
             .arg(format!(
                 "--graphite.listen-address=127.0.0.1:{graphite_port}"
             ))
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let exporter = Self {
-            child,
+            .envs(env.iter().copied());
+        let process = Process::start(command, || {
+            kiln_test_support::get(web_port, "/-/ready").is_some_and(|(status, _)| status == 200)
+        });
+        Self {
+            process,
             web_port,
             graphite_port,
-            log,
             _dir: dir,
-        };
-        let mut exporter = exporter;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!("the exporter exited ({status}): {}", exporter.log_text());
-            }
-            if exporter
-                .get("/-/ready")
-                .is_some_and(|(status, _)| status == 200)
-            {
-                return exporter;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the exporter did not start: {}", exporter.log_text());
     }
 
     /// What the exporter logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// Sends `text` over one TCP connection and closes it.
@@ -149,13 +137,6 @@ impl Exporter {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use kiln_test_support::free_port;
+pub use kiln_test_support::{Process, free_port, get};
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-jmx-exporter");
 
@@ -148,9 +148,8 @@ impl Drop for TestJvm {
 /// A running exporter, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Exporter {
-    pub child: Child,
+    pub process: Process,
     pub port: u16,
-    pub log: PathBuf,
     pub dir: tempfile::TempDir,
 }
 
@@ -171,39 +170,25 @@ impl Exporter {
 
     /// Starts the exporter with `args` (no configuration file unless given).
     pub fn start_with(dir: tempfile::TempDir, args: &[String]) -> Self {
-        let log = dir.path().join("stderr.log");
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`Exporter::start_with`] with more environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, args: &[String], env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let child = Command::new(EXPORTER)
+        let mut command = Command::new(EXPORTER);
+        command
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut exporter = Self {
-            child,
-            port,
-            log,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!("the exporter exited ({status}): {}", exporter.log_text());
-            }
-            if exporter
-                .get("/-/ready")
-                .is_some_and(|(status, _)| status == 200)
-            {
-                return exporter;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the exporter did not start: {}", exporter.log_text());
+            .envs(env.iter().copied());
+        let process = Process::start(command, || {
+            get(port, "/-/ready").is_some_and(|(status, _)| status == 200)
+        });
+        Self { process, port, dir }
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     pub fn request(&self, method: &str, path: &str) -> Option<(u16, String)> {
@@ -236,13 +221,6 @@ impl Exporter {
         let (status, body) = self.get("/metrics").unwrap();
         assert_eq!(status, 200);
         body
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

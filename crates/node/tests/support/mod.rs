@@ -5,15 +5,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-pub use kiln_test_support::free_port;
+pub use kiln_test_support::{Process, free_port};
 
 /// A running exporter process, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Running {
-    pub child: Child,
+    pub process: Process,
     pub port: u16,
 }
 
@@ -21,26 +20,21 @@ impl Running {
     /// Starts `program` with `args` plus `--web.listen-address` on a free port and waits
     /// until it answers.
     pub fn start(program: &str, args: &[String]) -> Self {
+        Self::start_with_env(program, args, &[])
+    }
+
+    /// [`Running::start`] with more environment variables.
+    pub fn start_with_env(program: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let running = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if running
-                .try_get("/metrics")
-                .is_some_and(|(status, _)| status == 200)
-            {
-                return running;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{program} did not answer on port {port}");
+            .envs(env.iter().copied());
+        let process = Process::start(command, || {
+            kiln_test_support::get(port, "/metrics").is_some_and(|(status, _)| status == 200)
+        });
+        Self { process, port }
     }
 
     /// Starts our binary.
@@ -62,31 +56,16 @@ impl Running {
 
     /// Number of threads of the process.
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/task", self.process.pid()))
             .unwrap()
             .count()
     }
 
     /// Number of open file descriptors of the process.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.process.pid()))
             .unwrap()
             .count()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        // A thread blocked in the kernel (a statfs on a hung mount) keeps the process from
-        // being reaped until that call returns: do not wait for it for ever.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

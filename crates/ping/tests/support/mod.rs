@@ -6,8 +6,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::{Ipv4Addr, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::process::{Command, Output, Stdio};
+
+pub use kiln_test_support::{Process, free_port, run_to_exit};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,53 +172,41 @@ fn ip(args: &[&str]) -> bool {
 
 /// A running exporter, killed on drop.
 pub struct Exporter {
-    child: Child,
+    process: Process,
     netns: Option<String>,
     address: String,
-    log: tempfile::NamedTempFile,
 }
-
-static PORTS: AtomicUsize = AtomicUsize::new(0);
 
 impl Exporter {
     /// Starts the exporter on loopback in this namespace.
     pub fn on_loopback(args: &[&str]) -> Self {
-        let port = 29_000
-            + (std::process::id() as usize % 500) * 10
-            + PORTS.fetch_add(1, Ordering::Relaxed);
-        let address = format!("127.0.0.1:{port}");
+        Self::on_loopback_with_env(args, &[])
+    }
+
+    /// Starts the exporter on loopback in this namespace with more environment variables.
+    pub fn on_loopback_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let address = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(EXPORTER);
         command
             .arg(format!("--web.listen-address={address}"))
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         Self::spawn(command, None, address)
     }
 
-    fn spawn(mut command: Command, netns: Option<String>, address: String) -> Self {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        command.stdout(Stdio::null()).stderr(log.reopen().unwrap());
-        let child = command.spawn().expect("start the exporter");
-        let exporter = Self {
-            child,
+    fn spawn(command: Command, netns: Option<String>, address: String) -> Self {
+        let healthy = || curl(netns.as_deref(), &address, "GET", "/-/healthy").is_some();
+        let process = Process::start(command, healthy);
+        Self {
+            process,
             netns,
             address,
-            log,
-        };
-        let started = Instant::now();
-        while exporter.get("/-/healthy").is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "exporter did not start:\n{}",
-                exporter.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        exporter
     }
 
     /// What it has logged.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// GETs a path; the body when the status is 200.
@@ -236,32 +226,7 @@ impl Exporter {
     }
 
     fn curl(&self, method: &str, path: &str) -> Option<(u16, String)> {
-        let url = format!("http://{}{path}", self.address);
-        let curl = [
-            "curl",
-            "-s",
-            "-X",
-            method,
-            "-m",
-            "20",
-            "-w",
-            "\n%{http_code}",
-            &url,
-        ];
-        let output: Output = match &self.netns {
-            Some(ns) => Command::new("ip")
-                .args(["netns", "exec", ns])
-                .args(curl)
-                .output(),
-            None => Command::new(curl[0]).args(&curl[1..]).output(),
-        }
-        .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n')?;
-        Some((
-            status.trim().parse().ok().filter(|s| *s != 0)?,
-            body.to_owned(),
-        ))
+        curl(self.netns.as_deref(), &self.address, method, path)
     }
 
     /// The metrics text, checked to parse.
@@ -304,40 +269,44 @@ impl Exporter {
 
     /// The process id (`ip netns exec` runs the exporter in its own place).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Waits for the process to exit on its own.
-    pub fn wait_exit(mut self, limit: Duration) -> (Option<i32>, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), self.log_text());
-            }
-            assert!(started.elapsed() < limit, "exporter did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    pub fn wait_exit(self, limit: Duration) -> (Option<i32>, String) {
+        self.process.wait_exit(limit)
     }
 }
 
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A request with curl, in `netns` when one is given: status and body, `None` when nothing
+/// answers.
+fn curl(netns: Option<&str>, address: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    let url = format!("http://{address}{path}");
+    let curl = [
+        "curl",
+        "-s",
+        "-X",
+        method,
+        "-m",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ];
+    let output: Output = match netns {
+        Some(ns) => Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(curl)
+            .output(),
+        None => Command::new(curl[0]).args(&curl[1..]).output(),
     }
-}
-
-/// Runs the exporter to its exit (for start-up failures); returns code and stderr.
-pub fn run_to_exit(mut command: Command) -> (Option<i32>, String) {
-    let output = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n')?;
+    Some((
+        status.trim().parse().ok().filter(|s| *s != 0)?,
+        body.to_owned(),
+    ))
 }
 
 /// A DNS server on loopback that answers every A query with the address it is set to
