@@ -2,7 +2,7 @@
 //! names in snake case, base units, `_total` on counters and only on counters, HELP on
 //! every family — and, first, that the text parses at all. Every problem has a line.
 
-use kiln_scraper::{Exposition, MetricType, Violation};
+use kiln_scraper::{Exposition, Format, MetricType, Violation};
 
 /// One problem: where, which metric, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +67,8 @@ pub fn from_violations(violations: &[Violation]) -> Vec<Problem> {
         .collect()
 }
 
-/// Every naming and metadata problem of `exposition`, in line order.
-pub fn lint(exposition: &Exposition<'_>) -> Vec<Problem> {
+/// Every naming and metadata problem of `exposition`, read in `format`, in line order.
+pub fn lint(exposition: &Exposition<'_>, format: Format) -> Vec<Problem> {
     let mut problems = Vec::new();
     for family in &exposition.families {
         let name = family.name;
@@ -86,7 +86,17 @@ pub fn lint(exposition: &Exposition<'_>) -> Vec<Problem> {
             report("metric names should be written in 'snake_case' not 'camelCase'".into());
         }
         let counter = family.kind == MetricType::Counter;
-        if counter && !name.ends_with("_total") {
+        // OpenMetrics names a counter's family without `_total` and puts the suffix on its
+        // samples, so there the samples are what must carry it.
+        let counted = match format {
+            Format::Text => name.ends_with("_total"),
+            Format::OpenMetrics => family
+                .samples
+                .iter()
+                .filter(|s| !s.name.ends_with("_created"))
+                .all(|s| s.name.ends_with("_total")),
+        };
+        if counter && !counted {
             report("counter metrics should have \"_total\" suffix".into());
         }
         if !counter && name.ends_with("_total") {
@@ -147,10 +157,24 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<String> {
-        lint(&kiln_scraper::parse(text).unwrap())
+        lint(&kiln_scraper::parse(text).unwrap(), Format::Text)
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn openmetrics_counters_carry_total_on_their_samples() {
+        let om = |text: &str| {
+            let parsed = kiln_scraper::parse_with(text, Format::OpenMetrics);
+            assert!(parsed.violations.is_empty(), "{:?}", parsed.violations);
+            lint(&parsed.exposition, Format::OpenMetrics)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let clean = "# HELP requests Requests.\n# TYPE requests counter\nrequests_total 1\nrequests_created 1.7e9\n# EOF\n";
+        assert_eq!(om(clean), Vec::<String>::new());
     }
 
     #[test]

@@ -151,7 +151,7 @@ async fn check(location: &str, timeout: Duration) -> ExitCode {
     };
     let parsed = kiln_scraper::parse_with(&text.body, text.format);
     let mut problems = lint::from_violations(&parsed.violations);
-    problems.extend(lint::lint(&parsed.exposition));
+    problems.extend(lint::lint(&parsed.exposition, text.format));
     problems.sort_by_key(|p| p.line);
     let report: String = problems
         .iter()
