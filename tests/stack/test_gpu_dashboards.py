@@ -54,33 +54,31 @@ def _rules_record(name):
     return any(pattern.search(p.read_text()) for p in (DEPLOY / "rules").glob("*.yml"))
 
 
-# (dashboard, panel title) -> why the panel has no data on the fake driver. Only data NVML
-# cannot give belongs here. An entry whose condition is false is not allowed: the panel
-# must answer.
+# (dashboard, panel title) -> (why the panel has no data on the fake driver, whether that
+# still holds). An entry that no longer holds is not allowed: the panel must answer.
+MIG_GPM = ("activity per MIG instance comes from GPM, which exists on Hopper and newer; the "
+           "fixture's MIG GPU is an A100, where NVML has no such reading (upstream's exporter "
+           "leaves it out there too)", True)
+NOT_READ = "{} needs the {}, which the exporter does not read from NVML yet"
 ALLOWED = {
     ("12239", "Tensor Core Utilization"): (
-        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE comes from GPM (Hopper and newer), which the "
-        "exporter does not read yet",
-        not _rules_record("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")),
-    ("14574", "MIG SM Activity"): (
-        "per-instance GPM activity exists on Hopper and newer; the fleet's MIG GPU is an A100, "
-        "where NVML has no such reading (upstream serves it only there too)", True),
-    ("14574", "MIG Tensor Activity"): (
-        "per-instance GPM activity exists on Hopper and newer; the fleet's MIG GPU is an A100", True),
-    ("25547", "MIG SM Activity"): (
-        "per-instance GPM activity exists on Hopper and newer; the fleet's MIG GPU is an A100", True),
+        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE comes from GPM (Hopper and newer), which the exporter "
+        "does not read yet", not _rules_record("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")),
+    ("14574", "MIG SM Activity"): MIG_GPM,
+    ("14574", "MIG Tensor Activity"): MIG_GPM,
+    ("25547", "MIG SM Activity"): MIG_GPM,
     ("14574", "Recovery Action"): (
-        "nvidia_smi_gpu_recovery_action needs the GPU recovery action, which the exporter "
-        "does not read yet", not _rules_record("nvidia_smi_gpu_recovery_action")),
+        NOT_READ.format("nvidia_smi_gpu_recovery_action", "GPU recovery action"),
+        not _rules_record("nvidia_smi_gpu_recovery_action")),
+    ("25547", "Recovery Action (history)"): (
+        NOT_READ.format("nvidia_smi_gpu_recovery_action", "GPU recovery action"),
+        not _rules_record("nvidia_smi_gpu_recovery_action")),
     ("14574", "Compute Mode"): (
-        "nvidia_smi_compute_mode needs the compute mode, which the exporter does not read yet",
+        NOT_READ.format("nvidia_smi_compute_mode", "compute mode"),
         not _rules_record("nvidia_smi_compute_mode")),
     ("14574", "Fabric State"): (
-        "nvidia_smi_fabric_state needs the NVSwitch fabric state, which the exporter does not "
-        "read yet", not _rules_record("nvidia_smi_fabric_state")),
-    ("25547", "Recovery Action (history)"): (
-        "nvidia_smi_gpu_recovery_action needs the GPU recovery action, which the exporter "
-        "does not read yet", not _rules_record("nvidia_smi_gpu_recovery_action")),
+        NOT_READ.format("nvidia_smi_fabric_state", "NVSwitch fabric state"),
+        not _rules_record("nvidia_smi_fabric_state")),
 }
 
 # The labels each upstream exporter puts on its series, besides `instance` and `job`.
