@@ -393,3 +393,18 @@ def test_the_shipped_gpu_dashboard_still_answers_with_the_relabelling(api):
     results = evaluate(api, dashboard)
     silent = sorted(title for title, (total, answered) in results.items() if answered < total)
     assert not silent, silent
+
+
+def test_rules_over_the_relabelled_names_see_one_series_per_gpu(api):
+    """The rules that combine a relabelled name with another one still match them up, and
+    the per-host sum is one series."""
+    for expr, expected in [
+        ("DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE + DCGM_FI_DEV_FB_RESERVED)", 4),
+        ("DCGM_FI_DEV_GPU_TEMP", 4),
+        ("nvidia_smi_memory_used_bytes / nvidia_smi_memory_total_bytes", 4),
+        ("nvidia_smi_temperature_gpu * on (uuid) group_left (index, name) nvidia_smi_gpu_info", 4),
+        ("nvml_memory_used", 4),
+        ("instance:nvidia_gpu_memory_used_bytes:sum", 1),
+    ]:
+        result = query(api, expr)
+        assert len(result) == expected, (expr, result)
