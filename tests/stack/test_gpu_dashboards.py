@@ -109,6 +109,16 @@ def fleet_fixture(path):
     path.write_text(json.dumps(fleet))
 
 
+def opt_in_collectors():
+    """Every --collect.* switch the exporter offers (per-process memory, PCIe throughput, ...):
+    the dashboards have panels for all of them."""
+    help_text = subprocess.run([TARGET / "kiln-gpu-exporter", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    switches = re.findall(r"^\s+(--collect\.[\w.-]+)\s*$", help_text, re.M)
+    assert "--collect.processes" in switches, help_text
+    return switches
+
+
 def prometheus_config(directory, gpu_port):
     relabel = yaml.safe_load((DEPLOY / "mindprince-relabel.yml").read_text())
     config = {
@@ -139,7 +149,7 @@ def api():
         fleet_fixture(work / "fleet.json")
         procs.start("gpu", [TARGET / "kiln-gpu-exporter", f"--web.listen-address=127.0.0.1:{gpu_port}",
                             f"--nvml.library-path={TARGET / 'libfake_nvml.so'}",
-                            "--collect.interval=1s", "--collect.processes", "--collect.pcie-throughput",
+                            "--collect.interval=1s", *opt_in_collectors(),
                             f"--path.procfs={gpu_procfs(work / 'proc')}"],
                     env=dict(os.environ, FAKE_NVML_FIXTURE=str(work / "fleet.json")))
         config = prometheus_config(work, gpu_port)
