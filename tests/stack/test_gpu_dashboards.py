@@ -418,3 +418,11 @@ def test_rules_over_the_relabelled_names_see_one_series_per_gpu(api):
     ]:
         result = query(api, expr)
         assert len(result) == expected, (expr, result)
+
+
+def test_the_relabelling_in_the_docs_is_the_shipped_one():
+    docs = (ROOT / "docs" / "gpu-exporter.md").read_text()
+    section = docs[docs.index("### mindprince's names and the relabelling"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    job = yaml.safe_load(block)[0]
+    assert job["metric_relabel_configs"] == yaml.safe_load((DEPLOY / "mindprince-relabel.yml").read_text())
