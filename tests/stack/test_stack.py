@@ -94,7 +94,7 @@ class Processes:
 def cargo_build():
     subprocess.run(
         ["cargo", "build", "--quiet", "-p", "kiln-node", "-p", "kiln-gpu", "-p", "kiln-ping",
-         "-p", "kiln-graphite", "-p", "kiln-jmx", "-p", "fake-nvml"],
+         "-p", "kiln-graphite", "-p", "kiln-jmx", "-p", "fake-nvml", "-p", "kiln"],
         cwd=ROOT, check=True)
 
 
@@ -358,3 +358,71 @@ def test_every_rule_file_loads_in_prometheus(stack):
     for record in ["instance:node_memory_utilisation:ratio", "instance:nvidia_gpu_utilization:avg",
                    "gpu:nvidia_gpu_process_memory_used_bytes:sum_by_yarn_application"]:
         wait_for(record, lambda: query(api, record), limit=20)
+
+
+# ---- Both exposition formats ------------------------------------------------------------
+
+# What Debian's Prometheus 2.42 sends: OpenMetrics first. (Prometheus 2.49 and later can be
+# told `scrape_protocols: [OpenMetricsText1.0.0]`; 2.42 asks for it first unasked, so the
+# Prometheus of this stack test already reads every exporter's OpenMetrics answer.)
+OPENMETRICS_FIRST = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+TEXT_ONLY = "text/plain;version=0.0.4"
+
+
+def fetch(url, accept):
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.headers["Content-Type"], answer.read().decode()
+
+
+def promtool_problems(text):
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    return [line for line in (check.stdout + check.stderr).splitlines() if line.strip()], check.returncode
+
+
+def test_every_exporter_answers_both_formats_cleanly(stack):
+    """Every exporter's /metrics and /probe, as Prometheus scrapes them, in the text format
+    and in OpenMetrics: promtool's lint passes on both, kiln-scraper reads the OpenMetrics
+    answer strictly, and Prometheus itself ingested it (every target is up)."""
+    api = stack
+    active = json.loads(get(f"{api}/targets"))["data"]["activeTargets"]
+    urls = sorted({t["scrapeUrl"] for t in active if t["labels"]["job"] != "prometheus"})
+    ping = next(t["scrapeUrl"] for t in active if t["labels"]["job"] == "ping")
+    urls.append(ping.replace("/metrics", f"/probe?target={PEER}&count=2&interval=50ms"))
+    assert len(urls) >= 7, urls
+    problems = []
+    openmetrics = 0
+    for url in urls:
+        content_type, text = fetch(url, TEXT_ONLY)
+        if not content_type.startswith("text/plain"):
+            problems.append(f"{url}: asked for text, got {content_type}")
+        found, code = promtool_problems(text)
+        if code != 0:
+            problems.append(f"{url} (text): promtool: {found[:10]}")
+
+        content_type, text = fetch(url, OPENMETRICS_FIRST)
+        if content_type.startswith("application/openmetrics-text"):
+            openmetrics += 1
+            if not text.endswith("# EOF\n"):
+                problems.append(f"{url}: OpenMetrics answer without # EOF")
+            # promtool reads only the text format: an OpenMetrics counter's `_total` and
+            # `_created` samples look to it like families without HELP. Nothing else may show.
+            counters = set(re.findall(r"^# TYPE (\S+) counter$", text, re.M))
+            found, _ = promtool_problems(text)
+            unexplained = [p for p in found
+                           if not (p.endswith(" no help text") and
+                                   re.sub(r"_(total|created) no help text$", "", p) in counters)]
+            if unexplained:
+                problems.append(f"{url} (OpenMetrics): promtool: {unexplained[:10]}")
+        elif not content_type.startswith("text/plain"):
+            problems.append(f"{url}: unexpected {content_type}")
+        # kiln-scraper, strict, in whichever format the exporter chose (it asks for
+        # OpenMetrics first too), with promtool's lint rules on top.
+        check = subprocess.run([TARGET / "kiln", "check", url], capture_output=True, text=True)
+        if check.returncode != 0:
+            problems.append(f"{url}: kiln check: {(check.stdout + check.stderr)[:2000]}")
+    assert not problems, "\n".join(problems)
+    # Node, GPU, ping and JMX answer in OpenMetrics when asked; the Graphite store and
+    # jmx_exporter 0.x modules answer in the text format only (docs/registry.md).
+    assert openmetrics >= 5, openmetrics
