@@ -48,9 +48,10 @@ def test_rule_unit_tests_pass(test):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_a_unit_test():
-    alerts = set(re.findall(r"^\s+- alert: (\w+)", (DEPLOY / "prometheus/rules/kiln-alerts.yml").read_text(), re.M))
-    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus/rules/tests/kiln-alerts.test.yml").read_text()))
+@pytest.mark.parametrize("rules", ["kiln-alerts", "kiln-yarn"])
+def test_every_alert_has_a_unit_test(rules):
+    alerts = set(re.findall(r"^\s+- alert: (\w+)", (DEPLOY / f"prometheus/rules/{rules}.yml").read_text(), re.M))
+    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / f"prometheus/rules/tests/{rules}.test.yml").read_text()))
     assert alerts and alerts == tested, alerts ^ tested
 
 
