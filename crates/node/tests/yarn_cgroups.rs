@@ -251,6 +251,10 @@ fn reported(set: &MetricSet, family: &str, container: &str) -> (f64, String) {
         .unwrap_or_else(|| panic!("no {family} for {container}"))
 }
 
+/// A container of the test, its application, and the `(MiB, CPU seconds)` of each of its
+/// processes.
+type Planned<'a> = (&'a str, &'a str, &'a [(u64, f64)]);
+
 #[test]
 fn real_containers_report_what_their_processes_did() {
     assert!(
@@ -265,8 +269,7 @@ fn real_containers_report_what_their_processes_did() {
     let other_app = format!("container_{cluster}_0002_01_000001");
     let app1 = format!("application_{cluster}_0001");
     let app2 = format!("application_{cluster}_0002");
-    // (container, its application, [(MiB, CPU seconds) of each of its processes])
-    let plan: [(&str, &str, &[(u64, f64)]); 3] = [
+    let plan: [Planned<'_>; 3] = [
         (&first, &app1, &[(32, 0.3)]),
         (&executor, &app1, &[(64, 0.4), (48, 0.2)]),
         (&other_app, &app2, &[(16, 0.1)]),

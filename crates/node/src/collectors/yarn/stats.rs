@@ -71,9 +71,7 @@ pub(super) fn io_stat_bytes(text: &str) -> Option<(u64, u64)> {
         }
         for field in fields {
             // Other keys (`rios`, `cost.usage`, …) come and go with the kernel's options.
-            let Some((key, value)) = field.split_once('=') else {
-                return None;
-            };
+            let (key, value) = field.split_once('=')?;
             match key {
                 "rbytes" => read = read.checked_add(value.parse().ok()?)?,
                 "wbytes" => written = written.checked_add(value.parse().ok()?)?,
