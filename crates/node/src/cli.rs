@@ -185,6 +185,13 @@ impl CollectorSet {
         Self::from_cli(&cli)
     }
 
+    /// Adds the collectors of `other`, which may have been built with other settings: for
+    /// benchmarks that read one collector's files from a fixture tree and the rest from the
+    /// host.
+    pub fn append(&mut self, other: CollectorSet) {
+        self.collectors.extend(other.collectors);
+    }
+
     /// The collectors.
     pub fn collectors(&self) -> impl Iterator<Item = &dyn Collector> {
         self.collectors.iter().map(|c| c.as_ref())
