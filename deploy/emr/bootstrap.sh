@@ -8,7 +8,9 @@
 # build: bin/ (the exporters), systemd/, deploy/. Every node gets the node and ping exporters
 # (pinging the primary node), nodes with an NVIDIA driver the GPU exporter, and the primary
 # node the Graphite bridge (for Spark's GraphiteSink, see configurations.json) and the JMX
-# proxy (HDFS and YARN daemons, see deploy/emr/jmx/).
+# proxy (HDFS and YARN daemons, see deploy/emr/jmx/, and the ResourceManager's view of
+# running applications). The node exporter reads YARN's container cgroups (--collector.yarn;
+# see configurations-yarn-cgroups.json) for the per-application view (docs/yarn-efficiency.md).
 #
 # EMR runs bootstrap actions before Hadoop is installed, as the hadoop user with sudo;
 # everything here is idempotent, so a re-run does no harm.
@@ -51,6 +53,13 @@ fi
 
 sudo "$work/deploy/install.sh" --bin-dir "$work/bin" --only "$exporters"
 
+# CPU, memory and I/O of each YARN container, from the cgroups the NodeManager makes (none
+# until YARN runs containers in cgroups: the collector then reports no container).
+if ! grep -q -- --collector.yarn /etc/default/kiln-node-exporter; then
+  echo 'ARGS="--collector.yarn"' | sudo tee /etc/default/kiln-node-exporter >/dev/null
+  sudo systemctl restart kiln-node-exporter.service
+fi
+
 # Each node pings the primary node; the primary pings the gateway only.
 if ! $primary; then
   primary_host=$(grep -o '"masterHost": *"[^"]*"' /mnt/var/lib/info/job-flow.json 2>/dev/null | cut -d'"' -f4 || true)
@@ -60,7 +69,8 @@ if ! $primary; then
   fi
 fi
 if $primary; then
-  # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons.
+  # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons
+  # and (its yarn: section) the ResourceManager's REST API on :8088.
   echo 'ARGS="--graphite.mapping-config=/etc/kiln/graphite-mapping.yml"' |
     sudo tee /etc/default/kiln-graphite-exporter >/dev/null
   echo 'ARGS="--config.file=/etc/kiln/jmx/kiln-jmx.yml"' |
