@@ -53,8 +53,8 @@ impl ReadError {
             ReadError::Http(ScrapeError::Status { .. }) => "http_status",
             ReadError::Http(ScrapeError::TooLarge(_)) => "too_large",
             ReadError::Http(ScrapeError::Tls(_)) => "tls",
+            ReadError::Http(ScrapeError::Body(_)) | ReadError::Parse { .. } => "invalid_answer",
             ReadError::Http(_) => "connect",
-            ReadError::Parse { .. } => "invalid_answer",
         }
     }
 }
@@ -115,33 +115,36 @@ impl YarnCollector {
                 client.fetch(Fetch::get(&apps_url, "application/json").timeout(timeout)),
                 client.fetch(Fetch::get(&metrics_url, "application/json").timeout(timeout)),
             );
-            let result = (|| {
-                let applications =
-                    rest::parse_applications(&apps?.body, limit).map_err(|error| {
-                        ReadError::Parse {
-                            path: "/ws/v1/cluster/apps",
-                            error,
-                        }
-                    })?;
-                let cluster = rest::parse_cluster_metrics(&metrics?.body).map_err(|error| {
-                    ReadError::Parse {
-                        path: "/ws/v1/cluster/metrics",
-                        error,
-                    }
-                })?;
-                Ok(Snapshot {
-                    applications,
-                    cluster,
-                    read_at: Instant::now(),
-                    read_at_wall: SystemTime::now(),
-                })
-            })();
-            let _ = sender.send(result);
+            let _ = sender.send(snapshot(apps, metrics, limit));
         });
         receiver
             .recv_timeout(wait)
             .unwrap_or(Err(ReadError::Deadline(wait)))
     }
+}
+
+/// Parses the two answers into a snapshot taken now.
+fn snapshot(
+    apps: Result<kiln_scraper::Scrape, ScrapeError>,
+    metrics: Result<kiln_scraper::Scrape, ScrapeError>,
+    limit: usize,
+) -> Result<Snapshot, ReadError> {
+    let applications =
+        rest::parse_applications(&apps?.body, limit).map_err(|error| ReadError::Parse {
+            path: "/ws/v1/cluster/apps",
+            error,
+        })?;
+    let cluster =
+        rest::parse_cluster_metrics(&metrics?.body).map_err(|error| ReadError::Parse {
+            path: "/ws/v1/cluster/metrics",
+            error,
+        })?;
+    Ok(Snapshot {
+        applications,
+        cluster,
+        read_at: Instant::now(),
+        read_at_wall: SystemTime::now(),
+    })
 }
 
 impl Collector for YarnCollector {
@@ -337,6 +340,7 @@ mod tests {
             ReadError::Http(ScrapeError::TooLarge(1)),
             ReadError::Http(ScrapeError::Tls(String::new())),
             ReadError::Http(ScrapeError::Request(String::new())),
+            ReadError::Http(ScrapeError::Body(String::new())),
             ReadError::Deadline(Duration::from_secs(1)),
             ReadError::Parse {
                 path: "/",
