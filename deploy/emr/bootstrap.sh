@@ -5,7 +5,8 @@
 #     --bootstrap-actions Path=s3://my-bucket/kiln/bootstrap.sh,Args=[s3://my-bucket/kiln]
 #
 # The S3 prefix holds what `deploy/emr/bootstrap.sh --stage DIR` lays out from a release
-# build: bin/ (the exporters), systemd/, deploy/. Every node gets the node and ping exporters
+# build: bin/ (the exporters), systemd/, deploy/. Every node gets the node exporter (with
+# its yarn collector on: CPU, memory and I/O of each YARN container) and the ping exporter
 # (pinging the primary node), nodes with an NVIDIA driver the GPU exporter, and the primary
 # node the Graphite bridge (for Spark's GraphiteSink, see configurations.json) and the JMX
 # proxy (HDFS and YARN daemons, see deploy/emr/jmx/).
@@ -50,6 +51,18 @@ if $primary; then
 fi
 
 sudo "$work/deploy/install.sh" --bin-dir "$work/bin" --only "$exporters"
+
+# Every node reports its YARN containers (the yarn collector, docs/node-exporter.md): the
+# flag goes in front of whatever ARGS the node exporter's defaults file already has.
+node_defaults=/etc/default/kiln-node-exporter
+if ! grep -q -- '^ARGS=.*--collector.yarn' "$node_defaults" 2>/dev/null; then
+  if grep -q '^ARGS=' "$node_defaults" 2>/dev/null; then
+    sudo sed -i -E 's/^ARGS="(.*)"$/ARGS="--collector.yarn \1"/; s/^ARGS="--collector.yarn "$/ARGS="--collector.yarn"/' "$node_defaults"
+  else
+    echo 'ARGS="--collector.yarn"' | sudo tee -a "$node_defaults" >/dev/null
+  fi
+  sudo systemctl restart kiln-node-exporter.service
+fi
 
 # Each node pings the primary node; the primary pings the gateway only.
 if ! $primary; then
