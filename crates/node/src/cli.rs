@@ -173,7 +173,8 @@ impl CollectorSet {
     /// Builds from flags as a command line would give them (without the program name).
     pub fn from_flags(flags: &NodeFlags) -> Result<Self, ConfigError> {
         let cli = Cli {
-            web: WebFlags::from_args(["kiln-node-exporter"])
+            // `from_args` takes the flags only, without a program name.
+            web: WebFlags::from_args(std::iter::empty::<&str>())
                 .map_err(|e| ConfigError::file("command line".as_ref(), e.to_string()))?,
             node: flags.clone(),
             enabled: collectors::ALL
