@@ -577,6 +577,134 @@ def exporters():
                      "Whether every Kiln exporter is scraped, and how each of its collectors fares.",
                      variables, items)
 
+# The recorded series of deploy/prometheus/rules/kiln-yarn.yml carry the application's name;
+# $application selects by name.
+APP = 'cluster_id=~"$cluster_id", name=~"$application"'
+CLUSTER = 'cluster_id=~"$cluster_id"'
+
+
+def named(expr):
+    """A per-application series of the yarn collector, with the application's name."""
+    return (f'{expr} * on (cluster_id, yarn_application) group_left (name) '
+            f'application:yarn_application_info:max{{{APP}}}')
+
+
+def emr_efficiency():
+    variables = [
+        query_variable("job", "Job", "label_values(yarn_application_info, job)"),
+        cluster_variable("yarn_application_info"),
+        query_variable("application", "Application",
+                       'label_values(yarn_application_info{job=~"$job", cluster_id=~"$cluster_id"}, name)'),
+    ]
+    who = "{{name}} ({{yarn_application}})"
+    YARN = 'job=~"$job", cluster_id=~"$cluster_id"'
+    items = [
+        row("Cluster"),
+        stat("Running applications", f"count(application:yarn_application_info:max{{{CLUSTER}}})",
+             description="Applications the ResourceManager lists as RUNNING."),
+        stat("vCores allocated", f"cluster:yarn_vcores_allocated:ratio{{{CLUSTER}}}", unit="percentunit",
+             description="Share of the cluster's vcores YARN has given to containers."),
+        stat("Memory allocated", f"cluster:yarn_memory_allocated:ratio{{{CLUSTER}}}", unit="percentunit"),
+        stat("GPUs allocated", f"cluster:yarn_gpus_allocated:ratio{{{CLUSTER}}}", unit="percentunit",
+             description="Only where the cluster schedules yarn.io/gpu."),
+        stat("CPU used of allocated", f"cluster:yarn_vcores_used_per_allocated:ratio{{{CLUSTER}}}",
+             unit="percentunit", limits=thresholds((0, "red"), (0.3, "orange"), (0.6, "green")),
+             description="CPU time the containers burn per vcore YARN allocated: low means containers hold cores they do not use."),
+        stat("Node CPU busy", f"cluster:node_cpu_utilisation:avg{{{CLUSTER}}}", unit="percentunit",
+             limits=thresholds((0, "red"), (0.2, "orange"), (0.5, "green"))),
+        stat("Idle node-hours, 24 h", f"cluster:node_idle_hours:24h{{{CLUSTER}}}", unit="h",
+             description="Nodes' worth of idle CPU summed over the last 24 hours: a node at 25 % busy for an hour counts 0.75."),
+        stat("Idle GPU-hours, 24 h", f"cluster:nvidia_gpu_idle_hours:24h{{{CLUSTER}}}", unit="h",
+             description="GPUs' worth of unused GPU summed over the last 24 hours: a GPU at 10 % for an hour counts 0.9."),
+        stat("Cost, 24 h", f"cluster:kiln_cost:24h{{{CLUSTER}}}", unit="currencyUSD",
+             description="From kiln_instance_price_per_hour (see deploy/prometheus/kiln-prices.example.yml); empty without prices."),
+        stat("Idle CPU cost, 24 h", f"cluster:kiln_idle_cost:24h{{{CLUSTER}}}", unit="currencyUSD",
+             description="What the idle share of each node's CPU cost over the last 24 hours."),
+        stat("Active nodes", f'max by (cluster_id) (yarn_cluster_nodes{{{YARN}, state="active"}})'),
+        stat("ResourceManager read", f"min(yarn_resourcemanager_up{{{YARN}}})",
+             limits=thresholds((0, "red"), (1, "green")),
+             description="1 when the last scrape read the ResourceManager's REST API."),
+        series("Allocated and used over time",
+               target(f"cluster:yarn_vcores_allocated:ratio{{{CLUSTER}}}", "vcores allocated"),
+               target(f"cluster:yarn_memory_allocated:ratio{{{CLUSTER}}}", "memory allocated"),
+               target(f"cluster:yarn_vcores_used_per_allocated:ratio{{{CLUSTER}}}", "CPU used of allocated"),
+               target(f"cluster:node_cpu_utilisation:avg{{{CLUSTER}}}", "node CPU busy"),
+               unit="percentunit", min_value=0),
+        series("Idle capacity now",
+               target(f"cluster:node_cpu_idle:sum{{{CLUSTER}}}", "nodes' worth of idle CPU"),
+               target(f"cluster:nvidia_gpu_idle:sum{{{CLUSTER}}}", "GPUs' worth idle"),
+               min_value=0),
+        series("YARN capacity by state",
+               target(f'yarn_cluster_vcores{{{YARN}, state=~"total|allocated"}}', "vcores {{state}}"),
+               target(f'yarn_cluster_gpus{{{YARN}, state=~"total|allocated"}}', "GPUs {{state}}"),
+               target(f'yarn_cluster_containers{{{YARN}, state=~"allocated|pending"}}', "containers {{state}}")),
+        series("Cost per hour",
+               target(f"cluster:kiln_cost_per_hour:sum{{{CLUSTER}}}", "all nodes"),
+               target(f"cluster:kiln_idle_cost_per_hour:sum{{{CLUSTER}}}", "idle CPU"),
+               unit="currencyUSD"),
+
+        row("Applications: allocated against used"),
+        table("Running applications", f"application:yarn_application_info:max{{{APP}}}",
+              description="As the ResourceManager lists them: name, user, queue and type."),
+        series("CPU used per vcore allocated",
+               target(f"application:yarn_vcores_used_per_allocated:ratio{{{APP}}}", who),
+               unit="percentunit", min_value=0,
+               description="CPU seconds per second of the application's containers (node exporter, cgroups) per vcore YARN allocated."),
+        series("Memory used per memory allocated",
+               target(f"application:yarn_memory_used_per_allocated:ratio{{{APP}}}", who),
+               unit="percentunit", min_value=0),
+        series("vCores: allocated and used",
+               target(named(f"yarn_application_allocated_vcores{{{YARN}}}"), f"{who} allocated"),
+               target(f"application:node_yarn_container_cpu_usage:rate5m{{{APP}}}", f"{who} used")),
+        series("Memory: allocated, used and peak",
+               target(named(f"yarn_application_allocated_memory_bytes{{{YARN}}}"), f"{who} allocated"),
+               target(f"application:node_yarn_container_memory_bytes:sum{{{APP}}}", f"{who} used"),
+               target(f"application:node_yarn_container_memory_peak_bytes:sum{{{APP}}}", f"{who} peak"),
+               unit="bytes"),
+        series("Container I/O",
+               target(f"application:node_yarn_container_io_read_bytes:rate5m{{{APP}}}", f"{who} read"),
+               target(f"application:node_yarn_container_io_write_bytes:rate5m{{{APP}}}", f"{who} written"),
+               unit="Bps"),
+        series("Containers",
+               target(f"application:node_yarn_containers:count{{{APP}}}", f"{who} seen on nodes"),
+               target(named(f"yarn_application_running_containers{{{YARN}}}"), f"{who} per YARN")),
+
+        row("GPUs"),
+        table("GPU busy per GPU allocated",
+              f"sort(application:yarn_gpus_busy_per_allocated:ratio{{{APP}}})", unit="percentunit", width=12,
+              description="GPU utilisation summed over the application's GPUs, per GPU YARN allocated to it. Under 5 % for 30 minutes raises YarnApplicationGpusIdle."),
+        series("GPUs: allocated and in use",
+               target(named(f"yarn_application_allocated_gpus{{{YARN}}}"), f"{who} allocated"),
+               target(f"application:nvidia_gpus_in_use:count{{{APP}}}", f"{who} with a process"),
+               min_value=0),
+        series("Utilisation of the application's GPUs",
+               target(f"application:nvidia_gpu_utilization:avg{{{APP}}}", who),
+               unit="percentunit", min_value=0, max_value=1),
+        series("GPU memory of the application's processes",
+               target(f"application:nvidia_gpu_process_memory_used_bytes:sum{{{APP}}}", who),
+               unit="bytes"),
+
+        row("Containers"),
+        table("Container CPU", f"container:node_yarn_container_cpu_usage:rate5m{{{APP}}}", width=12,
+              description="CPU seconds per second of each container's cgroup."),
+        table("Container memory", f"container:node_yarn_container_memory_bytes:named{{{APP}}}", unit="bytes", width=12),
+
+        row("Spark"),
+        series("Task CPU",
+               target(f"application:spark_executor_cpu_usage:rate5m{{{APP}}}", who),
+               description="CPU seconds per second Spark's tasks report (executor cpuTime), beside what the containers burn."),
+        series("Active tasks", target(f"application:spark_executor_active_tasks:sum{{{APP}}}", who), min_value=0),
+        series("JVM heap used", target(f"application:spark_jvm_heap_used_bytes:sum{{{APP}}}", who), unit="bytes"),
+        table("Holding containers with no task running",
+              f"application:node_yarn_containers:count{{{APP}}} and on (cluster_id, yarn_application) "
+              f"(application:spark_executor_active_tasks:sum{{{APP}}} == 0)",
+              width=12,
+              description="Spark applications whose executors hold YARN containers while no task runs (dynamic allocation off, or an idle notebook)."),
+    ]
+    return dashboard("kiln-emr-efficiency", "Kiln / EMR efficiency",
+                     "Per YARN application: what YARN allocated against what its containers, GPUs and Spark executors use; idle node- and GPU-hours and cost. Needs deploy/prometheus/rules/kiln-yarn.yml; see docs/yarn-efficiency.md.",
+                     variables, items, tags=("emr", "yarn", "spark"))
+
 
 DASHBOARDS = {
     "gpu-fleet.json": gpu_fleet,
@@ -585,6 +713,7 @@ DASHBOARDS = {
     "hadoop.json": hadoop,
     "network.json": network,
     "exporters.json": exporters,
+    "emr-efficiency.json": emr_efficiency,
 }
 
 

@@ -5,10 +5,13 @@
 #     --bootstrap-actions Path=s3://my-bucket/kiln/bootstrap.sh,Args=[s3://my-bucket/kiln]
 #
 # The S3 prefix holds what `deploy/emr/bootstrap.sh --stage DIR` lays out from a release
-# build: bin/ (the exporters), systemd/, deploy/. Every node gets the node and ping exporters
+# build: bin/ (the exporters), systemd/, deploy/. Every node gets the node exporter (with
+# its yarn collector on: CPU, memory and I/O of each YARN container) and the ping exporter
 # (pinging the primary node), nodes with an NVIDIA driver the GPU exporter, and the primary
 # node the Graphite bridge (for Spark's GraphiteSink, see configurations.json) and the JMX
-# proxy (HDFS and YARN daemons, see deploy/emr/jmx/).
+# proxy (HDFS and YARN daemons, see deploy/emr/jmx/, and the ResourceManager's view of
+# running applications). YARN runs containers in cgroups, which the yarn collector reads,
+# only with configurations-yarn-cgroups.json; see docs/yarn-efficiency.md.
 #
 # EMR runs bootstrap actions before Hadoop is installed, as the hadoop user with sudo;
 # everything here is idempotent, so a re-run does no harm.
@@ -51,6 +54,18 @@ fi
 
 sudo "$work/deploy/install.sh" --bin-dir "$work/bin" --only "$exporters"
 
+# Every node reports its YARN containers (the yarn collector, docs/node-exporter.md): the
+# flag goes in front of whatever ARGS the node exporter's defaults file already has.
+node_defaults=/etc/default/kiln-node-exporter
+if ! grep -q -- '^ARGS=.*--collector.yarn' "$node_defaults" 2>/dev/null; then
+  if grep -q '^ARGS=' "$node_defaults" 2>/dev/null; then
+    sudo sed -i -E 's/^ARGS="(.*)"$/ARGS="--collector.yarn \1"/; s/^ARGS="--collector.yarn "$/ARGS="--collector.yarn"/' "$node_defaults"
+  else
+    echo 'ARGS="--collector.yarn"' | sudo tee -a "$node_defaults" >/dev/null
+  fi
+  sudo systemctl restart kiln-node-exporter.service
+fi
+
 # Each node pings the primary node; the primary pings the gateway only.
 if ! $primary; then
   primary_host=$(grep -o '"masterHost": *"[^"]*"' /mnt/var/lib/info/job-flow.json 2>/dev/null | cut -d'"' -f4 || true)
@@ -60,7 +75,8 @@ if ! $primary; then
   fi
 fi
 if $primary; then
-  # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons.
+  # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons
+  # and (its yarn: section) the ResourceManager's REST API on :8088.
   echo 'ARGS="--graphite.mapping-config=/etc/kiln/graphite-mapping.yml"' |
     sudo tee /etc/default/kiln-graphite-exporter >/dev/null
   echo 'ARGS="--config.file=/etc/kiln/jmx/kiln-jmx.yml"' |

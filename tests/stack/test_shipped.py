@@ -48,9 +48,10 @@ def test_rule_unit_tests_pass(test):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_a_unit_test():
-    alerts = set(re.findall(r"^\s+- alert: (\w+)", (DEPLOY / "prometheus/rules/kiln-alerts.yml").read_text(), re.M))
-    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus/rules/tests/kiln-alerts.test.yml").read_text()))
+@pytest.mark.parametrize("rules", ["kiln-alerts", "kiln-yarn"])
+def test_every_alert_has_a_unit_test(rules):
+    alerts = set(re.findall(r"^\s+- alert: (\w+)", (DEPLOY / f"prometheus/rules/{rules}.yml").read_text(), re.M))
+    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / f"prometheus/rules/tests/{rules}.test.yml").read_text()))
     assert alerts and alerts == tested, alerts ^ tested
 
 
@@ -152,3 +153,24 @@ def test_emr_spark_metrics_agree_with_the_properties_file():
     for key, value in classified.items():
         assert properties.get(key) == value, key
     assert properties["*.sink.graphite.port"] == "9109"
+
+
+def test_emr_yarn_setup_agrees_with_the_exporters():
+    """The cgroup hierarchy YARN is told to use is the one the node exporter reads by default,
+    the bootstrap's flag exists, and the JMX proxy's EMR file reads the ResourceManager."""
+    cgroups = json.loads((DEPLOY / "emr" / "configurations-yarn-cgroups.json").read_text())
+    site = next(c["Properties"] for c in cgroups if c["Classification"] == "yarn-site")
+    hierarchy = site["yarn.nodemanager.linux-container-executor.cgroups.hierarchy"].strip("/")
+    help_text = run(TARGET / "kiln-node-exporter", "--help").stdout
+    assert re.search(r"--collector\.yarn\.cgroup-hierarchy[^\[]*\[default: " + re.escape(hierarchy) + r"\]",
+                     help_text), help_text
+    bootstrap = (DEPLOY / "emr" / "bootstrap.sh").read_text()
+    assert 'ARGS="--collector.yarn"' in bootstrap
+    assert re.search(r"^\s+--collector\.yarn\s", help_text, re.M), help_text
+    import yaml
+
+    jmx = yaml.safe_load((DEPLOY / "emr" / "jmx" / "kiln-jmx.yml").read_text())
+    assert jmx["yarn"]["resourcemanager_url"] == "http://localhost:8088"
+    result = run(TARGET / "kiln-jmx-exporter", f"--config.file={DEPLOY / 'emr' / 'jmx' / 'kiln-jmx.yml'}",
+                 "--check-config")
+    assert result.returncode == 0, result.stderr

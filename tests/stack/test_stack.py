@@ -7,6 +7,13 @@ beans). Prometheus runs with the shipped prometheus.yml and rules, its file_sd f
 at the exporters. Then every query of every shipped dashboard, its variables filled in, must
 return data through Prometheus' HTTP API.
 
+For the per-application YARN view the test also makes two YARN containers as real cgroup v1
+directories (named as YARN's LinuxContainerExecutor names them) with real processes in them,
+read by the node exporter's yarn collector; serves recorded ResourceManager REST answers
+(crates/jmx/tests/fixtures/yarn/) to the JMX proxy's yarn collector; and runs the Spark job
+under the id of the YARN application those answers list, as Spark on YARN names its metrics.
+The GPU exporter's fake process already runs in a container of that application.
+
 Run by scripts/test; by hand: python3 -m pytest -q tests/stack (as root, for the namespace
 and ICMP).
 """
@@ -31,6 +38,18 @@ TARGET = ROOT / "target" / "debug"
 DEPLOY = ROOT / "deploy"
 # The peer in the test's namespace, and this side of the veth pair.
 PEER, LOCAL = "10.203.250.2", "10.203.250.1"
+# The YARN applications of the recorded ResourceManager answers, and the cgroup hierarchy
+# this test's containers live under (its own name, so it never meets a real NodeManager's).
+SPARK_APP, MAPREDUCE_APP = "application_1700000000000_0042", "application_1700000000000_0043"
+RM_FIXTURES = ROOT / "crates/jmx/tests/fixtures/yarn"
+CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
+HIERARCHY = f"kiln-stack-{os.getpid()}"
+# container -> what the process in it does: burn CPU, or hold 96 MiB.
+CONTAINERS = {
+    "container_e17_1700000000000_0042_01_000002": "burn",
+    "container_e17_1700000000000_0043_01_000002": "hold",
+}
+HELD_MIB = 96
 
 
 # ---- Helpers --------------------------------------------------------------------------
@@ -76,7 +95,7 @@ class Processes:
     def check_alive(self):
         """Every server is still running (the Spark job ends by itself)."""
         for name, child in self.children:
-            if name != "spark" and child.poll() is not None:
+            if name != "spark" and not name.startswith("worker-") and child.poll() is not None:
                 log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise AssertionError(f"{name} exited ({child.returncode}):\n{log}")
 
@@ -124,6 +143,80 @@ def gpu_procfs(root):
     return root
 
 
+RESOURCE_MANAGER = r"""
+import http.server, pathlib, sys
+port, apps, metrics = int(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+answers = {"/ws/v1/cluster/apps": apps.read_bytes(), "/ws/v1/cluster/metrics": metrics.read_bytes()}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = answers.get(self.path.split("?")[0])
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body or b"{}")
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+WORKER = r"""
+import sys, time
+sys.stdin.readline()  # moved into its cgroups
+if sys.argv[1] == "burn":
+    while True:
+        pass
+held = bytearray(int(sys.argv[2]) << 20)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Containers:
+    """YARN containers as cgroup v1 directories (cpuacct, memory, blkio), each with a real
+    process in it. Removed, with their processes, at the end."""
+
+    CONTROLLERS = ("cpuacct", "memory", "blkio")
+
+    def __init__(self, procs):
+        missing = [c for c in self.CONTROLLERS if not (CGROUP_ROOT / c / "cgroup.procs").exists()]
+        if missing:
+            pytest.fail(f"the stack test needs the cgroup v1 controllers {missing} mounted under {CGROUP_ROOT}")
+        self.made = []
+        self.workers = []
+        for controller in self.CONTROLLERS:
+            for directory in [CGROUP_ROOT / controller / HIERARCHY,
+                              *(CGROUP_ROOT / controller / HIERARCHY / c for c in CONTAINERS)]:
+                directory.mkdir()
+                self.made.append(directory)
+        for container, work in CONTAINERS.items():
+            worker = subprocess.Popen([sys.executable, "-c", WORKER, work, str(HELD_MIB)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            procs.children.append((f"worker-{container}", worker))
+            for controller in self.CONTROLLERS:
+                (CGROUP_ROOT / controller / HIERARCHY / container / "cgroup.procs").write_text(f"{worker.pid}\n")
+            worker.stdin.write(b"go\n")
+            worker.stdin.flush()
+            if work == "hold":
+                assert worker.stdout.readline() == b"held\n"
+            self.workers.append(worker)
+
+    def remove(self):
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+        for directory in reversed(self.made):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+
+
 class Namespace:
     """A network namespace holding one ping peer, joined to this one by a veth pair."""
 
@@ -162,17 +255,21 @@ def stack():
     logs.mkdir()
     procs = Processes(logs)
     namespace = Namespace()
+    containers = None
     try:
+        containers = Containers(procs)
         yield start_stack(work, procs)
     finally:
         procs.stop()
+        if containers:
+            containers.remove()
         namespace.remove()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def start_stack(work, procs):
     ports = {name: free_port() for name in
-             ["node", "gpu", "ping", "graphite", "graphite_in", "jmx", "prometheus"]}
+             ["node", "gpu", "ping", "graphite", "graphite_in", "jmx", "prometheus", "rm"]}
 
     # The JVM: compiled here, started with the ResourceManager beans too.
     classes = work / "classes"
@@ -193,7 +290,10 @@ def start_stack(work, procs):
     jmx_config.write_text(
         "modules:\n"
         f"  namenode:\n    bridge: hadoop\n    rules_file: {DEPLOY}/emr/jmx/hadoop-namenode.yml\n"
-        f"  resourcemanager:\n    bridge: hadoop\n    rules_file: {DEPLOY}/emr/jmx/hadoop-resourcemanager.yml\n")
+        f"  resourcemanager:\n    bridge: hadoop\n    rules_file: {DEPLOY}/emr/jmx/hadoop-resourcemanager.yml\n"
+        f"yarn:\n  resourcemanager_url: http://127.0.0.1:{ports['rm']}\n  timeout: 1s\n")
+    procs.start("rm", [sys.executable, "-c", RESOURCE_MANAGER, str(ports["rm"]),
+                       str(RM_FIXTURES / "rm-apps-running-gpu.json"), str(RM_FIXTURES / "rm-cluster-metrics-gpu.json")])
 
     fleet = json.loads((ROOT / "crates/gpu/tests/fixtures/fleet.json").read_text())
     fleet["xid_events"] = [{"gpu": 0, "xid": 79}]
@@ -202,7 +302,8 @@ def start_stack(work, procs):
     env = dict(os.environ, FAKE_NVML_FIXTURE=str(fixture))
 
     listen = lambda name: f"--web.listen-address=127.0.0.1:{ports[name]}"
-    procs.start("node", [TARGET / "kiln-node-exporter", listen("node")])
+    procs.start("node", [TARGET / "kiln-node-exporter", listen("node"),
+                         "--collector.yarn", f"--collector.yarn.cgroup-hierarchy={HIERARCHY}"])
     procs.start("gpu", [TARGET / "kiln-gpu-exporter", listen("gpu"),
                         f"--nvml.library-path={TARGET / 'libfake_nvml.so'}",
                         "--collect.processes", "--collect.interval=1s",
@@ -213,9 +314,11 @@ def start_stack(work, procs):
                              f"--graphite.mapping-config={DEPLOY}/emr/spark-graphite-mapping.yml"])
     procs.start("jmx", [TARGET / "kiln-jmx-exporter", listen("jmx"), f"--config.file={jmx_config}"])
 
-    # A real Spark job reports through GraphiteSink while Prometheus starts.
+    # A real Spark job reports through GraphiteSink while Prometheus starts, under the YARN
+    # application id it would have on YARN (there Spark's metrics namespace is that id).
+    spark_env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--conf spark.metrics.namespace={SPARK_APP} pyspark-shell")
     spark = procs.start("spark", [sys.executable, str(ROOT / "crates/graphite/tests/fixtures/spark_job.py"),
-                                  f"kiln=tcp:127.0.0.1:{ports['graphite_in']}"])
+                                  f"kiln=tcp:127.0.0.1:{ports['graphite_in']}"], env=spark_env)
 
     prometheus_dir = write_prometheus_config(work, ports, jvm_port)
     check = subprocess.run(["promtool", "check", "config", str(prometheus_dir / "prometheus.yml")],
@@ -255,11 +358,16 @@ def write_prometheus_config(work, ports, jvm_port):
     config = config.replace("evaluation_interval: 15s", "evaluation_interval: 1s")
     config = config.replace("replacement: localhost:9404", f"replacement: 127.0.0.1:{ports['jmx']}")
     config = config.replace("- targets: ['localhost:9093']", "- targets: []")
+    # Prices for the cost view, from the shipped example (kept apart from the shipped rules).
+    config = config.replace("  - rules/*.yml\n", "  - rules/*.yml\n  - prices/*.yml\n")
+    (directory / "prices").mkdir()
+    shutil.copy(DEPLOY / "prometheus" / "kiln-prices.example.yml", directory / "prices" / "kiln-prices.yml")
     config = config.replace("- targets: ['localhost:9090']", f"- targets: ['127.0.0.1:{ports['prometheus']}']")
     (directory / "prometheus.yml").write_text(config)
     targets = directory / "targets"
     at = lambda name: f"- targets: ['127.0.0.1:{ports[name]}']\n"
-    (targets / "node.yml").write_text(at("node"))
+    # The instance type EC2 discovery sets on EMR, for the cost view.
+    (targets / "node.yml").write_text(at("node") + "  labels: {instance_type: m5.xlarge}\n")
     (targets / "gpu.yml").write_text(at("gpu"))
     (targets / "ping.yml").write_text(at("ping"))
     (targets / "spark.yml").write_text(at("graphite"))
@@ -351,7 +459,7 @@ def test_every_rule_file_loads_in_prometheus(stack):
     groups = json.loads(get(f"{api}/rules"))["data"]["groups"]
     files = {pathlib.Path(g["file"]).name for g in groups}
     shipped = {p.name for p in (DEPLOY / "prometheus" / "rules").glob("*.yml")}
-    assert files == shipped
+    assert files == shipped | {"kiln-prices.yml"}
     unhealthy = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] == "err"]
     assert not unhealthy, unhealthy
     # The recording rules produce series from the live exporters.
@@ -426,3 +534,56 @@ def test_every_exporter_answers_both_formats_cleanly(stack):
     # Node, GPU, ping and JMX answer in OpenMetrics when asked; the Graphite store and
     # jmx_exporter 0.x modules answer in the text format only (docs/registry.md).
     assert openmetrics >= 5, openmetrics
+
+
+def test_application_names_join_onto_container_gpu_and_spark_series(stack):
+    """kiln-yarn.yml puts the ResourceManager's names on the series of the containers' cgroups,
+    the GPU processes and Spark, with the values of those series unchanged."""
+    api = stack
+    spark = {"name": "nightly-features", "user": "analyst", "queue": "default", "application_type": "SPARK"}
+    mapreduce = {"name": "word count", "user": "etl", "queue": "batch", "application_type": "MAPREDUCE"}
+
+    def one(expr):
+        result = wait_for(expr, lambda: query(api, expr), limit=30)
+        assert len(result) == 1, result
+        return result[0]["metric"], float(result[0]["value"][1])
+
+    def named(record, app, labels):
+        metric, value = one(f'{record}{{yarn_application="{app}"}}')
+        assert {k: metric.get(k) for k in labels} == labels, metric
+        return value
+
+    info, _ = one(f'yarn_application_info{{yarn_application="{SPARK_APP}"}}')
+    assert {k: info[k] for k in spark} == spark
+
+    # Containers: the memory the holder touched, as the kernel counts it, under its name.
+    holder = next(c for c, work in CONTAINERS.items() if work == "hold")
+    kernel = int((CGROUP_ROOT / "memory" / HIERARCHY / holder / "memory.usage_in_bytes").read_text())
+    memory = named("application:node_yarn_container_memory_bytes:sum", MAPREDUCE_APP, mapreduce)
+    assert HELD_MIB << 20 <= memory <= 2 * (HELD_MIB << 20), memory
+    assert abs(memory - kernel) <= 0.1 * kernel, (memory, kernel)
+    _, raw = one(f'sum(node_yarn_container_memory_bytes{{yarn_application="{MAPREDUCE_APP}"}})')
+    assert abs(memory - raw) <= 0.05 * raw, (memory, raw)
+    # CPU: the burner's counter as the kernel keeps it (Prometheus' sample is at most a scrape
+    # or two older than the file), and its rate under the application's name.
+    burner = next(c for c, work in CONTAINERS.items() if work == "burn")
+    _, counter = one(f'node_yarn_container_cpu_seconds_total{{yarn_container="{burner}"}}')
+    kernel = int((CGROUP_ROOT / "cpuacct" / HIERARCHY / burner / "cpuacct.usage").read_text()) / 1e9
+    assert 0 < counter <= kernel <= counter + 3, (counter, kernel)
+    cpu = named("application:node_yarn_container_cpu_usage:rate5m", SPARK_APP, spark)
+    _, raw = one(f'sum(rate(node_yarn_container_cpu_seconds_total{{yarn_application="{SPARK_APP}"}}[5m]))')
+    assert cpu > 0 and abs(cpu - raw) <= 0.1 * raw, (cpu, raw)
+    # Used per allocated: YARN gave the application 5 vcores.
+    per_vcore = named("application:yarn_vcores_used_per_allocated:ratio", SPARK_APP, spark)
+    assert abs(per_vcore - raw / 5) <= 0.1 * raw / 5, (per_vcore, raw)
+
+    # GPUs: the fake process 4242 (52613349376 bytes on GPU 0, at 87 %) is in a container of
+    # the Spark application, which YARN gave one GPU.
+    assert named("application:nvidia_gpu_process_memory_used_bytes:sum", SPARK_APP, spark) == 52613349376
+    assert named("application:nvidia_gpu_utilization:avg", SPARK_APP, spark) == 0.87
+    assert named("application:yarn_gpus_busy_per_allocated:ratio", SPARK_APP, spark) == 0.87
+
+    # Spark: the job's own series, summed, under the application's name.
+    heap = named("application:spark_jvm_heap_used_bytes:sum", SPARK_APP, spark)
+    _, raw = one(f'sum(spark_jvm_memory{{application="{SPARK_APP}", area="heap", qty="used"}})')
+    assert heap == raw and heap > 0, (heap, raw)

@@ -6,6 +6,7 @@ use clap::Parser;
 use kiln_registry::WebFlags;
 
 use crate::single_file::SingleFileFlags;
+use crate::yarn::YarnFlags;
 
 /// Reads MBeans from Hadoop's /jmx servlet and Jolokia agents over HTTP, applies unchanged
 /// jmx_exporter rule files, and serves the result per target on /probe.
@@ -27,6 +28,10 @@ pub struct Cli {
     /// Settings of a plain jmx_exporter file's module.
     #[command(flatten)]
     pub single_file: SingleFileFlags,
+
+    /// The ResourceManager read by the `yarn` collector, without a modules file.
+    #[command(flatten)]
+    pub yarn: YarnFlags,
 
     /// Standard web and logging flags.
     #[command(flatten)]

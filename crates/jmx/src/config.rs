@@ -15,6 +15,7 @@
 //!     rules_file: hdfs.yml      # an unchanged jmx_exporter configuration file, or
 //!     # rules: {lowercaseOutputName: true, rules: [...]}   # the same YAML inline
 //! allowed_targets: ['nn1:9870', '10.0.0.0/8']
+//! yarn: {resourcemanager_url: 'http://localhost:8088'}   # see crate::yarn::config
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +41,9 @@ struct File {
     modules: BTreeMap<String, ModuleFile>,
     #[serde(default)]
     allowed_targets: Option<Vec<String>>,
+    /// Read by [`crate::yarn::config`]; here only so it is not an unknown key.
+    #[serde(default)]
+    yarn: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,7 +220,7 @@ impl Settings {
     pub fn load(file: &Path, single: &SingleFileFlags) -> Result<Self, ConfigError> {
         let text = read_config_text(file)?;
         let tree: serde_yaml_ng::Value = parse_yaml(file, &text)?;
-        if tree.get("modules").is_none() {
+        if tree.get("modules").is_none() && tree.get("yarn").is_none() {
             return crate::single_file::settings(Some((file, &text, &tree)), single);
         }
         if let Some(flag) = single.first_given() {
@@ -235,7 +239,7 @@ impl Settings {
     pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw: File = parse_yaml(file, text)?;
         let at = |path: &[&str], message: String| ConfigError::at_key(file, text, path, message);
-        if raw.modules.is_empty() {
+        if raw.modules.is_empty() && raw.yarn.is_none() {
             return Err(ConfigError::file(
                 file,
                 "modules: at least one module is needed",

@@ -26,6 +26,7 @@ pub mod single_file;
 pub mod state;
 pub mod target;
 pub mod walk;
+pub mod yarn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         cli.modules_file.as_deref(),
         &cli.single_file,
     )?);
+    let yarn = yarn::config::load_for(cli)?;
     let exporter = Exporter::new(info, "jmx", cli.web.clone())
         .description("JMX metrics from Hadoop's /jmx servlet and Jolokia agents")
         .default_listen_address(":9404");
@@ -64,6 +66,15 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
             .map_err(|e| {
                 BuildError::Start(format!("cannot start the configuration watcher: {e}"))
             })?;
+    }
+    let mut exporter = exporter;
+    if let Some(settings) = yarn {
+        tracing::info!(url = %settings.base_url, "Reading YARN's ResourceManager.");
+        let collector = yarn::YarnCollector::new(settings, tokio::runtime::Handle::current())
+            .map_err(|e| {
+                BuildError::Start(format!("cannot build the ResourceManager client: {e}"))
+            })?;
+        exporter = exporter.collector(collector);
     }
     let reloading = Arc::clone(&jmx);
     Ok(exporter

@@ -173,7 +173,8 @@ impl CollectorSet {
     /// Builds from flags as a command line would give them (without the program name).
     pub fn from_flags(flags: &NodeFlags) -> Result<Self, ConfigError> {
         let cli = Cli {
-            web: WebFlags::from_args(["kiln-node-exporter"])
+            // `from_args` takes the flags only, without a program name.
+            web: WebFlags::from_args(std::iter::empty::<&str>())
                 .map_err(|e| ConfigError::file("command line".as_ref(), e.to_string()))?,
             node: flags.clone(),
             enabled: collectors::ALL
@@ -183,6 +184,13 @@ impl CollectorSet {
                 .collect(),
         };
         Self::from_cli(&cli)
+    }
+
+    /// Adds the collectors of `other`, which may have been built with other settings: for
+    /// benchmarks that read one collector's files from a fixture tree and the rest from the
+    /// host.
+    pub fn append(&mut self, other: CollectorSet) {
+        self.collectors.extend(other.collectors);
     }
 
     /// The collectors.

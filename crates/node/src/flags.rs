@@ -235,6 +235,24 @@ pub struct CollectorOptions {
     #[arg(long = "collector.systemd.enable-restarts-metrics")]
     pub systemd_restarts: bool,
 
+    /// Most YARN containers the yarn collector reports; those past it (in name order) are
+    /// counted in node_yarn_containers_dropped_total (kiln addition).
+    #[arg(
+        long = "collector.yarn.max-containers",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    pub yarn_max_containers: usize,
+    /// The cgroup hierarchy YARN's LinuxContainerExecutor puts containers under
+    /// (yarn.nodemanager.linux-container-executor.cgroups.hierarchy), read below
+    /// <path.sysfs>/fs/cgroup (kiln addition).
+    #[arg(
+        long = "collector.yarn.cgroup-hierarchy",
+        value_name = "PATH",
+        default_value = "hadoop-yarn"
+    )]
+    pub yarn_cgroup_hierarchy: String,
+
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]
     pub gomaxprocs: Option<u32>,

@@ -130,15 +130,21 @@ impl AttributeDir {
 
     /// The attribute `name` without its trailing newline, as [`attribute`] reads it.
     pub(crate) fn attribute(&self, name: &str) -> Option<String> {
+        trimmed(self.read(name).ok()?)
+    }
+
+    /// The whole of `name` (a path relative to this directory), read as [`read_attribute`]
+    /// reads: capped, non-blocking, done at the first short read. Fit for cgroup files too,
+    /// which, like sysfs attributes, hand over their whole text to the first read.
+    pub(crate) fn read(&self, name: &str) -> io::Result<String> {
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
-        )
-        .ok()?;
-        trimmed(read_file_until(std::fs::File::from(fd), End::ShortRead).ok()?)
+        )?;
+        read_file_until(std::fs::File::from(fd), End::ShortRead)
     }
 }
 

@@ -48,6 +48,7 @@ mod udp_queues;
 mod uname;
 mod vmstat;
 mod xfs;
+mod yarn;
 mod zfs;
 
 /// What every collector is built from.
@@ -136,6 +137,7 @@ pub const ALL: &[Spec] = &[
     on("uname", uname::build),
     on("vmstat", vmstat::build),
     on("xfs", xfs::build),
+    off("yarn", yarn::build),
     on("zfs", zfs::build),
 ];
 

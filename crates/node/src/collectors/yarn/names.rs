@@ -1,0 +1,75 @@
+//! YARN's container and application ids, read from a cgroup directory's name.
+//!
+//! The labels must be spelled exactly as the GPU exporter spells them
+//! (`crates/gpu/src/cgroup.rs`), so a container's GPU series join its CPU and memory series:
+//! this is the same rule, and the tests below use the same examples.
+
+/// The `yarn_container` and `yarn_application` labels of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ContainerId {
+    /// `container_1700000000000_0001_01_000002` or `container_e17_1700000000000_0001_01_000002`.
+    pub(super) container: String,
+    /// `application_1700000000000_0001`.
+    pub(super) application: String,
+}
+
+/// The ids of a cgroup named `container_[e<epoch>_]<cluster timestamp>_<app>_<attempt>_<n>`,
+/// as YARN names the cgroup of each container it launches; `None` for any other name.
+pub(super) fn parse(name: &str) -> Option<ContainerId> {
+    let rest = name.strip_prefix("container_")?;
+    let fields: Vec<&str> = rest.split('_').collect();
+    let numbers = match fields.first() {
+        Some(epoch) if epoch.starts_with('e') => &fields[1..],
+        _ => &fields[..],
+    };
+    let digits = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if numbers.len() != 4 || !numbers.iter().all(digits) {
+        return None;
+    }
+    Some(ContainerId {
+        container: name.to_owned(),
+        application: format!("application_{}_{}", numbers[0], numbers[1]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(name: &str) -> Option<(String, String)> {
+        parse(name).map(|id| (id.container, id.application))
+    }
+
+    #[test]
+    fn plain_and_epoch_containers_name_their_application() {
+        assert_eq!(
+            labels("container_1700000000000_0001_01_000002"),
+            Some((
+                "container_1700000000000_0001_01_000002".into(),
+                "application_1700000000000_0001".into()
+            ))
+        );
+        assert_eq!(
+            labels("container_e17_1700000000000_0042_01_000003"),
+            Some((
+                "container_e17_1700000000000_0042_01_000003".into(),
+                "application_1700000000000_0042".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn other_names_are_not_containers() {
+        for name in [
+            "container_12_ab_1_2",
+            "container_1700000000000_0001_01",
+            "container_1700000000000_0001_01_000002_7",
+            "container__0001_01_000002_7",
+            "application_1700000000000_0001",
+            "cgroup.procs",
+            "",
+        ] {
+            assert_eq!(parse(name), None, "{name}");
+        }
+    }
+}
