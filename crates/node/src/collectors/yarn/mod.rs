@@ -80,6 +80,21 @@ enum Layout {
     V2(Option<Hierarchy>),
 }
 
+impl Layout {
+    /// The hierarchies that exist: none before YARN has made its own.
+    fn hierarchies(&self) -> impl Iterator<Item = &Hierarchy> {
+        let all = match self {
+            Layout::V1 {
+                cpuacct,
+                memory,
+                blkio,
+            } => [cpuacct.as_ref(), memory.as_ref(), blkio.as_ref()],
+            Layout::V2(unified) => [unified.as_ref(), None, None],
+        };
+        all.into_iter().flatten()
+    }
+}
+
 /// The YARN hierarchy under one controller, opened once a scrape: each container's files
 /// are then opened relative to it.
 struct Hierarchy {
@@ -165,20 +180,12 @@ impl Yarn {
     }
 
     /// The containers under every controller's copy of the hierarchy, in name order, once each.
-    fn containers(&self) -> Result<Vec<ContainerId>, CollectError> {
-        let dirs: Vec<PathBuf> = if self.unified() {
-            vec![self.cgroup_root.join(&self.hierarchy)]
-        } else {
-            ["cpuacct", "cpu,cpuacct", "memory", "blkio"]
-                .iter()
-                .map(|controller| self.cgroup_root.join(controller).join(&self.hierarchy))
-                .collect()
-        };
+    fn containers(&self, layout: &Layout) -> Result<Vec<ContainerId>, CollectError> {
         let mut names = Vec::new();
-        for dir in dirs {
-            match read::dir_entries(&dir, |name| names::parse(name).is_some()) {
+        for hierarchy in layout.hierarchies() {
+            match read::dir_entries(&hierarchy.path, |name| names::parse(name).is_some()) {
                 Ok(entries) => names.extend(entries.into_iter().map(|(name, _)| name)),
-                // No YARN container has started yet, or this controller is not managed.
+                // Removed since it was opened: the NodeManager cleaning up.
                 Err(CollectError::NoData) => {}
                 Err(error) => return Err(error),
             }
@@ -284,8 +291,8 @@ impl Collector for Yarn {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let containers = self.containers()?;
         let layout = self.layout();
+        let containers = self.containers(&layout)?;
         let families = Families::declare(out);
         let reported = containers.len().min(self.max_containers);
         for id in &containers[..reported] {
