@@ -63,7 +63,8 @@ struct Yarn {
     max_containers: usize,
     /// Containers left out over all scrapes so far.
     dropped: AtomicU64,
-    /// Files skipped because their text was not the kernel's shape, over all scrapes so far.
+    /// Files skipped because a read failed (other than for a container that is gone) or
+    /// their text was not the kernel's shape, over all scrapes so far.
     malformed: AtomicU64,
     warnings: LogLimiter,
 }
@@ -195,10 +196,10 @@ impl Yarn {
         Ok(names.iter().filter_map(|name| names::parse(name)).collect())
     }
 
-    /// Reads `file` of `container` under `dir`, parsed by `parse`. A file that is missing
+    /// Reads `file` of `container` under `hierarchy`, parsed by `parse`. A file that is missing
     /// (a controller YARN does not manage, a kernel without `memory.peak`) or that vanished
-    /// with its container is `None`; one whose text does not parse is `None`, counted and
-    /// logged.
+    /// with its container is `None`; one that cannot be read otherwise, or whose text does
+    /// not parse, is `None`, counted and logged (once a minute at most).
     fn read<T>(
         &self,
         hierarchy: Option<&Hierarchy>,
