@@ -203,11 +203,33 @@ fn yarn(c: &mut Criterion) {
         &yarn_set(v1.path()),
     );
     match RealCgroups::make() {
-        Some(_cgroups) => time_collection(
-            c,
-            "collector/yarn_200_real_v1_cgroups",
-            &yarn_set(std::path::Path::new("/sys")),
-        ),
+        Some(_cgroups) => {
+            time_collection(
+                c,
+                "collector/yarn_200_real_v1_cgroups",
+                &yarn_set(std::path::Path::new("/sys")),
+            );
+            // What one figure costs the kernel: opening, reading and closing a cgroup file
+            // (what the collector does) against reading again a file kept open.
+            let file = std::path::Path::new("/sys/fs/cgroup/memory/hadoop-yarn")
+                .join(container_name(0))
+                .join("memory.usage_in_bytes");
+            let mut buffer = [0u8; 4608];
+            c.bench_function("cgroup_file/open_read_close", |b| {
+                b.iter(|| {
+                    use std::io::Read as _;
+                    let mut opened = std::fs::File::open(&file).unwrap();
+                    opened.read(&mut buffer).unwrap()
+                })
+            });
+            let opened = std::fs::File::open(&file).unwrap();
+            c.bench_function("cgroup_file/pread_kept_open", |b| {
+                b.iter(|| {
+                    use std::os::unix::fs::FileExt as _;
+                    opened.read_at(&mut buffer, 0).unwrap()
+                })
+            });
+        }
         None => eprintln!("not root or no cgroup v1 controllers: real cgroups not timed"),
     }
 

@@ -266,3 +266,43 @@ fn a_hierarchy_that_climbs_out_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn v1_reads_the_joint_cpu_cpuacct_mount_and_containers_of_any_controller() {
+    let root = tempfile::tempdir().unwrap();
+    let cgroup = root.path().join("fs/cgroup");
+    let both = "container_1700000000000_0004_01_000001";
+    let memory_only = "container_1700000000000_0004_01_000002";
+    let cpu = cgroup.join("cpu,cpuacct/hadoop-yarn").join(both);
+    std::fs::create_dir_all(&cpu).unwrap();
+    std::fs::write(cpu.join("cpuacct.usage"), "2250000000\n").unwrap();
+    for container in [both, memory_only] {
+        let memory = cgroup.join("memory/hadoop-yarn").join(container);
+        std::fs::create_dir_all(&memory).unwrap();
+        std::fs::write(memory.join("memory.usage_in_bytes"), "1048576\n").unwrap();
+        std::fs::write(memory.join("memory.max_usage_in_bytes"), "2097152\n").unwrap();
+    }
+    let sysfs = format!("--path.sysfs={}", root.path().display());
+    let set = collect_once(&[&sysfs, "--collector.yarn"]);
+    assert_eq!(
+        samples(&set, "node_yarn_container_cpu_seconds_total"),
+        [(both.to_owned(), 2.25)]
+    );
+    assert_eq!(
+        samples(&set, "node_yarn_container_memory_peak_bytes"),
+        [
+            (both.to_owned(), 2_097_152.0),
+            (memory_only.to_owned(), 2_097_152.0)
+        ]
+    );
+    assert_eq!(
+        samples(&set, "node_yarn_containers"),
+        [(String::new(), 2.0)]
+    );
+    // No blkio hierarchy: no I/O series, and nothing counted as damaged.
+    assert!(samples(&set, "node_yarn_container_io_read_bytes_total").is_empty());
+    assert_eq!(
+        samples(&set, "node_yarn_container_malformed_files_total"),
+        [(String::new(), 0.0)]
+    );
+}

@@ -63,7 +63,8 @@ struct Yarn {
     max_containers: usize,
     /// Containers left out over all scrapes so far.
     dropped: AtomicU64,
-    /// Files skipped because their text was not the kernel's shape, over all scrapes so far.
+    /// Files skipped because a read failed (other than for a container that is gone) or
+    /// their text was not the kernel's shape, over all scrapes so far.
     malformed: AtomicU64,
     warnings: LogLimiter,
 }
@@ -78,6 +79,21 @@ enum Layout {
     },
     /// One directory holding every controller's files.
     V2(Option<Hierarchy>),
+}
+
+impl Layout {
+    /// The hierarchies that exist: none before YARN has made its own.
+    fn hierarchies(&self) -> impl Iterator<Item = &Hierarchy> {
+        let all = match self {
+            Layout::V1 {
+                cpuacct,
+                memory,
+                blkio,
+            } => [cpuacct.as_ref(), memory.as_ref(), blkio.as_ref()],
+            Layout::V2(unified) => [unified.as_ref(), None, None],
+        };
+        all.into_iter().flatten()
+    }
 }
 
 /// The YARN hierarchy under one controller, opened once a scrape: each container's files
@@ -165,20 +181,12 @@ impl Yarn {
     }
 
     /// The containers under every controller's copy of the hierarchy, in name order, once each.
-    fn containers(&self) -> Result<Vec<ContainerId>, CollectError> {
-        let dirs: Vec<PathBuf> = if self.unified() {
-            vec![self.cgroup_root.join(&self.hierarchy)]
-        } else {
-            ["cpuacct", "cpu,cpuacct", "memory", "blkio"]
-                .iter()
-                .map(|controller| self.cgroup_root.join(controller).join(&self.hierarchy))
-                .collect()
-        };
+    fn containers(&self, layout: &Layout) -> Result<Vec<ContainerId>, CollectError> {
         let mut names = Vec::new();
-        for dir in dirs {
-            match read::dir_entries(&dir, |name| names::parse(name).is_some()) {
+        for hierarchy in layout.hierarchies() {
+            match read::dir_entries(&hierarchy.path, |name| names::parse(name).is_some()) {
                 Ok(entries) => names.extend(entries.into_iter().map(|(name, _)| name)),
-                // No YARN container has started yet, or this controller is not managed.
+                // Removed since it was opened: the NodeManager cleaning up.
                 Err(CollectError::NoData) => {}
                 Err(error) => return Err(error),
             }
@@ -188,10 +196,10 @@ impl Yarn {
         Ok(names.iter().filter_map(|name| names::parse(name)).collect())
     }
 
-    /// Reads `file` of `container` under `dir`, parsed by `parse`. A file that is missing
+    /// Reads `file` of `container` under `hierarchy`, parsed by `parse`. A file that is missing
     /// (a controller YARN does not manage, a kernel without `memory.peak`) or that vanished
-    /// with its container is `None`; one whose text does not parse is `None`, counted and
-    /// logged.
+    /// with its container is `None`; one that cannot be read otherwise, or whose text does
+    /// not parse, is `None`, counted and logged (once a minute at most).
     fn read<T>(
         &self,
         hierarchy: Option<&Hierarchy>,
@@ -284,8 +292,8 @@ impl Collector for Yarn {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let containers = self.containers()?;
         let layout = self.layout();
+        let containers = self.containers(&layout)?;
         let families = Families::declare(out);
         let reported = containers.len().min(self.max_containers);
         for id in &containers[..reported] {
