@@ -34,7 +34,7 @@ pub mod webconfig;
 pub use collector::{CollectError, Collector, ScrapeContext};
 pub use flags::{LogFormat, LogLevel, WebFlags};
 pub use log_limiter::LogLimiter;
-pub use metrics::{FamilyId, MetricSet, MetricType};
+pub use metrics::{FamilyId, MetricSet, MetricType, SharedSet};
 pub use runner::{Collected, PANIC_COLLECTORS_ENV, Runner, Selection, SelectionError};
 pub use server::{
     Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,

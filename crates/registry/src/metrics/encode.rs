@@ -1,5 +1,7 @@
 //! Writes sealed [`MetricSet`]s as the text format 0.0.4 or OpenMetrics 1.0.
 
+use std::ops::Range;
+
 use super::number::{escape_into, write_float, write_openmetrics_float};
 use super::{FamilyView, MetricSet, MetricType, SampleView};
 
@@ -100,6 +102,14 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
             Format::Text => text_header(first, out),
             Format::OpenMetrics => openmetrics_header(first, out),
         }
+        // A family of a shared snapshot, alone under its name: its samples were encoded
+        // when the snapshot was first served.
+        if let [only] = group
+            && let Some(encoded) = only.encoded_samples(format)
+        {
+            out.push_str(encoded);
+            continue;
+        }
         for family in group {
             if family.kind() != first.kind() {
                 left_out.push(LeftOut {
@@ -114,6 +124,23 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
         }
     }
     left_out
+}
+
+/// Every family's samples of a sealed `set` as `format` writes them: one string, and each
+/// family's range in it (for [`super::SharedSet`]).
+pub(super) fn encode_samples(set: &MetricSet, format: Format) -> (String, Vec<Range<usize>>) {
+    let mut out = String::new();
+    let ranges = set
+        .own_families()
+        .map(|family| {
+            let start = out.len();
+            for sample in family.samples() {
+                write_sample(format, family, sample, &mut out);
+            }
+            start..out.len()
+        })
+        .collect();
+    (out, ranges)
 }
 
 /// Ends an exposition: OpenMetrics requires a last line `# EOF`.

@@ -24,6 +24,7 @@ mod encode;
 mod number;
 
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 pub use encode::{Format, LeftOut, encode, finish};
 pub use number::{write_float, write_help, write_label_value};
@@ -60,6 +61,7 @@ pub struct Checkpoint {
     samples: usize,
     labels: usize,
     points: usize,
+    shared: usize,
 }
 
 /// The families one collector wrote in one scrape, in flat buffers reused from scrape to
@@ -80,6 +82,46 @@ pub struct MetricSet {
     points: Vec<(f64, f64)>,
     /// True when the samples are grouped by family and each family's range is set.
     sealed: bool,
+    /// Snapshots served as they are, after this set's own families: see [`SharedSet`].
+    shared: Vec<Arc<SharedSet>>,
+}
+
+/// A sealed set that many scrapes serve unchanged until its source is read again (the
+/// snapshot a background loop writes once a cycle). The first scrape that asks for a format
+/// encodes its families' samples once; later scrapes copy those bytes, so serving a snapshot
+/// costs about a memory copy however many series it holds.
+#[derive(Debug)]
+pub struct SharedSet {
+    set: MetricSet,
+    /// Per [`Format`], the encoded samples: one string, and each family's range in it.
+    encoded: [OnceLock<(String, Vec<Range<usize>>)>; 2],
+}
+
+impl SharedSet {
+    /// Seals `set` and keeps it for sharing. Sets `set` shares are copied into it, so a
+    /// shared set is always flat.
+    pub fn new(mut set: MetricSet) -> Self {
+        for nested in std::mem::take(&mut set.shared) {
+            set.append(&nested.set);
+        }
+        set.seal();
+        Self {
+            set,
+            encoded: Default::default(),
+        }
+    }
+
+    /// The set itself.
+    pub fn set(&self) -> &MetricSet {
+        &self.set
+    }
+
+    /// The encoded samples of the family at `index`, encoded now if this is the first ask.
+    fn encoded_samples(&self, index: usize, format: Format) -> &str {
+        let (text, ranges) =
+            self.encoded[format as usize].get_or_init(|| encode::encode_samples(&self.set, format));
+        &text[ranges[index].clone()]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,7 +159,14 @@ impl MetricSet {
         self.samples.clear();
         self.labels.clear();
         self.points.clear();
+        self.shared.clear();
         self.sealed = false;
+    }
+
+    /// Serves `shared` with this set, without copying it: its families are merged into the
+    /// scrape like this set's own, and its samples' encoding is reused from scrape to scrape.
+    pub fn share(&mut self, shared: &Arc<SharedSet>) {
+        self.shared.push(Arc::clone(shared));
     }
 
     /// Bytes the buffers hold on to, for a pool to decide whether a set is worth keeping.
@@ -272,16 +321,22 @@ impl MetricSet {
             count: s.count,
             points: shift(&s.points, points),
         }));
+        self.shared.extend(other.shared.iter().cloned());
     }
 
     /// Number of samples written (a histogram or summary counts once).
     pub fn sample_count(&self) -> usize {
         self.samples.len()
+            + self
+                .shared
+                .iter()
+                .map(|s| s.set.samples.len())
+                .sum::<usize>()
     }
 
     /// True when nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.samples.is_empty() && self.shared.iter().all(|s| s.set.is_empty())
     }
 
     /// Where the set is now; [`MetricSet::rollback`] returns to it.
@@ -292,6 +347,7 @@ impl MetricSet {
             samples: self.samples.len(),
             labels: self.labels.len(),
             points: self.points.len(),
+            shared: self.shared.len(),
         }
     }
 
@@ -307,6 +363,7 @@ impl MetricSet {
         self.samples.truncate(checkpoint.samples);
         self.labels.truncate(checkpoint.labels);
         self.points.truncate(checkpoint.points);
+        self.shared.truncate(checkpoint.shared);
         self.sealed = false;
     }
 
@@ -338,12 +395,34 @@ impl MetricSet {
         self.sealed = true;
     }
 
-    /// The families, with their samples; the set must be sealed.
+    /// The families, with their samples (the shared sets' after this set's own); the set
+    /// must be sealed.
     pub fn families(&self) -> impl Iterator<Item = FamilyView<'_>> {
         debug_assert!(self.sealed || self.samples.is_empty());
-        self.families
-            .iter()
-            .map(move |family| FamilyView { set: self, family })
+        let own = self.own_families();
+        let shared = self.shared.iter().flat_map(|shared| {
+            let shared: &SharedSet = shared;
+            shared
+                .set
+                .families
+                .iter()
+                .enumerate()
+                .map(move |(index, family)| FamilyView {
+                    set: &shared.set,
+                    family,
+                    shared: Some((shared, index)),
+                })
+        });
+        own.chain(shared)
+    }
+
+    /// The families written into this set itself, without those it shares.
+    fn own_families(&self) -> impl Iterator<Item = FamilyView<'_>> {
+        self.families.iter().map(move |family| FamilyView {
+            set: self,
+            family,
+            shared: None,
+        })
     }
 
     fn store(&mut self, text: &str) -> Range<usize> {
@@ -401,6 +480,8 @@ impl MetricSet {
 pub struct FamilyView<'a> {
     set: &'a MetricSet,
     family: &'a Family,
+    /// The shared set the family belongs to, and its index there.
+    shared: Option<(&'a SharedSet, usize)>,
 }
 
 impl<'a> FamilyView<'a> {
@@ -417,6 +498,12 @@ impl<'a> FamilyView<'a> {
     /// The type.
     pub fn kind(&self) -> MetricType {
         self.family.kind
+    }
+
+    /// The family's samples as `format` writes them, when they come from a [`SharedSet`].
+    fn encoded_samples(&self, format: Format) -> Option<&'a str> {
+        let (shared, index) = self.shared?;
+        Some(shared.encoded_samples(index, format))
     }
 
     /// True when the family has no sample (it is not written).
@@ -479,6 +566,65 @@ impl<'a> SampleView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot with a counter, a gauge and a histogram, as a background loop writes it.
+    fn snapshot(up: f64) -> MetricSet {
+        let mut set = MetricSet::default();
+        let errors = set.counter("demo_errors_total", "Errors.");
+        set.sample(errors, &[("gpu", "0")], 3.0);
+        set.sample(errors, &[("gpu", "1")], 4.0);
+        set.gauge_value("demo_up", "Up.", up);
+        let latency = set.histogram_family("demo_seconds", "Latency.");
+        set.histogram(latency, &[], &[(0.1, 1), (f64::INFINITY, 2)], 0.5, 2);
+        set
+    }
+
+    fn encoded(sets: &[&MetricSet], format: Format) -> String {
+        let mut out = String::new();
+        assert!(encode(sets, format, &mut out).is_empty());
+        out
+    }
+
+    #[test]
+    fn a_shared_set_encodes_as_its_copy_would_and_again_from_its_cache() {
+        let shared = Arc::new(SharedSet::new(snapshot(1.0)));
+        for format in [Format::Text, Format::OpenMetrics] {
+            // Its own families next to a collector's, and one name written by both (merged).
+            let mut own = MetricSet::default();
+            own.gauge_value("demo_a", "First.", 7.0);
+            let errors = own.counter("demo_errors_total", "Errors.");
+            own.sample(errors, &[("gpu", "9")], 1.0);
+            let mut copied = own.clone();
+            copied.append(shared.set());
+            copied.seal();
+            let mut sharing = own;
+            sharing.share(&shared);
+            sharing.seal();
+            let expected = encoded(&[&copied], format);
+            assert_eq!(encoded(&[&sharing], format), expected);
+            assert_eq!(encoded(&[&sharing], format), expected, "from the cache");
+            assert!(expected.contains("demo_seconds_bucket"));
+            assert_eq!(sharing.sample_count(), copied.sample_count());
+        }
+    }
+
+    #[test]
+    fn a_rollback_or_clear_drops_what_was_shared() {
+        let shared = Arc::new(SharedSet::new(snapshot(1.0)));
+        let mut set = MetricSet::default();
+        set.gauge_value("demo_a", "First.", 7.0);
+        let before = set.checkpoint();
+        set.share(&shared);
+        set.seal();
+        assert!(set.families().any(|f| f.name() == "demo_up"));
+        set.rollback(before);
+        set.seal();
+        assert!(!set.families().any(|f| f.name() == "demo_up"));
+        set.share(&shared);
+        set.clear();
+        assert!(set.is_empty() && set.families().next().is_none());
+        assert_eq!(Arc::strong_count(&shared), 1, "no reference kept");
+    }
 
     fn values(set: &MetricSet, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
         set.families()
