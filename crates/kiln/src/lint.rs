@@ -106,8 +106,14 @@ pub fn lint(exposition: &Exposition<'_>, format: Format) -> Vec<Problem> {
             family.kind,
             MetricType::Histogram | MetricType::Summary | MetricType::GaugeHistogram
         ) {
+            // An OpenMetrics counter's samples, not its family, carry the name as the text
+            // format writes it (`…_count_total` does not end in `_count`).
+            let written = match (format, counter) {
+                (Format::OpenMetrics, true) => format!("{name}_total"),
+                _ => name.to_owned(),
+            };
             for suffix in ["_count", "_sum", "_bucket"] {
-                if name.ends_with(suffix) {
+                if written.ends_with(suffix) {
                     report(format!(
                         "non-histogram and non-summary metrics should not have \"{suffix}\" suffix"
                     ));
@@ -173,7 +179,8 @@ mod tests {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
         };
-        let clean = "# HELP requests Requests.\n# TYPE requests counter\nrequests_total 1\nrequests_created 1.7e9\n# EOF\n";
+        let clean = "# HELP requests Requests.\n# TYPE requests counter\nrequests_total 1\nrequests_created 1.7e9\n\
+                     # HELP flow_limit_count Flows.\n# TYPE flow_limit_count counter\nflow_limit_count_total 1\n# EOF\n";
         assert_eq!(om(clean), Vec::<String>::new());
     }
 
