@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use kiln_test_support::{Process, free_port, get};
+pub use kiln_test_support::{Process, free_port, get, value};
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-jmx-exporter");
 
@@ -259,24 +259,6 @@ pub fn http(
     let (head, body) = answer.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, body.to_owned()))
-}
-
-/// The value of the sample written exactly as `series` (`name{a="b",c="d"}`) in `text`.
-pub fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (key, value) = line.rsplit_once(' ')?;
-            if key != series {
-                return None;
-            }
-            match value {
-                "NaN" => Some(f64::NAN),
-                "+Inf" => Some(f64::INFINITY),
-                "-Inf" => Some(f64::NEG_INFINITY),
-                _ => value.parse().ok(),
-            }
-        })
 }
 
 pub fn fixture(name: &str) -> PathBuf {
