@@ -44,10 +44,10 @@ pub fn parse(text: &str) -> Owner {
         };
         for segment in path.split('/') {
             if owner.yarn_container.is_empty()
-                && let Some(container) = yarn_container(segment)
+                && let Some(ids) = kiln_registry::yarn::parse(segment)
             {
-                owner.yarn_application = yarn_application(container).unwrap_or_default();
-                owner.yarn_container = container.to_owned();
+                owner.yarn_application = ids.application;
+                owner.yarn_container = ids.container;
             }
             if owner.container_id.is_empty()
                 && let Some(id) = container_id(segment)
@@ -63,34 +63,6 @@ pub fn parse(text: &str) -> Owner {
         }
     }
     owner
-}
-
-/// `container_[e<epoch>_]<cluster timestamp>_<app>_<attempt>_<container>`, as YARN names
-/// the cgroup of each container it launches.
-fn yarn_container(segment: &str) -> Option<&str> {
-    let rest = segment.strip_prefix("container_")?;
-    let fields: Vec<&str> = rest.split('_').collect();
-    let numbers = match fields.first() {
-        Some(epoch) if epoch.starts_with('e') => &fields[1..],
-        _ => &fields[..],
-    };
-    let digits = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (numbers.len() == 4 && numbers.iter().all(digits)).then_some(segment)
-}
-
-/// `container_e17_1700000000000_0001_01_000002` → `application_1700000000000_0001`.
-fn yarn_application(container: &str) -> Option<String> {
-    let fields: Vec<&str> = container.strip_prefix("container_")?.split('_').collect();
-    let numbers = if fields.first()?.starts_with('e') {
-        &fields[1..]
-    } else {
-        &fields[..]
-    };
-    Some(format!(
-        "application_{}_{}",
-        numbers.first()?,
-        numbers.get(1)?
-    ))
 }
 
 /// A container runtime's id in a cgroup path segment: `docker-<id>.scope`,

@@ -30,6 +30,7 @@ pub mod signals;
 mod startup_pages;
 mod version;
 pub mod webconfig;
+pub mod yarn;
 
 pub use collector::{CollectError, Collector, ScrapeContext};
 pub use flags::{LogFormat, LogLevel, WebFlags};

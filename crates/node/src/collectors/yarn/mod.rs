@@ -11,7 +11,6 @@
 //! more: past `--collector.yarn.max-containers` (in name order) containers are counted, not
 //! reported, so a scrape's size stays bounded.
 
-mod names;
 mod stats;
 
 use std::io;
@@ -20,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kiln_registry::config::ConfigError;
+use kiln_registry::yarn::{self as names, ContainerId};
 use kiln_registry::{CollectError, Collector, FamilyId, LogLimiter, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::flag_error;
 use crate::read::{self, AttributeDir};
-use names::ContainerId;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;

@@ -1,21 +1,20 @@
-//! YARN's container and application ids, read from a cgroup directory's name.
-//!
-//! The labels must be spelled exactly as the GPU exporter spells them
-//! (`crates/gpu/src/cgroup.rs`), so a container's GPU series join its CPU and memory series:
-//! this is the same rule, and the tests below use the same examples.
+//! YARN's container and application ids, read from a cgroup directory's name: the
+//! `yarn_container` and `yarn_application` labels. The GPU exporter (a GPU process's
+//! cgroup) and the node exporter (a container's own cgroup) read them with this one rule,
+//! so a container's GPU series join its CPU and memory series.
 
 /// The `yarn_container` and `yarn_application` labels of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ContainerId {
+pub struct ContainerId {
     /// `container_1700000000000_0001_01_000002` or `container_e17_1700000000000_0001_01_000002`.
-    pub(super) container: String,
+    pub container: String,
     /// `application_1700000000000_0001`.
-    pub(super) application: String,
+    pub application: String,
 }
 
 /// The ids of a cgroup named `container_[e<epoch>_]<cluster timestamp>_<app>_<attempt>_<n>`,
 /// as YARN names the cgroup of each container it launches; `None` for any other name.
-pub(super) fn parse(name: &str) -> Option<ContainerId> {
+pub fn parse(name: &str) -> Option<ContainerId> {
     let rest = name.strip_prefix("container_")?;
     let fields: Vec<&str> = rest.split('_').collect();
     let numbers = match fields.first() {
