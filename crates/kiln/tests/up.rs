@@ -5,25 +5,22 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{fake_library, free_port};
+use kiln_test_support::free_port;
+use support::fake_library;
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
+/// The body of `GET path` on a loopback port.
 fn get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
+    kiln_test_support::get(port, path)
+        .unwrap_or_else(|| panic!("nothing answers on port {port}"))
+        .1
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! What the `kiln` command's tests share: free ports and the fake NVML library.
+//! What the `kiln` command's tests share: free ports (on other loopback addresses too) and
+//! the fake NVML library.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -13,11 +14,6 @@ pub fn free_port_on(address: &str) -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A free port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    free_port_on("127.0.0.1")
 }
 
 /// The fake NVML library of this profile, built if missing (scripts/test builds it).
