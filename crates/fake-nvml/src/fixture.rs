@@ -13,7 +13,7 @@ pub(crate) struct Fixture {
     /// `nvmlInit_v2` fails with this NVML return code (9 = driver not loaded).
     pub(crate) init_error: Option<u32>,
     /// One NVML function that hangs, as in a wedged driver, until the fixture no longer
-    /// names it or `seconds` have passed.
+    /// names it or `seconds` have passed; on every GPU, or on the one `gpu` names.
     pub(crate) slow: Option<Slow>,
     /// XID events, delivered in order by `nvmlEventSetWait_v2`. Appending to the list
     /// (rewriting the file) delivers the new ones.
@@ -39,6 +39,8 @@ impl Default for Fixture {
 pub(crate) struct Slow {
     pub(crate) function: String,
     pub(crate) seconds: f64,
+    #[serde(default)]
+    pub(crate) gpu: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,7 +42,7 @@ unsafe fn answer<T>(
     if out.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(handle));
     let found = state::with(|state| {
         let elapsed = state.elapsed();
         let (_, device) = state.device(handle)?;
@@ -101,7 +101,7 @@ unsafe fn answer_text(
     length: c_uint,
     read: impl FnOnce(Device<'_>) -> Option<String>,
 ) -> nvmlReturn_t {
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(handle));
     let found = state::with(|state| read(state.device(handle)?.1).ok_or(NOT_SUPPORTED));
     match found {
         Ok(text) => unsafe { write_text(&text, buffer, length) },
@@ -183,7 +183,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCount_v2(count: *mut c_uint) -> nvmlReturn
     if count.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetCount_v2");
+    state::maybe_hang("nvmlDeviceGetCount_v2", None);
     match state::with(|state| {
         state.refresh();
         Ok(state.fixture.devices.len() as c_uint)
@@ -496,7 +496,7 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     if values.is_null() || count < 0 {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetFieldValues");
+    state::maybe_hang("nvmlDeviceGetFieldValues", Some(device));
     let memory_temperature =
         match state::with(|s| Ok(s.device(device)?.1.gpu().and_then(|g| g.memory_temperature))) {
             Ok(t) => t,
@@ -990,7 +990,7 @@ fn processes_of(
     device: nvmlDevice_t,
     function: &str,
 ) -> Result<Vec<fixture::Process>, nvmlReturn_t> {
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(device));
     state::with(|s| {
         s.device(device)?
             .1

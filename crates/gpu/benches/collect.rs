@@ -76,6 +76,7 @@ fn benches(c: &mut Criterion) {
     let settings = Settings {
         library: Some(fake_library()),
         interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
         xid_events: false,
         options: Options {
             processes: true,

@@ -208,9 +208,16 @@ fn a_wedged_driver_call_never_hangs_a_scrape() {
     let text = exporter.wait_for(SETTLE, "the stall to be reported", |t| {
         value(t, "nvidia_gpu_collect_stalled") == Some(1.0)
     });
-    // Readings are withheld rather than served stale, and every GPU reads as down.
+    // The call wedges on every GPU: readings are withheld rather than served stale, and
+    // every GPU reads as down and stalled.
     assert!(!text.contains("nvidia_gpu_temperature_celsius{"), "{text}");
-    assert_eq!(value(&text, &format!("nvidia_gpu_up{{{H100}}}")), Some(0.0));
+    for gpu in [H100, A100, T4] {
+        assert_eq!(value(&text, &format!("nvidia_gpu_up{{{gpu}}}")), Some(0.0));
+        assert_eq!(
+            value(&text, &format!("nvidia_gpu_stalled{{{gpu}}}")),
+            Some(1.0)
+        );
+    }
     let started = Instant::now();
     for _ in 0..5 {
         exporter.metrics();
@@ -231,6 +238,77 @@ fn a_wedged_driver_call_never_hangs_a_scrape() {
         value(t, "nvidia_gpu_collect_stalled") == Some(0.0)
             && value(t, &format!("nvidia_gpu_power_usage_watts{{{H100}}}")) == Some(512.345)
     });
+}
+
+#[test]
+fn a_call_wedged_on_one_gpu_leaves_the_others_fresh() {
+    let mut fixture = fleet();
+    fixture["devices"][2]["energy_mj"] = json!({"start": 1_000_000, "per_second": 700_000});
+    let exporter = Exporter::start(&fixture, &["--collect.timeout=500ms"]);
+    fixture["slow"] = json!({"function": "nvmlDeviceGetPowerUsage", "seconds": 120, "gpu": 0});
+    exporter.rewrite(&fixture);
+    let text = exporter.wait_for(SETTLE, "GPU 0 to be reported stalled", |t| {
+        value(t, &format!("nvidia_gpu_stalled{{{H100}}}")) == Some(1.0)
+    });
+    // Exactly GPU 0 is stale: down, stalled, without readings.
+    assert_eq!(value(&text, &format!("nvidia_gpu_up{{{H100}}}")), Some(0.0));
+    assert!(
+        !text.contains(&format!("nvidia_gpu_temperature_celsius{{{H100}}}")),
+        "{text}"
+    );
+    assert_eq!(value(&text, "nvidia_gpu_collect_stalled"), Some(1.0));
+    for gpu in [A100, T4] {
+        assert_eq!(value(&text, &format!("nvidia_gpu_up{{{gpu}}}")), Some(1.0));
+        assert_eq!(
+            value(&text, &format!("nvidia_gpu_stalled{{{gpu}}}")),
+            Some(0.0)
+        );
+    }
+    // The others keep being read: the T4's energy counter goes on advancing, cycle by cycle.
+    let energy = format!("nvidia_gpu_energy_consumption_joules_total{{{T4}}}");
+    let first = value(&text, &energy).unwrap();
+    let later = exporter.wait_for(SETTLE, "the T4's energy to advance", |t| {
+        value(t, &energy).is_some_and(|v| v > first + 100.0)
+    });
+    assert_eq!(
+        value(&later, &format!("nvidia_gpu_up{{{H100}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&later, &format!("nvidia_gpu_temperature_celsius{{{A100}}}")),
+        Some(44.0)
+    );
+    let log = exporter.log_text();
+    assert!(
+        log.contains("level=error") && log.contains("nvmlDeviceGetPowerUsage"),
+        "{log}"
+    );
+    // The call returns: GPU 0 is read again.
+    fixture.as_object_mut().unwrap().remove("slow");
+    exporter.rewrite(&fixture);
+    exporter.wait_for(SETTLE, "GPU 0 to recover", |t| {
+        value(t, &format!("nvidia_gpu_stalled{{{H100}}}")) == Some(0.0)
+            && value(t, &format!("nvidia_gpu_up{{{H100}}}")) == Some(1.0)
+            && value(t, &format!("nvidia_gpu_power_usage_watts{{{H100}}}")) == Some(512.345)
+            && value(t, "nvidia_gpu_collect_stalled") == Some(0.0)
+    });
+}
+
+#[test]
+fn a_file_that_is_not_nvml_is_refused_like_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libnvidia-ml.so.1");
+    std::fs::write(&library, b"not a shared object\n").unwrap();
+    let exporter = Exporter::start_in(dir, &fleet(), &library, &[]);
+    let text = exporter.metrics();
+    assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(0.0), "{text}");
+    let status = get(exporter.port, "/-/ready").map(|(status, _)| status);
+    assert_eq!(status, Some(503));
+    let log = exporter.log_text();
+    assert!(
+        log.contains("level=error") && log.contains(&library.display().to_string()),
+        "the error names the library tried: {log}"
+    );
 }
 
 #[test]
