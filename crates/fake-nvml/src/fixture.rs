@@ -2,6 +2,8 @@
 //! `FAKE_NVML_FIXTURE`. A field that is absent means "not supported on this device", so a
 //! fixture for a passively cooled board simply has no `fans`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The whole fake system.
@@ -118,7 +120,14 @@ pub(crate) struct Gpu {
     pub(crate) nvlinks: Option<Vec<NvLink>>,
     pub(crate) mig: Option<Mig>,
     pub(crate) processes: Option<Vec<Process>>,
+    /// GPM (Hopper and newer): each metric's value between two samples, by the name of
+    /// its `NVML_GPM_METRIC_` constant in lower case (`sm_util`, `pcie_tx_per_sec`, …).
+    /// Absent: the GPU does not support GPM. A metric left out answers NOT_SUPPORTED.
+    pub(crate) gpm: Option<Gpm>,
 }
+
+/// GPM metric values by name.
+pub(crate) type Gpm = BTreeMap<String, f64>;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,6 +247,9 @@ pub(crate) struct MigDevice {
     pub(crate) gpu_instance_id: u32,
     pub(crate) compute_instance_id: u32,
     pub(crate) memory: Memory,
+    /// GPM values of this MIG device's GPU instance (`nvmlGpmMigSampleGet`).
+    #[serde(default)]
+    pub(crate) gpm: Option<Gpm>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -20,6 +20,7 @@
 
 mod codes;
 mod fixture;
+mod gpm;
 mod state;
 
 use std::os::raw::{c_char, c_int, c_uint, c_ulonglong};

@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub(crate) delivered_events: usize,
     /// Event types registered per GPU index.
     pub(crate) registered: Vec<u64>,
+    /// GPM samples allocated and not yet freed.
+    pub(crate) gpm_samples: usize,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -101,6 +103,7 @@ impl State {
             init_count: 0,
             delivered_events: 0,
             registered: Vec::new(),
+            gpm_samples: 0,
         })
     }
 

@@ -82,6 +82,7 @@ fn benches(c: &mut Criterion) {
             processes: true,
             pcie_throughput: false,
             procfs: "/proc".into(),
+            gpm: true,
         },
     };
     let mut worker = Worker::new(settings, Arc::clone(&shared));

@@ -44,6 +44,11 @@ pub struct Cli {
     #[arg(long = "collect.pcie-throughput")]
     pub pcie_throughput: bool,
 
+    /// Do not read GPM profiling metrics (SM, tensor and DRAM activity, PCIe and NVLink
+    /// throughput) on GPUs that offer them (Hopper and newer).
+    #[arg(long = "no-collect.gpm")]
+    pub no_gpm: bool,
+
     /// Do not watch for XID errors (nvidia_gpu_xid_errors_total).
     #[arg(long = "no-collect.xid-events")]
     pub no_xid_events: bool,

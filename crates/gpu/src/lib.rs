@@ -61,6 +61,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
             processes: cli.processes,
             pcie_throughput: cli.pcie_throughput,
             procfs: cli.procfs.clone(),
+            gpm: !cli.no_gpm,
         },
     };
     let shared = worker::start(settings).map_err(|error| {

@@ -557,11 +557,11 @@ fn read_gpu(
         progress,
     };
     let outcome = read_device(
+        library,
         &device,
         &tracked.labels,
         &mut tracked.learnt,
         reader,
-        &library.system,
         &job.options,
         families,
     );
@@ -580,19 +580,20 @@ fn read_gpu(
 
 /// Learns a GPU's identity the first time, then runs every collector on it.
 fn read_device(
+    library: &Library,
     device: &Device<'_>,
     labels: &GpuLabels,
     learnt: &mut Learnt,
     mut reader: Reader<'_>,
-    system: &System,
     options: &Options,
     out: &mut Families,
 ) -> Result<(), Abort> {
     if learnt.identity.is_none() {
-        learnt.identity = Some(Identity::read(device, &mut reader, system)?);
+        learnt.identity = Some(Identity::read(device, &mut reader, &library.system)?);
     }
     let mut cx = Context {
         device,
+        nvml: &library.nvml,
         labels,
         reader,
         learnt,

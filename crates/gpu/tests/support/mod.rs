@@ -113,7 +113,10 @@ impl Exporter {
             .env("FAKE_NVML_FIXTURE", dir.path().join("fixture.json"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--nvml.library-path={}", library.display()))
-            .arg("--collect.interval=100ms")
+            .args(
+                (!args.iter().any(|a| a.starts_with("--collect.interval")))
+                    .then_some("--collect.interval=100ms"),
+            )
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
