@@ -78,6 +78,7 @@ fn benches(c: &mut Criterion) {
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
         xid_events: false,
+        kmsg: None,
         options: Options {
             processes: true,
             pcie_throughput: false,

@@ -53,6 +53,19 @@ pub struct Cli {
     #[arg(long = "no-collect.xid-events")]
     pub no_xid_events: bool,
 
+    /// Do not read the kernel log for XIDs that NVML never reports (XID 79, fallen off the
+    /// bus).
+    #[arg(long = "no-collect.xid-kmsg")]
+    pub no_xid_kmsg: bool,
+
+    /// The kernel log to read XID 79 from.
+    #[arg(
+        long = "collect.xid-kmsg.path",
+        default_value = "/dev/kmsg",
+        value_name = "PATH"
+    )]
+    pub kmsg_path: PathBuf,
+
     /// procfs mount point, for process names and cgroups.
     #[arg(long = "path.procfs", default_value = "/proc", value_name = "PATH")]
     pub procfs: PathBuf,

@@ -134,6 +134,7 @@ impl Collector for GpuMetrics {
             out.append(&snapshot.readings);
         }
         self.shared.xids.write(out);
+        self.shared.kmsg.write(out);
         out.append(&snapshot.errors);
         let any = stalled || snapshot.gpus.iter().any(|gpu| gpu.stalled);
         single(out, &STALLED, if any { 1.0 } else { 0.0 });

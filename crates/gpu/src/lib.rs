@@ -17,6 +17,7 @@ pub mod cli;
 pub mod collectors;
 pub mod exposition;
 pub mod families;
+pub mod kmsg;
 pub mod snapshot;
 mod sys;
 pub mod worker;
@@ -57,6 +58,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         interval: cli.interval,
         timeout: cli.timeout,
         xid_events: !cli.no_xid_events,
+        kmsg: (!cli.no_xid_kmsg).then(|| cli.kmsg_path.clone()),
         options: collectors::Options {
             processes: cli.processes,
             pcie_throughput: cli.pcie_throughput,

@@ -23,6 +23,7 @@ use kiln_registry::{FamilyId, MetricSet};
 
 use crate::families::{self, Families, GpuLabels};
 use crate::family;
+use crate::kmsg;
 use crate::snapshot::{GpuState, Snapshot};
 use crate::xid::{self, XidCounts};
 
@@ -42,6 +43,8 @@ pub struct Settings {
     /// How long a cycle waits for a GPU's thread before publishing it as stalled.
     pub timeout: Duration,
     pub xid_events: bool,
+    /// The kernel log to read XID 79 from; `None` not to.
+    pub kmsg: Option<PathBuf>,
     pub options: Options,
 }
 
@@ -52,6 +55,8 @@ pub struct Shared {
     /// The system-wide calls of the main collection thread (opening NVML, counting GPUs).
     pub progress: Progress,
     pub xids: Arc<XidCounts>,
+    /// The GPUs' PCI addresses, for XIDs from the kernel log.
+    pub kmsg: kmsg::State,
 }
 
 impl Shared {
@@ -67,6 +72,9 @@ impl Shared {
 /// Starts the collection thread.
 pub fn start(settings: Settings) -> std::io::Result<Arc<Shared>> {
     let shared = Arc::new(Shared::default());
+    if let Some(path) = settings.kmsg.clone() {
+        kmsg::watch(path, settings.options.procfs.clone(), Arc::clone(&shared))?;
+    }
     let worker = Worker::new(settings, Arc::clone(&shared));
     std::thread::Builder::new()
         .name("nvml-collector".into())
@@ -318,9 +326,12 @@ impl Worker {
             let thread_state = Arc::clone(&state);
             let done = self.done_sender.clone();
             let errors = Arc::clone(&self.errors);
+            let shared = Arc::clone(&self.shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("nvml-gpu-{index}"))
-                .spawn(move || run_gpu(index, &thread_state, &receiver, &done, &errors));
+                .spawn(move || {
+                    run_gpu(index, &thread_state, &receiver, &done, &errors, &shared);
+                });
             if let Err(error) = spawned {
                 // Without its thread the GPU reads as stalled; the next cycle tries again.
                 tracing::error!(gpu = index, %error, "Cannot start a GPU's collection thread.");
@@ -481,11 +492,24 @@ fn run_gpu(
     jobs: &mpsc::Receiver<Job>,
     done: &mpsc::Sender<u64>,
     errors: &Errors,
+    shared: &Shared,
 ) {
     let mut tracked = None;
     let mut families = Families::default();
     while let Ok(job) = jobs.recv() {
         let outcome = read_gpu(index, &job, &mut tracked, &mut families, state, errors);
+        if let (Status::Up(_), Some(tracked)) = (&outcome.status, &tracked) {
+            // Where the GPU is on the bus, for XIDs the kernel log names by address.
+            let bus = tracked.learnt.identity.as_ref().and_then(|identity| {
+                identity
+                    .pairs
+                    .iter()
+                    .find(|(name, _)| *name == "pci_bus_id")
+            });
+            if let Some((_, bus)) = bus {
+                shared.kmsg.learn(bus, index, &tracked.uuid);
+            }
+        }
         *state.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         state.busy.store(false, Ordering::Release);
         let _ = done.send(job.cycle);

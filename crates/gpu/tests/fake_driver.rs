@@ -200,6 +200,53 @@ fn xid_errors_are_counted_per_code_with_their_last_time() {
 }
 
 #[test]
+fn xid_79_is_read_from_the_kernel_log_with_the_same_labels() {
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("kmsg");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kmsg.txt");
+    std::fs::copy(&fixture, &log).unwrap();
+    let flag = format!("--collect.xid-kmsg.path={}", log.display());
+    let exporter = Exporter::start(&fleet(), &[&flag]);
+    let a100_79 = format!("nvidia_gpu_xid_errors_total{{{A100},xid=\"79\"}}");
+    let text = exporter.wait_for(SETTLE, "XID 79 from the kernel log", |t| {
+        value(t, &a100_79) == Some(1.0)
+    });
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_xid_last_code{{{A100}}}")),
+        Some(79.0)
+    );
+    let last = value(
+        &text,
+        &format!("nvidia_gpu_xid_last_timestamp_seconds{{{A100},xid=\"79\"}}"),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(last > 0.0 && last <= now, "{last}");
+    // XID 13 reaches NVML's events, so the log's copy is not counted a second time.
+    assert!(!text.contains("xid=\"13\""), "{text}");
+    // An address no GPU has is counted, not dropped silently.
+    assert_eq!(
+        value(&text, "nvidia_gpu_xid_kmsg_unmatched_total"),
+        Some(1.0),
+        "{text}"
+    );
+    // A line logged while the exporter runs is read too.
+    let mut appended = std::fs::read_to_string(&log).unwrap();
+    appended.push_str("3,2601,91000000,-;NVRM: Xid (PCI:0000:00:1e): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n");
+    std::fs::write(&log, appended).unwrap();
+    exporter.wait_for(SETTLE, "the T4's XID 79", |t| {
+        value(
+            t,
+            &format!("nvidia_gpu_xid_errors_total{{{T4},xid=\"79\"}}"),
+        ) == Some(1.0)
+            && value(t, &a100_79) == Some(1.0)
+    });
+}
+
+#[test]
 fn a_wedged_driver_call_never_hangs_a_scrape() {
     let mut fixture = fleet();
     let exporter = Exporter::start(&fixture, &["--collect.timeout=500ms"]);

@@ -117,6 +117,11 @@ impl Exporter {
                 (!args.iter().any(|a| a.starts_with("--collect.interval")))
                     .then_some("--collect.interval=100ms"),
             )
+            // The host's own kernel log is no business of these tests.
+            .args(
+                (!args.iter().any(|a| a.starts_with("--collect.xid-kmsg")))
+                    .then_some("--no-collect.xid-kmsg"),
+            )
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
