@@ -124,6 +124,24 @@ pub(crate) struct Gpu {
     /// its `NVML_GPM_METRIC_` constant in lower case (`sm_util`, `pcie_tx_per_sec`, …).
     /// Absent: the GPU does not support GPM. A metric left out answers NOT_SUPPORTED.
     pub(crate) gpm: Option<Gpm>,
+    /// NVML's compute mode (0 default, 2 prohibited, 3 exclusive process).
+    pub(crate) compute_mode: Option<u32>,
+    /// The field `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` (0 none … 4 drain and reset).
+    pub(crate) recovery_action: Option<u32>,
+    /// NVSwitch fabric registration (`nvmlDeviceGetGpuFabricInfo`).
+    pub(crate) fabric: Option<Fabric>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Fabric {
+    /// 1 not started, 2 in progress, 3 completed.
+    pub(crate) state: u8,
+    /// An NVML return code: 0 when registration succeeded.
+    #[serde(default)]
+    pub(crate) status: u32,
+    #[serde(default)]
+    pub(crate) clique_id: u32,
 }
 
 /// GPM metric values by name.

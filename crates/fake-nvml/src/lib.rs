@@ -486,8 +486,12 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperatureThreshold(
     }
 }
 
-/// Field values: only the HBM temperature is known; other fields fail one by one, as on
-/// a real board that lacks them, while the call itself succeeds.
+/// `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` (drivers from 550 on).
+const FIELD_RECOVERY_ACTION: u32 = 230;
+
+/// Field values: only the HBM temperature and the recovery action are known; other
+/// fields fail one by one, as on a real board that lacks them, while the call itself
+/// succeeds.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     device: nvmlDevice_t,
@@ -498,24 +502,35 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
         return INVALID_ARGUMENT;
     }
     state::maybe_hang("nvmlDeviceGetFieldValues", Some(device));
-    let memory_temperature =
-        match state::with(|s| Ok(s.device(device)?.1.gpu().and_then(|g| g.memory_temperature))) {
-            Ok(t) => t,
-            Err(code) => return code,
-        };
+    let known = state::with(|s| {
+        let gpu = s.device(device)?.1.gpu();
+        Ok((
+            gpu.and_then(|g| g.memory_temperature),
+            gpu.and_then(|g| g.recovery_action),
+        ))
+    });
+    let (memory_temperature, recovery_action) = match known {
+        Ok(known) => known,
+        Err(code) => return code,
+    };
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
     for k in 0..count as usize {
         let value = unsafe { &mut *values.add(k) };
         value.timestamp = now_us;
-        match (value.fieldId, memory_temperature) {
-            (field_id::NVML_FI_DEV_MEMORY_TEMP, Some(celsius)) => {
+        let answer = match value.fieldId {
+            field_id::NVML_FI_DEV_MEMORY_TEMP => memory_temperature,
+            FIELD_RECOVERY_ACTION => recovery_action,
+            _ => None,
+        };
+        match answer {
+            Some(number) => {
                 value.valueType = nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT;
-                value.value.uiVal = celsius;
+                value.value.uiVal = number;
                 value.nvmlReturn = SUCCESS;
             }
-            _ => value.nvmlReturn = NOT_SUPPORTED,
+            None => value.nvmlReturn = NOT_SUPPORTED,
         }
     }
     SUCCESS
@@ -804,6 +819,24 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
         })
     }
 }
+
+getter!(nvmlDeviceGetComputeMode, nvmlComputeMode_t, |device, _t| {
+    device.gpu()?.compute_mode
+});
+
+getter!(
+    nvmlDeviceGetGpuFabricInfo,
+    nvmlGpuFabricInfo_t,
+    |device, _t| {
+        let fabric = device.gpu()?.fabric?;
+        Some(nvmlGpuFabricInfo_t {
+            clusterUuid: [0; 16],
+            status: fabric.status,
+            cliqueId: fabric.clique_id,
+            state: fabric.state,
+        })
+    }
+);
 
 // ---- PCIe and NVLink -------------------------------------------------------------------
 

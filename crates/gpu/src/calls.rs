@@ -92,6 +92,8 @@ calls! {
     ComputeInstanceId => "nvmlDeviceGetComputeInstanceId",
     ComputeProcesses => "nvmlDeviceGetComputeRunningProcesses_v3",
     ProcessUtilization => "nvmlDeviceGetProcessUtilization",
+    ComputeMode => "nvmlDeviceGetComputeMode",
+    FabricInfo => "nvmlDeviceGetGpuFabricInfo",
     GpmQueryDeviceSupport => "nvmlGpmQueryDeviceSupport",
     GpmSampleGet => "nvmlGpmSampleGet",
     GpmMigSampleGet => "nvmlGpmMigSampleGet",

@@ -107,3 +107,30 @@ pub(crate) fn memory_info_v1(device: &Device<'_>) -> Result<MemoryV1, NvmlError>
         used: memory.used,
     })
 }
+
+/// The GPU's registration with the NVSwitch fabric (NVSwitch systems, driver 535 and on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FabricInfo {
+    /// `NVML_GPU_FABRIC_STATE_*`: 0 not supported, 1 not started, 2 in progress, 3 completed.
+    pub(crate) state: u8,
+    /// The registration's outcome, an NVML return code (0: success).
+    pub(crate) status: u32,
+}
+
+/// `nvmlDeviceGetGpuFabricInfo`.
+pub(crate) fn gpu_fabric_info(device: &Device<'_>) -> Result<FabricInfo, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetGpuFabricInfo
+        .as_ref()
+        .map_err(missing)?;
+    // SAFETY: a plain C struct, all zeroes valid.
+    let mut info: nvml_wrapper_sys::bindings::nvmlGpuFabricInfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut info) })?;
+    Ok(FabricInfo {
+        state: info.state,
+        status: info.status,
+    })
+}

@@ -247,6 +247,49 @@ fn xid_79_is_read_from_the_kernel_log_with_the_same_labels() {
 }
 
 #[test]
+fn compute_mode_recovery_action_and_fabric_state_follow_the_driver() {
+    let mut fixture = fleet();
+    let exporter = Exporter::start(&fixture, &[]);
+    let text = exporter.metrics();
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_compute_mode{{{A100}}}")),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_compute_mode{{{T4}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_recovery_action{{{H100}}}")),
+        Some(0.0)
+    );
+    // The T4's driver answers no recovery action: absent, not 0.
+    assert!(
+        !text.contains(&format!("nvidia_gpu_recovery_action{{{T4}}}")),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_fabric_state{{{H100}}}")),
+        Some(3.0)
+    );
+    // Only the NVSwitch system's GPU has a fabric state.
+    assert!(
+        !text.contains(&format!("nvidia_gpu_fabric_state{{{A100}}}")),
+        "{text}"
+    );
+    fixture["devices"][0]["recovery_action"] = json!(2);
+    fixture["devices"][0]["fabric"] = json!({"state": 3, "status": 999});
+    exporter.rewrite(&fixture);
+    exporter.wait_for(SETTLE, "a node reboot asked for", |t| {
+        value(t, &format!("nvidia_gpu_recovery_action{{{H100}}}")) == Some(2.0)
+            && value(
+                t,
+                &format!("nvidia_gpu_fabric_registration_failed{{{H100}}}"),
+            ) == Some(1.0)
+    });
+}
+
+#[test]
 fn a_wedged_driver_call_never_hangs_a_scrape() {
     let mut fixture = fleet();
     let exporter = Exporter::start(&fixture, &["--collect.timeout=500ms"]);

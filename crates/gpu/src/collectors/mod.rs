@@ -12,6 +12,7 @@ pub mod nvlink;
 pub mod pcie;
 pub mod power;
 pub mod processes;
+pub mod state;
 pub mod thermal;
 pub mod throttle;
 pub mod utilization;
@@ -87,6 +88,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     nvlink::collect(cx, out)?;
     mig::collect(cx, out)?;
     gpm::collect(cx, out)?;
+    state::collect(cx, out)?;
     processes::collect(cx, out)?;
     Ok(())
 }
