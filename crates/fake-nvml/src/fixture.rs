@@ -130,6 +130,17 @@ pub(crate) struct Gpu {
     pub(crate) recovery_action: Option<u32>,
     /// NVSwitch fabric registration (`nvmlDeviceGetGpuFabricInfo`).
     pub(crate) fabric: Option<Fabric>,
+    /// vGPU software licences, as a VM with a vGPU sees them
+    /// (`nvmlDeviceGetGridLicensableFeatures_v4`); absent on bare metal.
+    pub(crate) vgpu_licences: Option<Vec<VgpuLicence>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VgpuLicence {
+    /// 1 vGPU, 2 NVIDIA RTX, 3 gaming, 4 compute.
+    pub(crate) feature: u32,
+    pub(crate) licensed: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -838,6 +838,24 @@ getter!(
     }
 );
 
+getter!(
+    nvmlDeviceGetGridLicensableFeatures_v4,
+    nvmlGridLicensableFeatures_t,
+    |device, _t| {
+        let licences = device.gpu()?.vgpu_licences.as_ref()?;
+        // A plain C struct, all zeroes valid (the getter's body runs in an unsafe block).
+        let mut features: nvmlGridLicensableFeatures_t = std::mem::zeroed();
+        features.isGridLicenseSupported = 1;
+        for (to, from) in features.gridLicensableFeatures.iter_mut().zip(licences) {
+            to.featureCode = from.feature;
+            to.featureState = c_uint::from(from.licensed);
+            to.featureEnabled = 1;
+            features.licensableFeaturesCount += 1;
+        }
+        Some(features)
+    }
+);
+
 // ---- PCIe and NVLink -------------------------------------------------------------------
 
 getter!(nvmlDeviceGetPcieReplayCounter, c_uint, |device, elapsed| {

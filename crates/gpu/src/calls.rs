@@ -94,6 +94,7 @@ calls! {
     ProcessUtilization => "nvmlDeviceGetProcessUtilization",
     ComputeMode => "nvmlDeviceGetComputeMode",
     FabricInfo => "nvmlDeviceGetGpuFabricInfo",
+    GridLicensableFeatures => "nvmlDeviceGetGridLicensableFeatures_v4",
     GpmQueryDeviceSupport => "nvmlGpmQueryDeviceSupport",
     GpmSampleGet => "nvmlGpmSampleGet",
     GpmMigSampleGet => "nvmlGpmMigSampleGet",

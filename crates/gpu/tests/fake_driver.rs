@@ -277,6 +277,9 @@ fn compute_mode_recovery_action_and_fabric_state_follow_the_driver() {
         !text.contains(&format!("nvidia_gpu_fabric_state{{{A100}}}")),
         "{text}"
     );
+    // Bare metal: no licences.
+    assert!(!text.contains("nvidia_gpu_vgpu_licensed{"), "{text}");
+    fixture["devices"][2]["vgpu_licences"] = json!([{"feature": 4, "licensed": true}]);
     fixture["devices"][0]["recovery_action"] = json!(2);
     fixture["devices"][0]["fabric"] = json!({"state": 3, "status": 999});
     exporter.rewrite(&fixture);
@@ -287,6 +290,18 @@ fn compute_mode_recovery_action_and_fabric_state_follow_the_driver() {
                 &format!("nvidia_gpu_fabric_registration_failed{{{H100}}}"),
             ) == Some(1.0)
     });
+    // The T4 in a virtual machine, its vCompute licence held. (The bare-metal answer was
+    // remembered for the GPU as it was, so another exporter starts on the new fixture.)
+    let vm = Exporter::start(&fixture, &[]);
+    let text = vm.metrics();
+    assert_eq!(
+        value(
+            &text,
+            &format!("nvidia_gpu_vgpu_licensed{{{T4},feature=\"compute\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! How the GPU is set to run and what it needs: its compute mode, the recovery action the
-//! driver asks for, and its registration with the NVSwitch fabric.
+//! driver asks for, its registration with the NVSwitch fabric, and (in a virtual machine
+//! with a vGPU) its software licences.
 
 use nvml_wrapper::enum_wrappers::device::ComputeMode;
 use nvml_wrapper::enums::device::SampleValue;
@@ -33,6 +34,13 @@ family!(
     gauge,
     "nvidia_gpu_fabric_registration_failed",
     "1 if the fabric manager reported the GPU's registration failed, else 0 (NVSwitch systems only)."
+);
+
+family!(
+    VGPU_LICENSED,
+    gauge,
+    "nvidia_gpu_vgpu_licensed",
+    "1 if the vGPU software feature is licensed, else 0: vgpu, nvidia_rtx, gaming, compute (virtual machines with a vGPU only)."
 );
 
 /// `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` (drivers from 550 on; not in nvml-wrapper's list).
@@ -82,6 +90,28 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
                 &[],
                 if failed { 1.0 } else { 0.0 },
             );
+        }
+    }
+    if let Some(licences) = cx
+        .reader
+        .call(Call::GridLicensableFeatures, || sys::vgpu_licences(device))?
+    {
+        match licences {
+            // Bare metal: not asked again.
+            None => cx.reader.give_up(Call::GridLicensableFeatures),
+            Some(licences) => {
+                for licence in licences {
+                    let feature = match licence.feature {
+                        1 => "vgpu",
+                        2 => "nvidia_rtx",
+                        3 => "gaming",
+                        4 => "compute",
+                        _ => continue,
+                    };
+                    let value = if licence.licensed { 1.0 } else { 0.0 };
+                    out.sample(&VGPU_LICENSED, cx.labels, &[("feature", feature)], value);
+                }
+            }
         }
     }
     Ok(())
