@@ -497,7 +497,24 @@ fn run_gpu(
     let mut tracked = None;
     let mut families = Families::default();
     while let Ok(job) = jobs.recv() {
-        let outcome = read_gpu(index, &job, &mut tracked, &mut families, state, errors);
+        // A panic in one GPU's reading must not leave that GPU "stalled" for ever: it reads
+        // as down this cycle and is learnt afresh.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_gpu(index, &job, &mut tracked, &mut families, state, errors)
+        }));
+        let outcome = read.unwrap_or_else(|_| {
+            tracing::error!(
+                gpu = index,
+                "Reading this GPU failed unexpectedly; it reads as down this cycle."
+            );
+            state.progress.leave();
+            tracked = None;
+            Outcome {
+                cycle: job.cycle,
+                labels: families::gpu_labels(index, ""),
+                status: Status::Down,
+            }
+        });
         if let (Status::Up(_), Some(tracked)) = (&outcome.status, &tracked) {
             // Where the GPU is on the bus, for XIDs the kernel log names by address.
             let bus = tracked.learnt.identity.as_ref().and_then(|identity| {
