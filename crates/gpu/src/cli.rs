@@ -13,7 +13,7 @@ use kiln_registry::duration::parse_go_duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "kiln-gpu-exporter", version, disable_version_flag = true)]
 #[command(
-    after_help = "GPUs are read on a thread of their own every --collect.interval; a scrape \
+    after_help = "Each GPU is read on a thread of its own every --collect.interval; a scrape \
     serves the latest readings and never waits for the driver."
 )]
 pub struct Cli {
@@ -29,8 +29,9 @@ pub struct Cli {
     #[arg(long = "collect.interval", default_value = "15s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub interval: Duration,
 
-    /// How long one NVML call may run before the driver counts as wedged: scrapes then
-    /// report nvidia_gpu_collect_stalled 1 and withhold the stale readings.
+    /// How long one NVML call may run before it counts as wedged: a GPU whose call runs
+    /// longer is reported as nvidia_gpu_stalled 1 without readings while the others go on;
+    /// a system-wide call that runs longer withholds every GPU's readings.
     #[arg(long = "collect.timeout", default_value = "10s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
 
