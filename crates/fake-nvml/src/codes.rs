@@ -12,4 +12,5 @@ pub(crate) const TIMEOUT: u32 = nvmlReturn_enum_NVML_ERROR_TIMEOUT;
 pub(crate) const GPU_IS_LOST: u32 = nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST;
 pub(crate) const ARGUMENT_VERSION_MISMATCH: u32 =
     nvmlReturn_enum_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+pub(crate) const MEMORY: u32 = nvmlReturn_enum_NVML_ERROR_MEMORY;
 pub(crate) const UNKNOWN: u32 = nvmlReturn_enum_NVML_ERROR_UNKNOWN;

@@ -2,6 +2,8 @@
 //! `FAKE_NVML_FIXTURE`. A field that is absent means "not supported on this device", so a
 //! fixture for a passively cooled board simply has no `fans`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The whole fake system.
@@ -13,7 +15,7 @@ pub(crate) struct Fixture {
     /// `nvmlInit_v2` fails with this NVML return code (9 = driver not loaded).
     pub(crate) init_error: Option<u32>,
     /// One NVML function that hangs, as in a wedged driver, until the fixture no longer
-    /// names it or `seconds` have passed.
+    /// names it or `seconds` have passed; on every GPU, or on the one `gpu` names.
     pub(crate) slow: Option<Slow>,
     /// XID events, delivered in order by `nvmlEventSetWait_v2`. Appending to the list
     /// (rewriting the file) delivers the new ones.
@@ -39,6 +41,8 @@ impl Default for Fixture {
 pub(crate) struct Slow {
     pub(crate) function: String,
     pub(crate) seconds: f64,
+    #[serde(default)]
+    pub(crate) gpu: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +120,43 @@ pub(crate) struct Gpu {
     pub(crate) nvlinks: Option<Vec<NvLink>>,
     pub(crate) mig: Option<Mig>,
     pub(crate) processes: Option<Vec<Process>>,
+    /// GPM (Hopper and newer): each metric's value between two samples, by the name of
+    /// its `NVML_GPM_METRIC_` constant in lower case (`sm_util`, `pcie_tx_per_sec`, …).
+    /// Absent: the GPU does not support GPM. A metric left out answers NOT_SUPPORTED.
+    pub(crate) gpm: Option<Gpm>,
+    /// NVML's compute mode (0 default, 2 prohibited, 3 exclusive process).
+    pub(crate) compute_mode: Option<u32>,
+    /// The field `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` (0 none … 4 drain and reset).
+    pub(crate) recovery_action: Option<u32>,
+    /// NVSwitch fabric registration (`nvmlDeviceGetGpuFabricInfo`).
+    pub(crate) fabric: Option<Fabric>,
+    /// vGPU software licences, as a VM with a vGPU sees them
+    /// (`nvmlDeviceGetGridLicensableFeatures_v4`); absent on bare metal.
+    pub(crate) vgpu_licences: Option<Vec<VgpuLicence>>,
 }
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VgpuLicence {
+    /// 1 vGPU, 2 NVIDIA RTX, 3 gaming, 4 compute.
+    pub(crate) feature: u32,
+    pub(crate) licensed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Fabric {
+    /// 1 not started, 2 in progress, 3 completed.
+    pub(crate) state: u8,
+    /// An NVML return code: 0 when registration succeeded.
+    #[serde(default)]
+    pub(crate) status: u32,
+    #[serde(default)]
+    pub(crate) clique_id: u32,
+}
+
+/// GPM metric values by name.
+pub(crate) type Gpm = BTreeMap<String, f64>;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +276,9 @@ pub(crate) struct MigDevice {
     pub(crate) gpu_instance_id: u32,
     pub(crate) compute_instance_id: u32,
     pub(crate) memory: Memory,
+    /// GPM values of this MIG device's GPU instance (`nvmlGpmMigSampleGet`).
+    #[serde(default)]
+    pub(crate) gpm: Option<Gpm>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

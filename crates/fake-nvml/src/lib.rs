@@ -20,6 +20,7 @@
 
 mod codes;
 mod fixture;
+mod gpm;
 mod state;
 
 use std::os::raw::{c_char, c_int, c_uint, c_ulonglong};
@@ -42,7 +43,7 @@ unsafe fn answer<T>(
     if out.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(handle));
     let found = state::with(|state| {
         let elapsed = state.elapsed();
         let (_, device) = state.device(handle)?;
@@ -101,7 +102,7 @@ unsafe fn answer_text(
     length: c_uint,
     read: impl FnOnce(Device<'_>) -> Option<String>,
 ) -> nvmlReturn_t {
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(handle));
     let found = state::with(|state| read(state.device(handle)?.1).ok_or(NOT_SUPPORTED));
     match found {
         Ok(text) => unsafe { write_text(&text, buffer, length) },
@@ -183,7 +184,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCount_v2(count: *mut c_uint) -> nvmlReturn
     if count.is_null() {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetCount_v2");
+    state::maybe_hang("nvmlDeviceGetCount_v2", None);
     match state::with(|state| {
         state.refresh();
         Ok(state.fixture.devices.len() as c_uint)
@@ -485,8 +486,12 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperatureThreshold(
     }
 }
 
-/// Field values: only the HBM temperature is known; other fields fail one by one, as on
-/// a real board that lacks them, while the call itself succeeds.
+/// `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` (drivers from 550 on).
+const FIELD_RECOVERY_ACTION: u32 = 230;
+
+/// Field values: only the HBM temperature and the recovery action are known; other
+/// fields fail one by one, as on a real board that lacks them, while the call itself
+/// succeeds.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     device: nvmlDevice_t,
@@ -496,25 +501,36 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     if values.is_null() || count < 0 {
         return INVALID_ARGUMENT;
     }
-    state::maybe_hang("nvmlDeviceGetFieldValues");
-    let memory_temperature =
-        match state::with(|s| Ok(s.device(device)?.1.gpu().and_then(|g| g.memory_temperature))) {
-            Ok(t) => t,
-            Err(code) => return code,
-        };
+    state::maybe_hang("nvmlDeviceGetFieldValues", Some(device));
+    let known = state::with(|s| {
+        let gpu = s.device(device)?.1.gpu();
+        Ok((
+            gpu.and_then(|g| g.memory_temperature),
+            gpu.and_then(|g| g.recovery_action),
+        ))
+    });
+    let (memory_temperature, recovery_action) = match known {
+        Ok(known) => known,
+        Err(code) => return code,
+    };
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
     for k in 0..count as usize {
         let value = unsafe { &mut *values.add(k) };
         value.timestamp = now_us;
-        match (value.fieldId, memory_temperature) {
-            (field_id::NVML_FI_DEV_MEMORY_TEMP, Some(celsius)) => {
+        let answer = match value.fieldId {
+            field_id::NVML_FI_DEV_MEMORY_TEMP => memory_temperature,
+            FIELD_RECOVERY_ACTION => recovery_action,
+            _ => None,
+        };
+        match answer {
+            Some(number) => {
                 value.valueType = nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT;
-                value.value.uiVal = celsius;
+                value.value.uiVal = number;
                 value.nvmlReturn = SUCCESS;
             }
-            _ => value.nvmlReturn = NOT_SUPPORTED,
+            None => value.nvmlReturn = NOT_SUPPORTED,
         }
     }
     SUCCESS
@@ -804,6 +820,42 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     }
 }
 
+getter!(nvmlDeviceGetComputeMode, nvmlComputeMode_t, |device, _t| {
+    device.gpu()?.compute_mode
+});
+
+getter!(
+    nvmlDeviceGetGpuFabricInfo,
+    nvmlGpuFabricInfo_t,
+    |device, _t| {
+        let fabric = device.gpu()?.fabric?;
+        Some(nvmlGpuFabricInfo_t {
+            clusterUuid: [0; 16],
+            status: fabric.status,
+            cliqueId: fabric.clique_id,
+            state: fabric.state,
+        })
+    }
+);
+
+getter!(
+    nvmlDeviceGetGridLicensableFeatures_v4,
+    nvmlGridLicensableFeatures_t,
+    |device, _t| {
+        let licences = device.gpu()?.vgpu_licences.as_ref()?;
+        // A plain C struct, all zeroes valid (the getter's body runs in an unsafe block).
+        let mut features: nvmlGridLicensableFeatures_t = std::mem::zeroed();
+        features.isGridLicenseSupported = 1;
+        for (to, from) in features.gridLicensableFeatures.iter_mut().zip(licences) {
+            to.featureCode = from.feature;
+            to.featureState = c_uint::from(from.licensed);
+            to.featureEnabled = 1;
+            features.licensableFeaturesCount += 1;
+        }
+        Some(features)
+    }
+);
+
 // ---- PCIe and NVLink -------------------------------------------------------------------
 
 getter!(nvmlDeviceGetPcieReplayCounter, c_uint, |device, elapsed| {
@@ -990,7 +1042,7 @@ fn processes_of(
     device: nvmlDevice_t,
     function: &str,
 ) -> Result<Vec<fixture::Process>, nvmlReturn_t> {
-    state::maybe_hang(function);
+    state::maybe_hang(function, Some(device));
     state::with(|s| {
         s.device(device)?
             .1

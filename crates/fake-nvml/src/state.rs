@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub(crate) delivered_events: usize,
     /// Event types registered per GPU index.
     pub(crate) registered: Vec<u64>,
+    /// GPM samples allocated and not yet freed.
+    pub(crate) gpm_samples: usize,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -101,6 +103,7 @@ impl State {
             init_count: 0,
             delivered_events: 0,
             registered: Vec::new(),
+            gpm_samples: 0,
         })
     }
 
@@ -205,22 +208,30 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut State) -> Result<R, u32>) -> Result<R,
     }
 }
 
-/// Hangs while the fixture says `function` is slow: a wedged driver call. Rewriting the
-/// fixture without `slow` releases it.
-pub(crate) fn maybe_hang(function: &str) {
+/// Hangs while the fixture says `function` is slow (on the GPU of `handle`, when it names
+/// one): a wedged driver call. Rewriting the fixture without `slow` releases it.
+pub(crate) fn maybe_hang(function: &str, handle: Option<nvmlDevice_t>) {
+    let gpu = handle.and_then(Target::of).map(|target| match target {
+        Target::Gpu(gpu) | Target::Mig(gpu, _) => gpu,
+    });
+    let applies = |slow: &Option<crate::fixture::Slow>| match slow {
+        Some(slow) if slow.function == function && (slow.gpu.is_none() || slow.gpu == gpu) => {
+            Some(slow.seconds)
+        }
+        _ => None,
+    };
     let start = Instant::now();
     loop {
         let seconds = {
             let mut guard = lock();
             let Some(state) = guard.as_mut() else { return };
-            match &state.fixture.slow {
-                Some(slow) if slow.function == function => {}
-                _ => return,
+            if applies(&state.fixture.slow).is_none() {
+                return;
             }
             state.refresh();
-            match &state.fixture.slow {
-                Some(slow) if slow.function == function => slow.seconds,
-                _ => return,
+            match applies(&state.fixture.slow) {
+                Some(seconds) => seconds,
+                None => return,
             }
         };
         if start.elapsed().as_secs_f64() >= seconds {

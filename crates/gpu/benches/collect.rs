@@ -55,6 +55,16 @@ fn eight_gpus(dir: &Path) -> PathBuf {
     path
 }
 
+/// User and system CPU time of this process, all threads, from `/proc/self/stat`.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // USER_HZ, 100 on every Linux this runs on.
+    ticks / 100.0
+}
+
 /// The fake driver reads its fixture's path from the environment, which a running program
 /// cannot safely change; the benchmark therefore runs itself again with it set.
 fn ensure_fixture_in_environment() {
@@ -76,14 +86,17 @@ fn benches(c: &mut Criterion) {
     let settings = Settings {
         library: Some(fake_library()),
         interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
         xid_events: false,
+        kmsg: None,
         options: Options {
             processes: true,
             pcie_throughput: false,
             procfs: "/proc".into(),
+            gpm: true,
         },
     };
-    let mut worker = Worker::new(settings, Arc::clone(&shared));
+    let mut worker = Worker::new(settings.clone(), Arc::clone(&shared));
     worker.cycle();
     assert_eq!(
         shared.snapshot.load().gpus.len(),
@@ -92,6 +105,36 @@ fn benches(c: &mut Criterion) {
     );
 
     c.bench_function("gpu/collect_cycle_8_gpus", |b| b.iter(|| worker.cycle()));
+
+    // The GPUs are read by threads of their own, in parallel, so a cycle's wall time hides
+    // part of its cost; the process's CPU time over many cycles shows all of it.
+    let cycles = 2000;
+    let before = process_cpu_seconds();
+    for _ in 0..cycles {
+        worker.cycle();
+    }
+    let spent = process_cpu_seconds() - before;
+    println!(
+        "gpu/collect_cycle_8_gpus: CPU {:.1} µs per GPU per cycle ({cycles} cycles)",
+        spent * 1e6 / f64::from(cycles * 8)
+    );
+
+    // The same without GPM: its share of the cycle.
+    let mut plain = Worker::new(
+        Settings {
+            options: Options {
+                gpm: false,
+                ..settings.options.clone()
+            },
+            ..settings.clone()
+        },
+        Arc::new(Shared::default()),
+    );
+    plain.cycle();
+    c.bench_function("gpu/collect_cycle_8_gpus_without_gpm", |b| {
+        b.iter(|| plain.cycle())
+    });
+    drop(plain);
 
     let metrics = GpuMetrics::new(Arc::clone(&shared), Duration::from_secs(10));
     let ctx = ScrapeContext::with_budget(Duration::from_secs(3600));

@@ -10,6 +10,7 @@
 //! Every failure is counted by call and error, and logged once with its context.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -91,6 +92,13 @@ calls! {
     ComputeInstanceId => "nvmlDeviceGetComputeInstanceId",
     ComputeProcesses => "nvmlDeviceGetComputeRunningProcesses_v3",
     ProcessUtilization => "nvmlDeviceGetProcessUtilization",
+    ComputeMode => "nvmlDeviceGetComputeMode",
+    FabricInfo => "nvmlDeviceGetGpuFabricInfo",
+    GridLicensableFeatures => "nvmlDeviceGetGridLicensableFeatures_v4",
+    GpmQueryDeviceSupport => "nvmlGpmQueryDeviceSupport",
+    GpmSampleGet => "nvmlGpmSampleGet",
+    GpmMigSampleGet => "nvmlGpmMigSampleGet",
+    GpmMetricsGet => "nvmlGpmMetricsGet",
     EventSetCreate => "nvmlEventSetCreate",
     RegisterEvents => "nvmlDeviceRegisterEvents",
     EventSetWait => "nvmlEventSetWait_v2",
@@ -185,9 +193,15 @@ impl Support {
     }
 }
 
-/// Failure counts by call and error, and which failures were already logged.
+/// Failure counts by call and error, and which failures were already logged. Shared by
+/// the GPUs' threads; the lock is held only to count, never across an NVML call.
 #[derive(Debug, Default)]
 pub struct Errors {
+    inner: Mutex<ErrorsInner>,
+}
+
+#[derive(Debug, Default)]
+struct ErrorsInner {
     counts: BTreeMap<(Call, &'static str), u64>,
     logged: HashSet<(u32, Call, &'static str)>,
 }
@@ -195,10 +209,14 @@ pub struct Errors {
 impl Errors {
     /// Counts a failure of `call` on `gpu` (`None` for system calls), logging it the first
     /// time it is seen.
-    pub fn record(&mut self, gpu: Option<u32>, call: Call, error: &NvmlError) {
+    pub fn record(&self, gpu: Option<u32>, call: Call, error: &NvmlError) {
         let label = error_label(error);
-        *self.counts.entry((call, label)).or_default() += 1;
-        if !self.logged.insert((gpu.unwrap_or(u32::MAX), call, label)) {
+        let first = {
+            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            *inner.counts.entry((call, label)).or_default() += 1;
+            inner.logged.insert((gpu.unwrap_or(u32::MAX), call, label))
+        };
+        if !first {
             return;
         }
         let function = call.function();
@@ -212,10 +230,13 @@ impl Errors {
     }
 
     /// The counts, ordered by call and error.
-    pub fn counts(&self) -> impl Iterator<Item = (Call, &'static str, u64)> + '_ {
-        self.counts
+    pub fn counts(&self) -> Vec<(Call, &'static str, u64)> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .counts
             .iter()
             .map(|(&(call, error), &n)| (call, error, n))
+            .collect()
     }
 }
 
@@ -285,7 +306,7 @@ impl Progress {
 pub struct Reader<'a> {
     pub gpu: u32,
     pub support: &'a mut Support,
-    pub errors: &'a mut Errors,
+    pub errors: &'a Errors,
     pub progress: &'a Progress,
 }
 
@@ -359,11 +380,11 @@ mod tests {
 
     #[test]
     fn unsupported_calls_are_not_made_again_but_transient_failures_are() {
-        let (mut support, mut errors, progress) = Default::default();
+        let (mut support, errors, progress): (Support, Errors, Progress) = Default::default();
         let mut reader = Reader {
             gpu: 0,
             support: &mut support,
-            errors: &mut errors,
+            errors: &errors,
             progress: &progress,
         };
         let mut made = 0;
@@ -392,7 +413,7 @@ mod tests {
             )),
             Err(Abort::DriverGone)
         );
-        let counts: Vec<_> = errors.counts().collect();
+        let counts = errors.counts();
         assert_eq!(
             counts,
             [

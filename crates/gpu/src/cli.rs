@@ -13,7 +13,7 @@ use kiln_registry::duration::parse_go_duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "kiln-gpu-exporter", version, disable_version_flag = true)]
 #[command(
-    after_help = "GPUs are read on a thread of their own every --collect.interval; a scrape \
+    after_help = "Each GPU is read on a thread of its own every --collect.interval; a scrape \
     serves the latest readings and never waits for the driver."
 )]
 pub struct Cli {
@@ -29,8 +29,9 @@ pub struct Cli {
     #[arg(long = "collect.interval", default_value = "15s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub interval: Duration,
 
-    /// How long one NVML call may run before the driver counts as wedged: scrapes then
-    /// report nvidia_gpu_collect_stalled 1 and withhold the stale readings.
+    /// How long one NVML call may run before it counts as wedged: a GPU whose call runs
+    /// longer is reported as nvidia_gpu_stalled 1 without readings while the others go on;
+    /// a system-wide call that runs longer withholds every GPU's readings.
     #[arg(long = "collect.timeout", default_value = "10s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
 
@@ -44,9 +45,27 @@ pub struct Cli {
     #[arg(long = "collect.pcie-throughput")]
     pub pcie_throughput: bool,
 
+    /// Do not read GPM profiling metrics (SM, tensor and DRAM activity, PCIe and NVLink
+    /// throughput) on GPUs that offer them (Hopper and newer).
+    #[arg(long = "no-collect.gpm")]
+    pub no_gpm: bool,
+
     /// Do not watch for XID errors (nvidia_gpu_xid_errors_total).
     #[arg(long = "no-collect.xid-events")]
     pub no_xid_events: bool,
+
+    /// Do not read the kernel log for XIDs that NVML never reports (XID 79, fallen off the
+    /// bus).
+    #[arg(long = "no-collect.xid-kmsg")]
+    pub no_xid_kmsg: bool,
+
+    /// The kernel log to read XID 79 from.
+    #[arg(
+        long = "collect.xid-kmsg.path",
+        default_value = "/dev/kmsg",
+        value_name = "PATH"
+    )]
+    pub kmsg_path: PathBuf,
 
     /// procfs mount point, for process names and cgroups.
     #[arg(long = "path.procfs", default_value = "/proc", value_name = "PATH")]

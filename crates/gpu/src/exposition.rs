@@ -28,13 +28,19 @@ family!(
     UP,
     gauge,
     "nvidia_gpu_up",
-    "1 if the GPU answered in the latest collection, 0 if it is lost, needs a reset, or the collection is stalled."
+    "1 if the GPU answered in the latest collection, 0 if it is lost, needs a reset, or a call on it (or a system-wide call) is stalled."
+);
+family!(
+    GPU_STALLED,
+    gauge,
+    "nvidia_gpu_stalled",
+    "1 while an NVML call on this GPU has run longer than --collect.timeout; its readings are withheld until it returns, the other GPUs' are not."
 );
 family!(
     STALLED,
     gauge,
     "nvidia_gpu_collect_stalled",
-    "1 while an NVML call has been running for longer than --collect.timeout; per-GPU readings are withheld until it returns."
+    "1 while any NVML call has run longer than --collect.timeout: on one GPU (see nvidia_gpu_stalled), or system-wide, which withholds every GPU's readings."
 );
 family!(
     DURATION,
@@ -73,7 +79,8 @@ impl GpuMetrics {
         }
     }
 
-    /// Whether an NVML call has run past the timeout; logs the first time per stall.
+    /// Whether a system-wide NVML call has run past the timeout; logs the first time per
+    /// stall. (A GPU's stalled call is found by the collection, which publishes it.)
     fn stalled(&self) -> bool {
         let Some(call) = self.shared.progress.current() else {
             self.stall_logged.store(false, Ordering::Relaxed);
@@ -115,16 +122,22 @@ impl Collector for GpuMetrics {
         single(out, &NVML_UP, if snapshot.nvml_up { 1.0 } else { 0.0 });
         single(out, &DEVICES, snapshot.gpus.len() as f64);
         let mut ids = Vec::new();
-        for (labels, up) in &snapshot.gpus {
-            let up = if *up && !stalled { 1.0 } else { 0.0 };
-            write_sample(out, &mut ids, &UP, Some(labels), &[], up);
+        for gpu in &snapshot.gpus {
+            let up = if gpu.up && !stalled { 1.0 } else { 0.0 };
+            write_sample(out, &mut ids, &UP, Some(&gpu.labels), &[], up);
+        }
+        for gpu in &snapshot.gpus {
+            let one = if gpu.stalled { 1.0 } else { 0.0 };
+            write_sample(out, &mut ids, &GPU_STALLED, Some(&gpu.labels), &[], one);
         }
         if !stalled {
             out.append(&snapshot.readings);
         }
         self.shared.xids.write(out);
+        self.shared.kmsg.write(out);
         out.append(&snapshot.errors);
-        single(out, &STALLED, if stalled { 1.0 } else { 0.0 });
+        let any = stalled || snapshot.gpus.iter().any(|gpu| gpu.stalled);
+        single(out, &STALLED, if any { 1.0 } else { 0.0 });
         if snapshot.cycles > 0 {
             single(out, &DURATION, snapshot.duration.as_secs_f64());
             single(out, &LAST, unix_seconds(snapshot.taken));

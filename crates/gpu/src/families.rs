@@ -139,6 +139,27 @@ impl Families {
         self.ids.truncate(checkpoint.ids);
     }
 
+    /// Adds every sample of `other` (sealed), each to the family of its name here, so that
+    /// one GPU's families read by its own thread join the others' without a family twice.
+    pub fn absorb(&mut self, other: &MetricSet, names: &mut Vec<(String, FamilyId)>) {
+        let mut pairs: smallvec::SmallVec<[(&str, &str); 12]> = smallvec::SmallVec::new();
+        for family in other.families() {
+            let id = match names.iter().find(|(name, _)| name == family.name()) {
+                Some(&(_, id)) => id,
+                None => {
+                    let id = self.set.family(family.name(), family.help(), family.kind());
+                    names.push((family.name().to_owned(), id));
+                    id
+                }
+            };
+            for sample in family.samples() {
+                pairs.clear();
+                pairs.extend(sample.labels());
+                self.set.sample(id, &pairs, sample.value());
+            }
+        }
+    }
+
     /// The families written, sealed, to publish.
     pub fn finish(&mut self) -> MetricSet {
         self.set.seal();
@@ -187,6 +208,28 @@ mod tests {
         );
         families.clear();
         assert_eq!(text(&mut families), "", "cleared families render nothing");
+    }
+
+    #[test]
+    fn absorbed_sets_join_families_of_the_same_name() {
+        let mut gpu0 = Families::default();
+        gpu0.sample(&A, &gpu_labels(0, "GPU-a"), &[], 1.0);
+        gpu0.sample(&B, &gpu_labels(0, "GPU-a"), &[("xid", "79")], 3.0);
+        let mut gpu1 = Families::default();
+        gpu1.sample(&A, &gpu_labels(1, "GPU-b"), &[], 2.0);
+        let mut all = Families::default();
+        let mut names = Vec::new();
+        all.absorb(&gpu0.finish(), &mut names);
+        all.absorb(&gpu1.finish(), &mut names);
+        assert_eq!(
+            text(&mut all),
+            "# HELP a_ratio A \"quoted\" help\\\\.\n# TYPE a_ratio gauge\n\
+             a_ratio{gpu=\"0\",uuid=\"GPU-a\"} 1\n\
+             a_ratio{gpu=\"1\",uuid=\"GPU-b\"} 2\n\
+             # HELP b_total B.\n# TYPE b_total counter\n\
+             b_total{gpu=\"0\",uuid=\"GPU-a\",xid=\"79\"} 3\n"
+        );
+        assert_eq!(names.len(), 2);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! kiln-gpu-exporter: NVIDIA GPU metrics through NVML, for Prometheus.
 //!
-//! A thread of its own ([`worker`]) reads every GPU on an interval through nvml-wrapper,
-//! one collector per concern ([`collectors`]), and publishes a [`snapshot`]; scrapes serve
-//! it ([`exposition`]) and never wait for the driver. XID errors arrive on a second thread
+//! Collection threads ([`worker`], one for the system and one per GPU) read every GPU on an
+//! interval through nvml-wrapper, one collector per concern ([`collectors`]), and publish a
+//! [`snapshot`]; scrapes serve it ([`exposition`]) and never wait for the driver, and a call
+//! wedged on one GPU leaves the others' readings fresh. XID errors arrive on a second thread
 //! ([`xid`]). Every NVML call goes through [`calls::Reader`], which remembers what a GPU
 //! cannot answer, marks a GPU that fell off the bus as down while the others keep
 //! reporting, and reopens the library when the driver goes away.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod collectors;
 pub mod exposition;
 pub mod families;
+pub mod kmsg;
 pub mod snapshot;
 mod sys;
 pub mod worker;
@@ -54,11 +56,14 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
     let settings = worker::Settings {
         library: Some(cli.library_path.clone()),
         interval: cli.interval,
+        timeout: cli.timeout,
         xid_events: !cli.no_xid_events,
+        kmsg: (!cli.no_xid_kmsg).then(|| cli.kmsg_path.clone()),
         options: collectors::Options {
             processes: cli.processes,
             pcie_throughput: cli.pcie_throughput,
             procfs: cli.procfs.clone(),
+            gpm: !cli.no_gpm,
         },
     };
     let shared = worker::start(settings).map_err(|error| {

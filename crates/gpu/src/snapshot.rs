@@ -17,8 +17,8 @@ pub struct Snapshot {
     pub cycles: u64,
     /// Whether the NVML library is open and answering.
     pub nvml_up: bool,
-    /// Each GPU index NVML reported: its `gpu`/`uuid` labels and whether it answered.
-    pub gpus: Vec<(GpuLabels, bool)>,
+    /// Each GPU index NVML reported.
+    pub gpus: Vec<GpuState>,
     /// Every per-GPU family, sealed.
     pub readings: MetricSet,
     /// `nvidia_gpu_collect_errors_total`, sealed.
@@ -37,4 +37,15 @@ impl Default for Snapshot {
             errors: MetricSet::default(),
         }
     }
+}
+
+/// How one GPU fared in a cycle.
+#[derive(Debug, Clone)]
+pub struct GpuState {
+    /// Its `gpu`/`uuid` labels (as last read, when it is stalled).
+    pub labels: GpuLabels,
+    /// Whether it answered this cycle.
+    pub up: bool,
+    /// Whether its thread was still inside an NVML call when the cycle ended.
+    pub stalled: bool,
 }

@@ -107,3 +107,68 @@ pub(crate) fn memory_info_v1(device: &Device<'_>) -> Result<MemoryV1, NvmlError>
         used: memory.used,
     })
 }
+
+/// The GPU's registration with the NVSwitch fabric (NVSwitch systems, driver 535 and on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FabricInfo {
+    /// `NVML_GPU_FABRIC_STATE_*`: 0 not supported, 1 not started, 2 in progress, 3 completed.
+    pub(crate) state: u8,
+    /// The registration's outcome, an NVML return code (0: success).
+    pub(crate) status: u32,
+}
+
+/// `nvmlDeviceGetGpuFabricInfo`.
+pub(crate) fn gpu_fabric_info(device: &Device<'_>) -> Result<FabricInfo, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetGpuFabricInfo
+        .as_ref()
+        .map_err(missing)?;
+    // SAFETY: a plain C struct, all zeroes valid.
+    let mut info: nvml_wrapper_sys::bindings::nvmlGpuFabricInfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut info) })?;
+    Ok(FabricInfo {
+        state: info.state,
+        status: info.status,
+    })
+}
+
+/// One licensable vGPU software feature (in a virtual machine with a vGPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Licence {
+    /// `NVML_GRID_LICENSE_FEATURE_CODE_*`: 1 vGPU, 2 NVIDIA RTX, 3 gaming, 4 compute.
+    pub(crate) feature: u32,
+    pub(crate) licensed: bool,
+}
+
+/// `nvmlDeviceGetGridLicensableFeatures_v4`: `None` where the GPU has no vGPU licensing
+/// (bare metal).
+pub(crate) fn vgpu_licences(device: &Device<'_>) -> Result<Option<Vec<Licence>>, NvmlError> {
+    let function = device
+        .nvml()
+        .lib()
+        .nvmlDeviceGetGridLicensableFeatures_v4
+        .as_ref()
+        .map_err(missing)?;
+    // SAFETY: a plain C struct, all zeroes valid.
+    let mut features: nvml_wrapper_sys::bindings::nvmlGridLicensableFeatures_t =
+        unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    nvml_try(unsafe { function(device.handle(), &mut features) })?;
+    if features.isGridLicenseSupported == 0 {
+        return Ok(None);
+    }
+    let count =
+        (features.licensableFeaturesCount as usize).min(features.gridLicensableFeatures.len());
+    Ok(Some(
+        features.gridLicensableFeatures[..count]
+            .iter()
+            .map(|f| Licence {
+                feature: f.featureCode,
+                licensed: f.featureState != 0,
+            })
+            .collect(),
+    ))
+}

@@ -1,7 +1,9 @@
 //! XID errors, from NVML's event queue on a thread of their own.
 //!
 //! Each XID is counted per GPU and code, with the time it was last seen, so the same
-//! XID twice is two increments and nothing needs resetting (unlike a "last XID" gauge).
+//! XID twice is two increments and nothing needs resetting; the latest code per GPU is a
+//! gauge too, as dcgm-exporter's `DCGM_FI_DEV_XID_ERRORS` has it. XIDs that never reach
+//! NVML's event queue come from the kernel log ([`crate::kmsg`]) into the same counts.
 //! The counts live outside the NVML session and survive the library being reopened.
 
 use std::collections::BTreeMap;
@@ -32,6 +34,12 @@ family!(
     "nvidia_gpu_xid_last_timestamp_seconds",
     "When this XID was last reported on this GPU, in seconds since the epoch."
 );
+family!(
+    LAST_CODE,
+    gauge,
+    "nvidia_gpu_xid_last_code",
+    "The XID code most recently reported on this GPU (only GPUs that reported one)."
+);
 
 /// How long one wait for events lasts: how soon the thread notices it should stop.
 const WAIT: Duration = Duration::from_millis(1000);
@@ -48,6 +56,22 @@ pub struct XidCounts {
     seen: Mutex<BTreeMap<(u32, String, u64), Seen>>,
 }
 
+/// Per GPU, the XID seen latest, from the counts.
+fn latest(seen: &BTreeMap<(u32, String, u64), Seen>) -> Vec<((u32, &str), u64)> {
+    let mut latest: Vec<((u32, &str), u64, f64)> = Vec::new();
+    for ((gpu, uuid, xid), s) in seen {
+        match latest
+            .iter_mut()
+            .find(|(key, ..)| *key == (*gpu, uuid.as_str()))
+        {
+            Some(entry) if s.last >= entry.2 => (entry.1, entry.2) = (*xid, s.last),
+            Some(_) => {}
+            None => latest.push(((*gpu, uuid.as_str()), *xid, s.last)),
+        }
+    }
+    latest.into_iter().map(|(key, xid, _)| (key, xid)).collect()
+}
+
 impl XidCounts {
     /// Counts one XID.
     pub fn record(&self, gpu: u32, uuid: &str, xid: u64, at: SystemTime) {
@@ -59,7 +83,8 @@ impl XidCounts {
             .entry((gpu, uuid.to_owned(), xid))
             .or_insert(Seen { count: 0, last });
         entry.count += 1;
-        entry.last = last;
+        // The kernel log may hand over an older record after a newer one.
+        entry.last = entry.last.max(last);
     }
 
     /// Writes both families.
@@ -79,6 +104,10 @@ impl XidCounts {
                 s.count as f64,
             );
             write_sample(out, &mut ids, &LAST, Some(&labels), &extra, s.last);
+        }
+        for ((gpu, uuid), xid) in latest(&seen) {
+            let labels = gpu_labels(gpu, uuid);
+            write_sample(out, &mut ids, &LAST_CODE, Some(&labels), &[], xid as f64);
         }
     }
 }
@@ -195,6 +224,21 @@ mod tests {
         );
         assert!(
             out.contains("nvidia_gpu_xid_errors_total{gpu=\"1\",uuid=\"GPU-b\",xid=\"48\"} 1\n"),
+            "{out}"
+        );
+        counts.record(0, "GPU-a", 13, t(150));
+        let mut set = MetricSet::default();
+        counts.write(&mut set);
+        set.seal();
+        let mut out = String::new();
+        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
+        // The latest per GPU, by when it was seen: 79 at 200 beats 13 at 150.
+        assert!(
+            out.contains("nvidia_gpu_xid_last_code{gpu=\"0\",uuid=\"GPU-a\"} 79\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nvidia_gpu_xid_last_code{gpu=\"1\",uuid=\"GPU-b\"} 48\n"),
             "{out}"
         );
     }

@@ -200,6 +200,111 @@ fn xid_errors_are_counted_per_code_with_their_last_time() {
 }
 
 #[test]
+fn xid_79_is_read_from_the_kernel_log_with_the_same_labels() {
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("kmsg");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kmsg.txt");
+    std::fs::copy(&fixture, &log).unwrap();
+    let flag = format!("--collect.xid-kmsg.path={}", log.display());
+    let exporter = Exporter::start(&fleet(), &[&flag]);
+    let a100_79 = format!("nvidia_gpu_xid_errors_total{{{A100},xid=\"79\"}}");
+    let text = exporter.wait_for(SETTLE, "XID 79 from the kernel log", |t| {
+        value(t, &a100_79) == Some(1.0)
+    });
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_xid_last_code{{{A100}}}")),
+        Some(79.0)
+    );
+    let last = value(
+        &text,
+        &format!("nvidia_gpu_xid_last_timestamp_seconds{{{A100},xid=\"79\"}}"),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(last > 0.0 && last <= now, "{last}");
+    // XID 13 reaches NVML's events, so the log's copy is not counted a second time.
+    assert!(!text.contains("xid=\"13\""), "{text}");
+    // An address no GPU has is counted, not dropped silently.
+    assert_eq!(
+        value(&text, "nvidia_gpu_xid_kmsg_unmatched_total"),
+        Some(1.0),
+        "{text}"
+    );
+    // A line logged while the exporter runs is read too.
+    let mut appended = std::fs::read_to_string(&log).unwrap();
+    appended.push_str("3,2601,91000000,-;NVRM: Xid (PCI:0000:00:1e): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n");
+    std::fs::write(&log, appended).unwrap();
+    exporter.wait_for(SETTLE, "the T4's XID 79", |t| {
+        value(
+            t,
+            &format!("nvidia_gpu_xid_errors_total{{{T4},xid=\"79\"}}"),
+        ) == Some(1.0)
+            && value(t, &a100_79) == Some(1.0)
+    });
+}
+
+#[test]
+fn compute_mode_recovery_action_and_fabric_state_follow_the_driver() {
+    let mut fixture = fleet();
+    let exporter = Exporter::start(&fixture, &[]);
+    let text = exporter.metrics();
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_compute_mode{{{A100}}}")),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_compute_mode{{{T4}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_recovery_action{{{H100}}}")),
+        Some(0.0)
+    );
+    // The T4's driver answers no recovery action: absent, not 0.
+    assert!(
+        !text.contains(&format!("nvidia_gpu_recovery_action{{{T4}}}")),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("nvidia_gpu_fabric_state{{{H100}}}")),
+        Some(3.0)
+    );
+    // Only the NVSwitch system's GPU has a fabric state.
+    assert!(
+        !text.contains(&format!("nvidia_gpu_fabric_state{{{A100}}}")),
+        "{text}"
+    );
+    // Bare metal: no licences.
+    assert!(!text.contains("nvidia_gpu_vgpu_licensed{"), "{text}");
+    fixture["devices"][2]["vgpu_licences"] = json!([{"feature": 4, "licensed": true}]);
+    fixture["devices"][0]["recovery_action"] = json!(2);
+    fixture["devices"][0]["fabric"] = json!({"state": 3, "status": 999});
+    exporter.rewrite(&fixture);
+    exporter.wait_for(SETTLE, "a node reboot asked for", |t| {
+        value(t, &format!("nvidia_gpu_recovery_action{{{H100}}}")) == Some(2.0)
+            && value(
+                t,
+                &format!("nvidia_gpu_fabric_registration_failed{{{H100}}}"),
+            ) == Some(1.0)
+    });
+    // The T4 in a virtual machine, its vCompute licence held. (The bare-metal answer was
+    // remembered for the GPU as it was, so another exporter starts on the new fixture.)
+    let vm = Exporter::start(&fixture, &[]);
+    let text = vm.metrics();
+    assert_eq!(
+        value(
+            &text,
+            &format!("nvidia_gpu_vgpu_licensed{{{T4},feature=\"compute\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_wedged_driver_call_never_hangs_a_scrape() {
     let mut fixture = fleet();
     let exporter = Exporter::start(&fixture, &["--collect.timeout=500ms"]);
@@ -208,9 +313,16 @@ fn a_wedged_driver_call_never_hangs_a_scrape() {
     let text = exporter.wait_for(SETTLE, "the stall to be reported", |t| {
         value(t, "nvidia_gpu_collect_stalled") == Some(1.0)
     });
-    // Readings are withheld rather than served stale, and every GPU reads as down.
+    // The call wedges on every GPU: readings are withheld rather than served stale, and
+    // every GPU reads as down and stalled.
     assert!(!text.contains("nvidia_gpu_temperature_celsius{"), "{text}");
-    assert_eq!(value(&text, &format!("nvidia_gpu_up{{{H100}}}")), Some(0.0));
+    for gpu in [H100, A100, T4] {
+        assert_eq!(value(&text, &format!("nvidia_gpu_up{{{gpu}}}")), Some(0.0));
+        assert_eq!(
+            value(&text, &format!("nvidia_gpu_stalled{{{gpu}}}")),
+            Some(1.0)
+        );
+    }
     let started = Instant::now();
     for _ in 0..5 {
         exporter.metrics();
@@ -231,6 +343,77 @@ fn a_wedged_driver_call_never_hangs_a_scrape() {
         value(t, "nvidia_gpu_collect_stalled") == Some(0.0)
             && value(t, &format!("nvidia_gpu_power_usage_watts{{{H100}}}")) == Some(512.345)
     });
+}
+
+#[test]
+fn a_call_wedged_on_one_gpu_leaves_the_others_fresh() {
+    let mut fixture = fleet();
+    fixture["devices"][2]["energy_mj"] = json!({"start": 1_000_000, "per_second": 700_000});
+    let exporter = Exporter::start(&fixture, &["--collect.timeout=500ms"]);
+    fixture["slow"] = json!({"function": "nvmlDeviceGetPowerUsage", "seconds": 120, "gpu": 0});
+    exporter.rewrite(&fixture);
+    let text = exporter.wait_for(SETTLE, "GPU 0 to be reported stalled", |t| {
+        value(t, &format!("nvidia_gpu_stalled{{{H100}}}")) == Some(1.0)
+    });
+    // Exactly GPU 0 is stale: down, stalled, without readings.
+    assert_eq!(value(&text, &format!("nvidia_gpu_up{{{H100}}}")), Some(0.0));
+    assert!(
+        !text.contains(&format!("nvidia_gpu_temperature_celsius{{{H100}}}")),
+        "{text}"
+    );
+    assert_eq!(value(&text, "nvidia_gpu_collect_stalled"), Some(1.0));
+    for gpu in [A100, T4] {
+        assert_eq!(value(&text, &format!("nvidia_gpu_up{{{gpu}}}")), Some(1.0));
+        assert_eq!(
+            value(&text, &format!("nvidia_gpu_stalled{{{gpu}}}")),
+            Some(0.0)
+        );
+    }
+    // The others keep being read: the T4's energy counter goes on advancing, cycle by cycle.
+    let energy = format!("nvidia_gpu_energy_consumption_joules_total{{{T4}}}");
+    let first = value(&text, &energy).unwrap();
+    let later = exporter.wait_for(SETTLE, "the T4's energy to advance", |t| {
+        value(t, &energy).is_some_and(|v| v > first + 100.0)
+    });
+    assert_eq!(
+        value(&later, &format!("nvidia_gpu_up{{{H100}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&later, &format!("nvidia_gpu_temperature_celsius{{{A100}}}")),
+        Some(44.0)
+    );
+    let log = exporter.log_text();
+    assert!(
+        log.contains("level=error") && log.contains("nvmlDeviceGetPowerUsage"),
+        "{log}"
+    );
+    // The call returns: GPU 0 is read again.
+    fixture.as_object_mut().unwrap().remove("slow");
+    exporter.rewrite(&fixture);
+    exporter.wait_for(SETTLE, "GPU 0 to recover", |t| {
+        value(t, &format!("nvidia_gpu_stalled{{{H100}}}")) == Some(0.0)
+            && value(t, &format!("nvidia_gpu_up{{{H100}}}")) == Some(1.0)
+            && value(t, &format!("nvidia_gpu_power_usage_watts{{{H100}}}")) == Some(512.345)
+            && value(t, "nvidia_gpu_collect_stalled") == Some(0.0)
+    });
+}
+
+#[test]
+fn a_file_that_is_not_nvml_is_refused_like_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libnvidia-ml.so.1");
+    std::fs::write(&library, b"not a shared object\n").unwrap();
+    let exporter = Exporter::start_in(dir, &fleet(), &library, &[]);
+    let text = exporter.metrics();
+    assert_eq!(value(&text, "nvidia_gpu_nvml_up"), Some(0.0), "{text}");
+    let status = get(exporter.port, "/-/ready").map(|(status, _)| status);
+    assert_eq!(status, Some(503));
+    let log = exporter.log_text();
+    assert!(
+        log.contains("level=error") && log.contains(&library.display().to_string()),
+        "the error names the library tried: {log}"
+    );
 }
 
 #[test]

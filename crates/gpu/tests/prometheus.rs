@@ -22,6 +22,7 @@ fn the_rules_pass_their_promtool_unit_tests() {
         .arg("test")
         .arg("rules")
         .arg(rules_dir().join("tests/dcgm-compat.test.yml"))
+        .arg(rules_dir().join("tests/dcgm-compat-gpm.test.yml"))
         .output()
         .expect("promtool runs (scripts/test installs Debian's prometheus)");
     assert!(
@@ -64,6 +65,39 @@ fn dashboard_12239_queries_answer_from_a_real_prometheus() {
         assert!(
             (got - expected).abs() < 1e-6 * expected.abs().max(1.0),
             "{expr}: {got} != {expected}"
+        );
+    }
+}
+
+#[test]
+fn gpm_and_xid_rules_answer_from_a_real_prometheus() {
+    let exporter = Exporter::start(&fleet(), &[]);
+    let rules = rules_dir().join("dcgm-compat.yml");
+    let prometheus =
+        Prometheus::scraping("gpu", &[format!("127.0.0.1:{}", exporter.port)], &[&rules]);
+    let instance = format!("127.0.0.1:{}", exporter.port);
+    // Dashboard 12239's Tensor Core panel, and the other profiling names, for the H100.
+    let expected = [
+        ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", 0.935),
+        ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 0.985),
+        ("DCGM_FI_PROF_SM_ACTIVE", 0.965),
+        ("DCGM_FI_PROF_DRAM_ACTIVE", 0.16),
+        ("DCGM_FI_PROF_PCIE_TX_BYTES", 1144.5 * 1_048_576.0),
+        ("DCGM_FI_PROF_PCIE_RX_BYTES", 3242.5 * 1_048_576.0),
+        (
+            "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+            (20480.0 + 19456.0) * 1_048_576.0 / 1e6,
+        ),
+        ("DCGM_FI_DEV_XID_ERRORS", 0.0),
+    ];
+    for (metric, want) in expected {
+        let expr = format!("{metric}{{instance=\"{instance}\",gpu=\"0\"}}");
+        let result = prometheus.query_result(&expr);
+        assert_eq!(result.as_array().unwrap().len(), 1, "{expr}: {result}");
+        let got: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(
+            (got - want).abs() < 1e-9 * want.abs().max(1.0),
+            "{expr}: {got} != {want}"
         );
     }
 }

@@ -47,6 +47,7 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
         return Ok(());
     };
     let enabled = mode.current == MIG_ENABLED;
+    cx.learnt.mig_instances.clear();
     out.sample(&ENABLED, cx.labels, &[], if enabled { 1.0 } else { 0.0 });
     if !enabled {
         return Ok(());
@@ -80,6 +81,9 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
         let ci = cx
             .reader
             .call(Call::ComputeInstanceId, || sys::compute_instance_id(&mig))?;
+        if let Some(gi) = gi.filter(|gi| !cx.learnt.mig_instances.contains(gi)) {
+            cx.learnt.mig_instances.push(gi);
+        }
         let (gi, ci) = (
             gi.map(|v| v.to_string()).unwrap_or_default(),
             ci.map(|v| v.to_string()).unwrap_or_default(),

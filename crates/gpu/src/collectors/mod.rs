@@ -4,6 +4,7 @@
 
 pub mod clocks;
 pub mod ecc;
+pub mod gpm;
 pub mod identity;
 pub mod memory;
 pub mod mig;
@@ -11,6 +12,7 @@ pub mod nvlink;
 pub mod pcie;
 pub mod power;
 pub mod processes;
+pub mod state;
 pub mod thermal;
 pub mod throttle;
 pub mod utilization;
@@ -32,6 +34,8 @@ pub struct Options {
     pub pcie_throughput: bool,
     /// Where `/proc` is, for process names and cgroups.
     pub procfs: std::path::PathBuf,
+    /// GPM profiling metrics on GPUs that have them (on unless `--no-collect.gpm`).
+    pub gpm: bool,
 }
 
 /// Facts learnt about one device that do not change while it stays the same device.
@@ -44,12 +48,18 @@ pub struct Learnt {
     pub nvlinks: Option<u32>,
     /// The newest process-utilisation sample seen, in µs.
     pub last_process_sample: u64,
+    /// The MIG GPU instances found this cycle.
+    pub mig_instances: Vec<u32>,
+    /// GPM support and the samples kept from the previous cycle.
+    pub gpm: gpm::Samples,
 }
 
 /// One GPU's reading for a cycle.
 #[derive(Debug)]
 pub struct Context<'a, 'n> {
     pub device: &'a Device<'n>,
+    /// The library `device` belongs to.
+    pub nvml: &'a std::sync::Arc<nvml_wrapper::Nvml>,
     /// `gpu="…",uuid="…"`.
     pub labels: &'a crate::families::GpuLabels,
     pub reader: Reader<'a>,
@@ -77,6 +87,8 @@ pub fn collect(cx: &mut Context<'_, '_>, out: &mut Families) -> Result<(), Abort
     pcie::collect(cx, out)?;
     nvlink::collect(cx, out)?;
     mig::collect(cx, out)?;
+    gpm::collect(cx, out)?;
+    state::collect(cx, out)?;
     processes::collect(cx, out)?;
     Ok(())
 }

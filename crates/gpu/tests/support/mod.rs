@@ -113,7 +113,15 @@ impl Exporter {
             .env("FAKE_NVML_FIXTURE", dir.path().join("fixture.json"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--nvml.library-path={}", library.display()))
-            .arg("--collect.interval=100ms")
+            .args(
+                (!args.iter().any(|a| a.starts_with("--collect.interval")))
+                    .then_some("--collect.interval=100ms"),
+            )
+            // The host's own kernel log is no business of these tests.
+            .args(
+                (!args.iter().any(|a| a.starts_with("--collect.xid-kmsg")))
+                    .then_some("--no-collect.xid-kmsg"),
+            )
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
