@@ -157,7 +157,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("gpu/serve_scrape_8_gpus", |b| {
         b.iter(|| serve(&mut set, &mut out))
     });
-    // The collector's part alone: the snapshot copied into the scrape's set.
+    // The collector's part alone: the snapshot shared into the scrape's set.
     c.bench_function("gpu/snapshot_into_set_8_gpus", |b| {
         b.iter(|| {
             set.clear();

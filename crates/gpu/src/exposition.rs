@@ -131,11 +131,11 @@ impl Collector for GpuMetrics {
             write_sample(out, &mut ids, &GPU_STALLED, Some(&gpu.labels), &[], one);
         }
         if !stalled {
-            out.append(&snapshot.readings);
+            out.share(&snapshot.readings);
         }
         self.shared.xids.write(out);
         self.shared.kmsg.write(out);
-        out.append(&snapshot.errors);
+        out.share(&snapshot.errors);
         let any = stalled || snapshot.gpus.iter().any(|gpu| gpu.stalled);
         single(out, &STALLED, if any { 1.0 } else { 0.0 });
         if snapshot.cycles > 0 {

@@ -1,8 +1,9 @@
 //! What one collection cycle found, shared with the scrapes.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kiln_registry::MetricSet;
+use kiln_registry::{MetricSet, SharedSet};
 
 use crate::families::GpuLabels;
 
@@ -19,10 +20,10 @@ pub struct Snapshot {
     pub nvml_up: bool,
     /// Each GPU index NVML reported.
     pub gpus: Vec<GpuState>,
-    /// Every per-GPU family, sealed.
-    pub readings: MetricSet,
-    /// `nvidia_gpu_collect_errors_total`, sealed.
-    pub errors: MetricSet,
+    /// Every per-GPU family, encoded once for all the scrapes of this cycle.
+    pub readings: Arc<SharedSet>,
+    /// `nvidia_gpu_collect_errors_total`.
+    pub errors: Arc<SharedSet>,
 }
 
 impl Default for Snapshot {
@@ -33,8 +34,8 @@ impl Default for Snapshot {
             cycles: 0,
             nvml_up: false,
             gpus: Vec::new(),
-            readings: MetricSet::default(),
-            errors: MetricSet::default(),
+            readings: Arc::new(SharedSet::new(MetricSet::default())),
+            errors: Arc::new(SharedSet::new(MetricSet::default())),
         }
     }
 }

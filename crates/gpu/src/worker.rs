@@ -19,7 +19,7 @@ use nvml_wrapper::{Device, Nvml};
 use crate::calls::{Abort, Call, Errors, Meaning, Progress, Reader, Support, meaning};
 use crate::collectors::identity::{self, Identity, System};
 use crate::collectors::{self, Context, Learnt, Options};
-use kiln_registry::{FamilyId, MetricSet};
+use kiln_registry::{FamilyId, MetricSet, SharedSet};
 
 use crate::families::{self, Families, GpuLabels};
 use crate::family;
@@ -472,15 +472,14 @@ impl Worker {
                 count as f64,
             );
         }
-        errors.seal();
         self.shared.snapshot.store(Arc::new(Snapshot {
             taken: SystemTime::now(),
             duration: started.elapsed(),
             cycles: self.cycles,
             nvml_up: self.session.is_some(),
             gpus,
-            readings,
-            errors,
+            readings: Arc::new(SharedSet::new(readings)),
+            errors: Arc::new(SharedSet::new(errors)),
         }));
     }
 }
