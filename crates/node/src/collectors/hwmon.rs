@@ -246,7 +246,7 @@ fn read_sensors(dir: &Path, data: &mut SensorData) {
         };
         data.entry(format!("{kind}{id}"))
             .or_default()
-            .insert(element.to_owned(), value);
+            .insert(element.to_owned(), value.to_string());
     }
 }
 

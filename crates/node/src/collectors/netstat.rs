@@ -1,23 +1,31 @@
 //! `netstat`: the network protocol statistics of `/proc/net/netstat`, `/proc/net/snmp`
 //! and `/proc/net/snmp6` whose `<Protocol>_<Field>` names match `--collector.netstat.fields`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Netstat {
-        paths: settings.paths.clone(),
+        netstat: settings.paths.proc("net/netstat"),
+        snmp: settings.paths.proc("net/snmp"),
+        snmp6: settings.paths.proc("net/snmp6"),
         fields: filter::regex("collector.netstat.fields", &settings.options.netstat_fields)?,
     })
 }
 
 struct Netstat {
-    paths: Paths,
+    /// `/proc/net/netstat`.
+    netstat: PathBuf,
+    /// `/proc/net/snmp`.
+    snmp: PathBuf,
+    /// `/proc/net/snmp6`, missing when IPv6 is off.
+    snmp6: PathBuf,
     fields: Regex,
 }
 
@@ -60,10 +68,10 @@ impl Collector for Netstat {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let netstat = read::file(&self.paths.proc("net/netstat"))?;
-        let snmp = read::file(&self.paths.proc("net/snmp"))?;
+        let netstat = read::file(&self.netstat)?;
+        let snmp = read::file(&self.snmp)?;
         // snmp6 is missing when IPv6 is disabled.
-        let snmp6 = read::optional_trimmed(&self.paths.proc("net/snmp6")).unwrap_or_default();
+        let snmp6 = read::optional_trimmed(&self.snmp6).unwrap_or_default();
         let mut stats = parse_pairs(&netstat);
         stats.extend(parse_pairs(&snmp));
         stats.extend(parse_snmp6(&snmp6));

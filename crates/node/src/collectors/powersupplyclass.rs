@@ -131,7 +131,7 @@ impl Collector for PowerSupplyClass {
             let mut labels = vec![("power_supply".to_owned(), name.clone())];
             for text in TEXTS {
                 if let Some(value) = read::attribute(&dir.join(text)).filter(|v| !v.is_empty()) {
-                    labels.push((text.to_owned(), value));
+                    labels.push((text.to_owned(), value.to_string()));
                 }
             }
             infos.push(labels);

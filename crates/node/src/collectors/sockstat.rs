@@ -1,21 +1,26 @@
 //! `sockstat`: socket counts and memory per protocol from `/proc/net/sockstat{,6}`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Sockstat {
-        paths: settings.paths.clone(),
+        sockstat: settings.paths.proc("net/sockstat"),
+        sockstat6: settings.paths.proc("net/sockstat6"),
         page_size: rustix::param::page_size() as f64,
     })
 }
 
 struct Sockstat {
-    paths: Paths,
+    /// `/proc/net/sockstat`.
+    sockstat: PathBuf,
+    /// `/proc/net/sockstat6`, missing when IPv6 is off.
+    sockstat6: PathBuf,
     page_size: f64,
 }
 
@@ -70,9 +75,9 @@ impl Collector for Sockstat {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        self.write(&read::file(&self.paths.proc("net/sockstat"))?, out);
+        self.write(&read::file(&self.sockstat)?, out);
         // Absent when IPv6 is disabled.
-        if let Some(text) = read::optional_trimmed(&self.paths.proc("net/sockstat6")) {
+        if let Some(text) = read::optional_trimmed(&self.sockstat6) {
             self.write(&text, out);
         }
         Ok(())
