@@ -581,6 +581,51 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_text_gives_its_buffer_to_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meminfo");
+        std::fs::write(&path, "MemTotal: 1 kB\n").unwrap();
+        let first = read_text(&path).unwrap();
+        let buffer = first.as_ptr();
+        drop(first);
+        let second = read_text(&path).unwrap();
+        assert_eq!(second.as_ptr(), buffer, "the pooled buffer is reused");
+        assert_eq!(second, "MemTotal: 1 kB\n");
+    }
+
+    #[test]
+    fn entries_come_sorted_and_are_read_below() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["cpu10", "cpu2", "cpu1", "other"] {
+            std::fs::create_dir_all(dir.path().join(name).join("topology")).unwrap();
+            std::fs::write(
+                dir.path().join(name).join("topology/core_id"),
+                format!("{name}\n"),
+            )
+            .unwrap();
+        }
+        let entries = Entries::list(dir.path(), |name| name.starts_with("cpu")).unwrap();
+        let names: Vec<&str> = entries.names().collect();
+        assert_eq!(names, ["cpu1", "cpu2", "cpu10"]);
+        let core = entries.dir().attribute_at(&["cpu10", "topology/core_id"]);
+        assert_eq!(core.as_deref(), Some("cpu10"));
+        let cpu2 = entries.dir().open_at(&["cpu2"]).unwrap();
+        assert_eq!(cpu2.attribute("topology/core_id").as_deref(), Some("cpu2"));
+        assert!(entries.dir().open_at(&["cpu3"]).is_none());
+        assert!(matches!(
+            Entries::list(&dir.path().join("missing"), |_| true),
+            Err(CollectError::NoData)
+        ));
+    }
+
+    #[test]
+    fn stack_text_holds_short_names_only() {
+        let name = StackText::format(format_args!("b{}:{}", 259, 0)).unwrap();
+        assert_eq!(name.as_str(), "b259:0");
+        assert!(StackText::format(format_args!("{}", "x".repeat(65))).is_none());
+    }
+
+    #[test]
     fn natural_order_compares_digit_runs_as_numbers() {
         let mut names = vec!["cpu10", "cpu2", "cpu1", "eth0", "cpu"];
         names.sort_by(|a, b| natural_cmp(a, b));
