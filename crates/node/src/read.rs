@@ -3,17 +3,156 @@
 //! sysfs attributes are small and often vanish under us (a network device removed while
 //! we read it, a sensor driver unbound): the `optional` readers turn such reads into `None`
 //! so a collector skips the value instead of failing the whole scrape.
+//!
+//! A scrape reads a few hundred files. Their text lands in buffers taken from a small
+//! per-thread pool and given back when the [`Text`] is dropped, and directories are listed
+//! into pooled buffers too ([`Entries`]), so once the collector threads have warmed up,
+//! reading a file or a directory allocates nothing.
 
+use std::ffi::CStr;
 use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use kiln_registry::CollectError;
+use rustix::fs::{Mode, OFlags};
+
+mod pool {
+    //! Buffers kept per thread between reads. Collectors run on the runner's blocking
+    //! threads, which stay alive between scrapes, so each thread's pool warms up in its
+    //! first scrape and is reused from then on. A thread keeps few and small buffers: a
+    //! rare large file (`/proc/net/tcp` of a busy host) is read into a buffer that is freed
+    //! afterwards, not held for good.
+
+    use std::cell::RefCell;
+
+    /// Buffers kept per thread: more than the reads a collector has open at once.
+    const KEEP: usize = 8;
+    /// Buffers larger than this are freed rather than kept.
+    const KEEP_BYTES: usize = 64 << 10;
+
+    thread_local! {
+        static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static RANGES: RefCell<Vec<Vec<(u32, u32)>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty byte buffer, with the capacity it had when it was given back.
+    pub(super) fn bytes() -> Vec<u8> {
+        BYTES
+            .try_with(|pool| pool.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Gives a byte buffer back for a later read.
+    pub(super) fn give_bytes(buffer: Vec<u8>) {
+        give(&BYTES, buffer, buffer_bytes::<u8>);
+    }
+
+    /// An empty list of ranges (a directory's names, as offsets into their text).
+    pub(super) fn ranges() -> Vec<(u32, u32)> {
+        RANGES
+            .try_with(|pool| pool.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Gives a list of ranges back.
+    pub(super) fn give_ranges(ranges: Vec<(u32, u32)>) {
+        give(&RANGES, ranges, buffer_bytes::<(u32, u32)>);
+    }
+
+    fn buffer_bytes<T>(buffer: &Vec<T>) -> usize {
+        buffer.capacity() * size_of::<T>()
+    }
+
+    fn give<T: 'static>(
+        pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<T>>>>,
+        mut buffer: Vec<T>,
+        bytes: fn(&Vec<T>) -> usize,
+    ) {
+        let size = bytes(&buffer);
+        if size == 0 || size > KEEP_BYTES {
+            return;
+        }
+        buffer.clear();
+        // During thread exit the pool may be gone already; the buffer is then just freed.
+        let _ = pool.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut()
+                && pool.len() < KEEP
+            {
+                pool.push(buffer);
+            }
+        });
+    }
+}
+
+/// The text of a file, in a pooled buffer that goes back to the pool when this is dropped.
+/// Reads as a `&str`.
+#[derive(Default)]
+pub(crate) struct Text(String);
+
+impl Text {
+    /// Without trailing white space (the newline sysfs and procfs end a value with).
+    fn trimmed(mut self) -> Self {
+        let len = self.0.trim_end().len();
+        self.0.truncate(len);
+        self
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for Text {
+    fn drop(&mut self) {
+        pool::give_bytes(std::mem::take(&mut self.0).into_bytes());
+    }
+}
 
 /// Reads a whole file as text. Unlike `std::fs::read_to_string` it does not ask the file's
 /// size first: procfs and sysfs report 0 or 4096 for every file, so that `statx` is one
 /// system call in four of a scrape and helps nothing.
-pub(crate) fn read_text(path: &Path) -> io::Result<String> {
+pub(crate) fn read_text(path: &Path) -> io::Result<Text> {
     read_until(path, End::ZeroRead)
 }
 
@@ -22,7 +161,7 @@ pub(crate) fn read_text(path: &Path) -> io::Result<String> {
 /// one `read` a file instead of two, the second only to learn what the first implied.
 /// procfs gives no such promise (a `seq_file` may stop at any record), so procfs files go
 /// through [`read_text`].
-pub(crate) fn read_attribute(path: &Path) -> io::Result<String> {
+pub(crate) fn read_attribute(path: &Path) -> io::Result<Text> {
     read_until(path, End::ShortRead)
 }
 
@@ -40,54 +179,73 @@ enum End {
 /// put in its place, costs a bounded read and a failed collector, not all memory.
 pub(crate) const MAX_FILE_BYTES: usize = 64 << 20;
 
-fn read_until(path: &Path, end: End) -> io::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+/// Room a read asks for at least: more than a page, so a full sysfs attribute still comes
+/// back as a short read.
+const READ_BYTES: usize = 4096 + 512;
+
+fn read_until(path: &Path, end: End) -> io::Result<Text> {
     // Non-blocking, so a FIFO where a file should be reads as empty instead of waiting for
-    // a writer for ever (it has no effect on regular files).
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    read_file_until(file, end)
+    // a writer for ever (it has no effect on regular files). rustix turns a path of usual
+    // length into a C string on the stack, without allocating.
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    read_fd_until(&fd, end)
 }
 
-fn read_file_until(mut file: std::fs::File, end: End) -> io::Result<String> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    // Larger than a page, so a full sysfs attribute still comes back as a short read.
-    let mut chunk = [0u8; 4096 + 512];
+/// Reads `fd` to its end into a pooled buffer, straight into the buffer's spare room (no
+/// copy, no zeroing).
+fn read_fd_until(fd: impl AsFd, end: End) -> io::Result<Text> {
+    let mut bytes = pool::bytes();
     loop {
-        match file.read(&mut chunk) {
+        if bytes.capacity() - bytes.len() < READ_BYTES {
+            bytes.reserve(READ_BYTES);
+        }
+        let room = bytes.capacity() - bytes.len();
+        let before = bytes.len();
+        match rustix::io::read(&fd, rustix::buffer::spare_capacity(&mut bytes)) {
             Ok(0) => break,
-            Ok(_) if bytes.len() >= MAX_FILE_BYTES => {
+            Ok(_) if before >= MAX_FILE_BYTES => {
+                pool::give_bytes(bytes);
                 return Err(io::Error::new(
                     io::ErrorKind::FileTooLarge,
                     format!("longer than {} MiB", MAX_FILE_BYTES >> 20),
                 ));
             }
             Ok(read) => {
-                bytes.extend_from_slice(&chunk[..read]);
-                if end == End::ShortRead && read < chunk.len() {
+                if end == End::ShortRead && read < room {
                     break;
                 }
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(rustix::io::Errno::INTR) => {}
             // A FIFO without a writer: nothing to read.
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-            Err(error) => return Err(error),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(error) => {
+                pool::give_bytes(bytes);
+                return Err(error.into());
+            }
         }
     }
-    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Text(text)),
+        Err(error) => {
+            let utf8 = error.utf8_error();
+            pool::give_bytes(error.into_bytes());
+            Err(io::Error::new(io::ErrorKind::InvalidData, utf8))
+        }
+    }
 }
 
 /// Reads a whole file; the error names the file.
-pub(crate) fn file(path: &Path) -> Result<String, CollectError> {
+pub(crate) fn file(path: &Path) -> Result<Text, CollectError> {
     read_text(path).map_err(|error| failed(path, error))
 }
 
 /// Reads a whole file, treating a missing file (or directory) as "nothing here": hardware
 /// collectors report [`CollectError::NoData`] then, as node_exporter does.
-pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
+pub(crate) fn file_or_no_data(path: &Path) -> Result<Text, CollectError> {
     read_text(path).map_err(|error| match error.kind() {
         io::ErrorKind::NotFound => CollectError::NoData,
         _ => failed(path, error),
@@ -95,14 +253,14 @@ pub(crate) fn file_or_no_data(path: &Path) -> Result<String, CollectError> {
 }
 
 /// A file's content without the trailing newline, or `None` if it cannot be read.
-pub(crate) fn optional_trimmed(path: &Path) -> Option<String> {
-    trimmed(read_text(path).ok()?)
+pub(crate) fn optional_trimmed(path: &Path) -> Option<Text> {
+    Some(read_text(path).ok()?.trimmed())
 }
 
 /// A sysfs attribute without the trailing newline, or `None` if it cannot be read (see
 /// [`read_attribute`]).
-pub(crate) fn attribute(path: &Path) -> Option<String> {
-    trimmed(read_attribute(path).ok()?)
+pub(crate) fn attribute(path: &Path) -> Option<Text> {
+    Some(read_attribute(path).ok()?.trimmed())
 }
 
 /// A sysfs attribute holding one number, or `None` if it is missing, unreadable or not a
@@ -116,42 +274,223 @@ pub(crate) fn attribute_value<T: FromStr>(path: &Path) -> Option<T> {
 /// once per attribute, which for a network interface's forty-odd files was most of the
 /// kernel's share of a scrape.
 pub(crate) struct AttributeDir {
-    fd: std::os::fd::OwnedFd,
+    fd: OwnedFd,
 }
 
 impl AttributeDir {
     /// Opens `path`, or `None` if it is missing or not a directory.
     pub(crate) fn open(path: &Path) -> Option<Self> {
-        use rustix::fs::{Mode, OFlags};
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
         Some(Self { fd })
     }
 
-    /// The attribute `name` without its trailing newline, as [`attribute`] reads it.
-    pub(crate) fn attribute(&self, name: &str) -> Option<String> {
-        trimmed(self.read(name).ok()?)
+    /// The directory `parts` joined by `/` below this one (`["cpu0", "cpufreq"]`), or
+    /// `None` if it is missing or not a directory.
+    pub(crate) fn open_at(&self, parts: &[&str]) -> Option<Self> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = with_relative(parts, |name| {
+            rustix::fs::openat(&self.fd, name, flags, Mode::empty()).ok()
+        })??;
+        Some(Self { fd })
     }
 
-    /// The whole of `name` (a path relative to this directory), read as [`read_attribute`]
-    /// reads: capped, non-blocking, done at the first short read. Fit for cgroup files too,
-    /// which, like sysfs attributes, hand over their whole text to the first read.
-    pub(crate) fn read(&self, name: &str) -> io::Result<String> {
-        use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        )?;
-        read_file_until(std::fs::File::from(fd), End::ShortRead)
+    /// The attribute `name` (which may hold `/`) without its trailing newline, as
+    /// [`attribute`] reads it.
+    pub(crate) fn attribute(&self, name: &str) -> Option<Text> {
+        self.attribute_at(&[name])
+    }
+
+    /// The attribute at `parts` joined by `/` (`["eth0", "mtu"]`), as [`attribute`] reads it.
+    pub(crate) fn attribute_at(&self, parts: &[&str]) -> Option<Text> {
+        Some(self.read(parts, End::ShortRead).ok()?.trimmed())
+    }
+
+    /// The attribute `name` holding one number, as [`attribute_value`] reads it.
+    pub(crate) fn attribute_value<T: FromStr>(&self, name: &str) -> Option<T> {
+        self.attribute_value_at(&[name])
+    }
+
+    /// The attribute at `parts` joined by `/` holding one number.
+    pub(crate) fn attribute_value_at<T: FromStr>(&self, parts: &[&str]) -> Option<T> {
+        self.attribute_at(parts)?.trim().parse().ok()
+    }
+
+    /// The whole file at `parts` joined by `/`, read to its end as [`read_text`] does,
+    /// without the trailing newline; `None` if it cannot be read.
+    pub(crate) fn optional_trimmed_at(&self, parts: &[&str]) -> Option<Text> {
+        Some(self.read(parts, End::ZeroRead).ok()?.trimmed())
+    }
+
+    /// The whole file at `parts` joined by `/`, read as [`read_attribute`] reads: capped,
+    /// non-blocking, done at the first short read. Fit for cgroup files too, which, like
+    /// sysfs attributes, hand over their whole text to the first read.
+    pub(crate) fn read_whole(&self, parts: &[&str]) -> io::Result<Text> {
+        self.read(parts, End::ShortRead)
+    }
+
+    fn read(&self, parts: &[&str], end: End) -> io::Result<Text> {
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = with_relative(parts, |name| {
+            rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+        })
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))??;
+        read_fd_until(&fd, end)
     }
 }
 
-fn trimmed(mut text: String) -> Option<String> {
-    let trimmed_len = text.trim_end().len();
-    text.truncate(trimmed_len);
-    Some(text)
+/// Calls `with` with `parts` joined by `/` as a C string built on the stack, or returns
+/// `None` if they do not fit (longer than any sysfs name) or hold a NUL.
+fn with_relative<R>(parts: &[&str], with: impl FnOnce(&CStr) -> R) -> Option<R> {
+    let mut buffer = [0u8; 256];
+    let mut len = 0;
+    for (index, part) in parts.iter().enumerate() {
+        let separator = usize::from(index > 0);
+        let end = len + separator + part.len();
+        if end >= buffer.len() {
+            return None;
+        }
+        if separator == 1 {
+            buffer[len] = b'/';
+        }
+        buffer[len + separator..end].copy_from_slice(part.as_bytes());
+        len = end;
+    }
+    let name = CStr::from_bytes_with_nul(&buffer[..=len]).ok()?;
+    Some(with(name))
+}
+
+/// A short text formatted on the stack, for file names built from numbers (`b8:0`)
+/// without a `String` each.
+pub(crate) struct StackText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl StackText {
+    /// `args` formatted, or `None` if longer than 64 bytes.
+    pub(crate) fn format(args: std::fmt::Arguments<'_>) -> Option<Self> {
+        let mut text = Self {
+            bytes: [0; 64],
+            len: 0,
+        };
+        std::fmt::Write::write_fmt(&mut text, args).ok()?;
+        Some(text)
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only whole `str`s are written, so this is always valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The entries of a directory whose names match `accept`, sorted by name (see
+/// [`natural_cmp`]), with the directory kept open to read below them. Names and their
+/// order live in pooled buffers.
+pub(crate) struct Entries {
+    dir: AttributeDir,
+    names: Text,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Entries {
+    /// Lists `path`; a missing directory is [`CollectError::NoData`], another failure an
+    /// error that names it.
+    pub(crate) fn list(path: &Path, accept: impl Fn(&str) -> bool) -> Result<Self, CollectError> {
+        Self::try_list(path, accept).map_err(|error| match error.kind() {
+            io::ErrorKind::NotFound => CollectError::NoData,
+            _ => failed(path, error),
+        })
+    }
+
+    fn try_list(path: &Path, accept: impl Fn(&str) -> bool) -> io::Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut names = pool::bytes();
+        let mut ranges = pool::ranges();
+        // getdents64 writes into this; 8 KiB holds a couple of hundred sysfs entries, so
+        // most directories take one call and one more that says there is no more.
+        let mut buffer = [MaybeUninit::<u8>::uninit(); 8192];
+        let mut raw = rustix::fs::RawDir::new(&fd, &mut buffer);
+        while let Some(entry) = raw.next() {
+            // A failing `getdents` ends the listing with what it gave so far, as
+            // `std::fs::read_dir` did.
+            let Ok(entry) = entry else {
+                break;
+            };
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." || !accept(name) {
+                continue;
+            }
+            let (Ok(start), Ok(end)) = (
+                u32::try_from(names.len()),
+                u32::try_from(names.len() + name.len()),
+            ) else {
+                break;
+            };
+            names.extend_from_slice(name.as_bytes());
+            ranges.push((start, end));
+        }
+        // Names are whole UTF-8 strings end to end, so this never fails.
+        let names = match String::from_utf8(names) {
+            Ok(names) => Text(names),
+            Err(error) => {
+                pool::give_bytes(error.into_bytes());
+                Text::default()
+            }
+        };
+        let text = &*names;
+        let name = |&(start, end): &(u32, u32)| &text[start as usize..end as usize];
+        // Names in one directory are unique; the byte order breaks ties of `natural_cmp`
+        // (`cpu01` and `cpu1`) so the order never depends on the directory's.
+        ranges.sort_unstable_by(|a, b| {
+            natural_cmp(name(a), name(b)).then_with(|| name(a).cmp(name(b)))
+        });
+        Ok(Self {
+            dir: AttributeDir { fd },
+            names,
+            ranges,
+        })
+    }
+
+    /// The names, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.ranges
+            .iter()
+            .map(|&(start, end)| &self.names[start as usize..end as usize])
+    }
+
+    /// The number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// The listed directory, to open or read what is below its entries.
+    pub(crate) fn dir(&self) -> &AttributeDir {
+        &self.dir
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        pool::give_ranges(std::mem::take(&mut self.ranges));
+    }
 }
 
 /// The entries of a directory whose names match `accept`, sorted by name; a missing
@@ -246,6 +585,51 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(read_text(&fifo).unwrap(), "");
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_dropped_text_gives_its_buffer_to_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meminfo");
+        std::fs::write(&path, "MemTotal: 1 kB\n").unwrap();
+        let first = read_text(&path).unwrap();
+        let buffer = first.as_ptr();
+        drop(first);
+        let second = read_text(&path).unwrap();
+        assert_eq!(second.as_ptr(), buffer, "the pooled buffer is reused");
+        assert_eq!(second, "MemTotal: 1 kB\n");
+    }
+
+    #[test]
+    fn entries_come_sorted_and_are_read_below() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["cpu10", "cpu2", "cpu1", "other"] {
+            std::fs::create_dir_all(dir.path().join(name).join("topology")).unwrap();
+            std::fs::write(
+                dir.path().join(name).join("topology/core_id"),
+                format!("{name}\n"),
+            )
+            .unwrap();
+        }
+        let entries = Entries::list(dir.path(), |name| name.starts_with("cpu")).unwrap();
+        let names: Vec<&str> = entries.names().collect();
+        assert_eq!(names, ["cpu1", "cpu2", "cpu10"]);
+        let core = entries.dir().attribute_at(&["cpu10", "topology/core_id"]);
+        assert_eq!(core.as_deref(), Some("cpu10"));
+        let cpu2 = entries.dir().open_at(&["cpu2"]).unwrap();
+        assert_eq!(cpu2.attribute("topology/core_id").as_deref(), Some("cpu2"));
+        assert!(entries.dir().open_at(&["cpu3"]).is_none());
+        assert!(matches!(
+            Entries::list(&dir.path().join("missing"), |_| true),
+            Err(CollectError::NoData)
+        ));
+    }
+
+    #[test]
+    fn stack_text_holds_short_names_only() {
+        let name = StackText::format(format_args!("b{}:{}", 259, 0)).unwrap();
+        assert_eq!(name.as_str(), "b259:0");
+        assert!(StackText::format(format_args!("{}", "x".repeat(65))).is_none());
     }
 
     #[test]

@@ -1,21 +1,28 @@
 //! `conntrack`: the netfilter connection tracking table's size and limit, and its
 //! per-CPU statistics summed over CPUs.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let paths = &settings.paths;
     boxed(Conntrack {
-        paths: settings.paths.clone(),
+        count: paths.proc("sys/net/netfilter/nf_conntrack_count"),
+        max: paths.proc("sys/net/netfilter/nf_conntrack_max"),
+        stat: paths.proc("net/stat/nf_conntrack"),
     })
 }
 
 struct Conntrack {
-    paths: Paths,
+    count: PathBuf,
+    max: PathBuf,
+    /// Per-CPU statistics, in hexadecimal under a header line.
+    stat: PathBuf,
 }
 
 /// Columns of `/proc/net/stat/nf_conntrack` we export, with their HELP.
@@ -49,19 +56,37 @@ const STATS: [(&str, &str); 8] = [
 ];
 
 /// Sums each named column of the per-CPU hexadecimal table.
-fn parse_stats(text: &str) -> Vec<(String, f64)> {
+/// For each of [`STATS`], the sum over the per-CPU rows of its column, or `None` if the
+/// header has no such column.
+fn stat_sums(text: &str) -> [Option<f64>; STATS.len()] {
+    let mut sums = [None; STATS.len()];
     let mut lines = text.lines();
     let Some(header) = lines.next() else {
-        return Vec::new();
+        return sums;
     };
-    let names: Vec<&str> = header.split_ascii_whitespace().collect();
-    let mut sums = vec![0.0; names.len()];
-    for line in lines {
-        for (sum, field) in sums.iter_mut().zip(line.split_ascii_whitespace()) {
-            *sum += u64::from_str_radix(field, 16).unwrap_or(0) as f64;
+    let mut columns = [None; STATS.len()];
+    for (column, name) in header.split_ascii_whitespace().enumerate() {
+        for (slot, (stat, _)) in columns.iter_mut().zip(STATS) {
+            if slot.is_none() && name == stat {
+                *slot = Some(column);
+            }
         }
     }
-    names.into_iter().map(str::to_owned).zip(sums).collect()
+    for (sum, column) in sums.iter_mut().zip(columns) {
+        *sum = column.map(|_| 0.0);
+    }
+    for line in lines {
+        for (column, field) in line.split_ascii_whitespace().enumerate() {
+            for (sum, wanted) in sums.iter_mut().zip(columns) {
+                if let (Some(sum), Some(wanted)) = (sum, wanted)
+                    && wanted == column
+                {
+                    *sum += u64::from_str_radix(field, 16).unwrap_or(0) as f64;
+                }
+            }
+        }
+    }
+    sums
 }
 
 impl Collector for Conntrack {
@@ -70,17 +95,17 @@ impl Collector for Conntrack {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let count_path = self.paths.proc("sys/net/netfilter/nf_conntrack_count");
-        let count = read::file_or_no_data(&count_path)?;
+        let count_path = &self.count;
+        let count = read::file_or_no_data(count_path)?;
         let count: f64 = count
             .trim()
             .parse()
-            .map_err(|e| read::malformed(&count_path, e))?;
-        let max_path = self.paths.proc("sys/net/netfilter/nf_conntrack_max");
-        let max: f64 = read::file(&max_path)?
+            .map_err(|e| read::malformed(count_path, e))?;
+        let max_path = &self.max;
+        let max: f64 = read::file(max_path)?
             .trim()
             .parse()
-            .map_err(|e| read::malformed(&max_path, e))?;
+            .map_err(|e| read::malformed(max_path, e))?;
         out.gauge_value(
             "node_nf_conntrack_entries",
             "Number of currently allocated flow entries for connection tracking.",
@@ -91,16 +116,15 @@ impl Collector for Conntrack {
             "Maximum size of connection tracking table.",
             max,
         );
-        if let Some(text) = read::optional_trimmed(&self.paths.proc("net/stat/nf_conntrack")) {
-            let stats = parse_stats(&text);
-            for (name, help) in STATS {
-                if let Some((_, value)) = stats.iter().find(|(n, _)| n == name) {
+        if let Some(text) = read::optional_trimmed(&self.stat) {
+            for ((name, help), sum) in STATS.iter().zip(stat_sums(&text)) {
+                if let Some(value) = sum {
                     let family = out.family_fmt(
                         format_args!("node_nf_conntrack_stat_{name}"),
                         format_args!("{help}"),
                         MetricType::Gauge,
                     );
-                    out.sample(family, &[], *value);
+                    out.sample(family, &[], value);
                 }
             }
         }
@@ -113,8 +137,11 @@ mod tests {
     #[test]
     fn sums_the_per_cpu_rows() {
         let text = "entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n00000021  00000000 00000001 00000000 00000002 00000010 00000000 00000000 00000000 00000000 00000000 00000000 00000000  00000000 00000000 00000000 00000003\n00000021  00000000 00000001 00000000 00000000 0000000a 00000000 00000000 00000000 00000000 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
-        let stats = super::parse_stats(text);
-        let get = |name: &str| stats.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        let sums = super::stat_sums(text);
+        let get = |name: &str| {
+            let index = super::STATS.iter().position(|(n, _)| *n == name)?;
+            sums[index]
+        };
         assert_eq!(get("found"), Some(2.0));
         assert_eq!(get("ignore"), Some(26.0));
         assert_eq!(get("search_restart"), Some(3.0));

@@ -1,7 +1,8 @@
 //! `cpu`: seconds each CPU spent in each mode (`/proc/stat`), guest time, thermal
 //! throttling counts, and with `--collector.cpu.info` the `/proc/cpuinfo` details.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use kiln_registry::config::ConfigError;
@@ -9,7 +10,6 @@ use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -21,7 +21,9 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
             .transpose()
     };
     boxed(Cpu {
-        paths: settings.paths.clone(),
+        stat: settings.paths.proc("stat"),
+        cpuinfo: settings.paths.proc("cpuinfo"),
+        cpus: settings.paths.sys("devices/system/cpu"),
         guest: options.cpu_guest(),
         info: options.cpu_info,
         flags_include: optional_regex(
@@ -31,20 +33,35 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
         bugs_include: optional_regex("collector.cpu.info.bugs-include", &options.cpu_bugs_include)?,
         aggregate: options.cpu_aggregate,
         ticks_per_second: rustix::param::clock_ticks_per_second() as f64,
-        last: Mutex::new(HashMap::new()),
+        state: Mutex::default(),
     })
 }
 
 struct Cpu {
-    paths: Paths,
+    /// `/proc/stat`.
+    stat: PathBuf,
+    /// `/proc/cpuinfo`.
+    cpuinfo: PathBuf,
+    /// `/sys/devices/system/cpu`.
+    cpus: PathBuf,
     guest: bool,
     info: bool,
     flags_include: Option<Regex>,
     bugs_include: Option<Regex>,
     aggregate: bool,
     ticks_per_second: f64,
+    /// What one scrape leaves for the next, its buffers reused.
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     /// The last values reported per CPU, so counters never go backwards (see `settle`).
-    last: Mutex<HashMap<String, Times>>,
+    last: Vec<(u32, Times)>,
+    /// This scrape's values, which become `last`.
+    next: Vec<(u32, Times)>,
+    /// Throttle counts as `(package, core, count)`; `core` is `None` for a package's.
+    throttles: Vec<(i64, Option<i64>, f64)>,
 }
 
 /// The columns of a `cpuN` line, in `/proc/stat` order.
@@ -59,21 +76,20 @@ type Times = [f64; 10];
 const JUMP_BACK_SECONDS: f64 = 3.0;
 
 /// `(cpu number, times)` for each `cpuN` line; the `cpu` total line is skipped.
-fn parse_stat(text: &str, ticks_per_second: f64) -> Vec<(String, Times)> {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("cpu")?;
-            let (id, columns) = rest.split_once(' ')?;
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let mut times = [0.0; 10];
-            for (slot, column) in times.iter_mut().zip(columns.split_ascii_whitespace()) {
-                *slot = column.parse::<f64>().unwrap_or(0.0) / ticks_per_second;
-            }
-            Some((id.to_owned(), times))
-        })
-        .collect()
+fn parse_stat(text: &str, ticks_per_second: f64) -> impl Iterator<Item = (u32, Times)> + '_ {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix("cpu")?;
+        let (id, columns) = rest.split_once(' ')?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id = id.parse().ok()?;
+        let mut times = [0.0; 10];
+        for (slot, column) in times.iter_mut().zip(columns.split_ascii_whitespace()) {
+            *slot = column.parse::<f64>().unwrap_or(0.0) / ticks_per_second;
+        }
+        Some((id, times))
+    })
 }
 
 /// Keeps counters monotonic: the kernel's per-CPU times can step back a little (iowait
@@ -92,28 +108,36 @@ fn settle(last: &mut Times, new: &Times) {
 }
 
 impl Cpu {
-    fn times(&self) -> Result<Vec<(String, Times)>, CollectError> {
-        let parsed = parse_stat(
-            &read::file(&self.paths.proc("stat"))?,
-            self.ticks_per_second,
-        );
-        let mut last = self
-            .last
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Forget CPUs that went away, so a later hotplug starts from zero.
-        last.retain(|cpu, _| parsed.iter().any(|(id, _)| id == cpu));
-        Ok(parsed
-            .into_iter()
-            .map(|(cpu, times)| {
-                let settled = last.entry(cpu.clone()).or_insert(times);
-                settle(settled, &times);
-                (cpu, *settled)
-            })
-            .collect())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn time_families(&self, cpus: &[(String, Times)], out: &mut MetricSet) {
+    /// Reads the CPU times into `state.last`, settled against the last scrape's. CPUs that
+    /// went away are forgotten, so a later hotplug starts from zero.
+    fn times(&self, state: &mut State) -> Result<(), CollectError> {
+        let text = read::file(&self.stat)?;
+        let State { last, next, .. } = state;
+        next.clear();
+        for (index, (cpu, times)) in parse_stat(&text, self.ticks_per_second).enumerate() {
+            // CPUs come in the same order every time: look where it was first.
+            let previous = match last.get(index) {
+                Some((id, times)) if *id == cpu => Some(times),
+                _ => last
+                    .iter()
+                    .find(|(id, _)| *id == cpu)
+                    .map(|(_, times)| times),
+            };
+            let mut settled = previous.copied().unwrap_or(times);
+            settle(&mut settled, &times);
+            next.push((cpu, settled));
+        }
+        std::mem::swap(last, next);
+        Ok(())
+    }
+
+    fn time_families(&self, cpus: &[(u32, Times)], out: &mut MetricSet) {
         let seconds = out.counter(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
@@ -124,18 +148,7 @@ impl Cpu {
                 "Seconds the CPUs spent in guests (VMs) for each mode.",
             )
         });
-        let all;
-        let rows: &[(String, Times)] = if self.aggregate {
-            let mut total = [0.0; 10];
-            for (_, times) in cpus {
-                total.iter_mut().zip(times).for_each(|(t, v)| *t += v);
-            }
-            all = [("all".to_owned(), total)];
-            &all
-        } else {
-            cpus
-        };
-        for (cpu, times) in rows {
+        let mut write = |cpu: &str, times: &Times| {
             for (mode, value) in MODES.iter().zip(times) {
                 out.sample(seconds, &[("cpu", cpu), ("mode", mode)], *value);
             }
@@ -143,43 +156,77 @@ impl Cpu {
                 out.sample(guest, &[("cpu", cpu), ("mode", "user")], times[8]);
                 out.sample(guest, &[("cpu", cpu), ("mode", "nice")], times[9]);
             }
+        };
+        if self.aggregate {
+            let mut total = [0.0; 10];
+            for (_, times) in cpus {
+                total.iter_mut().zip(times).for_each(|(t, v)| *t += v);
+            }
+            write("all", &total);
+        } else {
+            let mut id = itoa::Buffer::new();
+            for (cpu, times) in cpus {
+                write(id.format(*cpu), times);
+            }
         }
     }
 
     /// Thermal throttle counters, per core and per package, where the CPU driver has them.
-    fn throttles(&self, out: &mut MetricSet) {
-        let cpus = read::dir_entries(&self.paths.sys("devices/system/cpu"), |name| {
+    fn throttles(&self, throttles: &mut Vec<(i64, Option<i64>, f64)>, out: &mut MetricSet) {
+        let Ok(cpus) = read::Entries::list(&self.cpus, |name| {
             name.strip_prefix("cpu")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .unwrap_or_default();
-        let mut cores = BTreeMap::new();
-        let mut packages = BTreeMap::new();
-        for (_, dir) in cpus {
-            let throttle = dir.join("thermal_throttle");
-            let Some(package) = read::attribute(&dir.join("topology/physical_package_id")) else {
+        }) else {
+            return;
+        };
+        throttles.clear();
+        for name in cpus.names() {
+            let Some(dir) = cpus.dir().open_at(&[name]) else {
+                continue;
+            };
+            let Some(package) = dir.attribute_value::<i64>("topology/physical_package_id") else {
                 continue;
             };
             if let Some(count) =
-                read::attribute_value::<f64>(&throttle.join("package_throttle_count"))
+                dir.attribute_value::<f64>("thermal_throttle/package_throttle_count")
             {
-                packages.entry(package.clone()).or_insert(count);
+                throttles.push((package, None, count));
             }
-            let core = read::attribute(&dir.join("topology/core_id"));
+            let core = dir.attribute_value::<i64>("topology/core_id");
             if let (Some(core), Some(count)) = (
                 core,
-                read::attribute_value::<f64>(&throttle.join("core_throttle_count")),
+                dir.attribute_value::<f64>("thermal_throttle/core_throttle_count"),
             ) {
-                cores.entry((package, core)).or_insert(count);
+                throttles.push((package, Some(core), count));
             }
         }
+        // Ordered by the ids' text, as a map keyed by the text orders them; the first CPU
+        // of a core or package gives its count (the stable sort keeps it first).
+        let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let mut by_text = |x: i64, y: i64| a.format(x).cmp(b.format(y));
+        throttles.sort_by(|x, y| {
+            (x.1.is_some().cmp(&y.1.is_some()))
+                .then_with(|| by_text(x.0, y.0))
+                .then_with(|| match (x.1, y.1) {
+                    (Some(x), Some(y)) => by_text(x, y),
+                    _ => std::cmp::Ordering::Equal,
+                })
+        });
+        throttles.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+        let (packages, cores) = throttles.split_at(throttles.partition_point(|t| t.1.is_none()));
+        let (mut package_id, mut core_id) = (itoa::Buffer::new(), itoa::Buffer::new());
         if !cores.is_empty() {
             let family = out.counter(
                 "node_cpu_core_throttles_total",
                 "Number of times this CPU core has been throttled.",
             );
-            for ((package, core), count) in &cores {
-                out.sample(family, &[("package", package), ("core", core)], *count);
+            for &(package, core, count) in cores {
+                let core = core_id.format(core.unwrap_or_default());
+                out.sample(
+                    family,
+                    &[("package", package_id.format(package)), ("core", core)],
+                    count,
+                );
             }
         }
         if !packages.is_empty() {
@@ -187,14 +234,14 @@ impl Cpu {
                 "node_cpu_package_throttles_total",
                 "Number of times this CPU package has been throttled.",
             );
-            for (package, count) in &packages {
-                out.sample(family, &[("package", package)], *count);
+            for &(package, _, count) in packages {
+                out.sample(family, &[("package", package_id.format(package))], count);
             }
         }
     }
 
     fn info(&self, out: &mut MetricSet) -> Result<(), CollectError> {
-        let text = read::file(&self.paths.proc("cpuinfo"))?;
+        let text = read::file(&self.cpuinfo)?;
         let processors = parse_cpuinfo(&text);
         let info = out.gauge("node_cpu_info", "CPU information from /proc/cpuinfo.");
         for p in &processors {
@@ -273,9 +320,10 @@ impl Collector for Cpu {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let times = self.times()?;
-        self.time_families(&times, out);
-        self.throttles(out);
+        let mut state = self.lock();
+        self.times(&mut state)?;
+        self.time_families(&state.last, out);
+        self.throttles(&mut state.throttles, out);
         if self.info {
             self.info(out)?;
         }
@@ -290,9 +338,9 @@ mod tests {
     #[test]
     fn per_cpu_lines_in_seconds() {
         let text = "cpu  301854 612 111922 8979004 3552 2 3944 0 44 36\ncpu0 44490 19 21045 1087069 220 1 3410 0 4 6\ncpu1 47869 23 16474 1110787 591 0 46 0 0 0\nintr 1\n";
-        let cpus = parse_stat(text, 100.0);
+        let cpus: Vec<_> = parse_stat(text, 100.0).collect();
         assert_eq!(cpus.len(), 2);
-        assert_eq!(cpus[0].0, "0");
+        assert_eq!(cpus[0].0, 0);
         assert_eq!(cpus[0].1[0], 444.90);
         assert_eq!(cpus[0].1[3], 10870.69);
         assert_eq!(cpus[0].1[8], 0.04);

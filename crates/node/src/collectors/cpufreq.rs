@@ -2,20 +2,22 @@
 //! `/sys/devices/system/cpu/cpu*/cpufreq/`. Virtual machines usually have none.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use std::path::PathBuf;
+
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Cpufreq {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("devices/system/cpu"),
     })
 }
 
 struct Cpufreq {
-    paths: Paths,
+    /// `/sys/devices/system/cpu`: a `cpuN` directory per CPU.
+    root: PathBuf,
 }
 
 /// `(file in kHz, metric, HELP)`.
@@ -58,35 +60,36 @@ impl Collector for Cpufreq {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let cpus = read::dir_entries(&self.paths.sys("devices/system/cpu"), |name| {
+        let cpus = read::Entries::list(&self.root, |name| {
             name.strip_prefix("cpu")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })?;
-        let families: Vec<FamilyId> = FREQUENCIES
-            .iter()
-            .map(|(_, name, help)| out.gauge(name, help))
-            .collect();
+        let families = FREQUENCIES.map(|(_, name, help)| out.gauge(name, help));
         let governors = out.gauge(
             "node_cpu_scaling_governor",
             "Current enabled CPU frequency governor.",
         );
-        for (name, dir) in cpus {
-            let dir = dir.join("cpufreq");
+        for name in cpus.names() {
+            // One lookup of the CPU's `cpufreq` directory, its files read relative to it.
+            let Some(dir) = cpus.dir().open_at(&[name, "cpufreq"]) else {
+                continue;
+            };
             let cpu = &name["cpu".len()..];
             for ((file, _, _), family) in FREQUENCIES.iter().zip(&families) {
-                if let Some(khz) = read::attribute_value::<f64>(&dir.join(file)) {
+                if let Some(khz) = dir.attribute_value::<f64>(file) {
                     out.sample(*family, &[("cpu", cpu)], khz * 1000.0);
                 }
             }
-            let current = read::attribute(&dir.join("scaling_governor")).unwrap_or_default();
-            for governor in read::attribute(&dir.join("scaling_available_governors"))
+            let current = dir.attribute("scaling_governor").unwrap_or_default();
+            for governor in dir
+                .attribute("scaling_available_governors")
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {
                 out.sample(
                     governors,
                     &[("cpu", cpu), ("governor", governor)],
-                    if governor == current { 1.0 } else { 0.0 },
+                    if governor == &*current { 1.0 } else { 0.0 },
                 );
             }
         }

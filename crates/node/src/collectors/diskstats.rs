@@ -1,10 +1,10 @@
 //! `diskstats`: block device I/O counters from `/proc/diskstats`, and `node_disk_info`
 //! with the model, serial and path udev recorded for each device.
 
-use std::collections::HashMap;
+use std::path::PathBuf;
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
@@ -15,6 +15,8 @@ use crate::read;
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
     boxed(Diskstats {
+        diskstats: settings.paths.proc("diskstats"),
+        block: settings.paths.sys("block"),
         paths: settings.paths.clone(),
         devices: NameFilter::with_default_exclude(
             options.diskstats_include.as_deref(),
@@ -29,6 +31,10 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct Diskstats {
+    /// `/proc/diskstats`.
+    diskstats: PathBuf,
+    /// `/sys/block`: a directory per whole disk.
+    block: PathBuf,
     paths: Paths,
     devices: NameFilter,
 }
@@ -184,14 +190,24 @@ const COLUMNS: [Column; 17] = [
     ),
 ];
 
+/// The most statistics a line has (Linux 5.5 and later); later columns are ignored.
+const MAX_STATS: usize = 17;
+
 /// One line of `/proc/diskstats`.
 #[derive(Debug, PartialEq)]
 struct Device<'a> {
     major: &'a str,
     minor: &'a str,
     name: &'a str,
-    /// 11 columns before Linux 4.18, 15 until 5.5, 17 since.
-    stats: Vec<f64>,
+    /// 11 columns before Linux 4.18, 15 until 5.5, 17 since; the first `columns` are set.
+    stats: [f64; MAX_STATS],
+    columns: usize,
+}
+
+impl Device<'_> {
+    fn stat(&self, index: usize) -> Option<f64> {
+        self.stats[..self.columns].get(index).copied()
+    }
 }
 
 /// The devices of `/proc/diskstats`. A line that is not the kernel's shape (numeric major
@@ -199,31 +215,51 @@ struct Device<'a> {
 /// first line: junk or a repeated name would otherwise become series of their own, or
 /// duplicate series, which make Prometheus refuse the whole scrape.
 fn parse(text: &str) -> Vec<Device<'_>> {
-    let mut seen = std::collections::HashSet::new();
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_ascii_whitespace();
-            let (major, minor, name) = (fields.next()?, fields.next()?, fields.next()?);
-            major.parse::<u32>().ok()?;
-            minor.parse::<u32>().ok()?;
-            let stats: Vec<f64> = fields
-                .map(|f| f.parse::<u64>().ok().map(|v| v as f64))
-                .collect::<Option<_>>()?;
-            (stats.len() >= 11 && seen.insert(name)).then_some(Device {
+    let lines = text.lines().count();
+    let mut seen = std::collections::HashSet::with_capacity(lines);
+    let mut devices = Vec::with_capacity(lines);
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(major), Some(minor), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if major.parse::<u32>().is_err() || minor.parse::<u32>().is_err() {
+            continue;
+        }
+        let mut stats = [0.0; MAX_STATS];
+        let mut columns = 0;
+        let mut numeric = true;
+        for field in fields {
+            let Ok(value) = field.parse::<u64>() else {
+                numeric = false;
+                break;
+            };
+            if let Some(slot) = stats.get_mut(columns) {
+                *slot = value as f64;
+            }
+            columns += 1;
+        }
+        if numeric && columns >= 11 && seen.insert(name) {
+            devices.push(Device {
                 major,
                 minor,
                 name,
                 stats,
-            })
-        })
-        .collect()
+                columns: columns.min(MAX_STATS),
+            });
+        }
+    }
+    devices
 }
 
-/// The `E:KEY=value` properties of a udev database entry.
-fn parse_udev(text: &str) -> HashMap<&str, &str> {
+/// The value of the `E:KEY=value` property `key` of a udev database entry (the last, if
+/// given twice).
+fn udev_property<'a>(text: &'a str, key: &str) -> &'a str {
     text.lines()
         .filter_map(|line| line.strip_prefix("E:")?.split_once('='))
-        .collect()
+        .rfind(|(name, _)| *name == key)
+        .map_or("", |(_, value)| value)
 }
 
 impl Collector for Diskstats {
@@ -232,42 +268,42 @@ impl Collector for Diskstats {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let text = read::file(&self.paths.proc("diskstats"))?;
+        let text = read::file(&self.diskstats)?;
         let devices: Vec<Device<'_>> = parse(&text)
             .into_iter()
             .filter(|d| self.devices.accepts(d.name))
             .collect();
-        let families: Vec<FamilyId> = COLUMNS
-            .iter()
-            .map(|c| {
-                if c.counter {
-                    out.counter(c.name, c.help)
-                } else {
-                    out.gauge(c.name, c.help)
-                }
-            })
-            .collect();
+        let families = COLUMNS.each_ref().map(|c| {
+            if c.counter {
+                out.counter(c.name, c.help)
+            } else {
+                out.gauge(c.name, c.help)
+            }
+        });
         let info = out.gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+        // Both opened once a scrape, their files read relative to them.
+        let udev_data = read::AttributeDir::open(self.paths.udev_data());
+        let block = read::AttributeDir::open(&self.block);
         for device in &devices {
             let labels = [("device", device.name)];
             for (column, family) in COLUMNS.iter().zip(&families) {
-                if let Some(value) = device.stats.get(column.index) {
+                if let Some(value) = device.stat(column.index) {
                     out.sample(*family, &labels, value * column.scale);
                 }
             }
-            let udev_path = self
-                .paths
-                .udev_data()
-                .join(format!("b{}:{}", device.major, device.minor));
-            let udev_text = read::optional_trimmed(&udev_path).unwrap_or_default();
-            let udev = parse_udev(&udev_text);
-            let get = |key: &str| udev.get(key).copied().unwrap_or_default();
-            let rotational = read::attribute(
-                &self
-                    .paths
-                    .sys(&format!("block/{}/queue/rotational", device.name)),
-            )
-            .unwrap_or_default();
+            let udev_text = udev_data
+                .as_ref()
+                .zip(read::StackText::format(format_args!(
+                    "b{}:{}",
+                    device.major, device.minor
+                )))
+                .and_then(|(dir, name)| dir.optional_trimmed_at(&[name.as_str()]))
+                .unwrap_or_default();
+            let get = |key: &str| udev_property(&udev_text, key);
+            let rotational = block
+                .as_ref()
+                .and_then(|dir| dir.attribute_at(&[device.name, "queue/rotational"]))
+                .unwrap_or_default();
             out.sample(
                 info,
                 &[
@@ -279,7 +315,7 @@ impl Collector for Diskstats {
                     ("model", get("ID_MODEL")),
                     ("serial", get("ID_SERIAL_SHORT")),
                     ("revision", get("ID_REVISION")),
-                    ("rotational", &rotational),
+                    ("rotational", &*rotational),
                 ],
                 1.0,
             );
@@ -301,9 +337,9 @@ mod tests {
             (devices[0].major, devices[0].minor, devices[0].name),
             ("8", "0", "sda")
         );
-        assert_eq!(devices[0].stats.len(), 11);
-        assert_eq!(devices[1].stats.len(), 17);
-        assert_eq!(devices[1].stats[16], 6.0);
+        assert_eq!(devices[0].columns, 11);
+        assert_eq!(devices[1].columns, 17);
+        assert_eq!(devices[1].stat(16), Some(6.0));
     }
 
     #[test]
@@ -331,9 +367,9 @@ mod tests {
 
     #[test]
     fn udev_properties() {
-        let udev =
-            parse_udev("S:disk/by-id/x\nE:ID_MODEL=Amazon_EC2_NVMe\nE:ID_SERIAL_SHORT=vol0123\n");
-        assert_eq!(udev["ID_MODEL"], "Amazon_EC2_NVMe");
-        assert_eq!(udev["ID_SERIAL_SHORT"], "vol0123");
+        let udev = "S:disk/by-id/x\nE:ID_MODEL=Amazon_EC2_NVMe\nE:ID_SERIAL_SHORT=vol0123\n";
+        assert_eq!(udev_property(udev, "ID_MODEL"), "Amazon_EC2_NVMe");
+        assert_eq!(udev_property(udev, "ID_SERIAL_SHORT"), "vol0123");
+        assert_eq!(udev_property(udev, "ID_WWN"), "");
     }
 }

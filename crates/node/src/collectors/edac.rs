@@ -1,20 +1,22 @@
 //! `edac`: memory controller error counts (ECC) from `/sys/devices/system/edac/mc/`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Edac {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("devices/system/edac/mc"),
     })
 }
 
 struct Edac {
-    paths: Paths,
+    /// `/sys/devices/system/edac/mc`: a directory per memory controller.
+    root: PathBuf,
 }
 
 impl Collector for Edac {
@@ -24,10 +26,8 @@ impl Collector for Edac {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // No EDAC driver (most VMs): nothing to report, which is not an error.
-        let controllers = read::dir_entries(&self.paths.sys("devices/system/edac/mc"), |n| {
-            n.starts_with("mc")
-        })
-        .unwrap_or_default();
+        let controllers =
+            read::dir_entries(&self.root, |n| n.starts_with("mc")).unwrap_or_default();
         let ce = out.counter(
             "node_edac_correctable_errors_total",
             "Total correctable memory errors.",

@@ -6,6 +6,8 @@
 //! is reported with `node_filesystem_device_error 1` and `device_error="mountpoint
 //! timeout"`, and is not asked again until its earlier call returns.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ use crate::statfs_pool::{Outcome, StatfsPool};
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let o = &settings.options;
     boxed(Filesystem {
+        mountinfo: settings.paths.proc("1/mountinfo"),
+        own_mountinfo: settings.paths.proc("self/mountinfo"),
         paths: settings.paths.clone(),
         mount_points: NameFilter::with_default_exclude(
             o.mount_points_include.as_deref(),
@@ -47,6 +51,10 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct Filesystem {
+    /// `/proc/1/mountinfo`: the mounts as the host's init sees them.
+    mountinfo: PathBuf,
+    /// `/proc/self/mountinfo`, where the former cannot be read.
+    own_mountinfo: PathBuf,
     paths: Paths,
     mount_points: NameFilter,
     fs_types: NameFilter,
@@ -54,40 +62,45 @@ struct Filesystem {
     pool: StatfsPool,
 }
 
-/// One line of mountinfo (proc(5)).
+/// One line of mountinfo (proc(5)), borrowed from its text.
 #[derive(Debug, PartialEq)]
-struct Mount {
-    major_minor: String,
-    mount_point: String,
-    options: String,
-    fs_type: String,
-    device: String,
+struct Mount<'a> {
+    major_minor: &'a str,
+    mount_point: Cow<'a, str>,
+    options: &'a str,
+    fs_type: &'a str,
+    device: Cow<'a, str>,
 }
 
 /// Parses mountinfo: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
-fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|&f| f == "-")?;
-            if separator < 6 || fields.len() < separator + 3 {
-                return None;
-            }
-            Some(Mount {
-                major_minor: fields[2].to_owned(),
-                mount_point: unescape(fields[4]),
-                options: fields[5].to_owned(),
-                fs_type: fields[separator + 1].to_owned(),
-                device: unescape(fields[separator + 2]),
-            })
+fn parse_mountinfo(text: &str) -> impl Iterator<Item = Mount<'_>> {
+    text.lines().filter_map(|line| {
+        // Six fixed fields, optional ones, then ` - ` and the rest.
+        let mut fields = line.split(' ');
+        let mut head = [""; 6];
+        for slot in &mut head {
+            *slot = fields.next()?;
+        }
+        if head.contains(&"-") || !fields.any(|field| field == "-") {
+            return None;
+        }
+        let [_, _, major_minor, _, mount_point, options] = head;
+        let fs_type = fields.next()?;
+        let device = fields.next()?;
+        Some(Mount {
+            major_minor,
+            mount_point: unescape(mount_point),
+            options,
+            fs_type,
+            device: unescape(device),
         })
-        .collect()
+    })
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
-fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> Cow<'_, str> {
     if !field.contains('\\') {
-        return field.to_owned();
+        return Cow::Borrowed(field);
     }
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -108,7 +121,7 @@ fn unescape(field: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The families of one scrape, filled mount by mount.
@@ -159,24 +172,27 @@ impl Collector for Filesystem {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let text = match read::optional_trimmed(&self.paths.proc("1/mountinfo")) {
+        let text = match read::optional_trimmed(&self.mountinfo) {
             Some(text) => text,
-            None => read::file(&self.paths.proc("self/mountinfo"))?,
+            None => read::file(&self.own_mountinfo)?,
         };
-        let mut seen = std::collections::HashSet::new();
-        let mounts: Vec<(Mount, String)> = parse_mountinfo(&text)
-            .into_iter()
-            .filter_map(|mount| {
-                let shown = self.paths.strip_rootfs(&mount.mount_point).to_owned();
-                let wanted =
-                    self.mount_points.accepts(&shown) && self.fs_types.accepts(&mount.fs_type);
-                // The same filesystem mounted twice at one place is reported once.
-                let first =
-                    seen.insert((mount.device.clone(), shown.clone(), mount.fs_type.clone()));
-                (wanted && first).then_some((mount, shown))
+        let mounts: Vec<Mount<'_>> = parse_mountinfo(&text)
+            .filter(|mount| {
+                self.fs_types.accepts(mount.fs_type)
+                    && (self.mount_points).accepts(self.paths.strip_rootfs(&mount.mount_point))
             })
             .collect();
-        let stat_paths: Vec<PathBuf> = mounts
+        // The same filesystem mounted twice at one place is reported once.
+        let mut seen = HashSet::with_capacity(mounts.len());
+        let kept: Vec<(&Mount<'_>, &str)> = mounts
+            .iter()
+            .filter_map(|mount| {
+                let shown = self.paths.strip_rootfs(&mount.mount_point);
+                seen.insert((&*mount.device, shown, mount.fs_type))
+                    .then_some((mount, shown))
+            })
+            .collect();
+        let stat_paths: Vec<PathBuf> = kept
             .iter()
             .map(|(_, shown)| self.paths.root(shown))
             .collect();
@@ -184,22 +200,22 @@ impl Collector for Filesystem {
         let outcomes = self.pool.stat_all(&stat_paths, until);
 
         let families = Families::declare(out);
-        for ((mount, shown), outcome) in mounts.iter().zip(outcomes) {
+        for ((mount, shown), outcome) in kept.iter().zip(outcomes) {
             let readonly = if mount.options.split(',').any(|o| o == "ro") {
                 1.0
             } else {
                 0.0
             };
             let error = match &outcome {
-                Outcome::Done(Ok(_)) => String::new(),
-                Outcome::Done(Err(error)) => error.clone(),
-                Outcome::Stuck => "mountpoint timeout".to_owned(),
+                Outcome::Done(Ok(_)) => "",
+                Outcome::Done(Err(error)) => error.as_str(),
+                Outcome::Stuck => "mountpoint timeout",
             };
             let labels = [
-                ("device", mount.device.as_str()),
-                ("mountpoint", shown.as_str()),
-                ("fstype", mount.fs_type.as_str()),
-                ("device_error", error.as_str()),
+                ("device", &*mount.device),
+                ("mountpoint", shown),
+                ("fstype", mount.fs_type),
+                ("device_error", error),
             ];
             out.sample(families.readonly, &labels, readonly);
             let (major, minor) = mount.major_minor.split_once(':').unwrap_or_default();
@@ -213,7 +229,7 @@ impl Collector for Filesystem {
                 ],
                 1.0,
             );
-            let Outcome::Done(Ok(stat)) = outcome else {
+            let Outcome::Done(Ok(stat)) = &outcome else {
                 out.sample(families.device_error, &labels, 1.0);
                 continue;
             };
@@ -242,13 +258,13 @@ mod tests {
         let text = "24 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
                     36 24 259:1 / /mnt/with\\040space ro,noatime shared:2 master:1 - xfs /dev/nvme1n1 rw,attr2\n\
                     garbage\n";
-        let mounts = parse_mountinfo(text);
+        let mounts: Vec<Mount<'_>> = parse_mountinfo(text).collect();
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].mount_point, "/");
         assert_eq!(mounts[0].fs_type, "ext4");
         assert_eq!(mounts[1].mount_point, "/mnt/with space");
         assert_eq!(
-            (mounts[1].device.as_str(), mounts[1].major_minor.as_str()),
+            (&*mounts[1].device, mounts[1].major_minor),
             ("/dev/nvme1n1", "259:1")
         );
         assert_eq!(mounts[1].options, "ro,noatime");

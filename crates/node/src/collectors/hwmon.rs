@@ -6,20 +6,19 @@
 //! sensors can be filtered, and reading stops at the collector's time budget.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let o = &settings.options;
     boxed(Hwmon {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("class/hwmon"),
         chips: NameFilter::new(
             o.hwmon_chip_include.as_deref(),
             o.hwmon_chip_exclude.as_deref(),
@@ -40,7 +39,8 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct Hwmon {
-    paths: Paths,
+    /// `/sys/class/hwmon`.
+    root: PathBuf,
     chips: NameFilter,
     sensors: NameFilter,
 }
@@ -246,7 +246,7 @@ fn read_sensors(dir: &Path, data: &mut SensorData) {
         };
         data.entry(format!("{kind}{id}"))
             .or_default()
-            .insert(element.to_owned(), value);
+            .insert(element.to_owned(), value.to_string());
     }
 }
 
@@ -256,7 +256,7 @@ impl Collector for Hwmon {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let chips = read::dir_entries(&self.paths.sys("class/hwmon"), |_| true)?;
+        let chips = read::dir_entries(&self.root, |_| true)?;
         let mut families: BTreeMap<String, FamilyId> = BTreeMap::new();
         let chip_names = out.gauge(
             "node_hwmon_chip_names",

@@ -1,21 +1,23 @@
 //! `infiniband`: InfiniBand and RDMA ports from `/sys/class/infiniband/`, including AWS
 //! EFA devices, whose statistics live in `hw_counters` rather than `counters`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Infiniband {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("class/infiniband"),
     })
 }
 
 struct Infiniband {
-    paths: Paths,
+    /// `/sys/class/infiniband`.
+    root: PathBuf,
 }
 
 /// `(file in ports/N/counters, metric, factor)`. The data counters count 32-bit words.
@@ -142,7 +144,7 @@ impl Collector for Infiniband {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let devices = read::dir_entries(&self.paths.sys("class/infiniband"), |_| true)?;
+        let devices = read::dir_entries(&self.root, |_| true)?;
         let info = out.gauge(
             "node_infiniband_info",
             "Non-numeric data from /sys/class/infiniband/<device>, value is always 1.",

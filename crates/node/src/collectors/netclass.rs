@@ -4,17 +4,18 @@
 //! loses only the values not yet read, never the scrape.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use std::path::PathBuf;
+
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
     boxed(Netclass {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("class/net"),
         ignored: filter::regex(
             "collector.netclass.ignored-devices",
             &options.netclass_ignored,
@@ -24,7 +25,8 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct Netclass {
-    paths: Paths,
+    /// `/sys/class/net`: an entry per interface.
+    root: PathBuf,
     ignored: Regex,
     ignore_invalid_speed: bool,
 }
@@ -81,20 +83,18 @@ impl Collector for Netclass {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let dir = self.paths.sys("class/net");
-        let devices = read::dir_entries(&dir, |name| !self.ignored.is_match(name))?;
-        let properties: Vec<FamilyId> = PROPERTIES
-            .iter()
-            .map(|p| {
-                let help = format!("Network device property: {}", p.metric);
-                let name = format!("node_network_{}", p.metric);
+        let devices = read::Entries::list(&self.root, |name| !self.ignored.is_match(name))?;
+        let properties = PROPERTIES.each_ref().map(|p| {
+            out.family_fmt(
+                format_args!("node_network_{}", p.metric),
+                format_args!("Network device property: {}", p.metric),
                 if p.counter {
-                    out.counter(&name, &help)
+                    MetricType::Counter
                 } else {
-                    out.gauge(&name, &help)
-                }
-            })
-            .collect();
+                    MetricType::Gauge
+                },
+            )
+        });
         let info = out.gauge(
             "node_network_info",
             "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
@@ -111,21 +111,21 @@ impl Collector for Netclass {
             "node_network_transmit_queue_length",
             "Network device property: transmit_queue_length",
         );
-        for (device, path) in devices {
+        for device in devices.names() {
             // Hundreds of veth devices on a busy node can be slow to read: stop at the
             // deadline with what we have rather than lose the whole collector.
             if ctx.expired() {
                 break;
             }
             // `bonding_masters` and other plain files live beside the interfaces.
-            let Some(dir) = read::AttributeDir::open(&path) else {
+            let Some(dir) = devices.dir().open_at(&[device]) else {
                 continue;
             };
             let attribute = |file: &str| dir.attribute(file);
             let Some(operstate) = attribute("operstate") else {
                 continue;
             };
-            let labels = [("device", device.as_str())];
+            let labels = [("device", device)];
             let mut flags = 0;
             for (property, family) in PROPERTIES.iter().zip(&properties) {
                 if let Some(value) = attribute(property.file).as_deref().and_then(number) {
@@ -148,11 +148,11 @@ impl Collector for Netclass {
             out.sample(
                 info,
                 &[
-                    ("device", &device),
+                    ("device", device),
                     ("address", &text("address")),
                     ("broadcast", &text("broadcast")),
                     ("duplex", &text("duplex")),
-                    ("operstate", &operstate),
+                    ("operstate", &*operstate),
                     ("adminstate", adminstate),
                     ("ifalias", &text("ifalias")),
                 ],

@@ -1,12 +1,13 @@
 //! `netdev`: per-interface traffic counters from `/proc/net/dev`, plus the
 //! `rx_nohandler` count from sysfs that `/proc/net/dev` lacks.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -17,7 +18,8 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
         );
     }
     boxed(Netdev {
-        paths: settings.paths.clone(),
+        dev: settings.paths.proc("net/dev"),
+        class: settings.paths.sys("class/net"),
         devices: NameFilter::new(
             options.netdev_include.as_deref(),
             options.netdev_exclude.as_deref(),
@@ -30,7 +32,10 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct Netdev {
-    paths: Paths,
+    /// `/proc/net/dev`.
+    dev: PathBuf,
+    /// `/sys/class/net`, for the counter `/proc/net/dev` lacks.
+    class: PathBuf,
     devices: NameFilter,
 }
 
@@ -55,20 +60,16 @@ const COLUMNS: [&str; 16] = [
 ];
 
 /// `(device, columns)` per interface line.
-fn parse(text: &str) -> Vec<(&str, Vec<f64>)> {
-    text.lines()
-        .skip(2)
-        .filter_map(|line| {
-            let (device, columns) = line.split_once(':')?;
-            Some((
-                device.trim(),
-                columns
-                    .split_ascii_whitespace()
-                    .map(|c| c.parse().unwrap_or(0.0))
-                    .collect(),
-            ))
-        })
-        .collect()
+fn parse(text: &str) -> impl Iterator<Item = (&str, impl Iterator<Item = f64> + '_)> {
+    text.lines().skip(2).filter_map(|line| {
+        let (device, columns) = line.split_once(':')?;
+        Some((
+            device.trim(),
+            columns
+                .split_ascii_whitespace()
+                .map(|c| c.parse().unwrap_or(0.0)),
+        ))
+    })
 }
 
 impl Collector for Netdev {
@@ -77,11 +78,7 @@ impl Collector for Netdev {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let text = read::file(&self.paths.proc("net/dev"))?;
-        let devices: Vec<(&str, Vec<f64>)> = parse(&text)
-            .into_iter()
-            .filter(|(d, _)| self.devices.accepts(d))
-            .collect();
+        let text = read::file(&self.dev)?;
         let mut family = |column: &str| {
             out.family_fmt(
                 format_args!("node_network_{column}_total"),
@@ -89,18 +86,23 @@ impl Collector for Netdev {
                 MetricType::Counter,
             )
         };
-        let families: Vec<FamilyId> = COLUMNS.iter().map(|c| family(c)).collect();
+        let families = COLUMNS.map(&mut family);
         let nohandler = family("receive_nohandler");
-        for (device, columns) in &devices {
-            let labels = [("device", *device)];
+        // Opened once; each device's counter is read relative to it.
+        let class = read::AttributeDir::open(&self.class);
+        for (device, columns) in parse(&text) {
+            if !self.devices.accepts(device) {
+                continue;
+            }
+            let labels = [("device", device)];
             for (family, value) in families.iter().zip(columns) {
-                out.sample(*family, &labels, *value);
+                out.sample(*family, &labels, value);
             }
             // A device removed since /proc/net/dev was read simply has no value here.
-            let path = self
-                .paths
-                .sys(&format!("class/net/{device}/statistics/rx_nohandler"));
-            if let Some(value) = read::attribute_value::<f64>(&path) {
+            if let Some(value) = class
+                .as_ref()
+                .and_then(|dir| dir.attribute_value_at::<f64>(&[device, "statistics/rx_nohandler"]))
+            {
                 out.sample(nohandler, &labels, value);
             }
         }
@@ -113,7 +115,9 @@ mod tests {
     #[test]
     fn interface_lines() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 2776770   11307    0    0    0     0          0         0  2776770   11307    0    0    0     0       0          0\n  eth0:1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
-        let devices = super::parse(text);
+        let devices: Vec<(&str, Vec<f64>)> = super::parse(text)
+            .map(|(device, columns)| (device, columns.collect()))
+            .collect();
         assert_eq!(devices.len(), 2);
         assert_eq!(devices[0].0, "lo");
         assert_eq!(devices[0].1[0], 2776770.0);

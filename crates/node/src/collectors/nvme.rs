@@ -1,20 +1,22 @@
 //! `nvme`: identity and state of each NVMe controller from `/sys/class/nvme/`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Nvme {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("class/nvme"),
     })
 }
 
 struct Nvme {
-    paths: Paths,
+    /// `/sys/class/nvme`.
+    root: PathBuf,
 }
 
 impl Collector for Nvme {
@@ -23,7 +25,7 @@ impl Collector for Nvme {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let controllers = read::dir_entries(&self.paths.sys("class/nvme"), |_| true)?;
+        let controllers = read::dir_entries(&self.root, |_| true)?;
         let info = out.gauge(
             "node_nvme_info",
             "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",

@@ -1,22 +1,36 @@
 //! `os`: the distribution from `/etc/os-release` (or `/usr/lib/os-release`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Os {
-        paths: settings.paths.clone(),
+        primary: settings.paths.root("/etc/os-release"),
+        fallback: settings.paths.root("/usr/lib/os-release"),
+        last: Mutex::default(),
     })
 }
 
 struct Os {
-    paths: Paths,
+    /// `/etc/os-release`.
+    primary: PathBuf,
+    /// `/usr/lib/os-release`, read where the former is missing.
+    fallback: PathBuf,
+    /// The file as last read and its fields: parsed again only when the text changes.
+    last: Mutex<Release>,
+}
+
+#[derive(Default)]
+struct Release {
+    text: String,
+    fields: HashMap<String, String>,
 }
 
 /// `node_os_info` labels and the os-release keys they come from.
@@ -95,17 +109,25 @@ impl Collector for Os {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let primary = self.paths.root("/etc/os-release");
-        let text = match read::optional_trimmed(&primary) {
+        let text = match read::optional_trimmed(&self.primary) {
             Some(text) => text,
-            None => read::file(&self.paths.root("/usr/lib/os-release"))?,
+            None => read::file(&self.fallback)?,
         };
-        let release = parse(&text);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.text != *text {
+            last.fields = parse(&text)
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect();
+            last.text.clear();
+            last.text.push_str(&text);
+        }
+        let release = &last.fields;
         let get = |key: &str| release.get(key).map(String::as_str).unwrap_or_default();
-        let info: Vec<(&str, &str)> = INFO_LABELS
-            .iter()
-            .map(|&(label, key)| (label, get(key)))
-            .collect();
+        let info = INFO_LABELS.map(|(label, key)| (label, get(key)));
         let family = out.gauge(
             "node_os_info",
             "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",

@@ -1,17 +1,18 @@
 //! `powersupplyclass`: batteries, mains adapters and UPS-backed supplies from
 //! `/sys/class/power_supply/`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 use regex::Regex;
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(PowerSupplyClass {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("class/power_supply"),
         ignored: filter::regex(
             "collector.powersupply.ignored-supplies",
             &settings.options.powersupply_ignored,
@@ -20,7 +21,8 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
 }
 
 struct PowerSupplyClass {
-    paths: Paths,
+    /// `/sys/class/power_supply`.
+    root: PathBuf,
     ignored: Regex,
 }
 
@@ -107,9 +109,7 @@ impl Collector for PowerSupplyClass {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let supplies = read::dir_entries(&self.paths.sys("class/power_supply"), |name| {
-            !self.ignored.is_match(name)
-        })?;
+        let supplies = read::Entries::list(&self.root, |name| !self.ignored.is_match(name))?;
         let families: Vec<FamilyId> = NUMBERS
             .iter()
             .map(|(_, suffix, _)| {
@@ -121,17 +121,22 @@ impl Collector for PowerSupplyClass {
             })
             .collect();
         let mut infos = Vec::new();
-        for (name, dir) in supplies {
+        for name in supplies.names() {
+            let dir = supplies.dir().open_at(&[name]);
             for ((file, _, divisor), family) in NUMBERS.iter().zip(&families) {
-                if let Some(value) = read::attribute_value::<f64>(&dir.join(file)) {
-                    out.sample(*family, &[("power_supply", &name)], value / divisor);
+                if let Some(value) = dir.as_ref().and_then(|d| d.attribute_value::<f64>(file)) {
+                    out.sample(*family, &[("power_supply", name)], value / divisor);
                 }
             }
             // Each supply has its own label set (only the attributes it has), as upstream.
-            let mut labels = vec![("power_supply".to_owned(), name.clone())];
+            let mut labels = vec![("power_supply".to_owned(), name.to_owned())];
             for text in TEXTS {
-                if let Some(value) = read::attribute(&dir.join(text)).filter(|v| !v.is_empty()) {
-                    labels.push((text.to_owned(), value));
+                if let Some(value) = dir
+                    .as_ref()
+                    .and_then(|d| d.attribute(text))
+                    .filter(|v| !v.is_empty())
+                {
+                    labels.push((text.to_owned(), value.to_string()));
                 }
             }
             infos.push(labels);

@@ -1,20 +1,27 @@
 //! `pressure`: pressure stall information (PSI) totals from `/proc/pressure/*`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Pressure {
-        paths: settings.paths.clone(),
+        files: ["cpu", "io", "memory", "irq"].map(|resource| {
+            (
+                resource,
+                settings.paths.proc(&format!("pressure/{resource}")),
+            )
+        }),
     })
 }
 
 struct Pressure {
-    paths: Paths,
+    /// `(resource, /proc/pressure/<resource>)`, `cpu` first.
+    files: [(&'static str, PathBuf); 4],
 }
 
 /// `(resource, line, metric, help)`: which total of which file becomes which counter.
@@ -73,16 +80,21 @@ impl Collector for Pressure {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // A kernel without PSI (or booted with psi=0) has no cpu file: nothing to report.
-        let cpu = read::file_or_no_data(&self.paths.proc("pressure/cpu"))?;
-        for resource in ["cpu", "io", "memory", "irq"] {
-            let text = match resource {
-                "cpu" => Some(cpu.clone()),
+        let cpu = read::file_or_no_data(&self.files[0].1)?;
+        for (resource, path) in &self.files {
+            let other;
+            let text = if *resource == "cpu" {
+                &*cpu
+            } else {
                 // irq pressure exists only on kernels built with CONFIG_IRQ_TIME_ACCOUNTING.
-                _ => read::optional_trimmed(&self.paths.proc(&format!("pressure/{resource}"))),
+                other = read::optional_trimmed(path);
+                match &other {
+                    Some(text) => &**text,
+                    None => continue,
+                }
             };
-            let Some(text) = text else { continue };
-            for (_, kind, name, help) in TOTALS.iter().filter(|t| t.0 == resource) {
-                if let Some(seconds) = total(&text, kind) {
+            for (_, kind, name, help) in TOTALS.iter().filter(|t| t.0 == *resource) {
+                if let Some(seconds) = total(text, kind) {
                     out.counter_value(name, help, seconds);
                 }
             }

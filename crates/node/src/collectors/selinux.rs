@@ -1,20 +1,25 @@
 //! `selinux`: whether SELinux is enabled and, if so, its configured and current modes.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Selinux {
-        paths: settings.paths.clone(),
+        enforce: settings.paths.sys("fs/selinux/enforce"),
+        config: settings.paths.root("/etc/selinux/config"),
     })
 }
 
 struct Selinux {
-    paths: Paths,
+    /// `/sys/fs/selinux/enforce`.
+    enforce: PathBuf,
+    /// `/etc/selinux/config`.
+    config: PathBuf,
 }
 
 /// `SELINUX=` of `/etc/selinux/config` as the mode number: 1 enforcing, 0 permissive,
@@ -38,8 +43,7 @@ impl Collector for Selinux {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // SELinux is on when its filesystem is mounted and answers.
-        let Some(current) = read::attribute_value::<f64>(&self.paths.sys("fs/selinux/enforce"))
-        else {
+        let Some(current) = read::attribute_value::<f64>(&self.enforce) else {
             out.gauge_value(
                 "node_selinux_enabled",
                 "SELinux is enabled, 1 is true, 0 is false",
@@ -57,8 +61,7 @@ impl Collector for Selinux {
             "Current SELinux enforcement mode",
             current,
         );
-        let config =
-            read::optional_trimmed(&self.paths.root("/etc/selinux/config")).unwrap_or_default();
+        let config = read::optional_trimmed(&self.config).unwrap_or_default();
         if let Some(mode) = config_mode(&config) {
             out.gauge_value(
                 "node_selinux_config_mode",

@@ -1,39 +1,39 @@
 //! `sockstat`: socket counts and memory per protocol from `/proc/net/sockstat{,6}`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Sockstat {
-        paths: settings.paths.clone(),
+        sockstat: settings.paths.proc("net/sockstat"),
+        sockstat6: settings.paths.proc("net/sockstat6"),
         page_size: rustix::param::page_size() as f64,
     })
 }
 
 struct Sockstat {
-    paths: Paths,
+    /// `/proc/net/sockstat`.
+    sockstat: PathBuf,
+    /// `/proc/net/sockstat6`, missing when IPv6 is off.
+    sockstat6: PathBuf,
     page_size: f64,
 }
 
 /// `(protocol, field, value)` for every pair on every line, e.g. `("TCP", "inuse", 4)`.
-fn parse(text: &str) -> Vec<(&str, &str, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((protocol, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        for pair in fields.chunks_exact(2) {
-            if let Ok(value) = pair[1].parse() {
-                out.push((protocol, pair[0], value));
-            }
-        }
-    }
-    out
+fn parse(text: &str) -> impl Iterator<Item = (&str, &str, f64)> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .flat_map(|(protocol, rest)| {
+            let mut words = rest.split_ascii_whitespace();
+            // `name value` pairs; an odd word at the end is left out.
+            std::iter::from_fn(move || Some((words.next()?, words.next()?)))
+                .filter_map(move |(field, value)| Some((protocol, field, value.parse().ok()?)))
+        })
 }
 
 impl Sockstat {
@@ -70,9 +70,9 @@ impl Collector for Sockstat {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        self.write(&read::file(&self.paths.proc("net/sockstat"))?, out);
+        self.write(&read::file(&self.sockstat)?, out);
         // Absent when IPv6 is disabled.
-        if let Some(text) = read::optional_trimmed(&self.paths.proc("net/sockstat6")) {
+        if let Some(text) = read::optional_trimmed(&self.sockstat6) {
             self.write(&text, out);
         }
         Ok(())
@@ -85,7 +85,8 @@ mod tests {
     fn pairs_per_protocol() {
         let parsed = super::parse(
             "sockets: used 19\nTCP: inuse 4 orphan 0 tw 3 alloc 4 mem 373\nFRAG: inuse 0 memory 0\n",
-        );
+        )
+        .collect::<Vec<_>>();
         assert_eq!(parsed[0], ("sockets", "used", 19.0));
         assert!(parsed.contains(&("TCP", "mem", 373.0)));
         assert!(parsed.contains(&("FRAG", "memory", 0.0)));

@@ -37,12 +37,18 @@ fn parse(text: &str) -> Vec<CpuSoftnet> {
     text.lines()
         .enumerate()
         .filter_map(|(index, line)| {
-            let columns: Vec<u64> = line
-                .split_ascii_whitespace()
-                .map(|c| u64::from_str_radix(c, 16).unwrap_or(0))
-                .collect();
+            // Thirteen columns since Linux 5.10; later ones are not read.
+            let mut values = [0u64; 13];
+            let mut count = 0;
+            for column in line.split_ascii_whitespace() {
+                if let Some(slot) = values.get_mut(count) {
+                    *slot = u64::from_str_radix(column, 16).unwrap_or(0);
+                }
+                count += 1;
+            }
+            let columns = &values[..count.min(values.len())];
             let at = |i: usize| columns.get(i).copied().unwrap_or(0);
-            if columns.len() < 3 {
+            if count < 3 {
                 return None;
             }
             Some(CpuSoftnet {
@@ -77,8 +83,9 @@ impl Collector for Softnet {
                     cpus.iter().map(value).sum::<u64>() as f64,
                 );
             } else {
+                let mut id = itoa::Buffer::new();
                 for cpu in &cpus {
-                    out.sample(family, &[("cpu", &cpu.cpu.to_string())], value(cpu) as f64);
+                    out.sample(family, &[("cpu", id.format(cpu.cpu))], value(cpu) as f64);
                 }
             }
         };
@@ -122,10 +129,11 @@ impl Collector for Softnet {
                     cpus.iter().filter_map(|c| c.backlog_len).sum::<u64>() as f64,
                 );
             } else {
+                let mut id = itoa::Buffer::new();
                 for cpu in &cpus {
                     out.sample(
                         backlog,
-                        &[("cpu", &cpu.cpu.to_string())],
+                        &[("cpu", id.format(cpu.cpu))],
                         cpu.backlog_len.unwrap_or(0) as f64,
                     );
                 }

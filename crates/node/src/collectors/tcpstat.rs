@@ -1,20 +1,25 @@
 //! `tcpstat` (off by default): TCP connections per state from `/proc/net/tcp{,6}`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Tcpstat {
-        paths: settings.paths.clone(),
+        tcp: settings.paths.proc("net/tcp"),
+        tcp6: settings.paths.proc("net/tcp6"),
     })
 }
 
 struct Tcpstat {
-    paths: Paths,
+    /// `/proc/net/tcp`.
+    tcp: PathBuf,
+    /// `/proc/net/tcp6`, missing when IPv6 is off.
+    tcp6: PathBuf,
 }
 
 /// Kernel TCP states, numbered from 1 as in `include/net/tcp_states.h`.
@@ -53,8 +58,8 @@ impl Collector for Tcpstat {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let mut counts = [0u64; 11];
-        count(&read::file(&self.paths.proc("net/tcp"))?, &mut counts);
-        if let Some(v6) = read::optional_trimmed(&self.paths.proc("net/tcp6")) {
+        count(&read::file(&self.tcp)?, &mut counts);
+        if let Some(v6) = read::optional_trimmed(&self.tcp6) {
             count(&v6, &mut counts);
         }
         let family = out.gauge("node_tcp_connection_states", "Number of connection states.");

@@ -2,21 +2,23 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::{read, sys};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Time {
-        paths: settings.paths.clone(),
+        clocksources: settings.paths.sys("devices/system/clocksource"),
     })
 }
 
 struct Time {
-    paths: Paths,
+    /// `/sys/devices/system/clocksource`.
+    clocksources: PathBuf,
 }
 
 impl Collector for Time {
@@ -50,13 +52,15 @@ impl Collector for Time {
             "node_time_clocksource_current_info",
             "Current clocksource read from '/sys/devices/system/clocksource'.",
         );
-        let sources = read::dir_entries(&self.paths.sys("devices/system/clocksource"), |n| {
-            n.starts_with("clocksource")
-        })
-        .unwrap_or_default();
-        for (name, dir) in sources {
+        let Ok(sources) = read::Entries::list(&self.clocksources, |n| n.starts_with("clocksource"))
+        else {
+            return Ok(());
+        };
+        for name in sources.names() {
             let device = &name["clocksource".len()..];
-            for source in read::attribute(&dir.join("available_clocksource"))
+            let dir = sources.dir();
+            for source in dir
+                .attribute_at(&[name, "available_clocksource"])
                 .unwrap_or_default()
                 .split_ascii_whitespace()
             {
@@ -66,10 +70,10 @@ impl Collector for Time {
                     1.0,
                 );
             }
-            if let Some(source) = read::attribute(&dir.join("current_clocksource")) {
+            if let Some(source) = dir.attribute_at(&[name, "current_clocksource"]) {
                 out.sample(
                     current,
-                    &[("clocksource", &source), ("device", device)],
+                    &[("clocksource", &*source), ("device", device)],
                     1.0,
                 );
             }

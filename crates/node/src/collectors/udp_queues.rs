@@ -1,21 +1,26 @@
 //! `udp_queues`: memory queued in UDP sockets, summed per direction and IP version, from
 //! `/proc/net/udp{,6}`.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(UdpQueues {
-        paths: settings.paths.clone(),
+        udp: settings.paths.proc("net/udp"),
+        udp6: settings.paths.proc("net/udp6"),
     })
 }
 
 struct UdpQueues {
-    paths: Paths,
+    /// `/proc/net/udp`.
+    udp: PathBuf,
+    /// `/proc/net/udp6`, missing when IPv6 is off.
+    udp6: PathBuf,
 }
 
 /// Sums the hexadecimal `tx_queue:rx_queue` column over all sockets: `(tx, rx)`.
@@ -44,8 +49,8 @@ impl Collector for UdpQueues {
             "node_udp_queues",
             "Number of allocated memory in the kernel for UDP datagrams in bytes.",
         );
-        let v4 = read::file(&self.paths.proc("net/udp"))?;
-        let v6 = read::optional_trimmed(&self.paths.proc("net/udp6"));
+        let v4 = read::file(&self.udp)?;
+        let v6 = read::optional_trimmed(&self.udp6);
         for (ip, text) in [("v4", Some(v4)), ("v6", v6)] {
             let Some(text) = text else { continue };
             let (tx, rx) = parse(&text);

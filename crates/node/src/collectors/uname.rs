@@ -19,7 +19,8 @@ impl Collector for Uname {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let uname = rustix::system::uname();
-        let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
+        // Borrowed unless a field is not UTF-8.
+        let text = std::ffi::CStr::to_string_lossy;
         let (sysname, release, version) = (
             text(uname.sysname()),
             text(uname.release()),

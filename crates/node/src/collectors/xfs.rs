@@ -1,20 +1,22 @@
 //! `xfs`: per-filesystem XFS statistics from `/sys/fs/xfs/<device>/stats/stats`.
 
 use kiln_registry::config::ConfigError;
-use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
+use std::path::PathBuf;
+
+use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Xfs {
-        paths: settings.paths.clone(),
+        root: settings.paths.sys("fs/xfs"),
     })
 }
 
 struct Xfs {
-    paths: Paths,
+    /// `/sys/fs/xfs`: a directory per mounted XFS filesystem.
+    root: PathBuf,
 }
 
 /// `(line tag, metric per column)`: which column of which line becomes which counter.
@@ -94,15 +96,47 @@ const LINES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// `(tag, numbers)` per line of the stats file.
-fn parse(text: &str) -> Vec<(&str, Vec<f64>)> {
+/// How many statistics [`LINES`] names.
+const STATISTICS: usize = {
+    let mut count = 0;
+    let mut line = 0;
+    while line < LINES.len() {
+        count += LINES[line].1.len();
+        line += 1;
+    }
+    count
+};
+
+/// The numbers of the line tagged `tag` in the stats file, in column order.
+fn line<'a>(text: &'a str, tag: &str) -> impl Iterator<Item = f64> + 'a {
     text.lines()
-        .filter_map(|line| {
+        .find_map(|line| {
             let mut words = line.split_ascii_whitespace();
-            let tag = words.next()?;
-            Some((tag, words.map(|w| w.parse().unwrap_or(0.0)).collect()))
+            (words.next()? == tag).then_some(words)
         })
-        .collect()
+        .into_iter()
+        .flatten()
+        .map(|word| word.parse().unwrap_or(0.0))
+}
+
+/// The HELP of a statistic: `XFS statistic rw: read calls.` for `read_calls_total`.
+struct Help<'a> {
+    tag: &'a str,
+    metric: &'a str,
+}
+
+impl std::fmt::Display for Help<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "XFS statistic {}: ", self.tag)?;
+        let words = self.metric.trim_end_matches("_total");
+        for (index, word) in words.split('_').enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(word)?;
+        }
+        f.write_str(".")
+    }
 }
 
 impl Collector for Xfs {
@@ -113,37 +147,35 @@ impl Collector for Xfs {
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         // Only mounted XFS filesystems have a directory here; `stats` itself is global.
         // Without the xfs module loaded there is nothing to report, which is not an error.
-        let devices = read::dir_entries(&self.paths.sys("fs/xfs"), |name| name != "stats")
-            .unwrap_or_default();
-        let mut families: Vec<FamilyId> = Vec::new();
-        let mut names: Vec<&str> = Vec::new();
+        let Ok(devices) = read::Entries::list(&self.root, |name| name != "stats") else {
+            return Ok(());
+        };
+        if devices.len() == 0 {
+            // Families without samples are left out of the output: declare none.
+            return Ok(());
+        }
+        let mut families = [None; STATISTICS];
+        let mut index = 0;
         for (tag, metrics) in LINES {
             for metric in *metrics {
-                names.push(metric);
-                families.push(out.counter(
-                    &format!("node_xfs_{metric}"),
-                    &format!(
-                        "XFS statistic {tag}: {}.",
-                        metric.trim_end_matches("_total").replace('_', " ")
-                    ),
+                families[index] = Some(out.family_fmt(
+                    format_args!("node_xfs_{metric}"),
+                    format_args!("{}", Help { tag, metric }),
+                    MetricType::Counter,
                 ));
+                index += 1;
             }
         }
-        for (device, dir) in devices {
-            let Some(text) = read::optional_trimmed(&dir.join("stats/stats")) else {
+        for device in devices.names() {
+            let Some(text) = devices.dir().optional_trimmed_at(&[device, "stats/stats"]) else {
                 continue;
             };
-            let stats = parse(&text);
             let mut index = 0;
             for (tag, metrics) in LINES {
-                let values = stats
-                    .iter()
-                    .find(|(t, _)| t == tag)
-                    .map(|(_, v)| v.as_slice())
-                    .unwrap_or_default();
-                for (column, _) in metrics.iter().enumerate() {
-                    if let Some(value) = values.get(column) {
-                        out.sample(families[index], &[("device", &device)], *value);
+                let mut values = line(&text, tag);
+                for _ in *metrics {
+                    if let (Some(value), Some(family)) = (values.next(), families[index]) {
+                        out.sample(family, &[("device", device)], value);
                     }
                     index += 1;
                 }
@@ -157,11 +189,19 @@ impl Collector for Xfs {
 mod tests {
     #[test]
     fn tagged_lines() {
-        let parsed = super::parse("extent_alloc 92447 97589 92448 93751\nrw 28 29\n");
-        assert_eq!(
-            parsed[0],
-            ("extent_alloc", vec![92447.0, 97589.0, 92448.0, 93751.0])
-        );
-        assert_eq!(parsed[1].1, [28.0, 29.0]);
+        let text = "extent_alloc 92447 97589 92448 93751\nrw 28 29\n";
+        let values = |tag| super::line(text, tag).collect::<Vec<f64>>();
+        assert_eq!(values("extent_alloc"), [92447.0, 97589.0, 92448.0, 93751.0]);
+        assert_eq!(values("rw"), [28.0, 29.0]);
+        assert!(values("abt").is_empty());
+    }
+
+    #[test]
+    fn help_spells_out_the_metric() {
+        let help = super::Help {
+            tag: "rw",
+            metric: "read_calls_total",
+        };
+        assert_eq!(help.to_string(), "XFS statistic rw: read calls.");
     }
 }

@@ -1,21 +1,23 @@
 //! `zfs`: ZFS on Linux kstats from `/proc/spl/kstat/zfs/` (ARC, ZIL, prefetch, …) and
 //! the state of each pool.
 
+use std::path::PathBuf;
+
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
-use crate::paths::Paths;
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Zfs {
-        paths: settings.paths.clone(),
+        root: settings.paths.proc("spl/kstat/zfs"),
     })
 }
 
 struct Zfs {
-    paths: Paths,
+    /// `/proc/spl/kstat/zfs`.
+    root: PathBuf,
 }
 
 /// `(kstat file, metric prefix)`.
@@ -63,8 +65,8 @@ impl Collector for Zfs {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let root = self.paths.proc("spl/kstat/zfs");
-        let entries = read::dir_entries(&root, |_| true)?;
+        let root = &self.root;
+        let entries = read::dir_entries(root, |_| true)?;
         for (file, prefix) in KSTATS {
             let Some(text) = read::optional_trimmed(&root.join(file)) else {
                 continue;

@@ -207,18 +207,23 @@ impl Yarn {
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<T> {
         let hierarchy = hierarchy?;
-        let relative = format!("{container}/{file}");
-        let text = match hierarchy.dir.read(&relative) {
+        let text = match hierarchy.dir.read_whole(&[container, file]) {
             Ok(text) => text,
             Err(error) if gone(&error) => return None,
             Err(error) => {
-                self.skip(&hierarchy.path.join(relative), &error.to_string());
+                self.skip(
+                    &hierarchy.path.join(container).join(file),
+                    &error.to_string(),
+                );
                 return None;
             }
         };
         let value = parse(&text);
         if value.is_none() {
-            self.skip(&hierarchy.path.join(relative), "not the kernel's format");
+            self.skip(
+                &hierarchy.path.join(container).join(file),
+                "not the kernel's format",
+            );
         }
         value
     }
