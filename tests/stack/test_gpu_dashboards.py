@@ -48,37 +48,15 @@ DASHBOARDS = {
 BUILTIN = {"__rate_interval": "1m", "__interval": "15s", "__range": "6h", "__range_s": "21600"}
 
 
-def _rules_record(name):
-    """Whether a shipped rule file records `name`."""
-    pattern = re.compile(rf"^\s*- record: {re.escape(name)}\s*$", re.M)
-    return any(pattern.search(p.read_text()) for p in (DEPLOY / "rules").glob("*.yml"))
-
-
 # (dashboard, panel title) -> (why the panel has no data on the fake driver, whether that
 # still holds). An entry that no longer holds is not allowed: the panel must answer.
 MIG_GPM = ("activity per MIG instance comes from GPM, which exists on Hopper and newer; the "
            "fixture's MIG GPU is an A100, where NVML has no such reading (upstream's exporter "
            "leaves it out there too)", True)
-NOT_READ = "{} needs the {}, which the exporter does not read from NVML yet"
 ALLOWED = {
-    ("12239", "Tensor Core Utilization"): (
-        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE comes from GPM (Hopper and newer), which the exporter "
-        "does not read yet", not _rules_record("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")),
     ("14574", "MIG SM Activity"): MIG_GPM,
     ("14574", "MIG Tensor Activity"): MIG_GPM,
     ("25547", "MIG SM Activity"): MIG_GPM,
-    ("14574", "Recovery Action"): (
-        NOT_READ.format("nvidia_smi_gpu_recovery_action", "GPU recovery action"),
-        not _rules_record("nvidia_smi_gpu_recovery_action")),
-    ("25547", "Recovery Action (history)"): (
-        NOT_READ.format("nvidia_smi_gpu_recovery_action", "GPU recovery action"),
-        not _rules_record("nvidia_smi_gpu_recovery_action")),
-    ("14574", "Compute Mode"): (
-        NOT_READ.format("nvidia_smi_compute_mode", "compute mode"),
-        not _rules_record("nvidia_smi_compute_mode")),
-    ("14574", "Fabric State"): (
-        NOT_READ.format("nvidia_smi_fabric_state", "NVSwitch fabric state"),
-        not _rules_record("nvidia_smi_fabric_state")),
 }
 
 # The labels each upstream exporter puts on its series, besides `instance` and `job`.
