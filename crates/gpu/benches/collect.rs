@@ -25,7 +25,9 @@ fn fake_library() -> PathBuf {
         .unwrap()
         .to_path_buf();
     let library = profile.join("libfake_nvml.so");
-    if !library.exists() {
+    // Built every time (a no-op when fresh): a library older than fake-nvml's sources would
+    // lack the entry points the exporter now calls.
+    {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--release", "-p", "fake-nvml"])
             .status()

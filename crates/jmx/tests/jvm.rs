@@ -7,7 +7,8 @@
 
 mod support;
 
-use support::{Exporter, TestJvm, deploy_file, fixture, value};
+use kiln_test_support::value;
+use support::{Exporter, TestJvm, deploy_file, fixture};
 
 const BOTH: &str = "modules:\n  hadoop:\n    bridge: hadoop\n  jolokia:\n    bridge: jolokia\n";
 

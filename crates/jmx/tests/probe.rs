@@ -7,7 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Exporter, StaticServer, check_config, deploy_file, free_port, http, value};
+use kiln_test_support::value;
+use support::{Exporter, StaticServer, check_config, deploy_file, free_port, http};
 
 #[test]
 fn recorded_namenode_and_datanode_answers() {

@@ -13,7 +13,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Exporter, check_config, fixture, free_port, http, value};
+use kiln_test_support::value;
+use support::{Exporter, check_config, fixture, free_port, http};
 
 /// What the fake ResourceManager does with a request.
 #[derive(Debug, Clone)]
