@@ -102,20 +102,18 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
             Format::Text => text_header(first, out),
             Format::OpenMetrics => openmetrics_header(first, out),
         }
-        // A family of a shared snapshot, alone under its name: its samples were encoded
-        // when the snapshot was first served.
-        if let [only] = group
-            && let Some(encoded) = only.encoded_samples(format)
-        {
-            out.push_str(encoded);
-            continue;
-        }
         for family in group {
             if family.kind() != first.kind() {
                 left_out.push(LeftOut {
                     family: family.name().to_owned(),
                     reason: "written twice with different types; the second is left out",
                 });
+                continue;
+            }
+            // A shared snapshot's samples were encoded when it was first served; of the
+            // same name and type, they read as `first`'s would.
+            if let Some(encoded) = family.encoded_samples(format) {
+                out.push_str(encoded);
                 continue;
             }
             for sample in family.samples() {

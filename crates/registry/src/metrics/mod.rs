@@ -587,7 +587,10 @@ mod tests {
 
     #[test]
     fn a_shared_set_encodes_as_its_copy_would_and_again_from_its_cache() {
-        let shared = Arc::new(SharedSet::new(snapshot(1.0)));
+        // Built from two parts, as from per-GPU sets: each name appears twice in it.
+        let mut parts = snapshot(1.0);
+        parts.append(&snapshot(0.0));
+        let shared = Arc::new(SharedSet::new(parts));
         for format in [Format::Text, Format::OpenMetrics] {
             // Its own families next to a collector's, and one name written by both (merged).
             let mut own = MetricSet::default();
