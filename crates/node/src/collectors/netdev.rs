@@ -59,16 +59,30 @@ const COLUMNS: [&str; 16] = [
     "transmit_compressed",
 ];
 
-/// `(device, columns)` per interface line.
-fn parse(text: &str) -> impl Iterator<Item = (&str, impl Iterator<Item = f64> + '_)> {
-    text.lines().skip(2).filter_map(|line| {
+/// `(device, columns)` per interface line. A line whose counters are not all unsigned
+/// numbers is skipped, and a device named twice keeps its first line: junk or a repeated
+/// name would otherwise reach counters as negative values or become duplicate series, which
+/// make Prometheus refuse the whole scrape.
+fn parse(text: &str) -> impl Iterator<Item = (&str, [f64; COLUMNS.len()])> {
+    let mut seen: Vec<&str> = Vec::new();
+    text.lines().skip(2).filter_map(move |line| {
         let (device, columns) = line.split_once(':')?;
-        Some((
-            device.trim(),
-            columns
-                .split_ascii_whitespace()
-                .map(|c| c.parse().unwrap_or(0.0)),
-        ))
+        let device = device.trim();
+        let mut values = [0.0; COLUMNS.len()];
+        let mut count = 0;
+        for column in columns.split_ascii_whitespace() {
+            let value: u64 = column.parse().ok()?;
+            // Columns a later kernel may add are read past, not reported.
+            if let Some(slot) = values.get_mut(count) {
+                *slot = value as f64;
+            }
+            count += 1;
+        }
+        if device.is_empty() || count < COLUMNS.len() || seen.contains(&device) {
+            return None;
+        }
+        seen.push(device);
+        Some((device, values))
     })
 }
 
@@ -116,12 +130,21 @@ mod tests {
     fn interface_lines() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 2776770   11307    0    0    0     0          0         0  2776770   11307    0    0    0     0       0          0\n  eth0:1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
         let devices: Vec<(&str, Vec<f64>)> = super::parse(text)
-            .map(|(device, columns)| (device, columns.collect()))
+            .map(|(device, columns)| (device, columns.to_vec()))
             .collect();
         assert_eq!(devices.len(), 2);
         assert_eq!(devices[0].0, "lo");
         assert_eq!(devices[0].1[0], 2776770.0);
         assert_eq!(devices[1].0, "eth0");
         assert_eq!(devices[1].1[15], 16.0);
+    }
+
+    #[test]
+    fn junk_negative_short_and_repeated_lines_are_skipped() {
+        let text = "header\nheader\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth0: 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9\n  eth1: -1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth2: 1 2 3\n  eth3: a b c d e f g h i j k l m n o p\nno colon here\n  : 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth4: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+        let devices: Vec<(&str, f64)> = super::parse(text)
+            .map(|(device, columns)| (device, columns[0]))
+            .collect();
+        assert_eq!(devices, [("eth0", 1.0), ("eth4", 1.0)]);
     }
 }
