@@ -30,6 +30,8 @@ pub enum Value<'a> {
     Array(Vec<Value<'a>>),
     /// An object, members in the order sent.
     Object(Vec<(Cow<'a, str>, Value<'a>)>),
+    /// An object or array left as its text by [`parse_shallow`]: checked, not yet read.
+    Raw(&'a str),
 }
 
 impl<'a> Value<'a> {
@@ -75,10 +77,21 @@ impl std::error::Error for JsonError {}
 
 /// Parses one document; anything but whitespace after it is an error.
 pub fn parse(text: &str) -> Result<Value<'_>, JsonError> {
+    parse_shallow(text, usize::MAX)
+}
+
+/// Parses one document as [`parse`] does, checking all of it, but leaves every object and
+/// array nested `keep` levels deep (the document itself is level 0) as [`Value::Raw`] text.
+///
+/// A large answer is mostly its beans: read this way, the tree above them costs a few bytes
+/// per bean, and each bean is parsed (with [`parse`], which cannot fail on checked text) only
+/// while it is walked, instead of the whole answer's tree, several times its size, at once.
+pub fn parse_shallow(text: &str, keep: usize) -> Result<Value<'_>, JsonError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        keep,
     };
     let value = parser.value(0)?;
     parser.skip_space();
@@ -92,6 +105,8 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Containers this deep are checked and kept as text.
+    keep: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -129,6 +144,11 @@ impl<'a> Parser<'a> {
             return Err(self.error("nested too deeply"));
         }
         self.skip_space();
+        if depth >= self.keep && matches!(self.bytes.get(self.at), Some(b'{' | b'[')) {
+            let start = self.at;
+            self.skip(depth)?;
+            return Ok(Value::Raw(&self.text[start..self.at]));
+        }
         match self.bytes.get(self.at) {
             None => Err(self.error("unexpected end of input")),
             Some(b'{') => self.object(depth),
@@ -199,6 +219,50 @@ impl<'a> Parser<'a> {
                     return Ok(Value::Array(items));
                 }
                 _ => return Err(self.error("expected ',' or ']' in an array")),
+            }
+        }
+    }
+
+    /// Checks one value as [`Parser::value`] would, keeping nothing.
+    fn skip(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.skip_space();
+        let (close, what) = match self.bytes.get(self.at) {
+            Some(b'{') => (b'}', "expected ',' or '}' in an object"),
+            Some(b'[') => (b']', "expected ',' or ']' in an array"),
+            _ => return self.value(depth).map(drop),
+        };
+        let object = close == b'}';
+        self.at += 1;
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            if object {
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b'"') {
+                    return Err(self.error("expected a member name"));
+                }
+                self.string()?;
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b':') {
+                    return Err(self.error("expected ':' after a member name"));
+                }
+                self.at += 1;
+            }
+            self.skip(depth + 1)?;
+            self.skip_space();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(&b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error(what)),
             }
         }
     }
