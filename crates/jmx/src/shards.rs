@@ -92,7 +92,9 @@ impl ShardedCache {
             for bean in beans {
                 bean.with_bean(|bean| walker.bean(bean));
             }
-            (walker.samples, walker.stats)
+            let walked = (walker.samples, walker.stats);
+            cache.finish_pass();
+            walked
         };
         let pieces = beans.chunks(per_shard).enumerate();
         let parts: Vec<(Vec<Sample>, WalkStats)> = if beans.len() < PARALLEL_FROM_BEANS {

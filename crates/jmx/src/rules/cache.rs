@@ -254,9 +254,14 @@ impl MatchCache {
         self.resets += 1;
     }
 
-    /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
-    pub fn start_pass(&mut self) {
-        self.now = (self.started.elapsed().as_secs() / 60) as u32;
+    /// Ends a pass over one answer: a cache the answer took past its limits forgets now, so
+    /// what it remembered is given back with the answer instead of at the next pass.
+    pub fn finish_pass(&mut self) {
+        self.forget_past_limits();
+    }
+
+    /// Forgets everything if past the limits.
+    fn forget_past_limits(&mut self) {
         let (entries, bytes) = self.footprint();
         if entries > self.limits.entries || bytes > self.limits.bytes {
             if let Some(suppressed) = FORGOTTEN.check() {
@@ -269,6 +274,12 @@ impl MatchCache {
             }
             self.forget_all();
         }
+    }
+
+    /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
+    pub fn start_pass(&mut self) {
+        self.now = (self.started.elapsed().as_secs() / 60) as u32;
+        self.forget_past_limits();
         self.previous = None;
         self.expected = self.first;
         if self.swept.elapsed() >= SWEEP_EVERY {
