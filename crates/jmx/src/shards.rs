@@ -147,6 +147,7 @@ mod tests {
 
     use super::*;
     use crate::json::{self, Value};
+    use crate::walk::Bean;
 
     /// A Hadoop-style answer with `beans` beans, some giving no samples (strings only), some
     /// several, some sharing label sets so that the order of samples decides what is kept.
