@@ -382,3 +382,54 @@ impl<'a> Parser<'a> {
         Ok(digits)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shallow_parse_keeps_deep_containers_as_checked_text() {
+        let text = r#"{"beans": [{"name": "a:b=c", "X": [1, {"y": "\u00e9"}]}, 7, []]}"#;
+        let document = parse_shallow(text, 2).unwrap();
+        let Some(Value::Array(items)) = document.get("beans") else {
+            panic!("{document:?}");
+        };
+        assert_eq!(
+            items[0],
+            Value::Raw(r#"{"name": "a:b=c", "X": [1, {"y": "\u00e9"}]}"#)
+        );
+        assert_eq!(items[1], Value::Number("7"));
+        assert_eq!(items[2], Value::Raw("[]"));
+        // The kept text parses to what a whole parse gives.
+        let Value::Raw(bean) = items[0] else {
+            unreachable!()
+        };
+        let whole = parse(text).unwrap();
+        let Some(Value::Array(whole_items)) = whole.get("beans") else {
+            panic!("{whole:?}");
+        };
+        assert_eq!(parse(bean).unwrap(), whole_items[0]);
+    }
+
+    #[test]
+    fn shallow_parse_finds_errors_inside_kept_text_where_a_whole_parse_does() {
+        for text in [
+            r#"{"beans": [{"name": "x", "a": tru}]}"#,
+            r#"{"beans": [{"name": "x" "a": 1}]}"#,
+            r#"{"beans": [{"name": "x", "a": [1 2]}]}"#,
+            r#"{"beans": [{"name": "x", "a": "\q"}]}"#,
+            r#"{"beans": [{"name": "x"}"#,
+        ] {
+            assert_eq!(
+                parse_shallow(text, 2).unwrap_err(),
+                parse(text).unwrap_err(),
+                "{text}"
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+        assert_eq!(
+            parse_shallow(&deep, 2).unwrap_err(),
+            parse(&deep).unwrap_err()
+        );
+    }
+}

@@ -89,10 +89,14 @@ fn bean_name(text: &str) -> Result<Option<std::borrow::Cow<'_, str>>, JsonError>
     let Value::Object(members) = json::parse_shallow(text, 1)? else {
         return Ok(None);
     };
-    Ok(members.into_iter().find_map(|(key, value)| match value {
-        Value::String(name) if key == "name" => Some(name),
-        _ => None,
-    }))
+    // The first `name` member, as `Value::get` finds it.
+    Ok(members
+        .into_iter()
+        .find(|(key, _)| key == "name")
+        .and_then(|(_, value)| match value {
+            Value::String(name) => Some(name),
+            _ => None,
+        }))
 }
 
 /// Percent-encodes a query value.
