@@ -33,6 +33,13 @@ pub struct Cli {
     #[command(flatten)]
     pub yarn: YarnFlags,
 
+    /// The memory, in MiB, that all `/probe` requests in progress may hold for their
+    /// answers: each reserves twice its answer's body as it arrives. A probe that finds it
+    /// spent is answered 503 at once and counted in jmx_probe_errors_total{reason="over_budget"}.
+    #[arg(long = "probe.memory-limit-mib", value_name = "MIB", default_value_t = crate::budget::DEFAULT_MIB,
+          value_parser = clap::value_parser!(usize))]
+    pub probe_memory_mib: usize,
+
     /// Standard web and logging flags.
     #[command(flatten)]
     pub web: WebFlags,

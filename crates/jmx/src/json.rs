@@ -30,6 +30,8 @@ pub enum Value<'a> {
     Array(Vec<Value<'a>>),
     /// An object, members in the order sent.
     Object(Vec<(Cow<'a, str>, Value<'a>)>),
+    /// An object or array left as its text by [`parse_shallow`]: checked, not yet read.
+    Raw(&'a str),
 }
 
 impl<'a> Value<'a> {
@@ -75,10 +77,21 @@ impl std::error::Error for JsonError {}
 
 /// Parses one document; anything but whitespace after it is an error.
 pub fn parse(text: &str) -> Result<Value<'_>, JsonError> {
+    parse_shallow(text, usize::MAX)
+}
+
+/// Parses one document as [`parse`] does, checking all of it, but leaves every object and
+/// array nested `keep` levels deep (the document itself is level 0) as [`Value::Raw`] text.
+///
+/// A large answer is mostly its beans: read this way, the tree above them costs a few bytes
+/// per bean, and each bean is parsed (with [`parse`], which cannot fail on checked text) only
+/// while it is walked, instead of the whole answer's tree, several times its size, at once.
+pub fn parse_shallow(text: &str, keep: usize) -> Result<Value<'_>, JsonError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        keep,
     };
     let value = parser.value(0)?;
     parser.skip_space();
@@ -92,6 +105,8 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Containers this deep are checked and kept as text.
+    keep: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -129,6 +144,11 @@ impl<'a> Parser<'a> {
             return Err(self.error("nested too deeply"));
         }
         self.skip_space();
+        if depth >= self.keep && matches!(self.bytes.get(self.at), Some(b'{' | b'[')) {
+            let start = self.at;
+            self.skip(depth)?;
+            return Ok(Value::Raw(&self.text[start..self.at]));
+        }
         match self.bytes.get(self.at) {
             None => Err(self.error("unexpected end of input")),
             Some(b'{') => self.object(depth),
@@ -199,6 +219,50 @@ impl<'a> Parser<'a> {
                     return Ok(Value::Array(items));
                 }
                 _ => return Err(self.error("expected ',' or ']' in an array")),
+            }
+        }
+    }
+
+    /// Checks one value as [`Parser::value`] would, keeping nothing.
+    fn skip(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.skip_space();
+        let (close, what) = match self.bytes.get(self.at) {
+            Some(b'{') => (b'}', "expected ',' or '}' in an object"),
+            Some(b'[') => (b']', "expected ',' or ']' in an array"),
+            _ => return self.value(depth).map(drop),
+        };
+        let object = close == b'}';
+        self.at += 1;
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            if object {
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b'"') {
+                    return Err(self.error("expected a member name"));
+                }
+                self.string()?;
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b':') {
+                    return Err(self.error("expected ':' after a member name"));
+                }
+                self.at += 1;
+            }
+            self.skip(depth + 1)?;
+            self.skip_space();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(&b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error(what)),
             }
         }
     }
@@ -316,5 +380,56 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| self.error("expected four hex digits after \\u"))?;
         self.at += 4;
         Ok(digits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shallow_parse_keeps_deep_containers_as_checked_text() {
+        let text = r#"{"beans": [{"name": "a:b=c", "X": [1, {"y": "\u00e9"}]}, 7, []]}"#;
+        let document = parse_shallow(text, 2).unwrap();
+        let Some(Value::Array(items)) = document.get("beans") else {
+            panic!("{document:?}");
+        };
+        assert_eq!(
+            items[0],
+            Value::Raw(r#"{"name": "a:b=c", "X": [1, {"y": "\u00e9"}]}"#)
+        );
+        assert_eq!(items[1], Value::Number("7"));
+        assert_eq!(items[2], Value::Raw("[]"));
+        // The kept text parses to what a whole parse gives.
+        let Value::Raw(bean) = items[0] else {
+            unreachable!()
+        };
+        let whole = parse(text).unwrap();
+        let Some(Value::Array(whole_items)) = whole.get("beans") else {
+            panic!("{whole:?}");
+        };
+        assert_eq!(parse(bean).unwrap(), whole_items[0]);
+    }
+
+    #[test]
+    fn shallow_parse_finds_errors_inside_kept_text_where_a_whole_parse_does() {
+        for text in [
+            r#"{"beans": [{"name": "x", "a": tru}]}"#,
+            r#"{"beans": [{"name": "x" "a": 1}]}"#,
+            r#"{"beans": [{"name": "x", "a": [1 2]}]}"#,
+            r#"{"beans": [{"name": "x", "a": "\q"}]}"#,
+            r#"{"beans": [{"name": "x"}"#,
+        ] {
+            assert_eq!(
+                parse_shallow(text, 2).unwrap_err(),
+                parse(text).unwrap_err(),
+                "{text}"
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+        assert_eq!(
+            parse_shallow(&deep, 2).unwrap_err(),
+            parse(&deep).unwrap_err()
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! split into [`shards`] walked in parallel), and [`families`] writes the text.
 
 pub mod bridge;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod families;
@@ -82,7 +83,7 @@ pub fn build(cli: &Cli, info: BuildInfo) -> Result<Exporter, BuildError> {
         .route(
             "/probe",
             "Probe a JVM: /probe?target=HOST:PORT&module=NAME",
-            probe::handler(jmx),
+            probe::handler(jmx, cli.probe_memory_mib << 20),
         )
         .always_enable_reload()
         .on_reload(Arc::new(move || reloading.reload())))

@@ -16,37 +16,74 @@ use kiln_registry::{
     LogLimiter, MetricSet, Response, RouteHandler, ScrapeContext, exposition_response, query_pairs,
     text,
 };
+use kiln_scraper::ScrapeError;
 
 use crate::bridge::{self, FetchError};
+use crate::budget::Budget;
 use crate::config::OnTargetError;
 use crate::families;
 use crate::json;
 use crate::rules::{Kind, Naming};
 use crate::state::{Jmx, Module};
 use crate::target::Target;
+use crate::walk::Bean;
 
 /// Time kept back from the scrape timeout for writing the answer.
 const MARGIN: Duration = Duration::from_millis(250);
 
 /// The `/probe` handler.
-pub fn handler(jmx: Arc<Jmx>) -> RouteHandler {
+/// `memory_limit` bounds the bytes all probes in progress hold for their answers.
+pub fn handler(jmx: Arc<Jmx>, memory_limit: usize) -> RouteHandler {
     let failures = Arc::new(LogLimiter::new(Duration::from_secs(60)));
+    let budget = Arc::new(Budget::new(memory_limit));
     Arc::new(move |parts, context| {
         let jmx = Arc::clone(&jmx);
         let failures = Arc::clone(&failures);
+        let budget = Arc::clone(&budget);
         Box::pin(async move {
             let query = parts.uri.query().unwrap_or_default();
-            probe(&jmx, query, &parts.headers, context, &failures).await
+            let mut read = 0;
+            let answer = probe(
+                &jmx,
+                &budget,
+                query,
+                &parts.headers,
+                context,
+                &failures,
+                &mut read,
+            )
+            .await;
+            // A large answer's parse leaves freed memory in the allocator's heap: give it
+            // back to the system now, not whenever the heap's top happens to be free.
+            if read >= RELEASE_AFTER_BYTES {
+                tokio::task::spawn_blocking(kiln_registry::process_policy::release_free_memory);
+            }
+            answer
         })
     })
 }
 
+/// Answers at least this large are followed by a release of free memory.
+const RELEASE_AFTER_BYTES: usize = 16 << 20;
+
+/// The 503 of a probe past the memory budget.
+fn over_budget(jmx: &Jmx, module: &str) -> Response {
+    jmx.counters.probe_failed(module, "over_budget");
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many large answers are being read; try again later.\n",
+    )
+}
+
+/// One probe; `read` is set to the bytes of the JVM's answer.
 async fn probe(
     jmx: &Jmx,
+    budget: &Budget,
     query: &str,
     headers: &HeaderMap,
     context: ScrapeContext,
     failures: &LogLimiter,
+    read: &mut usize,
 ) -> Response {
     let mut target = None;
     let mut module_name = None;
@@ -93,17 +130,23 @@ async fn probe(
         );
     }
 
+    let Some(reservation) = budget.start() else {
+        return over_budget(jmx, &module_name);
+    };
+    let admit = |bytes: usize| reservation.admit(bytes);
     let started = Instant::now();
     let timeout = module
         .settings
         .timeout
         .min(context.remaining().saturating_sub(MARGIN))
         .max(Duration::from_millis(100));
-    let fetched = bridge::fetch(&module.settings, &module.client, &target, timeout).await;
+    let fetched = bridge::fetch(&module.settings, &module.client, &target, timeout, &admit).await;
     let rendered = match fetched {
+        Err(FetchError::Http(ScrapeError::Refused)) => return over_budget(jmx, &module_name),
         Ok(bodies) => {
+            *read = bodies.iter().map(String::len).sum();
             let module = Arc::clone(&module);
-            tokio::task::spawn_blocking(move || render(&module, &bodies))
+            tokio::task::spawn_blocking(move || render(&module, bodies))
                 .await
                 .unwrap_or_else(|_| Err(FetchError::Shape("evaluation failed".into())))
         }
@@ -167,13 +210,27 @@ struct Rendered {
 }
 
 /// Parses the bodies, walks the beans through the rules and writes the families.
-fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
-    let documents = bodies
-        .iter()
-        .map(|body| json::parse(body))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (beans, read_errors) = bridge::beans(&module.settings, &documents)?;
-    let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
+///
+/// Memory: the bodies are read whole once, to check them and find each bean's text; a bean
+/// is then parsed only while it is walked, so the parse of a large answer never exists at
+/// once. The bodies are dropped before the families are written.
+fn render(module: &Module, bodies: Vec<String>) -> Result<Rendered, FetchError> {
+    let (samples, stats, read_errors, jvm_beans) = {
+        let (beans, read_errors) = bridge::raw_beans(&module.settings, &bodies)?;
+        let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
+        // The JVM families read a handful of `java.lang` beans: their text is kept.
+        let jvm_beans: Vec<(String, String)> = if module.settings.jvm_metrics {
+            beans
+                .iter()
+                .filter(|bean| bean.name.starts_with("java.lang:"))
+                .map(|bean| (bean.name.to_string(), bean.text.to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (samples, stats, read_errors, jvm_beans)
+    };
+    drop(bodies);
     let naming = module.settings.rules.naming;
     let taken = if module.settings.jvm_metrics {
         jvm_names_taken(&samples, naming)
@@ -184,6 +241,17 @@ fn render(module: &Module, bodies: &[String]) -> Result<Rendered, FetchError> {
     let mut dropped = families::write(samples, naming, &mut set);
     if module.settings.jvm_metrics {
         let taken = taken.iter().map(String::as_str).collect();
+        let documents: Vec<(&str, json::Value<'_>)> = jvm_beans
+            .iter()
+            .filter_map(|(name, text)| Some((name.as_str(), json::parse(text).ok()?)))
+            .collect();
+        let beans: Vec<Bean<'_>> = documents
+            .iter()
+            .filter_map(|(name, value)| match value {
+                json::Value::Object(attributes) => Some(Bean { name, attributes }),
+                _ => None,
+            })
+            .collect();
         dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut set);
     }
     Ok(Rendered {

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::rules::RuleSet;
 use crate::rules::cache::{Limits, MatchCache};
-use crate::walk::{Bean, Sample, WalkStats, Walker};
+use crate::walk::{BeanSource, Sample, WalkStats, Walker};
 
 /// Most shards a cache is split into.
 const MAX_SHARDS: usize = 8;
@@ -82,16 +82,19 @@ impl ShardedCache {
     }
 
     /// Walks `beans` through `rules`: the samples in answer order, and what was counted.
-    pub fn walk(&self, rules: &RuleSet, beans: &[Bean<'_>]) -> (Vec<Sample>, WalkStats) {
+    /// Beans still in text are parsed one at a time as they are walked.
+    pub fn walk<B: BeanSource>(&self, rules: &RuleSet, beans: &[B]) -> (Vec<Sample>, WalkStats) {
         let per_shard = beans.len().div_ceil(self.shards.len()).max(1);
-        let walk_shard = |(shard, beans): (usize, &[Bean<'_>])| {
+        let walk_shard = |(shard, beans): (usize, &[B])| {
             let mut cache = lock(&self.shards[shard]);
             cache.reserve(beans.len());
             let mut walker = Walker::new(rules, &mut cache);
             for bean in beans {
-                walker.bean(*bean);
+                bean.with_bean(|bean| walker.bean(bean));
             }
-            (walker.samples, walker.stats)
+            let walked = (walker.samples, walker.stats);
+            cache.finish_pass();
+            walked
         };
         let pieces = beans.chunks(per_shard).enumerate();
         let parts: Vec<(Vec<Sample>, WalkStats)> = if beans.len() < PARALLEL_FROM_BEANS {
@@ -144,6 +147,7 @@ mod tests {
 
     use super::*;
     use crate::json::{self, Value};
+    use crate::walk::Bean;
 
     /// A Hadoop-style answer with `beans` beans, some giving no samples (strings only), some
     /// several, some sharing label sets so that the order of samples decides what is kept.

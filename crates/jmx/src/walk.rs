@@ -40,6 +40,41 @@ pub struct Bean<'a> {
     pub attributes: &'a [(std::borrow::Cow<'a, str>, Value<'a>)],
 }
 
+/// One MBean whose attributes are still JSON text (checked by [`crate::json::parse_shallow`]),
+/// parsed only while it is walked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawBean<'a> {
+    /// The object name as sent.
+    pub name: std::borrow::Cow<'a, str>,
+    /// The object of its attributes.
+    pub text: &'a str,
+}
+
+/// Something the walk gets a [`Bean`] from: a bean already parsed, or one still in text.
+pub trait BeanSource: Sync {
+    /// Calls `f` with the bean; `None` if there is none (text that is not an object).
+    fn with_bean<R>(&self, f: impl FnOnce(Bean<'_>) -> R) -> Option<R>;
+}
+
+impl BeanSource for Bean<'_> {
+    fn with_bean<R>(&self, f: impl FnOnce(Bean<'_>) -> R) -> Option<R> {
+        Some(f(*self))
+    }
+}
+
+impl BeanSource for RawBean<'_> {
+    fn with_bean<R>(&self, f: impl FnOnce(Bean<'_>) -> R) -> Option<R> {
+        // Checked when the answer was read, so it parses; the tree lives for this bean only.
+        let Ok(Value::Object(attributes)) = crate::json::parse(self.text) else {
+            return None;
+        };
+        Some(f(Bean {
+            name: &self.name,
+            attributes: &attributes,
+        }))
+    }
+}
+
 /// One sample for the exposition.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -252,7 +287,7 @@ impl Visiting<'_, '_> {
         value: &'v Value<'v>,
     ) {
         match value {
-            Value::Null => {}
+            Value::Null | Value::Raw(_) => {}
             Value::Bool(b) => self.leaf(properties, keys, name, Leaf::Bool(*b)),
             Value::Number(text) => self.leaf(properties, keys, name, Leaf::Number(text)),
             Value::String(text) => self.leaf(properties, keys, name, Leaf::Text(text)),

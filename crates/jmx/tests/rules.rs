@@ -397,3 +397,47 @@ fn new_names_every_pass_are_held_to_the_cache_limits() {
     assert!(cache.resets() >= 1);
     assert!(cache.len() <= 140, "{}", cache.len());
 }
+
+/// One answer with more new names than the cache may remember is held to the limits while it
+/// is walked, not only from the next pass on.
+#[test]
+fn one_large_answer_is_held_to_the_cache_limits_within_its_pass() {
+    use kiln_jmx::rules::cache::Limits;
+    use kiln_jmx::walk::WalkStats;
+    let rules = rules(
+        "rules:\n  - pattern: 'app<type=(\\w+), name=(\\w+)><>Count'\n    name: app_$1_count\n    labels: {name: $2}\n",
+    );
+    let mut cache = MatchCache::new(&rules);
+    cache.set_limits(Limits {
+        entries: 100,
+        bytes: usize::MAX,
+    });
+    let mut stats = WalkStats::default();
+    cache.start_pass();
+    let mut most = 0;
+    for bean in 0..1000 {
+        let name = format!("app:type=Pool,name=b{bean}");
+        let Some((_, mut attributes)) = cache.open_bean(&rules, &name, &mut stats) else {
+            panic!("{name} is read");
+        };
+        let properties = [("type", "Pool"), ("name", "x")];
+        let attribute = Attribute {
+            domain: "app",
+            properties: &properties,
+            attr_keys: &[],
+            name: "Count",
+            value: Leaf::Number("1"),
+            extra_labels: &[],
+            bean_properties: 2,
+        };
+        let (outcome, _) = cache.evaluate(&rules, &mut attributes, &attribute, true);
+        assert!(
+            matches!(outcome, kiln_jmx::rules::evaluate::Outcome::Matched(_)),
+            "{name}"
+        );
+        cache.close_bean(&name, attributes);
+        most = most.max(cache.len());
+    }
+    assert!(most <= 100, "{most}");
+    assert!(cache.resets() >= 9, "{}", cache.resets());
+}

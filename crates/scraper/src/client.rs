@@ -86,6 +86,9 @@ pub enum ScrapeError {
     /// The body is not valid gzip or UTF-8.
     #[error("undecodable body: {0}")]
     Body(String),
+    /// The request's [`Fetch::admit`] refused part of the body.
+    #[error("the answer does not fit in the memory left for answers")]
+    Refused,
 }
 
 /// One HTTP request for [`ScrapeClient::fetch`].
@@ -99,6 +102,20 @@ pub struct Fetch<'a> {
     pub body: Option<(&'a str, Bytes)>,
     /// Overrides the client's timeout for this request.
     pub timeout: Option<Duration>,
+    /// Asked before each piece of the body is kept (and for the decompressed body).
+    pub admit: Option<Admit<'a>>,
+}
+
+/// Asked with the size of each piece of an answer's body before it is kept; answering
+/// `false` ends the request with [`ScrapeError::Refused`]. A caller that shares a memory
+/// budget between requests reserves the bytes here, as they arrive.
+#[derive(Clone, Copy)]
+pub struct Admit<'a>(pub &'a (dyn Fn(usize) -> bool + Send + Sync));
+
+impl std::fmt::Debug for Admit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admit")
+    }
 }
 
 impl<'a> Fetch<'a> {
@@ -109,6 +126,7 @@ impl<'a> Fetch<'a> {
             accept,
             body: None,
             timeout: None,
+            admit: None,
         }
     }
 
@@ -119,12 +137,19 @@ impl<'a> Fetch<'a> {
             accept,
             body: Some((content_type, body)),
             timeout: None,
+            admit: None,
         }
     }
 
     /// Gives this request its own timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Asks `admit` before keeping each piece of the body.
+    pub fn admit(mut self, admit: &'a (dyn Fn(usize) -> bool + Send + Sync)) -> Self {
+        self.admit = Some(Admit(admit));
         self
     }
 }
@@ -303,19 +328,22 @@ impl ScrapeClient {
         };
         let content_type = header(http::header::CONTENT_TYPE);
         let gzipped = header(http::header::CONTENT_ENCODING).eq_ignore_ascii_case("gzip");
-        let raw = Limited::new(response.into_body(), self.max_body_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ScrapeError::TooLarge(self.max_body_bytes)
-                } else {
-                    ScrapeError::Request(e.to_string())
-                }
-            })?
-            .to_bytes();
+        let raw = match fetch.admit {
+            None => Limited::new(response.into_body(), self.max_body_bytes)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        ScrapeError::TooLarge(self.max_body_bytes)
+                    } else {
+                        ScrapeError::Request(e.to_string())
+                    }
+                })?
+                .to_bytes(),
+            Some(admit) => self.read_admitted(response.into_body(), admit).await?,
+        };
         let wire_bytes = raw.len();
         let bytes = if gzipped {
             let mut out = Vec::with_capacity(raw.len() * 4);
@@ -325,6 +353,11 @@ impl ScrapeClient {
                 .map_err(|e| ScrapeError::Body(format!("gzip: {e}")))?;
             if out.len() > self.max_body_bytes {
                 return Err(ScrapeError::TooLarge(self.max_body_bytes));
+            }
+            if let Some(admit) = fetch.admit
+                && !(admit.0)(out.len())
+            {
+                return Err(ScrapeError::Refused);
             }
             out
         } else {
@@ -347,6 +380,31 @@ impl ScrapeClient {
             wire_bytes,
             duration: Duration::ZERO,
         })
+    }
+}
+
+impl ScrapeClient {
+    /// Reads a body piece by piece, asking `admit` before keeping each.
+    async fn read_admitted(
+        &self,
+        mut body: hyper::body::Incoming,
+        admit: Admit<'_>,
+    ) -> Result<Bytes, ScrapeError> {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ScrapeError::Request(error_chain(&e)))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if out.len() + data.len() > self.max_body_bytes {
+                return Err(ScrapeError::TooLarge(self.max_body_bytes));
+            }
+            if !(admit.0)(data.len()) {
+                return Err(ScrapeError::Refused);
+            }
+            out.extend_from_slice(&data);
+        }
+        Ok(out.into())
     }
 }
 

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use kiln_scraper::{Fetch, ScrapeClient};
 
 use super::FetchError;
-use crate::json::Value;
+use crate::json::{self, Value};
 use crate::object_name::ObjectNamePattern;
-use crate::walk::Bean;
+use crate::walk::{Bean, RawBean};
 
 const PARAMETERS: &str =
     "ignoreErrors=true&canonicalNaming=false&includeRequest=false&mimeType=application%2Fjson";
@@ -44,11 +44,16 @@ pub async fn fetch(
     base: &str,
     patterns: &[ObjectNamePattern],
     timeout: Duration,
+    admit: &(dyn Fn(usize) -> bool + Send + Sync),
 ) -> Result<String, FetchError> {
     let url = format!("{}/?{PARAMETERS}", base.trim_end_matches('/'));
     let body = Bytes::from(request_body(patterns));
     let answer = client
-        .fetch(Fetch::post(&url, "application/json", "application/json", body).timeout(timeout))
+        .fetch(
+            Fetch::post(&url, "application/json", "application/json", body)
+                .timeout(timeout)
+                .admit(admit),
+        )
         .await?;
     Ok(answer.body)
 }
@@ -108,4 +113,76 @@ pub fn beans<'a>(
         }
     }
     Ok(errors)
+}
+
+/// [`beans`] with each bean left as its text until it is walked.
+pub fn raw_beans<'a>(
+    body: &'a str,
+    requested: &[&'a str],
+    out: &mut Vec<RawBean<'a>>,
+) -> Result<u64, FetchError> {
+    // Each response's `value` is left as text: an array of responses holds them two levels
+    // down, a lone response one.
+    let lone = body.trim_start().starts_with('{');
+    let document = json::parse_shallow(body, if lone { 1 } else { 2 })?;
+    let responses: &[Value<'a>] = match &document {
+        Value::Array(items) => items,
+        Value::Object(_) => std::slice::from_ref(&document),
+        _ => {
+            return Err(FetchError::Shape(
+                "a Jolokia answer is an object or array".into(),
+            ));
+        }
+    };
+    let mut errors = 0;
+    for (index, response) in responses.iter().enumerate() {
+        let Some(text) = read_value(response, &mut errors)? else {
+            continue;
+        };
+        if let Some(name) = requested.get(index).filter(|n| !n.contains(['*', '?'])) {
+            out.push(RawBean {
+                name: (*name).into(),
+                text,
+            });
+            continue;
+        }
+        let Value::Object(by_name) = json::parse_shallow(text, 1)? else {
+            continue;
+        };
+        for (name, attributes) in by_name {
+            if let Value::Raw(text) = attributes
+                && text.starts_with('{')
+            {
+                out.push(RawBean { name, text });
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// The text of a successful response's `value` object; failed reads other than 404 are
+/// counted in `errors`.
+fn read_value<'a>(response: &Value<'a>, errors: &mut u64) -> Result<Option<&'a str>, FetchError> {
+    let status = match response.get("status") {
+        Some(Value::Number(status)) => *status,
+        _ => {
+            return Err(FetchError::Shape(
+                "a Jolokia response carries a status".into(),
+            ));
+        }
+    };
+    match status {
+        "200" => {}
+        "404" => return Ok(None),
+        _ => {
+            let error = response.get("error").and_then(Value::as_str).unwrap_or("");
+            tracing::debug!(status, error, "Jolokia read failed.");
+            *errors += 1;
+            return Ok(None);
+        }
+    }
+    Ok(match response.get("value") {
+        Some(Value::Raw(text)) if text.starts_with('{') => Some(text),
+        _ => None,
+    })
 }

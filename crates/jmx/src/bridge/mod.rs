@@ -13,7 +13,7 @@ use kiln_scraper::{ScrapeClient, ScrapeError};
 use crate::config::{BridgeKind, ModuleSettings, Scheme};
 use crate::json::Value;
 use crate::target::Target;
-use crate::walk::Bean;
+use crate::walk::{Bean, RawBean};
 
 /// Answers larger than this are refused (a large NameNode sends a few MB).
 pub const MAX_BODY: usize = 256 << 20;
@@ -40,6 +40,7 @@ impl FetchError {
             FetchError::Http(ScrapeError::Status { .. }) => "http_status",
             FetchError::Http(ScrapeError::Tls(_)) => "tls",
             FetchError::Http(ScrapeError::TooLarge(_)) => "too_large",
+            FetchError::Http(ScrapeError::Refused) => "over_budget",
             FetchError::Http(_) => "connect",
             FetchError::Json(_) => "invalid_json",
             FetchError::Shape(_) => "unexpected_answer",
@@ -62,12 +63,13 @@ pub async fn fetch(
     client: &ScrapeClient,
     target: &Target,
     timeout: Duration,
+    admit: &(dyn Fn(usize) -> bool + Send + Sync),
 ) -> Result<Vec<String>, FetchError> {
     let base = base_url(module, target);
     let patterns = &module.query;
     match module.bridge {
-        BridgeKind::Hadoop => hadoop::fetch(client, &base, patterns, timeout).await,
-        BridgeKind::Jolokia => jolokia::fetch(client, &base, patterns, timeout)
+        BridgeKind::Hadoop => hadoop::fetch(client, &base, patterns, timeout, admit).await,
+        BridgeKind::Jolokia => jolokia::fetch(client, &base, patterns, timeout, admit)
             .await
             .map(|body| vec![body]),
     }
@@ -90,6 +92,28 @@ pub fn beans<'a>(
     if documents.len() > 1 {
         let mut seen = std::collections::HashSet::new();
         beans.retain(|bean| seen.insert(bean.name));
+    }
+    Ok((beans, errors))
+}
+
+/// The beans in the answer bodies, each once and still in text, and how many answer items
+/// were errors. Every body is checked whole first, so bad JSON anywhere fails the probe.
+pub fn raw_beans<'a>(
+    module: &'a ModuleSettings,
+    bodies: &'a [String],
+) -> Result<(Vec<RawBean<'a>>, u64), FetchError> {
+    let mut beans = Vec::new();
+    let mut errors = 0;
+    let requested = jolokia::requested(&module.query);
+    for body in bodies {
+        match module.bridge {
+            BridgeKind::Hadoop => hadoop::raw_beans(body, &mut beans)?,
+            BridgeKind::Jolokia => errors += jolokia::raw_beans(body, &requested, &mut beans)?,
+        }
+    }
+    if bodies.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        beans.retain(|bean| seen.insert(bean.name.clone()));
     }
     Ok((beans, errors))
 }

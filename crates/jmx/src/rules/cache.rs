@@ -184,6 +184,9 @@ pub struct MatchCache {
     /// Minutes since `started`, as of the current pass.
     now: u32,
     limits: Limits,
+    /// Remembered attribute results and their estimated bytes, kept up to date during a pass
+    /// so that one large answer cannot take the cache past its limits before the pass ends.
+    held: (usize, usize),
     /// Times this cache forgot everything for going past its limits.
     resets: u64,
 }
@@ -215,6 +218,7 @@ impl MatchCache {
             swept: now,
             now: 0,
             limits: Limits::default(),
+            held: (0, 0),
             resets: 0,
         }
     }
@@ -244,6 +248,7 @@ impl MatchCache {
 
     /// Forgets every bean and attribute (the automaton's own caches are bounded already).
     fn forget_all(&mut self) {
+        self.held = (0, 0);
         self.beans = Vec::new();
         self.index = HashTable::new();
         self.free = Vec::new();
@@ -254,21 +259,41 @@ impl MatchCache {
         self.resets += 1;
     }
 
+    /// Ends a pass over one answer: a cache the answer took past its limits forgets now, so
+    /// what it remembered is given back with the answer instead of at the next pass.
+    pub fn finish_pass(&mut self) {
+        self.forget_past_limits();
+    }
+
+    /// Forgets everything if past the limits.
+    fn forget_past_limits(&mut self) {
+        self.held = self.footprint();
+        if self.past_limits() {
+            self.forget_all_logged();
+        }
+    }
+
+    fn past_limits(&self) -> bool {
+        self.held.0 > self.limits.entries || self.held.1 > self.limits.bytes
+    }
+
+    fn forget_all_logged(&mut self) {
+        let (entries, bytes) = self.held;
+        if let Some(suppressed) = FORGOTTEN.check() {
+            tracing::warn!(
+                entries,
+                bytes,
+                suppressed,
+                "The rule match cache went past its limits (a target answering with new names each time?); it starts afresh."
+            );
+        }
+        self.forget_all();
+    }
+
     /// Starts a pass over one answer: notes the time for the idle sweep, and sweeps.
     pub fn start_pass(&mut self) {
         self.now = (self.started.elapsed().as_secs() / 60) as u32;
-        let (entries, bytes) = self.footprint();
-        if entries > self.limits.entries || bytes > self.limits.bytes {
-            if let Some(suppressed) = FORGOTTEN.check() {
-                tracing::warn!(
-                    entries,
-                    bytes,
-                    suppressed,
-                    "The rule match cache went past its limits (a target answering with new names each time?); it starts afresh."
-                );
-            }
-            self.forget_all();
-        }
+        self.forget_past_limits();
         self.previous = None;
         self.expected = self.first;
         if self.swept.elapsed() >= SWEEP_EVERY {
@@ -350,6 +375,7 @@ impl MatchCache {
                 self.beans.len() - 1
             }
         };
+        self.held.1 += name.len() + std::mem::size_of::<BeanEntry>();
         let (beans, hasher) = (&self.beans, &self.hasher);
         self.index
             .insert_unique(hash, place, |&p| hasher.hash_one(beans[p].name.as_str()));
@@ -422,6 +448,13 @@ impl MatchCache {
                     used: self.now,
                 };
                 attributes.insert(&self.attribute_key, entry);
+                self.held.0 += 1;
+                self.held.1 += ATTRIBUTE_BYTES;
+                if self.past_limits() {
+                    // Past the limits part way through an answer: everything goes at once
+                    // (the bean open now loses its results when it is closed).
+                    self.forget_all_logged();
+                }
                 (outcome, Source::Evaluated)
             }
             _ => (outcome, Source::Uncacheable),
