@@ -87,33 +87,45 @@ fi
 
 $sudo "$tree/deploy/install.sh" --bin-dir "$tree/bin" --only "$exporters" "$@"
 
+# The settings below follow install.sh's --destdir (files under that root, no systemctl)
+# and --no-start (no restart).
+root="" start=true
+options=("$@")
+for ((i = 0; i < ${#options[@]}; i++)); do
+  case ${options[i]} in
+    --destdir) root=${options[i + 1]:-}; start=false ;;
+    --no-start) start=false ;;
+  esac
+done
+restart() { if $start; then $sudo systemctl restart "$@"; fi; }
+
 # Every node reports its YARN containers (the yarn collector, docs/node-exporter.md): the
 # flag goes in front of whatever ARGS the node exporter's defaults file already has.
-node_defaults=/etc/default/kiln-node-exporter
+node_defaults=$root/etc/default/kiln-node-exporter
 if ! grep -q -- '^ARGS=.*--collector.yarn' "$node_defaults" 2>/dev/null; then
   if grep -q '^ARGS=' "$node_defaults" 2>/dev/null; then
-    sudo sed -i -E 's/^ARGS="(.*)"$/ARGS="--collector.yarn \1"/; s/^ARGS="--collector.yarn "$/ARGS="--collector.yarn"/' "$node_defaults"
+    $sudo sed -i -E 's/^ARGS="(.*)"$/ARGS="--collector.yarn \1"/; s/^ARGS="--collector.yarn "$/ARGS="--collector.yarn"/' "$node_defaults"
   else
-    echo 'ARGS="--collector.yarn"' | sudo tee -a "$node_defaults" >/dev/null
+    echo 'ARGS="--collector.yarn"' | $sudo tee -a "$node_defaults" >/dev/null
   fi
-  sudo systemctl restart kiln-node-exporter.service
+  restart kiln-node-exporter.service
 fi
 
 # Each node pings the primary node; the primary pings the gateway only.
 if ! $primary; then
   primary_host=$(grep -o '"masterHost": *"[^"]*"' /mnt/var/lib/info/job-flow.json 2>/dev/null | cut -d'"' -f4 || true)
-  if [[ -n $primary_host ]] && ! grep -q "$primary_host" /etc/default/kiln-ping-exporter; then
-    echo "ARGS=\"$primary_host\"" | $sudo tee /etc/default/kiln-ping-exporter >/dev/null
-    $sudo systemctl restart kiln-ping-exporter.service
+  if [[ -n $primary_host ]] && ! grep -q "$primary_host" "$root/etc/default/kiln-ping-exporter"; then
+    echo "ARGS=\"$primary_host\"" | $sudo tee "$root/etc/default/kiln-ping-exporter" >/dev/null
+    restart kiln-ping-exporter.service
   fi
 fi
 if $primary; then
   # The bridge reads Spark's names with the EMR mapping; the JMX proxy reads the daemons
   # and (its yarn: section) the ResourceManager's REST API on :8088.
   echo 'ARGS="--graphite.mapping-config=/etc/kiln/graphite-mapping.yml"' |
-    $sudo tee /etc/default/kiln-graphite-exporter >/dev/null
+    $sudo tee "$root/etc/default/kiln-graphite-exporter" >/dev/null
   echo 'ARGS="--config.file=/etc/kiln/jmx/kiln-jmx.yml"' |
-    $sudo tee /etc/default/kiln-jmx-exporter >/dev/null
-  $sudo systemctl restart kiln-graphite-exporter.service kiln-jmx-exporter.service
+    $sudo tee "$root/etc/default/kiln-jmx-exporter" >/dev/null
+  restart kiln-graphite-exporter.service kiln-jmx-exporter.service
 fi
 echo "kiln: installed $exporters"
