@@ -102,19 +102,23 @@ fn main() -> ExitCode {
 }
 
 async fn watch(flags: &top::TopFlags) -> ExitCode {
-    let hosts = match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
-        Ok(hosts) => hosts,
+    let settings = top::Settings::new(flags.refresh, flags.timeout);
+    let feed = match flags.prometheus.source(settings.timeout) {
+        Ok(Some(source)) => top::terminal::Feed::Prometheus(source),
+        Ok(None) => match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
+            Ok(hosts) => top::terminal::Feed::Exporters(hosts),
+            Err(error) => return fail(&error),
+        },
         Err(error) => return fail(&error),
     };
-    let settings = top::Settings::new(flags.refresh, flags.timeout);
     let interactive = !flags.once && std::io::stdout().is_terminal();
     if interactive {
-        return match top::terminal::run(&hosts, settings).await {
+        return match top::terminal::run(feed, settings).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         };
     }
-    match top::terminal::once(&hosts, settings, flags.width).await {
+    match top::terminal::once(feed, settings, flags.width).await {
         Ok(lines) => {
             // Host and GPU names come from the targets: escaped like scraped text.
             let screen: Vec<_> = lines.iter().map(|line| for_terminal(line)).collect();

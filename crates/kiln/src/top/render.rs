@@ -139,6 +139,15 @@ impl Screen<'_> {
         if shown.len() < total {
             spans.push(Span::raw(format!("  ·  {} shown", shown.len())));
         }
+        if let Some(took) = self.fleet.took {
+            spans.push(Span::raw(format!("  ·  read in {}", duration(took))));
+        }
+        if let Some(problem) = &self.fleet.problem {
+            spans.push(Span::styled(
+                format!("  ·  {problem}"),
+                Style::new().fg(Color::Red),
+            ));
+        }
         Line::from(spans)
     }
 
