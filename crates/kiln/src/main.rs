@@ -37,7 +37,7 @@ enum Command {
     /// utilisation, memory, temperature, power, throttling and XID errors per GPU.
     Top {
         #[command(flatten)]
-        flags: top::TopFlags,
+        flags: Box<top::TopFlags>,
     },
     /// Fetch an exporter's metrics and print them readably, or as prom2json's JSON.
     Scrape {
@@ -104,7 +104,7 @@ fn main() -> ExitCode {
 async fn watch(flags: &top::TopFlags) -> ExitCode {
     let settings = top::Settings::new(flags.refresh, flags.timeout);
     let feed = match flags.prometheus.source(settings.timeout) {
-        Ok(Some(source)) => top::terminal::Feed::Prometheus(source),
+        Ok(Some(source)) => top::terminal::Feed::Prometheus(Box::new(source)),
         Ok(None) => match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
             Ok(hosts) => top::terminal::Feed::Exporters(hosts),
             Err(error) => return fail(&error),

@@ -26,7 +26,7 @@ pub enum Feed {
     /// Every exporter of these hosts, polled directly.
     Exporters(Vec<HostSpec>),
     /// A Prometheus server that scrapes them.
-    Prometheus(PrometheusSource),
+    Prometheus(Box<PrometheusSource>),
 }
 
 /// Reads the whole fleet from Prometheus every `refresh` and sends each read; ends when
@@ -66,7 +66,7 @@ pub async fn run(feed: Feed, settings: Settings) -> Result<()> {
         }
         Feed::Prometheus(source) => {
             drop(sender);
-            let reader = spawn_prometheus(source, settings.refresh, read_sender);
+            let reader = spawn_prometheus(*source, settings.refresh, read_sender);
             (Fleet::new(&[]), None, Some(AbortOnDrop(reader)))
         }
     };
