@@ -485,3 +485,26 @@ def test_the_global_prometheus_federates_rules_and_alerts(stack):
     if query(cluster, "ALERTS"):
         wait_for("ALERTS on the global Prometheus", lambda: query(global_, "ALERTS"), limit=30)
     assert all(s["metric"].get("cluster") == "cluster-a" for s in query(global_, 'up{job="node"}'))
+
+
+def test_series_per_target(stack):
+    """Series per scrape of each job (and per Hadoop daemon, per Spark executor), for
+    docs/sizing.md: written to $KILN_SIZING_OUT when set."""
+    api = stack["cluster"]
+    counts = {}
+    for sample in query(api, "sum by (job, module) (scrape_samples_post_metric_relabeling)"):
+        metric = sample["metric"]
+        key = metric["job"] + (f"/{metric['module']}" if metric.get("module") else "")
+        counts[key] = int(float(sample["value"][1]))
+    executors = {}
+    for sample in query(api, 'count by (executor_id) ({job="spark", executor_id!=""})'):
+        executors[sample["metric"]["executor_id"]] = int(float(sample["value"][1]))
+    counts["spark per executor"] = executors
+    counts["spark without executor_id"] = int(float(
+        (query(api, 'count({job="spark", executor_id=""})') or [{"value": [0, "0"]}])[0]["value"][1]))
+    for job in ["node", "gpu", "ping", "spark", "hadoop/namenode", "hadoop/resourcemanager"]:
+        assert counts.get(job, 0) > 0, counts
+    assert executors, counts
+    out = os.environ.get("KILN_SIZING_OUT")
+    if out:
+        pathlib.Path(out).write_text(json.dumps(counts, indent=2) + "\n")
