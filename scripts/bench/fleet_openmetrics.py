@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`: HOSTS GPU
 hosts as the shipped prometheus.yml would have scraped them (`instance` the host, jobs node,
-gpu and ping), every 30 s from LEAD - 1 to LEAD + 5 minutes from now: once the file is
-written and backfilled (within LEAD minutes), a Prometheus started on the blocks has recent
-samples for `irate` and its 5-minute lookback for five minutes of benchmark.
+gpu and ping), every 30 s from a minute before to 150 s after LEAD minutes from now: once
+the file is written and backfilled (within LEAD minutes), a Prometheus started on the
+blocks has the two recent samples `irate` needs for two and a half minutes of benchmark.
 
 Each host has the series `kiln top --prometheus` reads, in the numbers a real scrape has
 them (scripts/bench/sizing.py): 16 CPUs (8 modes each), 2 disks, eth0 and lo, 3
-filesystems, 8 GPUs with their 27 clock-event reasons, one process each and one XID on one
+filesystems, 8 GPUs with their 9 clock-event reasons, one process each and one XID on one
 GPU in ten, and one ping target; and `up` for its three jobs.
 
     fleet_openmetrics.py HOSTS LEAD > fleet.om
@@ -21,9 +21,9 @@ LEAD = int(sys.argv[2])
 STEP = 30
 now = int(time.time())
 start = now + LEAD * 60
-TIMES = list(range(start - 60, start + 5 * 60 + 1, STEP))
+TIMES = list(range(start - 60, start + 150 + 1, STEP))
 MODES = ["idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"]
-REASONS = [f"reason_{n}" for n in range(27)]
+REASONS = [f"reason_{n}" for n in range(9)]
 out = sys.stdout
 write = out.write
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `kiln top --prometheus` over a 5,000-host GPU fleet: the hosts' series (fleet_openmetrics.py:
-# ~440 a host, 8 GPUs each) backfilled with `promtool tsdb create-blocks-from openmetrics`
+# ~300 a host, 8 GPUs each) backfilled with `promtool tsdb create-blocks-from openmetrics`
 # into a Prometheus of its own, timestamps around the time of the run. `kiln top` runs in a
 # 200×60 tmux terminal at a 2 s refresh; reported: the time each refresh took (all its
 # queries, as the title's "read in" shows it), the CPU share of one core and the RSS of
@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 hosts=${1:-5000}
 seconds=${2:-30}
-cargo build --release --quiet -p kiln
 work=$(mktemp -d)
 prometheus=
 socket="kiln-top-prom-bench-$$"
@@ -23,10 +22,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The samples run from one minute before `lead` minutes from now to five minutes after:
-# the generation and backfill fit in the lead, the measurement in the five minutes.
-lead=${LEAD_MINUTES:-10}
+# The samples run from one minute before `lead` minutes from now to 150 s after: the
+# generation and backfill fit in the lead, the measurement in the 150 s.
+lead=${LEAD_MINUTES:-15}
 start=$(date +%s)
+t0=$(( start + lead * 60 ))
 python3 scripts/bench/fleet_openmetrics.py "$hosts" "$lead" > "$work/fleet.om"
 echo "generated $(du -h "$work/fleet.om" | cut -f1) of OpenMetrics in $(( $(date +%s) - start )) s"
 start=$(date +%s)
@@ -34,6 +34,7 @@ promtool tsdb create-blocks-from openmetrics --max-block-duration=2h "$work/flee
   | tail -1 | awk '{print "block: " $5 " samples, " $7 " series"}'
 echo "backfilled in $(( $(date +%s) - start )) s"
 rm "$work/fleet.om"
+cargo build --release --quiet -p kiln
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'global:\n  scrape_interval: 15s\n' > "$work/prometheus.yml"
@@ -43,8 +44,12 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data"
 prometheus=$!
 url="http://127.0.0.1:$port"
 until curl -sf "$url/-/ready" > /dev/null; do sleep 0.5; done
-# Wait until the samples reach the present, then until every host answers.
-first=$(python3 -c 'import sys,time; print(int(time.time()))')
+# Wait until the samples reach the present and every host answers.
+if [ "$(date +%s)" -gt $(( t0 + 60 )) ]; then
+  echo "the backfill took longer than LEAD_MINUTES=$lead: run again with a longer lead" >&2
+  exit 1
+fi
+while [ "$(date +%s)" -lt "$t0" ]; do sleep 1; done
 until [ "$(curl -s "$url/api/v1/query" --data-urlencode 'query=count(up{job="node"})' \
   | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')" = "$hosts" ]; do
   sleep 2

@@ -541,3 +541,88 @@ fn serve(status: &'static str, body: &'static str) -> String {
     });
     address
 }
+
+/// A CA and a server certificate for `localhost`, signed by it, written into `dir`.
+fn write_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn tls_and_basic_auth_reach_a_protected_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    std::fs::write(
+        dir.path().join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  alice: {}\n",
+            bcrypt::hash("secret", 10).unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("password"), "secret\n").unwrap();
+    let node = serve("200 OK", "node_load1 0.5\n");
+    let config = shipped_config(dir.path(), &[("node", vec![node])]);
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--web.config.file={}", dir.path().join("web.yml").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("https://localhost:{port}");
+    let ca = dir.path().join("ca.crt");
+    let password = dir.path().join("password");
+    let run = |extra: &[&str]| {
+        Command::new(KILN)
+            .args(["top", "--once", "--prometheus", &url])
+            .arg(format!("--prometheus.ca-file={}", ca.display()))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let with_auth = [
+        "--prometheus.username=alice".to_owned(),
+        format!("--prometheus.password-file={}", password.display()),
+    ];
+    let with_auth: Vec<&str> = with_auth.iter().map(String::as_str).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let screen = loop {
+        let output = run(&with_auth);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() && stdout.contains("127.0.0.1 ") && !stdout.contains("0 hosts") {
+            break stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never read the fleet: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(screen.contains("1 host: 1 up"), "{screen}");
+    // Without credentials, Prometheus answers 401 and the message says so.
+    let output = run(&[]);
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("HTTP status 401"), "{error}");
+}
