@@ -579,10 +579,19 @@ fn tls_and_basic_auth_reach_a_protected_prometheus() {
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let port = free_port();
     let mut prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--web.config.file={}", dir.path().join("web.yml").display()))
+        .arg(format!(
+            "--web.config.file={}",
+            dir.path().join("web.yml").display()
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
