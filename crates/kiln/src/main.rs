@@ -103,7 +103,8 @@ fn main() -> ExitCode {
 
 async fn watch(flags: &top::TopFlags) -> ExitCode {
     let settings = top::Settings::new(flags.refresh, flags.timeout);
-    let feed = match flags.prometheus.source(settings.timeout) {
+    // A query over a whole fleet may take longer than a refresh; the next read waits for it.
+    let feed = match flags.prometheus.source(flags.timeout) {
         Ok(Some(source)) => top::terminal::Feed::Prometheus(Box::new(source)),
         Ok(None) => match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
             Ok(hosts) => top::terminal::Feed::Exporters(hosts),

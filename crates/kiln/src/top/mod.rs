@@ -33,7 +33,8 @@ pub struct TopFlags {
     /// How often each target is scraped.
     #[arg(long, default_value = "2s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub refresh: Duration,
-    /// How long one scrape may take; at most the refresh interval.
+    /// How long one scrape may take; at most the refresh interval. With --prometheus, how
+    /// long each query may take, whatever the refresh.
     #[arg(long, default_value = "2s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// Scrape twice, a refresh apart, print the screen as text and exit; for scripts and

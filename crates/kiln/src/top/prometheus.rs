@@ -72,12 +72,15 @@ fn queries() -> Vec<(Quantity, String)> {
     let irate = |selector: &str| format!("sum by (instance) (irate({selector}[{RATE_WINDOW}]))");
     vec![
         (Q::Up, format!(r#"up{{job=~"{HOST_JOBS}"}}"#)),
+        // Each CPU's counters together advance one second a second, so the busy share is
+        // one less the idle share: this reads the idle and iowait series only, a quarter
+        // of a host's CPU series, where busy / total would read them all twice.
         (
             Q::CpuBusy,
             format!(
-                "{} / {}",
-                irate(r#"node_cpu_seconds_total{mode!~"idle|iowait"}"#),
-                irate("node_cpu_seconds_total")
+                "1 - {} / {}",
+                irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
+                r#"count by (instance) (node_cpu_seconds_total{mode="idle"})"#
             ),
         ),
         (
