@@ -38,7 +38,7 @@ def family(name, kind, series):
     sample = name + ("_total" if kind == "counter" else "")
     for labels, value in series:
         for t in TIMES:
-            write(f"{sample}{{{labels}}} {value(t):.6g} {t}\n")
+            write(f"{sample}{{{labels}}} {value(t - now)!r} {t}\n")
 
 
 def per_host(job, extra=lambda n: [("", None)]):
@@ -51,17 +51,17 @@ def per_host(job, extra=lambda n: [("", None)]):
 family("up", "gauge", ((f'instance="{host(n)}",job="{job}"', lambda t: 1.0)
                        for job in ["node", "gpu", "ping"] for n in range(HOSTS)))
 family("node_cpu_seconds", "counter", per_host("node", lambda n: [
-    (f'cpu="{c}",mode="{m}"', lambda t, m=m, n=n: t * (0.5 if m == "user" else 0.05) + n)
+    (f'cpu="{c}",mode="{m}"', lambda t, m=m, n=n: 1e6 + t * (0.5 if m == "user" else 0.05) + n)
     for c in range(16) for m in MODES]))
 for name, value in [("node_load1", 3.5), ("node_load5", 3.0), ("node_load15", 2.5),
                     ("node_memory_MemTotal_bytes", 2.0**39), ("node_memory_MemAvailable_bytes", 2.0**38)]:
     family(name, "gauge", per_host("node", lambda n, value=value: [("", lambda t: value)]))
 for name in ["node_disk_read_bytes", "node_disk_written_bytes"]:
     family(name, "counter", per_host("node", lambda n: [
-        (f'device="{d}"', lambda t: t * 1e6) for d in ["nvme0n1", "nvme1n1"]]))
+        (f'device="{d}"', lambda t: 1e12 + t * 1e6) for d in ["nvme0n1", "nvme1n1"]]))
 for name in ["node_network_receive_bytes", "node_network_transmit_bytes"]:
     family(name, "counter", per_host("node", lambda n: [
-        (f'device="{d}"', lambda t: t * 1e7) for d in ["eth0", "lo"]]))
+        (f'device="{d}"', lambda t: 1e12 + t * 1e7) for d in ["eth0", "lo"]]))
 MOUNTS = [("/dev/nvme0n1p1", "/", "ext4"), ("/dev/nvme1n1", "/mnt", "xfs"), ("tmpfs", "/run", "tmpfs")]
 for name, value in [("node_filesystem_size_bytes", 1e12), ("node_filesystem_avail_bytes", 4e11)]:
     family(name, "gauge", per_host("node", lambda n, value=value: [

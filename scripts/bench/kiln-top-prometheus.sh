@@ -65,7 +65,7 @@ sleep 10  # a few refreshes first
 before=$(ticks)
 reads=()
 for _ in $(seq 1 "$seconds"); do
-  reads+=("$(tmux -L "$socket" capture-pane -p -t top | head -1 | grep -o 'read in [0-9.]*m\?s' || true)")
+  reads+=("$(tmux -L "$socket" capture-pane -p -t top | head -1 | grep -o 'read in [0-9.]* m\?s' || true)")
   sleep 1
 done
 after=$(ticks)
@@ -75,7 +75,7 @@ printf '%s\n' "${reads[@]}" | python3 -c '
 import re, statistics, sys
 values = []
 for line in sys.stdin:
-    m = re.search(r"read in ([0-9.]+)(ms|s)", line)
+    m = re.search(r"read in ([0-9.]+) (ms|s)", line)
     if m:
         values.append(float(m.group(1)) * (1 if m.group(2) == "s" else 0.001))
 if values:

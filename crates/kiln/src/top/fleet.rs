@@ -147,12 +147,8 @@ impl Host {
             .map(|(n, (url, status))| TargetState {
                 url,
                 status,
-                // The reading and rates sit on the first target; merging reads them there.
-                reading: if n == 0 {
-                    reading.clone()
-                } else {
-                    Reading::default()
-                },
+                // The reading is kept once, merged; the rates sit on the first target.
+                reading: Reading::default(),
                 took: None,
                 previous: None,
                 rates: if n == 0 { rates } else { None },
