@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Exporter, value};
+use kiln_test_support::value;
+use support::Exporter;
 
 const MIB: usize = 1 << 20;
 
