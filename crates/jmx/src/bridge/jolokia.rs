@@ -77,23 +77,8 @@ pub fn beans<'a>(
     };
     let mut errors = 0;
     for (index, response) in responses.iter().enumerate() {
-        let status = match response.get("status") {
-            Some(Value::Number(status)) => *status,
-            _ => {
-                return Err(FetchError::Shape(
-                    "a Jolokia response carries a status".into(),
-                ));
-            }
-        };
-        match status {
-            "200" => {}
-            "404" => continue,
-            _ => {
-                let error = response.get("error").and_then(Value::as_str).unwrap_or("");
-                tracing::debug!(status, error, "Jolokia read failed.");
-                errors += 1;
-                continue;
-            }
+        if !succeeded(response, &mut errors)? {
+            continue;
         }
         let Some(Value::Object(by_name)) = response.get("value") else {
             continue;
@@ -163,6 +148,18 @@ pub fn raw_beans<'a>(
 /// The text of a successful response's `value` object; failed reads other than 404 are
 /// counted in `errors`.
 fn read_value<'a>(response: &Value<'a>, errors: &mut u64) -> Result<Option<&'a str>, FetchError> {
+    if !succeeded(response, errors)? {
+        return Ok(None);
+    }
+    Ok(match response.get("value") {
+        Some(Value::Raw(text)) if text.starts_with('{') => Some(text),
+        _ => None,
+    })
+}
+
+/// Whether a response read its beans: 200 does, 404 ("no such MBean": a pattern may match
+/// nothing) does not and is no error, any other status is counted in `errors`.
+fn succeeded(response: &Value<'_>, errors: &mut u64) -> Result<bool, FetchError> {
     let status = match response.get("status") {
         Some(Value::Number(status)) => *status,
         _ => {
@@ -172,17 +169,13 @@ fn read_value<'a>(response: &Value<'a>, errors: &mut u64) -> Result<Option<&'a s
         }
     };
     match status {
-        "200" => {}
-        "404" => return Ok(None),
+        "200" => Ok(true),
+        "404" => Ok(false),
         _ => {
             let error = response.get("error").and_then(Value::as_str).unwrap_or("");
             tracing::debug!(status, error, "Jolokia read failed.");
             *errors += 1;
-            return Ok(None);
+            Ok(false)
         }
     }
-    Ok(match response.get("value") {
-        Some(Value::Raw(text)) if text.starts_with('{') => Some(text),
-        _ => None,
-    })
 }
