@@ -374,21 +374,7 @@ fn new_names_every_pass_are_held_to_the_cache_limits() {
         most = most.max(cache.len());
         for bean in 0..40 {
             let name = format!("app:type=Pool,name=p{pass}b{bean}");
-            let Some((_, mut attributes)) = cache.open_bean(&rules, &name, &mut stats) else {
-                panic!("{name} is read");
-            };
-            let properties = [("type", "Pool"), ("name", "x")];
-            let attribute = Attribute {
-                domain: "app",
-                properties: &properties,
-                attr_keys: &[],
-                name: "Count",
-                value: Leaf::Number("1"),
-                extra_labels: &[],
-                bean_properties: 2,
-            };
-            cache.evaluate(&rules, &mut attributes, &attribute, true);
-            cache.close_bean(&name, attributes);
+            read_count(&mut cache, &rules, &name, &mut stats);
         }
     }
     // 40 new entries a pass: the cache never starts a pass holding more than the limit
@@ -417,27 +403,38 @@ fn one_large_answer_is_held_to_the_cache_limits_within_its_pass() {
     let mut most = 0;
     for bean in 0..1000 {
         let name = format!("app:type=Pool,name=b{bean}");
-        let Some((_, mut attributes)) = cache.open_bean(&rules, &name, &mut stats) else {
-            panic!("{name} is read");
-        };
-        let properties = [("type", "Pool"), ("name", "x")];
-        let attribute = Attribute {
-            domain: "app",
-            properties: &properties,
-            attr_keys: &[],
-            name: "Count",
-            value: Leaf::Number("1"),
-            extra_labels: &[],
-            bean_properties: 2,
-        };
-        let (outcome, _) = cache.evaluate(&rules, &mut attributes, &attribute, true);
+        let outcome = read_count(&mut cache, &rules, &name, &mut stats);
         assert!(
             matches!(outcome, kiln_jmx::rules::evaluate::Outcome::Matched(_)),
             "{name}"
         );
-        cache.close_bean(&name, attributes);
         most = most.max(cache.len());
     }
     assert!(most <= 100, "{most}");
     assert!(cache.resets() >= 9, "{}", cache.resets());
+}
+
+/// Reads bean `name`'s `Count` attribute through the cache, as a walk does.
+fn read_count(
+    cache: &mut MatchCache,
+    rules: &RuleSet,
+    name: &str,
+    stats: &mut kiln_jmx::walk::WalkStats,
+) -> kiln_jmx::rules::evaluate::Outcome {
+    let Some((_, mut attributes)) = cache.open_bean(rules, name, stats) else {
+        panic!("{name} is read");
+    };
+    let properties = [("type", "Pool"), ("name", "x")];
+    let attribute = Attribute {
+        domain: "app",
+        properties: &properties,
+        attr_keys: &[],
+        name: "Count",
+        value: Leaf::Number("1"),
+        extra_labels: &[],
+        bean_properties: 2,
+    };
+    let (outcome, _) = cache.evaluate(rules, &mut attributes, &attribute, true);
+    cache.close_bean(name, attributes);
+    outcome
 }
