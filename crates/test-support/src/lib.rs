@@ -11,6 +11,7 @@ mod golden;
 mod http;
 mod process;
 mod prometheus;
+pub mod ttar;
 
 pub use golden::assert_golden;
 pub use http::{free_port, get};

@@ -25,14 +25,30 @@ impl Running {
 
     /// [`Running::start`] with more environment variables.
     pub fn start_with_env(program: &str, args: &[String], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_command(Command::new(program), args, env, "/metrics")
+    }
+
+    /// [`Running::start`] in working directory `dir`, for relative paths in `args`; ready
+    /// when the landing page answers, so the first scrape is the test's own.
+    pub fn start_in(program: &str, args: &[String], dir: &std::path::Path) -> Self {
         let mut command = Command::new(program);
+        command.current_dir(dir);
+        Self::start_command(command, args, &[], "/")
+    }
+
+    fn start_command(
+        mut command: Command,
+        args: &[String],
+        env: &[(&str, &str)],
+        ready_path: &str,
+    ) -> Self {
+        let port = free_port();
         command
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
             .envs(env.iter().copied());
         let process = Process::start(command, || {
-            kiln_test_support::get(port, "/metrics").is_some_and(|(status, _)| status == 200)
+            kiln_test_support::get(port, ready_path).is_some_and(|(status, _)| status == 200)
         });
         Self { process, port }
     }
