@@ -215,3 +215,52 @@ fn a_panicking_collector_is_reported_and_the_rest_served() {
     assert!(!body.contains("node_memory_"), "{body}");
     assert!(exporter.process.log_text().contains("made to panic"));
 }
+
+#[test]
+fn a_key_repeated_in_procfs_is_served_once() {
+    // A kernel (or a hostile bind mount) that lists a key twice must not make the answer
+    // hold a series twice, which Prometheus refuses as a whole.
+    let root = tempfile::tempdir().unwrap();
+    let proc = root.path().join("proc");
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::write(
+        proc.join("meminfo"),
+        "MemTotal: 100 kB\nMemFree: 10 kB\nMemTotal: 999 kB\n",
+    )
+    .unwrap();
+    std::fs::write(proc.join("vmstat"), "pgfault 5\npgfault 6\noom_kill 1\n").unwrap();
+    std::fs::write(
+        proc.join("net/netstat"),
+        "TcpExt: ListenDrops ListenDrops\nTcpExt: 3 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        proc.join("net/snmp"),
+        "Tcp: CurrEstab\nTcp: 7\nTcp: CurrEstab\nTcp: 8\n",
+    )
+    .unwrap();
+    let args = vec![
+        format!("--path.procfs={}", proc.display()),
+        "--collector.disable-defaults".into(),
+        "--collector.meminfo".into(),
+        "--collector.vmstat".into(),
+        "--collector.netstat".into(),
+    ];
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap_or_else(|e| panic!("{e:?}\n{body}"));
+    assert_eq!(
+        parsed.value("node_memory_MemTotal_bytes", &[]),
+        Some(102400.0)
+    );
+    assert_eq!(parsed.value("node_vmstat_pgfault", &[]), Some(5.0));
+    assert_eq!(
+        parsed.value("node_netstat_TcpExt_ListenDrops", &[]),
+        Some(3.0)
+    );
+    assert_eq!(parsed.value("node_netstat_Tcp_CurrEstab", &[]), Some(7.0));
+    let success = |c| parsed.value("node_scrape_collector_success", &[("collector", c)]);
+    for collector in ["meminfo", "vmstat", "netstat"] {
+        assert_eq!(success(collector), Some(1.0), "{collector}: {body}");
+    }
+}
