@@ -50,15 +50,16 @@ const KSTATS: [(&str, &str); 11] = [
     ("zil", "zil"),
 ];
 
-/// Pool states, in the order `node_zfs_zpool_state{state}` enumerates them.
+/// The states `node_zfs_zpool_state{state}` enumerates, sorted as node_exporter's
+/// exposition lists them.
 const POOL_STATES: [&str; 7] = [
-    "online",
     "degraded",
     "faulted",
     "offline",
+    "online",
     "removed",
-    "unavail",
     "suspended",
+    "unavail",
 ];
 
 /// kstat data types (`KSTAT_DATA_*`) that are exported; the others (strings, the rare
