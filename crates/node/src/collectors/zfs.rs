@@ -146,8 +146,9 @@ fn first_of_each(readings: &mut Vec<Reading<'_>>) {
     readings.dedup_by(|later, earlier| later.0 == earlier.0);
 }
 
-/// The exported values of a module-wide kstat, or why the file was not understood.
-fn kstat_readings(text: &str) -> Result<Vec<Reading<'_>>, String> {
+/// The exported values of a module-wide kstat, with what was wrong with the rows left
+/// out; `Err` when nothing in the file could be used.
+fn kstat_readings(text: &str) -> Result<(Vec<Reading<'_>>, Option<String>), String> {
     let rows = kstat_rows(text).ok_or("no \"name type data\" header")?;
     let mut readings = Vec::new();
     let mut problem = None;
@@ -163,9 +164,9 @@ fn kstat_readings(text: &str) -> Result<Vec<Reading<'_>>, String> {
     }
     first_of_each(&mut readings);
     match problem {
-        // What could be read is kept; the problem is still reported.
         Some(problem) if readings.is_empty() => Err(problem),
-        _ => Ok(readings),
+        // What could be read is kept; the problem is still reported.
+        problem => Ok((readings, problem)),
     }
 }
 
@@ -237,7 +238,7 @@ fn pool_state(text: &str) -> String {
 impl Zfs {
     fn warn(&self, file: &Path, problem: &str) {
         if let Some(suppressed) = self.warnings.check() {
-            tracing::warn!(collector = "zfs", file = %file.display(), suppressed, "{problem}; skipped");
+            tracing::warn!(collector = "zfs", file = %file.display(), suppressed, "{problem}; left out");
         }
     }
 
@@ -248,7 +249,12 @@ impl Zfs {
                 continue;
             };
             let readings = match kstat_readings(&text) {
-                Ok(readings) => readings,
+                Ok((readings, problem)) => {
+                    if let Some(problem) = problem {
+                        self.warn(&self.root.join(file), &problem);
+                    }
+                    readings
+                }
                 Err(problem) => {
                     self.warn(&self.root.join(file), &problem);
                     continue;
@@ -387,7 +393,7 @@ mod tests {
                     delta                           3    -12\n\
                     label                           7    some text\n";
         assert_eq!(
-            owned(&kstat_readings(text).unwrap()),
+            owned(&kstat_readings(text).unwrap().0),
             [
                 ("delta".into(), "delta".into(), -12.0),
                 ("hits".into(), "hits".into(), 8772612.0),
@@ -399,7 +405,8 @@ mod tests {
     #[test]
     fn dashes_become_underscores_in_the_name_only() {
         let text = fixture("fm");
-        let readings = kstat_readings(&text).unwrap();
+        let (readings, problem) = kstat_readings(&text).unwrap();
+        assert_eq!(problem, None);
         assert_eq!(readings.len(), 4);
         assert_eq!(readings[0].0, "erpt_dropped");
         assert_eq!(readings[0].1, "erpt-dropped");
@@ -409,7 +416,7 @@ mod tests {
     #[test]
     fn arcstats_fixture_reads_whole() {
         let text = fixture("arcstats");
-        let readings = kstat_readings(&text).unwrap();
+        let (readings, _) = kstat_readings(&text).unwrap();
         let hits = readings.iter().find(|r| r.0 == "hits").unwrap();
         assert_eq!(hits.2, 8772612.0);
         assert!(readings.len() > 80);
@@ -419,7 +426,7 @@ mod tests {
     fn repeated_and_colliding_names_keep_the_first() {
         let text = "name type data\na-b 4 1\na_b 4 2\nc 4 3\nc 4 4\n";
         assert_eq!(
-            owned(&kstat_readings(text).unwrap()),
+            owned(&kstat_readings(text).unwrap().0),
             [
                 ("a_b".into(), "a-b".into(), 1.0),
                 ("c".into(), "c".into(), 3.0)
@@ -434,8 +441,10 @@ mod tests {
         assert!(kstat_readings("name type data\nhits 4 -1\n").is_err());
         assert!(kstat_readings("name type data\nbad{name} 4 1\n").is_err());
         // A bad row next to good ones costs only itself.
-        let readings = kstat_readings("name type data\nhits 4 x\nmisses 4 2\nshort 4\n").unwrap();
+        let (readings, problem) =
+            kstat_readings("name type data\nhits 4 x\nmisses 4 2\nshort 4\n").unwrap();
         assert_eq!(owned(&readings), [("misses".into(), "misses".into(), 2.0)]);
+        assert!(problem.unwrap().starts_with("hits:"), "and is reported");
     }
 
     #[test]
