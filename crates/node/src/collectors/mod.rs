@@ -178,3 +178,24 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
 pub(crate) fn boxed(collector: impl Collector) -> Result<Box<dyn Collector>, ConfigError> {
     Ok(Box::new(collector))
 }
+
+/// Helpers for the collectors' own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use kiln_registry::MetricSet;
+
+    /// Every series of `out` as `name{label=value,…} value`, labels sorted by name.
+    pub(crate) fn series(out: &mut MetricSet) -> Vec<String> {
+        out.seal();
+        out.families()
+            .flat_map(|family| {
+                let name = family.name();
+                family.samples().map(move |sample| {
+                    let labels: Vec<String> =
+                        sample.labels().map(|(n, v)| format!("{n}={v}")).collect();
+                    format!("{name}{{{}}} {}", labels.join(","), sample.value())
+                })
+            })
+            .collect()
+    }
+}

@@ -203,4 +203,64 @@ mod tests {
         let dirs = vec![("a".to_string(), "psys-x-1".to_string())];
         assert_eq!(zones(dirs), [zone("psys-x-1", 0, "a")]);
     }
+
+    #[test]
+    fn one_family_per_zone_name_or_one_with_a_zone_label() {
+        use std::time::Duration;
+
+        use crate::collectors::testing::series;
+
+        let dir = tempfile::tempdir().unwrap();
+        for (zone, name, energy) in [
+            ("intel-rapl:0", "package-0", "240422366267"),
+            ("intel-rapl:0:0", "core", "118821284256"),
+            ("intel-rapl:1", "package-1", "1000000"),
+        ] {
+            let zone = dir.path().join(zone);
+            std::fs::create_dir_all(&zone).unwrap();
+            std::fs::write(zone.join("name"), format!("{name}\n")).unwrap();
+            std::fs::write(zone.join("energy_uj"), format!("{energy}\n")).unwrap();
+        }
+        // A directory without a name is not a zone.
+        std::fs::create_dir_all(dir.path().join("intel-rapl")).unwrap();
+        let root = dir.path().to_path_buf();
+        let path = |zone: &str| root.join(zone).display().to_string();
+        let ctx = ScrapeContext::with_budget(Duration::from_secs(5));
+        let mut out = MetricSet::default();
+        let by_name = Rapl {
+            root: root.clone(),
+            zone_label: false,
+        };
+        by_name.collect(&ctx, &mut out).unwrap();
+        assert_eq!(
+            series(&mut out),
+            [
+                format!(
+                    "node_rapl_package_joules_total{{index=0,path={}}} 240422.366267",
+                    path("intel-rapl:0")
+                ),
+                format!(
+                    "node_rapl_package_joules_total{{index=1,path={}}} 1",
+                    path("intel-rapl:1")
+                ),
+                format!(
+                    "node_rapl_core_joules_total{{index=0,path={}}} 118821.284256",
+                    path("intel-rapl:0:0")
+                ),
+            ]
+        );
+        let mut out = MetricSet::default();
+        let labelled = Rapl {
+            root: root.clone(),
+            zone_label: true,
+        };
+        labelled.collect(&ctx, &mut out).unwrap();
+        assert_eq!(
+            series(&mut out)[1],
+            format!(
+                "node_rapl_joules_total{{index=0,path={},rapl_zone=core}} 118821.284256",
+                path("intel-rapl:0:0")
+            )
+        );
+    }
 }

@@ -95,4 +95,46 @@ mod tests {
             [("HI", vec![7, 1]), ("TIMER", vec![424191, 108342])]
         );
     }
+
+    #[test]
+    fn per_cpu_or_summed() {
+        use std::time::Duration;
+
+        use kiln_registry::{Collector, MetricSet, ScrapeContext};
+
+        use crate::collectors::testing::series;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("softirqs");
+        std::fs::write(&path, "    CPU0 CPU1\n  HI:  7  1\n  RCU:  5  6\n").unwrap();
+        let ctx = ScrapeContext::with_budget(Duration::from_secs(5));
+        let mut out = MetricSet::default();
+        let per_cpu = super::Softirqs {
+            path: path.clone(),
+            aggregate: false,
+        };
+        per_cpu.collect(&ctx, &mut out).unwrap();
+        assert_eq!(
+            series(&mut out),
+            [
+                "node_softirqs_functions_total{cpu=0,type=HI} 7",
+                "node_softirqs_functions_total{cpu=1,type=HI} 1",
+                "node_softirqs_functions_total{cpu=0,type=RCU} 5",
+                "node_softirqs_functions_total{cpu=1,type=RCU} 6",
+            ]
+        );
+        let mut out = MetricSet::default();
+        let summed = super::Softirqs {
+            path,
+            aggregate: true,
+        };
+        summed.collect(&ctx, &mut out).unwrap();
+        assert_eq!(
+            series(&mut out),
+            [
+                "node_softirqs_functions_total{cpu=all,type=HI} 8",
+                "node_softirqs_functions_total{cpu=all,type=RCU} 11",
+            ]
+        );
+    }
 }

@@ -195,19 +195,7 @@ impl Collector for SysctlCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn series(out: &MetricSet) -> Vec<String> {
-        out.families()
-            .flat_map(|family| {
-                let name = family.name();
-                family.samples().map(move |sample| {
-                    let labels: Vec<String> =
-                        sample.labels().map(|(n, v)| format!("{n}={v}")).collect();
-                    format!("{name}{{{}}} {}", labels.join(","), sample.value())
-                })
-            })
-            .collect()
-    }
+    use crate::collectors::testing::series;
 
     #[test]
     fn flag_syntax() {
@@ -242,7 +230,7 @@ mod tests {
             .write("7801\n", &mut out)
             .unwrap();
         assert_eq!(
-            series(&out),
+            series(&mut out),
             [
                 "node_sysctl_fs_file_nr{index=0} 1024",
                 "node_sysctl_fs_file_nr{index=1} 0",
@@ -263,7 +251,7 @@ mod tests {
             .write("kill_process trap\n", &mut out)
             .unwrap();
         assert_eq!(
-            series(&out),
+            series(&mut out),
             [
                 "node_sysctl_info{index=0,name=kernel.seccomp.actions_avail,value=kill_process} 1",
                 "node_sysctl_info{index=1,name=kernel.seccomp.actions_avail,value=trap} 1",
@@ -280,5 +268,21 @@ mod tests {
         let plain = Sysctl::parse("kernel.x", true).unwrap();
         assert!(plain.write("", &mut out).is_err());
         assert!(plain.write("abc", &mut out).is_err());
+    }
+
+    #[test]
+    fn flags_repeat_and_keep_their_order() {
+        let flags = crate::flags::NodeFlags::parse_from([
+            "kiln-node-exporter",
+            "--collector.sysctl.include=fs.file-nr",
+            "--collector.sysctl.include=fs.file-nr:total,current,max",
+            "--collector.sysctl.include-info=kernel.seccomp.actions_avail",
+        ]);
+        let options = &flags.options.sysctl;
+        assert_eq!(
+            options.include,
+            ["fs.file-nr", "fs.file-nr:total,current,max"]
+        );
+        assert_eq!(options.include_info, ["kernel.seccomp.actions_avail"]);
     }
 }

@@ -76,3 +76,44 @@ impl Collector for Watchdog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::collectors::testing::series;
+
+    #[test]
+    fn devices_with_and_without_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = dir.path().join("watchdog0");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::create_dir_all(dir.path().join("watchdog1")).unwrap();
+        for (file, text) in [
+            ("bootstatus", "1\n"),
+            ("options", "0x8380\n"),
+            ("identity", "Software Watchdog\n"),
+            ("state", "active\n"),
+            ("timeout", "60\n"),
+            ("timeleft", "not a number\n"),
+        ] {
+            std::fs::write(full.join(file), text).unwrap();
+        }
+        let collector = Watchdog {
+            root: dir.path().to_path_buf(),
+        };
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::with_budget(Duration::from_secs(5));
+        collector.collect(&ctx, &mut out).unwrap();
+        assert_eq!(
+            series(&mut out),
+            [
+                "node_watchdog_bootstatus{name=watchdog0} 1",
+                "node_watchdog_timeout_seconds{name=watchdog0} 60",
+                "node_watchdog_info{identity=Software Watchdog,name=watchdog0,options=0x8380,pretimeout_governor=,state=active,status=} 1",
+                "node_watchdog_info{identity=,name=watchdog1,options=,pretimeout_governor=,state=,status=} 1",
+            ]
+        );
+    }
+}
