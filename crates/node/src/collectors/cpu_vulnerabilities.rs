@@ -51,7 +51,12 @@ impl Collector for CpuVulnerabilities {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let entries = read::Entries::list(&self.root, |_| true)?;
+        // Kernels before 4.15 have no such directory: nothing to report, not a failure.
+        let entries = match read::Entries::list(&self.root, |_| true) {
+            Ok(entries) => entries,
+            Err(CollectError::NoData) => return Ok(()),
+            Err(error) => return Err(error),
+        };
         let family = out.gauge(
             "node_cpu_vulnerabilities_info",
             "Details of each CPU vulnerability reported by sysfs. The value of the series is an int encoded state of the vulnerability. The same state is stored as a string in the label",

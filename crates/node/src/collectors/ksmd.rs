@@ -109,7 +109,11 @@ impl Collector for Ksmd {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let dir = read::AttributeDir::open(&self.root).ok_or(CollectError::NoData)?;
+        // A kernel without KSM has no such directory: nothing to report, and no failure
+        // (as node_exporter, which skips each missing file).
+        let Some(dir) = read::AttributeDir::open(&self.root) else {
+            return Ok(());
+        };
         for (file, name, help, kind, divisor) in FILES {
             // Older kernels lack some files (general_profit came in 6.1).
             let Some(value) = dir.attribute(file).and_then(|t| number(&t)) else {

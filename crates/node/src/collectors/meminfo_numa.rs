@@ -90,10 +90,16 @@ impl Collector for MeminfoNuma {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let entries = read::Entries::list(&self.root, |name| {
+        // Without NUMA support there are no nodes: nothing to report, not a failure.
+        let listed = read::Entries::list(&self.root, |name| {
             name.strip_prefix("node")
                 .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
-        })?;
+        });
+        let entries = match listed {
+            Ok(entries) => entries,
+            Err(CollectError::NoData) => return Ok(()),
+            Err(error) => return Err(error),
+        };
         let mut gauges = Vec::new();
         let mut counters = Vec::new();
         for dir in entries.names() {
