@@ -145,8 +145,8 @@ fn link_speed(text: &str) -> Option<f64> {
 }
 
 impl Device {
-    /// Reads the device `name` of `root`, whose symlink `target` points into the device
-    /// tree (`../../../devices/pci0000:00/0000:00:02.1/0000:01:00.0`). `None` if its
+    /// Reads a device from its directory `dir`; `target` is where its entry in
+    /// `/sys/bus/pci/devices` links to in the device tree (`../../../devices/pci0000:00/0000:00:02.1/0000:01:00.0`). `None` if its
     /// location or an identity file cannot be read.
     fn read(dir: &read::AttributeDir, target: &Path) -> Option<Self> {
         let location = Location::parse(target.file_name()?.to_str()?)?;
@@ -372,59 +372,47 @@ impl Collector for Pcidevice {
             "node_pcidevice_info",
             "Non-numeric data from /sys/bus/pci/devices/<location>, value is always 1.",
         );
-        let gauge = |out: &mut MetricSet, name: &str, help: &str| out.gauge(name, help);
-        let max_speed = gauge(
-            out,
+        let max_speed = out.gauge(
             "node_pcidevice_max_link_transfers_per_second",
             "Value of maximum link's transfers per second (T/s)",
         );
-        let max_width = gauge(
-            out,
+        let max_width = out.gauge(
             "node_pcidevice_max_link_width",
             "Value of maximum link's width (number of lanes)",
         );
-        let current_speed = gauge(
-            out,
+        let current_speed = out.gauge(
             "node_pcidevice_current_link_transfers_per_second",
             "Value of current link's transfers per second (T/s)",
         );
-        let current_width = gauge(
-            out,
+        let current_width = out.gauge(
             "node_pcidevice_current_link_width",
             "Value of current link's width (number of lanes)",
         );
-        let d3cold = gauge(
-            out,
+        let d3cold = out.gauge(
             "node_pcidevice_d3cold_allowed",
             "Whether the PCIe device supports D3cold power state (0/1).",
         );
-        let autoprobe = gauge(
-            out,
+        let autoprobe = out.gauge(
             "node_pcidevice_sriov_drivers_autoprobe",
             "Whether SR-IOV drivers autoprobe is enabled for the device (0/1).",
         );
-        let numvfs = gauge(
-            out,
+        let numvfs = out.gauge(
             "node_pcidevice_sriov_numvfs",
             "Number of Virtual Functions (VFs) currently enabled for SR-IOV.",
         );
-        let totalvfs = gauge(
-            out,
+        let totalvfs = out.gauge(
             "node_pcidevice_sriov_totalvfs",
             "Total number of Virtual Functions (VFs) supported by the device.",
         );
-        let msix = gauge(
-            out,
+        let msix = out.gauge(
             "node_pcidevice_sriov_vf_total_msix",
             "Total number of MSI-X vectors for Virtual Functions.",
         );
-        let power = gauge(
-            out,
+        let power = out.gauge(
             "node_pcidevice_power_state",
             "PCIe device power state, one of: D0, D1, D2, D3hot, D3cold, unknown or error.",
         );
-        let numa = gauge(
-            out,
+        let numa = out.gauge(
             "node_pcidevice_numa_node",
             "NUMA node number for the PCI device. -1 indicates unknown or not available.",
         );
@@ -477,6 +465,8 @@ impl Collector for Pcidevice {
             }
             out.sample(info, &labels, 1.0);
 
+            // As node_exporter: a link the kernel does not describe is -1; a device
+            // without SR-IOV or power management reports 0 for those.
             let or_unknown = |value: Option<f64>| value.unwrap_or(-1.0);
             let speed = |value: Option<f64>| value.map_or(-1.0, |gts| gts * 1e9);
             let bit = |value: Option<bool>| f64::from(u8::from(value.unwrap_or(false)));
