@@ -253,6 +253,15 @@ pub struct CollectorOptions {
     )]
     pub yarn_cgroup_hierarchy: String,
 
+    #[command(flatten)]
+    pub pcidevice: crate::collectors::pcidevice::Options,
+    #[command(flatten)]
+    pub rapl: crate::collectors::rapl::Options,
+    #[command(flatten)]
+    pub slabinfo: crate::collectors::slabinfo::Options,
+    #[command(flatten)]
+    pub sysctl: crate::collectors::sysctl::Options,
+
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]
     pub gomaxprocs: Option<u32>,

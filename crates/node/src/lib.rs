@@ -13,6 +13,7 @@ pub mod cli;
 pub mod collectors;
 mod filter;
 pub mod flags;
+mod go_text;
 mod paths;
 mod read;
 mod statfs_pool;
