@@ -25,9 +25,12 @@ mod interrupts;
 mod loadavg;
 mod mdadm;
 mod meminfo;
+mod mountstats;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
+mod nfsd;
 mod nvme;
 mod os;
 mod powersupplyclass;
@@ -114,9 +117,12 @@ pub const ALL: &[Spec] = &[
     on("loadavg", loadavg::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
+    off("mountstats", mountstats::build),
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    on("nfs", nfs::build),
+    on("nfsd", nfsd::build),
     on("nvme", nvme::build),
     on("os", os::build),
     on("powersupplyclass", powersupplyclass::build),
