@@ -181,7 +181,13 @@ fn parse(text: &str) -> (Vec<Mount<'_>>, Vec<&'static str>) {
 
 /// `device X mounted on Y with fstype T [statvers=V]`.
 fn parse_device(line: &str) -> Option<Mount<'_>> {
-    let words: Vec<&str> = line.split_ascii_whitespace().take(10).collect();
+    // The nine words that matter, without allocating.
+    let mut words = [""; 9];
+    let mut count = 0;
+    for (slot, word) in words.iter_mut().zip(line.split_ascii_whitespace()) {
+        *slot = word;
+        count += 1;
+    }
     let [
         "device",
         device,
@@ -192,7 +198,7 @@ fn parse_device(line: &str) -> Option<Mount<'_>> {
         "fstype",
         fs_type,
         rest @ ..,
-    ] = words.as_slice()
+    ] = &words[..count]
     else {
         return None;
     };
@@ -307,23 +313,32 @@ struct MountInfo<'a> {
 /// A mountinfo line: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - nfs4 srv:/x rw,addr=…`.
 /// The `-` separator is the fourth field from the end; `None` for any other shape.
 fn parse_mountinfo_line(line: &str) -> Option<MountInfo<'_>> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let n = fields.len();
-    if n < 10 || fields[n - 4] != "-" {
+    // From the end: super options, source, type, the separator; the six fixed fields
+    // and any optional ones before it.
+    let mut tail = line.rsplitn(5, ' ');
+    let super_options = tail.next()?;
+    let source = tail.next()?;
+    let _fs_type = tail.next()?;
+    if tail.next()? != "-" {
         return None;
     }
-    fields[0].parse::<i64>().ok()?;
-    fields[1].parse::<i64>().ok()?;
+    let mut head = tail.next()?.split(' ');
+    head.next()?.parse::<i64>().ok()?;
+    head.next()?.parse::<i64>().ok()?;
+    let _major_minor = head.next()?;
+    let _root = head.next()?;
+    let mount_point = head.next()?;
+    let _options = head.next()?;
     let mut addr = "";
-    for option in fields[n - 1].split(',') {
+    for option in super_options.split(',') {
         let mut parts = option.split('=');
         if parts.next() == Some("addr") {
             addr = parts.next().unwrap_or("");
         }
     }
     Some(MountInfo {
-        mount_point: fields[4],
-        source: fields[n - 2],
+        mount_point,
+        source,
         addr,
     })
 }
@@ -777,5 +792,308 @@ impl Collector for Mountstats {
         log_malformed(&self.warned, &self.mountstats, &malformed);
         write(&mounts, &addresses, out);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// node_exporter's fixtures.
+    const MOUNTSTATS: &str =
+        include_str!("../../../../testdata/node_exporter/fixtures/proc/self/mountstats");
+    const MOUNTINFO: &str =
+        include_str!("../../../../testdata/node_exporter/fixtures/proc/self/mountinfo");
+
+    /// Every series written for `mountstats` and `mountinfo`, as `name{labels} value`
+    /// lines with labels sorted, sorted.
+    fn series(mountstats: &str, mountinfo: &str) -> Vec<String> {
+        let (mounts, _) = parse(mountstats);
+        let info: Vec<_> = mountinfo.lines().map(parse_mountinfo_line).collect();
+        let addresses: Vec<&str> = mounts
+            .iter()
+            .enumerate()
+            .map(|(index, mount)| mount_address(&info, index, mount))
+            .collect();
+        let mut out = MetricSet::default();
+        write(&mounts, &addresses, &mut out);
+        out.seal();
+        let mut lines: Vec<String> = out
+            .families()
+            .flat_map(|family| {
+                let name = family.name().to_string();
+                family.samples().map(move |sample| {
+                    let mut labels: Vec<String> =
+                        sample.labels().map(|(k, v)| format!("{k}={v}")).collect();
+                    labels.sort();
+                    format!("{name}{{{}}} {}", labels.join(","), sample.value())
+                })
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn fixture_mounts_and_their_statistics() {
+        let (mounts, malformed) = parse(MOUNTSTATS);
+        assert!(malformed.is_empty(), "{malformed:?}");
+        assert_eq!(mounts.len(), 7);
+        assert!(mounts[..4].iter().all(|m| m.nfs.is_none()));
+        let tcp = mounts[4].nfs.as_ref().unwrap();
+        assert_eq!(mounts[4].device, "192.168.1.1:/srv/test");
+        assert_eq!(mounts[4].mount_point, "/mnt/nfs/test");
+        assert_eq!(tcp.version, "1.1");
+        assert_eq!(tcp.age, Line::Read([13968]));
+        assert_eq!(tcp.operations.len(), 3);
+        assert_eq!(
+            tcp.transports,
+            [Transport {
+                protocol: "tcp",
+                bind: 0,
+                connect: 1,
+                idle_seconds: 11,
+                sends: 6428,
+                receives: 6428,
+                bad_transaction_ids: 0,
+                backlog: 0,
+                max_slots: 24,
+                sending_queue: 26,
+                pending_queue: 5726,
+            }]
+        );
+        // udp has no connect, connect idle or idle columns.
+        let udp = mounts[6].nfs.as_ref().unwrap();
+        assert_eq!(udp.transports[0].protocol, "udp");
+        assert_eq!(udp.transports[0].connect, 0);
+        assert_eq!(udp.transports[0].idle_seconds, 0);
+        assert_eq!(udp.transports[0].sends, 6428);
+        assert_eq!(udp.transports[0].pending_queue, 5726);
+        assert_eq!(udp.operations[3].name, "ACCESS");
+        assert_eq!(udp.operations[3].queue_ms, 18_446_743_919_241_604_546);
+    }
+
+    #[test]
+    fn the_same_export_twice_reports_its_counters_once() {
+        let lines = series(MOUNTSTATS, MOUNTINFO);
+        let labels = "export=192.168.1.1:/srv/test,mountaddr=192.168.1.1";
+        // Three mount points, but two (export, protocol, address): tcp twice, udp once.
+        let info: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("node_mountstats_nfs_mountpoint_info"))
+            .collect();
+        assert_eq!(info.len(), 3);
+        let ages: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("node_mountstats_nfs_age_seconds_total"))
+            .collect();
+        assert_eq!(
+            ages,
+            [
+                &format!("node_mountstats_nfs_age_seconds_total{{{labels},protocol=tcp}} 13968"),
+                &format!("node_mountstats_nfs_age_seconds_total{{{labels},protocol=udp}} 13968"),
+            ]
+        );
+        // The first tcp mount has no ACCESS line, so ACCESS is reported for udp only.
+        let access: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("operation=ACCESS"))
+            .collect();
+        assert_eq!(access.len(), 8);
+        assert!(access.iter().all(|l| l.contains("protocol=udp")));
+        // 54 families: everything written has a distinct name and labels.
+        let mut unique = lines.clone();
+        unique.dedup_by(|a, b| a.rsplit_once(' ').unwrap().0 == b.rsplit_once(' ').unwrap().0);
+        assert_eq!(unique.len(), lines.len());
+    }
+
+    #[test]
+    fn times_are_taken_modulo_2_53_as_node_exporter_does() {
+        // The ACCESS queue time of the fixture is a u64 close to 2^64.
+        let seconds = milliseconds_to_seconds(18_446_743_919_241_604_546);
+        assert_eq!(seconds, 9.007044786793922e12);
+        assert_eq!(milliseconds_to_seconds(6), 0.006);
+    }
+
+    #[test]
+    fn the_address_comes_from_mountinfo_at_the_same_position() {
+        let lines = series(MOUNTSTATS, MOUNTINFO);
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("node_mountstats_nfs_"))
+                .all(|l| l.contains("mountaddr=192.168.1.1"))
+        );
+        // Had a mount come and gone between the two reads, positions no longer agree:
+        // the mount of the same point and device is used.
+        let shifted: String = MOUNTINFO
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(series(MOUNTSTATS, &shifted), lines);
+        // With no mountinfo line for the mount, the address is empty.
+        let lines = series(MOUNTSTATS, "");
+        assert!(lines.iter().all(|l| l.contains("mountaddr=,")));
+    }
+
+    #[test]
+    fn an_efs_mount_is_an_nfs4_mount() {
+        // What an EFS mount (NFSv4.1, nconnect=2) looks like.
+        let mountstats = "\
+device fs-0123.efs.us-east-1.amazonaws.com:/ mounted on /mnt/efs with fstype nfs4 statvers=1.1
+\topts:\trw,vers=4.1,rsize=1048576,wsize=1048576,hard,proto=tcp,nconnect=2,timeo=600,retrans=2
+\tage:\t120
+\tbytes:\t100 200 0 0 100 200 0 0
+\tevents:\t0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+\tRPC iostats version: 1.1  p/v: 100003/4 (nfs)
+\txprt:\ttcp 700 1 1 0 3 50 50 0 60 0 4 5 6
+\txprt:\ttcp 701 1 1 0 4 30 30 0 40 0 2 3 4
+\tper-op statistics
+\t        NULL: 0 0 0 0 0 0 0 0 0
+\t        READ: 10 10 0 1600 1048576 3 40 45 0
+\t       WRITE: 5 5 0 1048576 800 1 30 32 0
+
+";
+        let mountinfo = "1 0 0:5 / /mnt/efs rw - nfs4 fs-0123.efs.us-east-1.amazonaws.com:/ rw,vers=4.1,addr=10.0.1.20\n";
+        let lines = series(mountstats, mountinfo);
+        let labels = "export=fs-0123.efs.us-east-1.amazonaws.com:/,mountaddr=10.0.1.20";
+        for line in [
+            format!("node_mountstats_nfs_age_seconds_total{{{labels},protocol=tcp}} 120"),
+            format!("node_mountstats_nfs_write_bytes_total{{{labels},protocol=tcp}} 200"),
+            format!(
+                "node_mountstats_nfs_operations_request_time_seconds_total{{{labels},operation=READ,protocol=tcp}} 0.045"
+            ),
+            format!(
+                "node_mountstats_nfs_transport_sends_total{{{labels},protocol=tcp,transport=0}} 50"
+            ),
+            format!(
+                "node_mountstats_nfs_transport_sends_total{{{labels},protocol=tcp,transport=1}} 30"
+            ),
+            format!(
+                "node_mountstats_nfs_mountpoint_info{{{labels},mountpoint=/mnt/efs,protocol=tcp}} 1"
+            ),
+        ] {
+            assert!(lines.contains(&line), "{line} not in {lines:#?}");
+        }
+        // One mount: 1 age + 1 info + 8 bytes + 2×10 transport + 3×8 operations + 26 events.
+        assert_eq!(lines.len(), 1 + 1 + 8 + 20 + 24 + 26);
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let line = "194 21 0:42 / /mnt/efs rw shared:144 - nfs4 fs-1.efs.aws:/ rw,vers=4.1,addr=10.0.0.5,local_lock=none";
+        assert_eq!(
+            parse_mountinfo_line(line),
+            Some(MountInfo {
+                mount_point: "/mnt/efs",
+                source: "fs-1.efs.aws:/",
+                addr: "10.0.0.5",
+            })
+        );
+        assert_eq!(
+            parse_mountinfo_line("21 0 8:1 / / rw - ext4 /dev/sda1 rw")
+                .unwrap()
+                .addr,
+            ""
+        );
+        assert_eq!(
+            parse_mountinfo_line("21 0 8:1 / / rw ext4 /dev/sda1 rw x"),
+            None
+        );
+        assert_eq!(
+            parse_mountinfo_line("x 0 8:1 / / rw - ext4 /dev/sda1 rw"),
+            None
+        );
+        assert_eq!(parse_mountinfo_line("short - a b c"), None);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_the_rest_still_reports() {
+        let text = "\
+device srv:/a mounted on /a with fstype nfs4 statvers=1.1
+\tage:\tnot-a-number
+\tbytes:\t1 2 3
+\tevents:\t1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27
+\txprt:\ttcp 1 2 3
+\txprt:\ttcp 832 0 1 0 11 6428 6428 0 12154 0 24 26 5726
+\txprt:\tsctp 832 0 1 0 11 6428 6428 0 12154 0 24 26 5726
+\tunknown:\t1 2 3
+\tper-op statistics
+\t        NULL: 0 0 0 0 0 0 0 0
+\t        READ: 1 2
+\t        READ: 5 5 0 10 20 30 40 50 0
+\t        READ: 9 9 9 9 9 9 9 9 9
+\t       WRITE: 1 1 1 1 1 1 1 x
+
+garbage line
+device broken line
+device srv:/b mounted on /b with fstype nfs4 statvers=1.1
+\txprt:\trdma 0 0 1 0 11 6428 6428 0 12154 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18
+device tmpfs mounted on /tmp with fstype tmpfs
+device srv:/c mounted on /c with fstype nfs
+";
+        let (mounts, malformed) = parse(text);
+        assert_eq!(
+            malformed,
+            [
+                "age",
+                "bytes",
+                "xprt",
+                "xprt",
+                "per-op statistics",
+                "per-op statistics",
+                "device"
+            ]
+        );
+        assert_eq!(mounts.len(), 5);
+        let a = mounts[0].nfs.as_ref().unwrap();
+        assert_eq!(a.age, Line::Malformed);
+        assert_eq!(a.bytes, Line::Malformed);
+        assert_eq!(a.events.values().unwrap()[26], 27);
+        assert_eq!(a.transports.len(), 1);
+        // The first READ line that parses is kept; a repeated operation is not a second
+        // series.
+        let names: Vec<&str> = a.operations.iter().map(|o| o.name).collect();
+        assert_eq!(names, ["NULL", "READ"]);
+        assert_eq!(a.operations[1].request_ms, 50);
+        // The broken device line keeps its place, for the mountinfo positions.
+        assert!(mounts[1].nfs.is_none() && mounts[1].device.is_empty());
+        let b = mounts[2].nfs.as_ref().unwrap();
+        assert_eq!(b.transports[0].protocol, "rdma");
+        assert_eq!(b.transports[0].backlog, 0);
+        assert_eq!(b.transports[0].max_slots, 0);
+        assert_eq!(b.transports[0].sends, 6428);
+        // A mount without statvers has no statistics.
+        assert!(mounts[4].nfs.is_none());
+
+        let lines = series(text, "");
+        // No age or byte series of srv:/a, whose lines were malformed; srv:/b has no such
+        // lines and reads 0, as with node_exporter. Events and the rest are there.
+        let has = |prefix: &str, suffix: &str| {
+            lines
+                .iter()
+                .any(|l| l.starts_with(prefix) && l.ends_with(suffix))
+        };
+        assert!(!has(
+            "node_mountstats_nfs_age_seconds_total{export=srv:/a,",
+            ""
+        ));
+        assert!(!has(
+            "node_mountstats_nfs_read_bytes_total{export=srv:/a,",
+            ""
+        ));
+        assert!(has(
+            "node_mountstats_nfs_age_seconds_total{export=srv:/b,",
+            " 0"
+        ));
+        assert!(has(
+            "node_mountstats_nfs_event_pnfs_write_total{export=srv:/a,",
+            " 27"
+        ));
+        assert!(has(
+            "node_mountstats_nfs_transport_sends_total{export=srv:/b,",
+            " 6428"
+        ));
     }
 }

@@ -292,14 +292,7 @@ impl ClientStats {
             "node_nfs_requests_total",
             "Number of NFS procedures invoked.",
         );
-        let (v2, v3, v4) = (self.v2.values(), self.v3.values(), self.v4.values());
-        let versions: [(&str, &[&str], Option<&[u64]>); 3] = [
-            ("2", &V2_PROCEDURES, v2.as_ref().map(|v| &v[..])),
-            ("3", &V3_PROCEDURES, v3.as_ref().map(|v| &v[..])),
-            ("4", &V4_CLIENT_PROCEDURES, v4.as_ref().map(|v| &v[..])),
-        ];
-        for (proto, names, values) in versions {
-            let Some(values) = values else { continue };
+        let mut write = |proto: &str, names: &[&str], values: &[u64]| {
             for (method, value) in names.iter().zip(values) {
                 out.sample(
                     requests,
@@ -307,6 +300,15 @@ impl ClientStats {
                     *value as f64,
                 );
             }
+        };
+        if let Some(values) = self.v2.values() {
+            write("2", &V2_PROCEDURES, &values);
+        }
+        if let Some(values) = self.v3.values() {
+            write("3", &V3_PROCEDURES, &values);
+        }
+        if let Some(values) = self.v4.values() {
+            write("4", &V4_CLIENT_PROCEDURES, &values);
         }
     }
 }
@@ -333,7 +335,10 @@ mod tests {
     const FIXTURE: &str =
         include_str!("../../../../testdata/node_exporter/fixtures/proc/net/rpc/nfs");
 
-    fn samples(stats: &ClientStats) -> Vec<(String, Vec<(String, String)>, f64)> {
+    /// A series: family name, labels, value.
+    type Series = (String, Vec<(String, String)>, f64);
+
+    fn samples(stats: &ClientStats) -> Vec<Series> {
         let mut out = MetricSet::default();
         stats.write(&mut out);
         out.seal();
