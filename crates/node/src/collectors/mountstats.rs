@@ -771,12 +771,17 @@ impl Collector for Mountstats {
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let stats_text = read::file(&self.mountstats)?;
-        let (mounts, mut malformed) = parse(&stats_text);
+        let (mounts, malformed) = parse(&stats_text);
+        log_malformed(&self.warned, &self.mountstats, &malformed);
+        // Most hosts have no NFS mount: nothing to report, and mountinfo need not be read.
+        if mounts.iter().all(|mount| mount.nfs.is_none()) {
+            return Ok(());
+        }
         let info_text = read::file(&self.mountinfo)?;
         let mountinfo: Vec<Option<MountInfo<'_>>> =
             info_text.lines().map(parse_mountinfo_line).collect();
         if mountinfo.iter().any(Option::is_none) {
-            malformed.push("mountinfo");
+            log_malformed(&self.warned, &self.mountinfo, &["mount"]);
         }
         let addresses: Vec<&str> = mounts
             .iter()
@@ -789,7 +794,6 @@ impl Collector for Mountstats {
                 }
             })
             .collect();
-        log_malformed(&self.warned, &self.mountstats, &malformed);
         write(&mounts, &addresses, out);
         Ok(())
     }

@@ -214,12 +214,21 @@ pub(super) fn log_malformed(warned: &AtomicBool, path: &Path, malformed: &[&str]
     if malformed.is_empty() {
         return;
     }
+    // Each kind once, so a file of garbage makes one short message.
+    let mut kinds: Vec<&str> = Vec::new();
+    for kind in malformed {
+        if !kinds.contains(kind) {
+            kinds.push(kind);
+        }
+    }
+    let count = malformed.len();
     if warned.swap(true, Ordering::Relaxed) {
-        tracing::debug!(file = %path.display(), lines = ?malformed, "malformed lines skipped");
+        tracing::debug!(file = %path.display(), count, lines = ?kinds, "malformed lines skipped");
     } else {
         tracing::warn!(
             file = %path.display(),
-            lines = ?malformed,
+            count,
+            lines = ?kinds,
             "malformed lines skipped; their series are left out (logged once)"
         );
     }
