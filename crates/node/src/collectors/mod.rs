@@ -32,9 +32,12 @@ mod loadavg;
 mod mdadm;
 mod meminfo;
 mod meminfo_numa;
+mod mountstats;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
+mod nfsd;
 mod nvme;
 mod os;
 pub mod pcidevice;
@@ -135,9 +138,12 @@ pub const ALL: &[Spec] = &[
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
     off("meminfo_numa", meminfo_numa::build),
+    off("mountstats", mountstats::build),
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    on("nfs", nfs::build),
+    on("nfsd", nfsd::build),
     on("nvme", nvme::build),
     on("os", os::build),
     off("pcidevice", pcidevice::build),
