@@ -148,11 +148,19 @@ pub struct CollectorOptions {
     /// Collect address-info for every device.
     #[arg(long = "collector.netdev.address-info")]
     pub netdev_address_info: bool,
-    /// Accepted for compatibility; statistics always come from /proc/net/dev and sysfs.
-    #[arg(long = "collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from the kernel over netlink (the default).
+    #[arg(long = "collector.netdev.netlink")]
     pub netdev_netlink: bool,
-    #[arg(long = "no-collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from /proc/net/dev instead of netlink.
+    #[arg(long = "no-collector.netdev.netlink")]
     pub no_netdev_netlink: bool,
+    /// Export every counter the kernel keeps under its own name (`receive_errors`,
+    /// `receive_missed_errors`, ...) instead of /proc/net/dev's folded columns.
+    #[arg(long = "collector.netdev.enable-detailed-metrics")]
+    pub netdev_detailed_metrics: bool,
+    /// Add each interface's alias (sysfs `ifalias`) as the `ifalias` label.
+    #[arg(long = "collector.netdev.label-ifalias")]
+    pub netdev_label_ifalias: bool,
 
     /// Regexp of net devices to ignore for netclass collector.
     #[arg(

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod collectors;
 mod filter;
+mod netlink;
 pub mod flags;
 mod paths;
 mod read;
