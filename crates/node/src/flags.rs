@@ -198,6 +198,13 @@ pub struct CollectorOptions {
     #[arg(long = "no-collector.arp.netlink", hide = true)]
     pub no_arp_netlink: bool,
 
+    /// Regexp of InfiniBand devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.infiniband.device-include", value_name = "REGEX")]
+    pub infiniband_include: Option<String>,
+    /// Regexp of InfiniBand devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.infiniband.device-exclude", value_name = "REGEX")]
+    pub infiniband_exclude: Option<String>,
+
     /// Regexp of hwmon chips to include (mutually exclusive to chip-exclude).
     #[arg(long = "collector.hwmon.chip-include", value_name = "REGEX")]
     pub hwmon_chip_include: Option<String>,
