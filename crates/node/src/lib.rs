@@ -12,8 +12,8 @@
 pub mod cli;
 pub mod collectors;
 mod filter;
-mod netlink;
 pub mod flags;
+mod netlink;
 mod paths;
 mod read;
 mod statfs_pool;

@@ -176,7 +176,12 @@ fn dump(request: u16, header_len: usize, mut each: impl FnMut(u16, &[u8])) -> io
     message.extend_from_slice(&seq.to_ne_bytes());
     message.extend_from_slice(&0u32.to_ne_bytes());
     message.resize(len, 0);
-    rustix::net::sendto(&fd, &message, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
+    rustix::net::sendto(
+        &fd,
+        &message,
+        SendFlags::empty(),
+        &SocketAddrNetlink::new(0, 0),
+    )?;
 
     let mut buffer = vec![0u8; 64 << 10];
     let mut total = 0;
@@ -216,7 +221,9 @@ fn walk(mut data: &[u8], seq: u32, each: &mut impl FnMut(u16, &[u8])) -> io::Res
             match kind {
                 NLMSG_DONE => return Ok(true),
                 NLMSG_ERROR => {
-                    let code = body.get(..4).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    let code = body
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                     if code != 0 {
                         return Err(io::Error::from_raw_os_error(-code));
                     }
@@ -287,17 +294,19 @@ fn parse_address(body: &[u8]) -> Option<Address> {
     let mut address = None;
     let mut local = None;
     for (kind, value) in attributes(body.get(IFADDRMSG..)?) {
+        // Labels, flags and cache times are other attributes of the message.
+        if kind != IFA_ADDRESS && kind != IFA_LOCAL {
+            continue;
+        }
         let ip = match family {
             AF_INET => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(value.get(..4)?).ok()?)),
-            AF_INET6 => IpAddr::V6(Ipv6Addr::from(
-                <[u8; 16]>::try_from(value.get(..16)?).ok()?,
-            )),
+            AF_INET6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(value.get(..16)?).ok()?)),
             _ => return None,
         };
-        match kind {
-            IFA_ADDRESS => address = Some(ip),
-            IFA_LOCAL => local = Some(ip),
-            _ => {}
+        if kind == IFA_LOCAL {
+            local = Some(ip);
+        } else {
+            address = Some(ip);
         }
     }
     Some(Address {
@@ -347,6 +356,7 @@ mod tests {
         body.extend_from_slice(&3i32.to_ne_bytes());
         body.extend(attribute(IFA_ADDRESS, &[10, 0, 0, 2]));
         body.extend(attribute(IFA_LOCAL, &[10, 0, 0, 1]));
+        body.extend(attribute(3, b"lo\0"));
         let address = parse_address(&body).unwrap();
         assert_eq!(address.address, IpAddr::from([10, 0, 0, 1]));
         assert_eq!((address.index, address.prefix_len), (3, 24));
@@ -367,18 +377,31 @@ mod tests {
         let mut seen = Vec::new();
         let mut data = message(RTM_NEWLINK, &[1, 2, 3, 4]);
         data.extend(message(NLMSG_DONE, &[0, 0, 0, 0]));
-        let done = walk(&data, 1, &mut |kind, body: &[u8]| seen.push((kind, body.len()))).unwrap();
+        let done = walk(&data, 1, &mut |kind, body: &[u8]| {
+            seen.push((kind, body.len()))
+        })
+        .unwrap();
         assert!(done);
         assert_eq!(seen, [(RTM_NEWLINK, 4)]);
         let error = message(NLMSG_ERROR, &(-1i32).to_ne_bytes());
         assert!(walk(&error, 1, &mut |_, _: &[u8]| {}).is_err());
-        assert!(walk(&[40, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0], 1, &mut |_, _: &[u8]| {}).is_err());
+        assert!(
+            walk(
+                &[40, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+                1,
+                &mut |_, _: &[u8]| {}
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn the_kernel_lists_the_loopback_link() {
         // Every network namespace has `lo`.
         let links = links().unwrap();
-        assert!(links.iter().any(|l| l.name == "lo" && l.stats.is_some()), "{links:?}");
+        assert!(
+            links.iter().any(|l| l.name == "lo" && l.stats.is_some()),
+            "{links:?}"
+        );
     }
 }

@@ -460,7 +460,10 @@ mod tests {
         assert_eq!(udev_property(udev, "ID_WWN"), "");
         assert_eq!(udev_property_opt(udev, "ID_WWN"), None);
         assert_eq!(serial(udev), "vol0123");
-        assert_eq!(serial("E:ID_SERIAL=virtio_1\nE:SCSI_IDENT_SERIAL=\n"), "virtio_1");
+        assert_eq!(
+            serial("E:ID_SERIAL=virtio_1\nE:SCSI_IDENT_SERIAL=\n"),
+            "virtio_1"
+        );
         assert_eq!(
             serial("E:ID_SERIAL=a\nE:ID_SERIAL_SHORT=b\nE:SCSI_IDENT_SERIAL=c\n"),
             "c"

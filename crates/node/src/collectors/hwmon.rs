@@ -515,7 +515,10 @@ mod tests {
             Some(("node_hwmon_beep_enabled", "Hardware beep enabled", 1.0))
         );
         assert_eq!(single_value("beep_enable", &one("yes")).unwrap().2, 0.0);
-        assert_eq!(single_value("update_interval", &one("1000")).unwrap().2, 1.0);
+        assert_eq!(
+            single_value("update_interval", &one("1000")).unwrap().2,
+            1.0
+        );
         assert_eq!(single_value("vrm", &one("x")), None);
         assert_eq!(single_value("temp", &one("1")), None);
         assert_eq!(scaled(1_500_000.0, 1e-6), 1.5);

@@ -82,66 +82,361 @@ const HW: &str = "hw_counters";
 
 /// Every counter node_exporter knows, with its metric name and HELP text.
 const COUNTERS: &[Counter] = &[
-    counter(EXT, "port_multicast_rcv_packets", "legacy_multicast_packets_received_total", "Number of multicast packets received"),
-    counter(EXT, "port_multicast_xmit_packets", "legacy_multicast_packets_transmitted_total", "Number of multicast packets transmitted"),
-    words(EXT, "port_rcv_data_64", "legacy_data_received_bytes_total", "Number of data octets received on all links"),
-    counter(EXT, "port_rcv_packets_64", "legacy_packets_received_total", "Number of data packets received on all links"),
-    counter(EXT, "port_unicast_rcv_packets", "legacy_unicast_packets_received_total", "Number of unicast packets received"),
-    counter(EXT, "port_unicast_xmit_packets", "legacy_unicast_packets_transmitted_total", "Number of unicast packets transmitted"),
-    words(EXT, "port_xmit_data_64", "legacy_data_transmitted_bytes_total", "Number of data octets transmitted on all links"),
+    counter(
+        EXT,
+        "port_multicast_rcv_packets",
+        "legacy_multicast_packets_received_total",
+        "Number of multicast packets received",
+    ),
+    counter(
+        EXT,
+        "port_multicast_xmit_packets",
+        "legacy_multicast_packets_transmitted_total",
+        "Number of multicast packets transmitted",
+    ),
+    words(
+        EXT,
+        "port_rcv_data_64",
+        "legacy_data_received_bytes_total",
+        "Number of data octets received on all links",
+    ),
+    counter(
+        EXT,
+        "port_rcv_packets_64",
+        "legacy_packets_received_total",
+        "Number of data packets received on all links",
+    ),
+    counter(
+        EXT,
+        "port_unicast_rcv_packets",
+        "legacy_unicast_packets_received_total",
+        "Number of unicast packets received",
+    ),
+    counter(
+        EXT,
+        "port_unicast_xmit_packets",
+        "legacy_unicast_packets_transmitted_total",
+        "Number of unicast packets transmitted",
+    ),
+    words(
+        EXT,
+        "port_xmit_data_64",
+        "legacy_data_transmitted_bytes_total",
+        "Number of data octets transmitted on all links",
+    ),
     // Upstream's HELP for the transmitted packets repeats the received one's.
-    counter(EXT, "port_xmit_packets_64", "legacy_packets_transmitted_total", "Number of data packets received on all links"),
-    counter(STD, "excessive_buffer_overrun_errors", "excessive_buffer_overrun_errors_total", "Number of times that OverrunErrors consecutive flow control update periods occurred, each having at least one overrun error."),
-    counter(STD, "link_downed", "link_downed_total", "Number of times the link failed to recover from an error state and went down"),
-    counter(STD, "link_error_recovery", "link_error_recovery_total", "Number of times the link successfully recovered from an error state"),
-    counter(STD, "local_link_integrity_errors", "local_link_integrity_errors_total", "Number of times that the count of local physical errors exceeded the threshold specified by LocalPhyErrors."),
-    counter(STD, "multicast_rcv_packets", "multicast_packets_received_total", "Number of multicast packets received (including errors)"),
-    counter(STD, "multicast_xmit_packets", "multicast_packets_transmitted_total", "Number of multicast packets transmitted (including errors)"),
-    counter(STD, "port_rcv_constraint_errors", "port_constraint_errors_received_total", "Number of packets received on the switch physical port that are discarded"),
-    counter(STD, "port_xmit_constraint_errors", "port_constraint_errors_transmitted_total", "Number of packets not transmitted from the switch physical port"),
-    words(STD, "port_rcv_data", "port_data_received_bytes_total", "Number of data octets received on all links"),
-    words(STD, "port_xmit_data", "port_data_transmitted_bytes_total", "Number of data octets transmitted on all links"),
-    counter(STD, "port_rcv_discards", "port_discards_received_total", "Number of inbound packets discarded by the port because the port is down or congested"),
-    counter(STD, "port_xmit_discards", "port_discards_transmitted_total", "Number of outbound packets discarded by the port because the port is down or congested"),
-    counter(STD, "port_rcv_errors", "port_errors_received_total", "Number of packets containing an error that were received on this port"),
-    counter(STD, "port_rcv_packets", "port_packets_received_total", "Number of packets received on all VLs by this port (including errors)"),
-    counter(STD, "port_xmit_packets", "port_packets_transmitted_total", "Number of packets transmitted on all VLs from this port (including errors)"),
-    counter(STD, "port_xmit_wait", "port_transmit_wait_total", "Number of ticks during which the port had data to transmit but no data was sent during the entire tick"),
-    counter(STD, "unicast_rcv_packets", "unicast_packets_received_total", "Number of unicast packets received (including errors)"),
-    counter(STD, "unicast_xmit_packets", "unicast_packets_transmitted_total", "Number of unicast packets transmitted (including errors)"),
-    counter(STD, "port_rcv_remote_physical_errors", "port_receive_remote_physical_errors_total", "Number of packets marked with the EBP (End of Bad Packet) delimiter received on the port."),
-    counter(STD, "port_rcv_switch_relay_errors", "port_receive_switch_relay_errors_total", "Number of packets that could not be forwarded by the switch."),
-    counter(STD, "symbol_error", "symbol_error_total", "Number of minor link errors detected on one or more physical lanes."),
-    counter(STD, "VL15_dropped", "vl15_dropped_total", "Number of incoming VL15 packets dropped due to resource limitations."),
-    counter(HW, "duplicate_request", "duplicate_requests_packets_total", "The number of received packets. A duplicate request is a request that had been previously executed."),
-    counter(HW, "implied_nak_seq_err", "implied_nak_seq_errors_total", "The number of time the requested decided an ACK. with a PSN larger than the expected PSN for an RDMA read or response."),
-    counter(HW, "local_ack_timeout_err", "local_ack_timeout_errors_total", "The number of times QP's ack timer expired for RC, XRC, DCT QPs at the sender side. The QP retry limit was not exceed, therefore it is still recoverable error."),
-    counter(HW, "np_cnp_sent", "np_cnp_packets_sent_total", "The number of CNP packets sent by the Notification Point when it noticed congestion experienced in the RoCEv2 IP header (ECN bits). The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "np_ecn_marked_roce_packets", "np_ecn_marked_roce_packets_received_total", "The number of RoCEv2 packets received by the notification point which were marked for experiencing the congestion (ECN bits where '11' on the ingress RoCE traffic) . The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "out_of_buffer", "out_of_buffer_drops_total", "The number of drops occurred due to lack of WQE for the associated QPs."),
-    counter(HW, "out_of_sequence", "out_of_sequence_packets_received_total", "The number of out of sequence packets received."),
-    counter(HW, "packet_seq_err", "packet_sequence_errors_total", "The number of received NAK sequence error packets. The QP retry limit was not exceeded."),
-    counter(HW, "req_cqe_error", "req_cqes_errors_total", "The number of times requester detected CQEs completed with errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "req_cqe_flush_error", "req_cqes_flush_errors_total", "The number of times requester detected CQEs completed with flushed errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "req_remote_access_errors", "req_remote_access_errors_total", "The number of times requester detected remote access errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "req_remote_invalid_request", "req_remote_invalid_request_errors_total", "The number of times requester detected remote invalid request errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "resp_cqe_error", "resp_cqes_errors_total", "The number of times responder detected CQEs completed with errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "resp_cqe_flush_error", "resp_cqes_flush_errors_total", "The number of times responder detected CQEs completed with flushed errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "resp_local_length_error", "resp_local_length_errors_total", "The number of times responder detected local length errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "resp_remote_access_errors", "resp_remote_access_errors_total", "The number of times responder detected remote access errors. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "rnr_nak_retry_err", "rnr_nak_retry_packets_received_total", "The number of received RNR NAK packets. The QP retry limit was not exceeded."),
-    counter(HW, "roce_adp_retrans", "roce_adp_retransmits_total", "The number of adaptive retransmissions for RoCE traffic. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0"),
-    counter(HW, "roce_adp_retrans_to", "roce_adp_retransmits_timeout_total", "The number of times RoCE traffic reached timeout due to adaptive retransmission. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0"),
-    counter(HW, "roce_slow_restart", "roce_slow_restart_used_total", "The number of times RoCE slow restart was used. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0"),
-    counter(HW, "roce_slow_restart_cnps", "roce_slow_restart_cnps_total", "The number of times RoCE slow restart generated CNP packets. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0"),
-    counter(HW, "roce_slow_restart_trans", "roce_slow_restart_total", "The number of times RoCE slow restart changed state to slow restart. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0"),
-    counter(HW, "rp_cnp_handled", "rp_cnp_packets_handled_total", "The number of CNP packets handled by the Reaction Point HCA to throttle the transmission rate. The counters was added in MLNX_OFED 4.1"),
-    counter(HW, "rp_cnp_ignored", "rp_cnp_ignored_packets_received_total", "The number of CNP packets received and ignored by the Reaction Point HCA. This counter should not raise if RoCE Congestion Control was enabled in the network. If this counter raise, verify that ECN was enabled on the adapter."),
-    counter(HW, "rx_atomic_requests", "rx_atomic_requests_total", "The number of received ATOMIC request for the associated QPs."),
-    counter(HW, "rx_dct_connect", "rx_dct_connect_requests_total", "The number of received connection requests for the associated DCTs."),
-    counter(HW, "rx_read_requests", "rx_read_requests_total", "The number of received READ requests for the associated QPs."),
-    counter(HW, "rx_write_requests", "rx_write_requests_total", "The number of received WRITE requests for the associated QPs."),
-    counter(HW, "rx_icrc_encapsulated", "rx_icrc_encapsulated_errors_total", "The number of RoCE packets with ICRC errors. This counter was added in MLNX_OFED 4.4 and kernel 4.19"),
+    counter(
+        EXT,
+        "port_xmit_packets_64",
+        "legacy_packets_transmitted_total",
+        "Number of data packets received on all links",
+    ),
+    counter(
+        STD,
+        "excessive_buffer_overrun_errors",
+        "excessive_buffer_overrun_errors_total",
+        "Number of times that OverrunErrors consecutive flow control update periods occurred, each having at least one overrun error.",
+    ),
+    counter(
+        STD,
+        "link_downed",
+        "link_downed_total",
+        "Number of times the link failed to recover from an error state and went down",
+    ),
+    counter(
+        STD,
+        "link_error_recovery",
+        "link_error_recovery_total",
+        "Number of times the link successfully recovered from an error state",
+    ),
+    counter(
+        STD,
+        "local_link_integrity_errors",
+        "local_link_integrity_errors_total",
+        "Number of times that the count of local physical errors exceeded the threshold specified by LocalPhyErrors.",
+    ),
+    counter(
+        STD,
+        "multicast_rcv_packets",
+        "multicast_packets_received_total",
+        "Number of multicast packets received (including errors)",
+    ),
+    counter(
+        STD,
+        "multicast_xmit_packets",
+        "multicast_packets_transmitted_total",
+        "Number of multicast packets transmitted (including errors)",
+    ),
+    counter(
+        STD,
+        "port_rcv_constraint_errors",
+        "port_constraint_errors_received_total",
+        "Number of packets received on the switch physical port that are discarded",
+    ),
+    counter(
+        STD,
+        "port_xmit_constraint_errors",
+        "port_constraint_errors_transmitted_total",
+        "Number of packets not transmitted from the switch physical port",
+    ),
+    words(
+        STD,
+        "port_rcv_data",
+        "port_data_received_bytes_total",
+        "Number of data octets received on all links",
+    ),
+    words(
+        STD,
+        "port_xmit_data",
+        "port_data_transmitted_bytes_total",
+        "Number of data octets transmitted on all links",
+    ),
+    counter(
+        STD,
+        "port_rcv_discards",
+        "port_discards_received_total",
+        "Number of inbound packets discarded by the port because the port is down or congested",
+    ),
+    counter(
+        STD,
+        "port_xmit_discards",
+        "port_discards_transmitted_total",
+        "Number of outbound packets discarded by the port because the port is down or congested",
+    ),
+    counter(
+        STD,
+        "port_rcv_errors",
+        "port_errors_received_total",
+        "Number of packets containing an error that were received on this port",
+    ),
+    counter(
+        STD,
+        "port_rcv_packets",
+        "port_packets_received_total",
+        "Number of packets received on all VLs by this port (including errors)",
+    ),
+    counter(
+        STD,
+        "port_xmit_packets",
+        "port_packets_transmitted_total",
+        "Number of packets transmitted on all VLs from this port (including errors)",
+    ),
+    counter(
+        STD,
+        "port_xmit_wait",
+        "port_transmit_wait_total",
+        "Number of ticks during which the port had data to transmit but no data was sent during the entire tick",
+    ),
+    counter(
+        STD,
+        "unicast_rcv_packets",
+        "unicast_packets_received_total",
+        "Number of unicast packets received (including errors)",
+    ),
+    counter(
+        STD,
+        "unicast_xmit_packets",
+        "unicast_packets_transmitted_total",
+        "Number of unicast packets transmitted (including errors)",
+    ),
+    counter(
+        STD,
+        "port_rcv_remote_physical_errors",
+        "port_receive_remote_physical_errors_total",
+        "Number of packets marked with the EBP (End of Bad Packet) delimiter received on the port.",
+    ),
+    counter(
+        STD,
+        "port_rcv_switch_relay_errors",
+        "port_receive_switch_relay_errors_total",
+        "Number of packets that could not be forwarded by the switch.",
+    ),
+    counter(
+        STD,
+        "symbol_error",
+        "symbol_error_total",
+        "Number of minor link errors detected on one or more physical lanes.",
+    ),
+    counter(
+        STD,
+        "VL15_dropped",
+        "vl15_dropped_total",
+        "Number of incoming VL15 packets dropped due to resource limitations.",
+    ),
+    counter(
+        HW,
+        "duplicate_request",
+        "duplicate_requests_packets_total",
+        "The number of received packets. A duplicate request is a request that had been previously executed.",
+    ),
+    counter(
+        HW,
+        "implied_nak_seq_err",
+        "implied_nak_seq_errors_total",
+        "The number of time the requested decided an ACK. with a PSN larger than the expected PSN for an RDMA read or response.",
+    ),
+    counter(
+        HW,
+        "local_ack_timeout_err",
+        "local_ack_timeout_errors_total",
+        "The number of times QP's ack timer expired for RC, XRC, DCT QPs at the sender side. The QP retry limit was not exceed, therefore it is still recoverable error.",
+    ),
+    counter(
+        HW,
+        "np_cnp_sent",
+        "np_cnp_packets_sent_total",
+        "The number of CNP packets sent by the Notification Point when it noticed congestion experienced in the RoCEv2 IP header (ECN bits). The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "np_ecn_marked_roce_packets",
+        "np_ecn_marked_roce_packets_received_total",
+        "The number of RoCEv2 packets received by the notification point which were marked for experiencing the congestion (ECN bits where '11' on the ingress RoCE traffic) . The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "out_of_buffer",
+        "out_of_buffer_drops_total",
+        "The number of drops occurred due to lack of WQE for the associated QPs.",
+    ),
+    counter(
+        HW,
+        "out_of_sequence",
+        "out_of_sequence_packets_received_total",
+        "The number of out of sequence packets received.",
+    ),
+    counter(
+        HW,
+        "packet_seq_err",
+        "packet_sequence_errors_total",
+        "The number of received NAK sequence error packets. The QP retry limit was not exceeded.",
+    ),
+    counter(
+        HW,
+        "req_cqe_error",
+        "req_cqes_errors_total",
+        "The number of times requester detected CQEs completed with errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "req_cqe_flush_error",
+        "req_cqes_flush_errors_total",
+        "The number of times requester detected CQEs completed with flushed errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "req_remote_access_errors",
+        "req_remote_access_errors_total",
+        "The number of times requester detected remote access errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "req_remote_invalid_request",
+        "req_remote_invalid_request_errors_total",
+        "The number of times requester detected remote invalid request errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "resp_cqe_error",
+        "resp_cqes_errors_total",
+        "The number of times responder detected CQEs completed with errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "resp_cqe_flush_error",
+        "resp_cqes_flush_errors_total",
+        "The number of times responder detected CQEs completed with flushed errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "resp_local_length_error",
+        "resp_local_length_errors_total",
+        "The number of times responder detected local length errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "resp_remote_access_errors",
+        "resp_remote_access_errors_total",
+        "The number of times responder detected remote access errors. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "rnr_nak_retry_err",
+        "rnr_nak_retry_packets_received_total",
+        "The number of received RNR NAK packets. The QP retry limit was not exceeded.",
+    ),
+    counter(
+        HW,
+        "roce_adp_retrans",
+        "roce_adp_retransmits_total",
+        "The number of adaptive retransmissions for RoCE traffic. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0",
+    ),
+    counter(
+        HW,
+        "roce_adp_retrans_to",
+        "roce_adp_retransmits_timeout_total",
+        "The number of times RoCE traffic reached timeout due to adaptive retransmission. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0",
+    ),
+    counter(
+        HW,
+        "roce_slow_restart",
+        "roce_slow_restart_used_total",
+        "The number of times RoCE slow restart was used. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0",
+    ),
+    counter(
+        HW,
+        "roce_slow_restart_cnps",
+        "roce_slow_restart_cnps_total",
+        "The number of times RoCE slow restart generated CNP packets. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0",
+    ),
+    counter(
+        HW,
+        "roce_slow_restart_trans",
+        "roce_slow_restart_total",
+        "The number of times RoCE slow restart changed state to slow restart. The counter was added in MLNX_OFED rev 5.0-1.0.0.0 and kernel v5.6.0",
+    ),
+    counter(
+        HW,
+        "rp_cnp_handled",
+        "rp_cnp_packets_handled_total",
+        "The number of CNP packets handled by the Reaction Point HCA to throttle the transmission rate. The counters was added in MLNX_OFED 4.1",
+    ),
+    counter(
+        HW,
+        "rp_cnp_ignored",
+        "rp_cnp_ignored_packets_received_total",
+        "The number of CNP packets received and ignored by the Reaction Point HCA. This counter should not raise if RoCE Congestion Control was enabled in the network. If this counter raise, verify that ECN was enabled on the adapter.",
+    ),
+    counter(
+        HW,
+        "rx_atomic_requests",
+        "rx_atomic_requests_total",
+        "The number of received ATOMIC request for the associated QPs.",
+    ),
+    counter(
+        HW,
+        "rx_dct_connect",
+        "rx_dct_connect_requests_total",
+        "The number of received connection requests for the associated DCTs.",
+    ),
+    counter(
+        HW,
+        "rx_read_requests",
+        "rx_read_requests_total",
+        "The number of received READ requests for the associated QPs.",
+    ),
+    counter(
+        HW,
+        "rx_write_requests",
+        "rx_write_requests_total",
+        "The number of received WRITE requests for the associated QPs.",
+    ),
+    counter(
+        HW,
+        "rx_icrc_encapsulated",
+        "rx_icrc_encapsulated_errors_total",
+        "The number of RoCE packets with ICRC errors. This counter was added in MLNX_OFED 4.4 and kernel 4.19",
+    ),
 ];
 
 /// A counter's value as upstream reads it: trimmed, an unsigned integer with Go's base
@@ -149,20 +444,18 @@ const COUNTERS: &[Counter] = &[
 /// is no value.
 fn parse_counter(text: &str) -> Option<u64> {
     let text = text.trim();
-    let (digits, radix) = if let Some(hex) = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-    {
-        (hex, 16)
-    } else if let Some(oct) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
-        (oct, 8)
-    } else if let Some(bin) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
-        (bin, 2)
-    } else if text.len() > 1 && text.starts_with('0') {
-        (&text[1..], 8)
-    } else {
-        (text, 10)
-    };
+    let (digits, radix) =
+        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (hex, 16)
+        } else if let Some(oct) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
+            (oct, 8)
+        } else if let Some(bin) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
+            (bin, 2)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
     if digits.starts_with('+') || digits.starts_with('-') {
         return None;
     }
@@ -263,8 +556,7 @@ impl Collector for Infiniband {
                 if !seen.insert(number) {
                     continue;
                 }
-                let Some((state_value, physical_value, rate_value)) = port_status(&port_dir)
-                else {
+                let Some((state_value, physical_value, rate_value)) = port_status(&port_dir) else {
                     tracing::debug!(
                         collector = "infiniband",
                         port = %port_dir.display(),

@@ -120,7 +120,11 @@ fn legacy(counters: &mut Counters) {
         }
     };
     fold("receive_errors", "receive_errs", &[]);
-    fold("receive_dropped", "receive_drop", &["receive_missed_errors"]);
+    fold(
+        "receive_dropped",
+        "receive_drop",
+        &["receive_missed_errors"],
+    );
     fold("receive_fifo_errors", "receive_fifo", &[]);
     fold(
         "receive_frame_errors",
