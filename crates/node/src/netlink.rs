@@ -186,6 +186,16 @@ fn dump(request: u16, header_len: usize, mut each: impl FnMut(u16, &[u8])) -> io
     let mut buffer = vec![0u8; 64 << 10];
     let mut total = 0;
     loop {
+        // A link with many virtual functions can be one message larger than the buffer:
+        // peek at the next datagram's size first and grow to fit it.
+        let (_, next) =
+            rustix::net::recv(&fd, &mut buffer[..], RecvFlags::PEEK | RecvFlags::TRUNC)?;
+        if next > buffer.len() {
+            if next > MAX_DUMP_BYTES {
+                return Err(io::Error::other("netlink message larger than its bound"));
+            }
+            buffer.resize(next, 0);
+        }
         let (_, received) = rustix::net::recv(&fd, &mut buffer[..], RecvFlags::empty())?;
         if received == 0 {
             return Err(io::Error::new(
