@@ -148,11 +148,19 @@ pub struct CollectorOptions {
     /// Collect address-info for every device.
     #[arg(long = "collector.netdev.address-info")]
     pub netdev_address_info: bool,
-    /// Accepted for compatibility; statistics always come from /proc/net/dev and sysfs.
-    #[arg(long = "collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from the kernel over netlink (the default).
+    #[arg(long = "collector.netdev.netlink")]
     pub netdev_netlink: bool,
-    #[arg(long = "no-collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from /proc/net/dev instead of netlink.
+    #[arg(long = "no-collector.netdev.netlink")]
     pub no_netdev_netlink: bool,
+    /// Export every counter the kernel keeps under its own name (`receive_errors`,
+    /// `receive_missed_errors`, ...) instead of /proc/net/dev's folded columns.
+    #[arg(long = "collector.netdev.enable-detailed-metrics")]
+    pub netdev_detailed_metrics: bool,
+    /// Add each interface's alias (sysfs `ifalias`) as the `ifalias` label.
+    #[arg(long = "collector.netdev.label-ifalias")]
+    pub netdev_label_ifalias: bool,
 
     /// Regexp of net devices to ignore for netclass collector.
     #[arg(
@@ -189,6 +197,13 @@ pub struct CollectorOptions {
     pub arp_netlink: bool,
     #[arg(long = "no-collector.arp.netlink", hide = true)]
     pub no_arp_netlink: bool,
+
+    /// Regexp of InfiniBand devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.infiniband.device-include", value_name = "REGEX")]
+    pub infiniband_include: Option<String>,
+    /// Regexp of InfiniBand devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.infiniband.device-exclude", value_name = "REGEX")]
+    pub infiniband_exclude: Option<String>,
 
     /// Regexp of hwmon chips to include (mutually exclusive to chip-exclude).
     #[arg(long = "collector.hwmon.chip-include", value_name = "REGEX")]

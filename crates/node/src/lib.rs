@@ -14,6 +14,7 @@ pub mod collectors;
 mod filter;
 pub mod flags;
 mod go_text;
+mod netlink;
 mod paths;
 mod read;
 mod statfs_pool;

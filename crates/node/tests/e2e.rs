@@ -67,6 +67,9 @@ fn gpu_host_fixture_matches_the_golden_output() {
         fixture("gpu-host/textfile").display()
     ));
     args.push("--collector.cpu.info.flags-include=^$".into());
+    // netdev reads the host's own links over netlink by default; the fixture's
+    // /proc/net/dev is what this test compares.
+    args.push("--no-collector.netdev.netlink".into());
     let exporter = Running::kiln(&args);
     let body = exporter.scrape();
     let actual: String = body
@@ -263,4 +266,58 @@ fn a_key_repeated_in_procfs_is_served_once() {
     for collector in ["meminfo", "vmstat", "netstat"] {
         assert_eq!(success(collector), Some(1.0), "{collector}: {body}");
     }
+}
+
+#[test]
+fn netdev_reads_the_hosts_links_over_netlink() {
+    // The host's own loopback link, which every network namespace has, with 127.0.0.1/8.
+    let args: Vec<String> = [
+        "--collector.disable-defaults",
+        "--collector.netdev",
+        "--collector.netdev.device-include=^lo$",
+        "--collector.netdev.enable-detailed-metrics",
+        "--collector.netdev.label-ifalias",
+        "--collector.netdev.address-info",
+    ]
+    .map(String::from)
+    .to_vec();
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let lo = [("device", "lo"), ("ifalias", "")];
+    // Detailed names: the kernel's counters, unfolded.
+    for family in [
+        "node_network_receive_missed_errors_total",
+        "node_network_receive_errors_total",
+        "node_network_receive_nohandler_total",
+        "node_network_collisions_total",
+    ] {
+        assert!(parsed.value(family, &lo).is_some(), "{family}\n{body}");
+    }
+    assert!(!body.contains("node_network_receive_errs_total"), "{body}");
+    assert!(
+        parsed
+            .value("node_network_receive_bytes_total", &lo)
+            .is_some()
+    );
+    assert_eq!(
+        parsed.value(
+            "node_network_address_info",
+            &[
+                ("device", "lo"),
+                ("address", "127.0.0.1"),
+                ("netmask", "8"),
+                ("scope", "link-local"),
+            ]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // The filter holds for addresses too.
+    assert!(
+        body.lines()
+            .filter(|l| l.starts_with("node_network_address_info{"))
+            .all(|l| l.contains("device=\"lo\"")),
+        "{body}"
+    );
 }
