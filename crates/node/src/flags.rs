@@ -253,6 +253,11 @@ pub struct CollectorOptions {
     )]
     pub yarn_cgroup_hierarchy: String,
 
+    #[command(flatten)]
+    pub bcache: crate::collectors::bcache::Options,
+    #[command(flatten)]
+    pub tapestats: crate::collectors::tapestats::Options,
+
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]
     pub gomaxprocs: Option<u32>,

@@ -11,12 +11,18 @@ use crate::flags::CollectorOptions;
 use crate::paths::Paths;
 
 mod arp;
+pub(crate) mod bcache;
+mod bcachefs;
+mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod dmmultipath;
+mod drbd;
 mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
 mod hwmon;
@@ -39,6 +45,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod systemd;
+pub(crate) mod tapestats;
 mod tcpstat;
 mod textfile;
 mod thermal_zone;
@@ -100,12 +107,18 @@ const fn off(name: &'static str, build: Build) -> Spec {
 /// Every collector, in name order. Defaults follow upstream node_exporter on Linux.
 pub const ALL: &[Spec] = &[
     on("arp", arp::build),
+    on("bcache", bcache::build),
+    on("bcachefs", bcachefs::build),
+    on("btrfs", btrfs::build),
     on("conntrack", conntrack::build),
     on("cpu", cpu::build),
     on("cpufreq", cpufreq::build),
     on("diskstats", diskstats::build),
+    on("dmmultipath", dmmultipath::build),
+    off("drbd", drbd::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    on("fibrechannel", fibrechannel::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
     on("hwmon", hwmon::build),
@@ -128,6 +141,7 @@ pub const ALL: &[Spec] = &[
     on("softnet", softnet::build),
     on("stat", stat::build),
     off("systemd", systemd::build),
+    on("tapestats", tapestats::build),
     off("tcpstat", tcpstat::build),
     on("textfile", textfile::build),
     on("thermal_zone", thermal_zone::build),
