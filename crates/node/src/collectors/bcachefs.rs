@@ -41,8 +41,11 @@ struct Families {
     durability: FamilyId,
     io_done: FamilyId,
     io_errors: FamilyId,
-    /// `counters/` families by file name, so two filesystems share one family.
+    /// `counters/` families by metric name, so two filesystems share one family.
     counters: HashMap<String, FamilyId>,
+    /// The metric names of `counters/` reported for the filesystem at hand: two files whose
+    /// names sanitize alike would repeat a series, and the second is left out.
+    counters_reported: Vec<String>,
 }
 
 impl Families {
@@ -89,20 +92,28 @@ impl Families {
                 "IO errors by error type.",
             ),
             counters: HashMap::new(),
+            counters_reported: Vec::new(),
         }
     }
 
-    fn counter(&mut self, out: &mut MetricSet, name: &str) -> FamilyId {
-        if let Some(family) = self.counters.get(name) {
-            return *family;
+    /// The family of the `counters/` file `name`, or `None` if the filesystem at hand has
+    /// reported one of that metric name already.
+    fn counter(&mut self, out: &mut MetricSet, name: &str) -> Option<FamilyId> {
+        let metric = MetricName(name).to_string();
+        if self.counters_reported.contains(&metric) {
+            return None;
+        }
+        self.counters_reported.push(metric.clone());
+        if let Some(family) = self.counters.get(&metric) {
+            return Some(*family);
         }
         let family = out.family_fmt(
-            format_args!("node_bcachefs_{}_total", MetricName(name)),
+            format_args!("node_bcachefs_{metric}_total"),
             format_args!("Bcachefs counter {name} since filesystem creation."),
             MetricType::Counter,
         );
-        self.counters.insert(name.to_owned(), family);
-        family
+        self.counters.insert(metric, family);
+        Some(family)
     }
 }
 
@@ -159,6 +170,7 @@ fn collect_filesystem(
     out: &mut MetricSet,
 ) -> Result<(), CollectError> {
     let labels = [("uuid", uuid)];
+    families.counters_reported.clear();
     out.sample(families.info, &labels, 1.0);
 
     let cache_size = match optional_file(&dir.join("btree_cache_size"))? {
@@ -203,8 +215,12 @@ fn collect_filesystem(
                     "no \"since filesystem creation\" or \"since mount\" line",
                 )
             })?;
-            let family = families.counter(out, &name);
-            out.sample(family, &labels, value as f64);
+            match families.counter(out, &name) {
+                Some(family) => out.sample(family, &labels, value as f64),
+                None => {
+                    tracing::debug!(path = %path.display(), "Skipping a counter whose metric name is taken")
+                }
+            }
         }
     }
 

@@ -109,8 +109,9 @@ impl Collector for Btrfs {
             return Ok(());
         }
         let families = Families::declare(out);
+        let mut reported = Vec::new();
         for (name, dir) in &filesystems {
-            collect_filesystem(name, dir, &families, out)?;
+            collect_filesystem(name, dir, &families, &mut reported, out)?;
         }
         Ok(())
     }
@@ -120,11 +121,22 @@ fn collect_filesystem(
     name: &str,
     dir: &Path,
     families: &Families,
+    reported: &mut Vec<String>,
     out: &mut MetricSet,
 ) -> Result<(), CollectError> {
     let devices = read::dir_entries(&dir.join("devices"), |_| true)?;
     let uuid = text(&dir.join("metadata_uuid"))?;
     let uuid = if uuid.is_empty() { name } else { &uuid };
+    // Filesystems made from one another (`btrfstune -m`) may share a metadata UUID: the
+    // first one found is reported, the others would repeat its series.
+    if reported.iter().any(|r| r == uuid) {
+        tracing::debug!(
+            uuid,
+            "Skipping a second btrfs filesystem with the same UUID"
+        );
+        return Ok(());
+    }
+    reported.push(uuid.to_owned());
     let label = text(&dir.join("label"))?;
     let labels = [("uuid", uuid)];
 

@@ -137,6 +137,17 @@ enum Field<'a> {
     Connection(&'a str),
 }
 
+impl Field<'_> {
+    /// Which series this field gives for its device: one per number, pair or state.
+    fn slot(&self) -> (u8, usize) {
+        match self {
+            Field::Number(index, _) => (0, *index),
+            Field::Pair(index, _, _) => (1, *index),
+            Field::Connection(_) => (2, 0),
+        }
+    }
+}
+
 /// Every known field of the file, with its device (`drbdN`); a field before the first
 /// device number belongs to `unknown`, as upstream has it. Words that are no `key:value`
 /// or have a value of the wrong shape are skipped; a field seen twice for a device keeps
@@ -176,16 +187,10 @@ fn parse(text: &str) -> (Vec<(String, Field<'_>)>, usize) {
         } else {
             continue;
         };
-        let same = |(d, f): &(String, Field<'_>)| {
-            *d == device
-                && std::mem::discriminant(f) == std::mem::discriminant(&field)
-                && match (f, &field) {
-                    (Field::Number(a, _), Field::Number(b, _)) => a == b,
-                    (Field::Pair(a, _, _), Field::Pair(b, _, _)) => a == b,
-                    _ => true,
-                }
-        };
-        if fields.iter().any(same) {
+        if fields
+            .iter()
+            .any(|(d, f)| *d == device && f.slot() == field.slot())
+        {
             skipped += 1;
             continue;
         }

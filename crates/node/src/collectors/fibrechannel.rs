@@ -168,9 +168,10 @@ impl Collector for FibreChannel {
 
 /// Drops the first two characters (the `0x` of a WWN or port id), as upstream does.
 fn without_prefix(value: &str) -> &str {
-    match value.char_indices().nth(2) {
-        Some((index, _)) if value.len() > 2 => &value[index..],
-        _ => value,
+    if value.len() > 2 {
+        value.get(2..).unwrap_or(value)
+    } else {
+        value
     }
 }
 
