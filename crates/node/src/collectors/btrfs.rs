@@ -1,30 +1,40 @@
 //! `btrfs`: space allocation, commit statistics and member devices of each mounted Btrfs
 //! filesystem, from `/sys/fs/btrfs/<uuid>/`.
 //!
-//! node_exporter also asks each mounted filesystem for its devices' used bytes and error
-//! counters with Btrfs ioctls and, where that works, labels devices with their Btrfs UUID.
-//! This reads sysfs only: `node_btrfs_device_size_bytes` carries the `device` label alone,
-//! as upstream reports it when the ioctls are not available.
+//! Devices come, as with node_exporter, from the Btrfs ioctls where they work: each
+//! mounted Btrfs filesystem (from `/proc/1/mountinfo`) is opened at its mount point and
+//! asked for its devices' size, use and error counters, and devices are labelled with
+//! their Btrfs UUID too. Where that fails (no permission, a mount point that is not a
+//! subvolume root, no mount at all) device sizes come from sysfs, labelled by `device`
+//! alone.
 
+use std::collections::HashMap;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::path::PathBuf;
+
+use rustix::fs::{Mode, OFlags};
 
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, ScrapeContext};
 
+use super::filesystem::parse_mountinfo;
 use super::{Settings, boxed};
-use crate::read;
+use crate::{Paths, read, sys};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Btrfs {
         root: settings.paths.sys("fs/btrfs"),
+        paths: settings.paths.clone(),
     })
 }
 
 struct Btrfs {
     /// `/sys/fs/btrfs`: a directory per filesystem, named by its UUID.
     root: PathBuf,
+    /// Where the mount table and the mount points are.
+    paths: Paths,
 }
 
 /// The sysfs sector size that device sizes are counted in.
@@ -45,6 +55,8 @@ struct Families {
     size: FamilyId,
     ratio: FamilyId,
     device_size: FamilyId,
+    device_unused: FamilyId,
+    device_errors: FamilyId,
 }
 
 impl Families {
@@ -91,6 +103,14 @@ impl Families {
                 "node_btrfs_device_size_bytes",
                 "Size of a device that is part of the filesystem.",
             ),
+            device_unused: out.gauge(
+                "node_btrfs_device_unused_bytes",
+                "Unused bytes unused on a device that is part of the filesystem.",
+            ),
+            device_errors: out.counter(
+                "node_btrfs_device_errors_total",
+                "Errors reported for the device",
+            ),
         }
     }
 }
@@ -108,10 +128,11 @@ impl Collector for Btrfs {
         if filesystems.is_empty() {
             return Ok(());
         }
+        let devices = self.ioctl_devices();
         let families = Families::declare(out);
         let mut reported = Vec::new();
         for (name, dir) in &filesystems {
-            collect_filesystem(name, dir, &families, &mut reported, out)?;
+            collect_filesystem(name, dir, &devices, &families, &mut reported, out)?;
         }
         Ok(())
     }
@@ -120,6 +141,7 @@ impl Collector for Btrfs {
 fn collect_filesystem(
     name: &str,
     dir: &Path,
+    ioctl_devices: &HashMap<String, Vec<IoctlDevice>>,
     families: &Families,
     reported: &mut Vec<String>,
     out: &mut MetricSet,
@@ -206,6 +228,31 @@ fn collect_filesystem(
         }
     }
 
+    // The ioctls know a filesystem by its fsid, in hex without dashes.
+    if let Some(ioctl_devices) = ioctl_devices.get(&uuid.replace('-', "")) {
+        for device in ioctl_devices {
+            let name = device.path.rsplit('/').next().unwrap_or_default();
+            let labels = [
+                ("uuid", uuid),
+                ("device", name),
+                ("btrfs_dev_uuid", device.uuid.as_str()),
+            ];
+            out.sample(families.device_size, &labels, device.total_bytes as f64);
+            out.sample(
+                families.device_unused,
+                &labels,
+                device.total_bytes.wrapping_sub(device.bytes_used) as f64,
+            );
+            for (kind, count) in ERROR_TYPES.iter().zip(device.errors) {
+                out.sample(
+                    families.device_errors,
+                    &[labels[0], labels[1], labels[2], ("type", kind)],
+                    count as f64,
+                );
+            }
+        }
+        return Ok(());
+    }
     for (device, path) in &devices {
         let sectors = number(&path.join("size"))?;
         out.sample(
@@ -215,6 +262,125 @@ fn collect_filesystem(
         );
     }
     Ok(())
+}
+
+/// The kernel's per-device error counters, in the order `BTRFS_IOC_GET_DEV_STATS` gives
+/// them.
+const ERROR_TYPES: [&str; sys::BTRFS_DEV_STATS] =
+    ["write", "read", "flush", "corruption", "generation"];
+
+/// A member device as the Btrfs ioctls report it.
+#[derive(Debug, Clone, PartialEq)]
+struct IoctlDevice {
+    /// The device's path as the kernel knows it (`/dev/sda`).
+    path: String,
+    /// The device's Btrfs UUID, written `8-4-4-4-12`.
+    uuid: String,
+    bytes_used: u64,
+    total_bytes: u64,
+    /// In [`ERROR_TYPES`]' order.
+    errors: [u64; sys::BTRFS_DEV_STATS],
+}
+
+/// `statfs`'s `f_type` of a Btrfs filesystem (`BTRFS_SUPER_MAGIC`).
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+
+/// The inode number of a subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`): the
+/// ioctls are asked only there, as upstream does.
+const SUBVOLUME_ROOT_INODE: u64 = 256;
+
+/// Device ids tried per filesystem at most: ids are small and dense in practice, and this
+/// bounds the work should the kernel report an absurd highest id.
+const MAX_DEVICE_IDS: u64 = 4096;
+
+impl Btrfs {
+    /// The devices of each mounted Btrfs filesystem, by fsid in hex, as far as the ioctls
+    /// answer. A filesystem that cannot be asked (no permission, a bind mount of a
+    /// subdirectory) is left out, and its devices come from sysfs.
+    fn ioctl_devices(&self) -> HashMap<String, Vec<IoctlDevice>> {
+        let mut found = HashMap::new();
+        let mountinfo = read::optional_trimmed(&self.paths.proc("1/mountinfo"))
+            .or_else(|| read::optional_trimmed(&self.paths.proc("self/mountinfo")));
+        let Some(mountinfo) = mountinfo else {
+            return found;
+        };
+        // Filesystems already asked, by the mount's source: one mounted at several places
+        // is asked once.
+        let mut devices_done: Vec<String> = Vec::new();
+        for mount in parse_mountinfo(&mountinfo) {
+            if mount.fs_type != "btrfs" || devices_done.iter().any(|d| *d == mount.device) {
+                continue;
+            }
+            let path = self.paths.root(self.paths.strip_rootfs(&mount.mount_point));
+            match ask_filesystem(&path) {
+                Ok((fsid, devices)) => {
+                    devices_done.push(mount.device.into_owned());
+                    found.entry(fsid).or_insert(devices);
+                }
+                Err(error) => tracing::debug!(
+                    mount_point = %path.display(),
+                    %error,
+                    "Error querying btrfs device stats with ioctl"
+                ),
+            }
+        }
+        found
+    }
+}
+
+/// Opens a Btrfs mount point and asks for the fsid and every device.
+fn ask_filesystem(path: &Path) -> io::Result<(String, Vec<IoctlDevice>)> {
+    let dir = open_directory(path)?;
+    let stat = rustix::fs::fstat(&dir)?;
+    let statfs = rustix::fs::fstatfs(&dir)?;
+    #[allow(clippy::unnecessary_cast)]
+    if statfs.f_type as i64 != BTRFS_SUPER_MAGIC || stat.st_ino as u64 != SUBVOLUME_ROOT_INODE {
+        return Err(io::Error::other("not the root of a btrfs subvolume"));
+    }
+    let info = sys::btrfs_fs_info(dir.as_fd())?;
+    let fsid: String = info.fsid.iter().map(|b| format!("{b:02x}")).collect();
+    let mut devices = Vec::new();
+    for id in 0..=info.max_id.min(MAX_DEVICE_IDS) {
+        let device = match sys::btrfs_dev_info(dir.as_fd(), id) {
+            Ok(device) => device,
+            // Ids need not start at 0 nor be contiguous.
+            Err(error) if error.raw_os_error() == Some(libc::ENODEV) => continue,
+            Err(error) => return Err(error),
+        };
+        let errors = sys::btrfs_dev_stats(dir.as_fd(), id)?;
+        devices.push(IoctlDevice {
+            path: device.path,
+            uuid: dashed_uuid(&device.uuid),
+            bytes_used: device.bytes_used,
+            total_bytes: device.total_bytes,
+            errors,
+        });
+        if devices.len() as u64 == info.num_devices {
+            break;
+        }
+    }
+    Ok((fsid, devices))
+}
+
+/// Opens a directory for the ioctls, without updating its access time where allowed
+/// (`O_NOATIME` needs ownership of the directory).
+fn open_directory(path: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty())
+        .or_else(|_| rustix::fs::open(path, flags, Mode::empty()))
+        .map_err(io::Error::from)
+}
+
+/// A UUID written `8-4-4-4-12` in lower-case hex.
+fn dashed_uuid(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
 }
 
 /// How many bytes of disk a byte of data takes in a layout, given the filesystem's number
@@ -307,6 +473,26 @@ mod tests {
         assert!(commit_stats("commits\n").is_err());
         assert!(commit_stats("commits many\n").is_err());
         assert_eq!(47_836_090_f64 / 1000.0, 47836.09);
+    }
+
+    #[test]
+    fn uuids_are_written_with_dashes() {
+        let bytes = [
+            0x0a, 0xbb, 0x23, 0xa9, 0x57, 0x9b, 0x43, 0xe6, 0xad, 0x30, 0x22, 0x7e, 0xf4, 0x7f,
+            0xcb, 0x9d,
+        ];
+        assert_eq!(dashed_uuid(&bytes), "0abb23a9-579b-43e6-ad30-227ef47fcb9d");
+    }
+
+    #[test]
+    fn a_directory_of_another_filesystem_is_not_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = ask_filesystem(dir.path()).unwrap_err();
+        assert_eq!(error.to_string(), "not the root of a btrfs subvolume");
+        assert!(ask_filesystem(&dir.path().join("missing")).is_err());
+        // Asked all the same, the kernel refuses a Btrfs ioctl on another filesystem.
+        let fd = open_directory(dir.path()).unwrap();
+        assert!(sys::btrfs_fs_info(fd.as_fd()).is_err());
     }
 
     #[test]
