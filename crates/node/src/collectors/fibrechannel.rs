@@ -196,7 +196,7 @@ impl Statistics {
                             | io::ErrorKind::InvalidInput
                             | io::ErrorKind::Unsupported
                             | io::ErrorKind::PermissionDenied
-                    ) || error.raw_os_error() == Some(95) =>
+                    ) || error.raw_os_error() == Some(libc::EOPNOTSUPP) =>
                 {
                     continue;
                 }
