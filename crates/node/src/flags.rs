@@ -276,6 +276,10 @@ pub struct CollectorOptions {
     pub slabinfo: crate::collectors::slabinfo::Options,
     #[command(flatten)]
     pub sysctl: crate::collectors::sysctl::Options,
+    #[command(flatten)]
+    pub bcache: crate::collectors::bcache::Options,
+    #[command(flatten)]
+    pub tapestats: crate::collectors::tapestats::Options,
 
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]

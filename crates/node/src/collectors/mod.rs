@@ -11,6 +11,9 @@ use crate::flags::CollectorOptions;
 use crate::paths::Paths;
 
 mod arp;
+pub(crate) mod bcache;
+mod bcachefs;
+mod btrfs;
 mod buddyinfo;
 mod cgroups;
 mod conntrack;
@@ -19,8 +22,11 @@ mod cpu_vulnerabilities;
 mod cpufreq;
 mod diskstats;
 mod dmi;
+mod dmmultipath;
+mod drbd;
 mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
 mod hwmon;
@@ -54,6 +60,7 @@ mod softnet;
 mod stat;
 pub mod sysctl;
 mod systemd;
+pub(crate) mod tapestats;
 mod tcpstat;
 mod textfile;
 mod thermal_zone;
@@ -119,14 +126,20 @@ pub const ALL: &[Spec] = &[
     on("arp", arp::build),
     off("buddyinfo", buddyinfo::build),
     off("cgroups", cgroups::build),
+    on("bcache", bcache::build),
+    on("bcachefs", bcachefs::build),
+    on("btrfs", btrfs::build),
     on("conntrack", conntrack::build),
     on("cpu", cpu::build),
     off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     on("cpufreq", cpufreq::build),
     on("diskstats", diskstats::build),
     on("dmi", dmi::build),
+    on("dmmultipath", dmmultipath::build),
+    off("drbd", drbd::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    on("fibrechannel", fibrechannel::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
     on("hwmon", hwmon::build),
@@ -160,6 +173,7 @@ pub const ALL: &[Spec] = &[
     on("stat", stat::build),
     off("sysctl", sysctl::build),
     off("systemd", systemd::build),
+    on("tapestats", tapestats::build),
     off("tcpstat", tcpstat::build),
     on("textfile", textfile::build),
     on("thermal_zone", thermal_zone::build),
