@@ -253,6 +253,13 @@ pub struct CollectorOptions {
     )]
     pub yarn_cgroup_hierarchy: String,
 
+    #[command(flatten)]
+    pub ipvs: crate::collectors::ipvs::Options,
+    #[command(flatten)]
+    pub qdisc: crate::collectors::qdisc::Options,
+    #[command(flatten)]
+    pub wifi: crate::collectors::wifi::Options,
+
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]
     pub gomaxprocs: Option<u32>,

@@ -13,6 +13,8 @@ pub mod cli;
 pub mod collectors;
 mod filter;
 pub mod flags;
+mod gojson;
+mod netlink;
 mod paths;
 mod read;
 mod statfs_pool;

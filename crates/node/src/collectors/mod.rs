@@ -11,6 +11,7 @@ use crate::flags::CollectorOptions;
 use crate::paths::Paths;
 
 mod arp;
+mod bonding;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -22,6 +23,8 @@ mod filesystem;
 mod hwmon;
 mod infiniband;
 mod interrupts;
+pub mod ipvs;
+mod lnstat;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -33,6 +36,7 @@ mod os;
 mod powersupplyclass;
 mod pressure;
 mod processes;
+pub mod qdisc;
 mod schedstat;
 mod selinux;
 mod sockstat;
@@ -47,6 +51,8 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+pub mod wifi;
+mod xfrm;
 mod xfs;
 mod yarn;
 mod zfs;
@@ -100,6 +106,7 @@ const fn off(name: &'static str, build: Build) -> Spec {
 /// Every collector, in name order. Defaults follow upstream node_exporter on Linux.
 pub const ALL: &[Spec] = &[
     on("arp", arp::build),
+    on("bonding", bonding::build),
     on("conntrack", conntrack::build),
     on("cpu", cpu::build),
     on("cpufreq", cpufreq::build),
@@ -111,6 +118,8 @@ pub const ALL: &[Spec] = &[
     on("hwmon", hwmon::build),
     on("infiniband", infiniband::build),
     off("interrupts", interrupts::build),
+    on("ipvs", ipvs::build),
+    off("lnstat", lnstat::build),
     on("loadavg", loadavg::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
@@ -122,6 +131,7 @@ pub const ALL: &[Spec] = &[
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
     off("processes", processes::build),
+    off("qdisc", qdisc::build),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
     on("sockstat", sockstat::build),
@@ -136,6 +146,8 @@ pub const ALL: &[Spec] = &[
     on("udp_queues", udp_queues::build),
     on("uname", uname::build),
     on("vmstat", vmstat::build),
+    off("wifi", wifi::build),
+    off("xfrm", xfrm::build),
     on("xfs", xfs::build),
     off("yarn", yarn::build),
     on("zfs", zfs::build),
