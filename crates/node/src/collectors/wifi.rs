@@ -1,11 +1,9 @@
-//! `wifi`: wireless interfaces, the BSS each is in and its stations, from JSON fixtures
-//! with `--collector.wifi.fixtures` as node_exporter's end-to-end test does.
-//!
-//! Without fixtures the collector asks the kernel whether nl80211 (the wireless
-//! configuration interface over generic netlink) is there: without it the host has no
-//! wireless devices and the collector reports no data, as node_exporter does. Reading
-//! interfaces and stations over nl80211 is not implemented yet: on a host with nl80211 the
-//! collector fails with an error that says so.
+//! `wifi`: wireless interfaces, the BSS each is in and its stations, asked of the kernel
+//! over nl80211 (generic netlink), or read from JSON fixtures with
+//! `--collector.wifi.fixtures` as node_exporter's end-to-end test does. A kernel without
+//! nl80211 (cfg80211 not loaded) has no wireless devices: no data, as node_exporter says.
+
+mod nl80211;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,7 +14,6 @@ use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use serde_json::Value;
 
 use super::{Settings, boxed};
-use crate::netlink::{self, Protocol};
 use crate::{gojson, read};
 
 /// The wifi collector's options.
@@ -48,6 +45,8 @@ struct Wifi {
 /// A wireless interface.
 #[derive(Debug, Default, PartialEq)]
 struct Interface {
+    /// The kernel's interface index (what nl80211 asks about).
+    index: u32,
     name: String,
     /// MHz.
     frequency: i64,
@@ -89,6 +88,7 @@ fn parse_interfaces(text: &str) -> Result<Vec<Interface>, String> {
         .iter()
         .map(|item| {
             Ok(Interface {
+                index: gojson::uint(item, "Index", 32)? as u32,
                 name: gojson::string(item, "Name")?,
                 frequency: gojson::int(item, "Frequency")?,
             })
@@ -178,21 +178,55 @@ fn fixture<T>(
     }
 }
 
-/// `GENL_ID_CTRL` and its `CTRL_CMD_GETFAMILY` with `CTRL_ATTR_FAMILY_NAME`.
-const GENL_ID_CTRL: u16 = 0x10;
-const CTRL_CMD_GETFAMILY: u8 = 3;
-const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+/// Where the collector reads from.
+enum Source<'a> {
+    Fixtures(&'a Path),
+    Kernel(nl80211::Client),
+}
 
-/// Whether the kernel has the nl80211 generic netlink family (cfg80211 is loaded).
-fn has_nl80211(deadline: Instant) -> io::Result<bool> {
-    let mut socket = netlink::Socket::open(Protocol::Generic)?;
-    // struct genlmsghdr: command, version, reserved.
-    let mut request = vec![CTRL_CMD_GETFAMILY, 1, 0, 0];
-    netlink::push_attribute(&mut request, CTRL_ATTR_FAMILY_NAME, b"nl80211\0");
-    match socket.request(GENL_ID_CTRL, &request, deadline, |_| Ok(())) {
-        Ok(()) => Ok(true),
-        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(error) => Err(error),
+impl Source<'_> {
+    fn interfaces(&mut self, deadline: Instant) -> Result<Vec<Interface>, CollectError> {
+        match self {
+            Self::Fixtures(dir) => {
+                let path = dir.join("interfaces.json");
+                let text = read::file(&path)?;
+                parse_interfaces(&text).map_err(|e| read::malformed(&path, e))
+            }
+            Self::Kernel(client) => client
+                .interfaces(deadline)
+                .map_err(|e| CollectError::failed("dumping nl80211 interfaces", e)),
+        }
+    }
+
+    /// The interface's BSS; `None` when it has none.
+    fn bss(
+        &mut self,
+        interface: &Interface,
+        deadline: Instant,
+    ) -> Result<Option<Bss>, CollectError> {
+        match self {
+            Self::Fixtures(dir) => fixture(&dir.join(&interface.name).join("bss.json"), parse_bss),
+            Self::Kernel(client) => client.bss(interface.index, deadline).map_err(|e| {
+                CollectError::failed(format!("reading the BSS of {}", interface.name), e)
+            }),
+        }
+    }
+
+    /// The interface's stations; `None` when it has none to tell.
+    fn stations(
+        &mut self,
+        interface: &Interface,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Station>>, CollectError> {
+        match self {
+            Self::Fixtures(dir) => fixture(
+                &dir.join(&interface.name).join("stationinfo.json"),
+                parse_stations,
+            ),
+            Self::Kernel(client) => client.stations(interface.index, deadline).map_err(|e| {
+                CollectError::failed(format!("reading the stations of {}", interface.name), e)
+            }),
+        }
     }
 }
 
@@ -202,19 +236,20 @@ impl Collector for Wifi {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let Some(dir) = &self.fixtures else {
-            return match has_nl80211(ctx.deadline()) {
-                Ok(false) => Err(CollectError::NoData),
-                Ok(true) => Err(CollectError::failed(
-                    "reading wireless devices",
-                    "nl80211 is present, but reading it is not implemented yet",
-                )),
-                Err(error) => Err(CollectError::failed("asking for nl80211", error)),
-            };
+        let deadline = ctx.deadline();
+        let mut source = match &self.fixtures {
+            Some(dir) => Source::Fixtures(dir),
+            None => match nl80211::Client::open(deadline) {
+                Ok(Some(client)) => Source::Kernel(client),
+                Ok(None) => return Err(CollectError::NoData),
+                // Where netlink is closed to the exporter there is nothing to report either.
+                Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                    return Err(CollectError::NoData);
+                }
+                Err(error) => return Err(CollectError::failed("connecting to nl80211", error)),
+            },
         };
-        let path = dir.join("interfaces.json");
-        let text = read::file(&path)?;
-        let interfaces = parse_interfaces(&text).map_err(|e| read::malformed(&path, e))?;
+        let interfaces = source.interfaces(deadline)?;
 
         let frequency = out.gauge(
             "node_wifi_interface_frequency_hertz",
@@ -244,7 +279,7 @@ impl Collector for Wifi {
             let hertz = interface.frequency as f64 * 1000.0 * 1000.0;
             out.sample(frequency, &[("device", device)], hertz);
 
-            if let Some(bss) = fixture(&dir.join(device).join("bss.json"), parse_bss)? {
+            if let Some(bss) = source.bss(interface, deadline)? {
                 out.sample(
                     info,
                     &[
@@ -256,7 +291,7 @@ impl Collector for Wifi {
                     1.0,
                 );
             }
-            let stations = fixture(&dir.join(device).join("stationinfo.json"), parse_stations)?;
+            let stations = source.stations(interface, deadline)?;
             let mut macs: Vec<String> = Vec::new();
             for station in stations.iter().flatten() {
                 let address = mac(&station.mac);
@@ -406,11 +441,5 @@ mod tests {
         ));
         std::fs::write(dir.path().join("bss.json"), "{").unwrap();
         assert!(fixture(&dir.path().join("bss.json"), parse_bss).is_err());
-    }
-
-    #[test]
-    fn nl80211_is_looked_up_without_error() {
-        // Either answer is fine: it depends on whether cfg80211 is loaded.
-        has_nl80211(Instant::now() + std::time::Duration::from_secs(5)).unwrap();
     }
 }
