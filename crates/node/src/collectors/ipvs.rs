@@ -360,6 +360,50 @@ UDP  [fe80:0000:0000:0000:0000:0000:0000:0001]:0035 rr
         assert_eq!(skipped, 3);
     }
 
+    /// The collector over the vendored proc fixture with `labels`, as exposition text.
+    fn exposition(labels: &str) -> String {
+        let proc = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/node_exporter/fixtures/proc/net");
+        let collector = Ipvs {
+            stats: proc.join("ip_vs_stats"),
+            backends: proc.join("ip_vs"),
+            labels: backend_labels(labels).unwrap(),
+        };
+        let mut set = MetricSet::default();
+        let ctx = ScrapeContext::with_budget(std::time::Duration::from_secs(5));
+        collector.collect(&ctx, &mut set).unwrap();
+        set.seal();
+        let mut text = String::new();
+        let left_out = kiln_registry::metrics::encode(
+            &[&set],
+            kiln_registry::metrics::Format::Text,
+            &mut text,
+        );
+        assert!(left_out.is_empty());
+        text
+    }
+
+    #[test]
+    fn backend_label_choices_give_node_exporters_expected_output() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/node_exporter/fixtures");
+        for (labels, file) in [
+            (
+                "local_address,local_port,remote_address,remote_port,proto,local_mark",
+                "ip_vs_result.txt",
+            ),
+            ("local_port", "ip_vs_result_lbs_local_port.txt"),
+            (
+                "local_port,local_address",
+                "ip_vs_result_lbs_local_address_local_port.txt",
+            ),
+            ("", "ip_vs_result_lbs_none.txt"),
+        ] {
+            let expected = std::fs::read_to_string(fixtures.join(file)).unwrap();
+            assert_eq!(exposition(labels), expected, "{file}");
+        }
+    }
+
     #[test]
     fn backend_labels_keep_upstreams_order_and_refuse_unknown_ones() {
         assert_eq!(backend_labels("local_port,local_address").unwrap(), [0, 1]);

@@ -71,7 +71,12 @@ impl Collector for Lnstat {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let entries = read::Entries::list(&self.dir, |_| true)?;
+        let entries = match read::Entries::list(&self.dir, |_| true) {
+            Ok(entries) => entries,
+            // No tables is nothing to report, and no failure (as node_exporter sees it).
+            Err(CollectError::NoData) => return Ok(()),
+            Err(error) => return Err(error),
+        };
         let mut texts = Vec::with_capacity(entries.len());
         for name in entries.names() {
             let path = self.dir.join(name);

@@ -367,6 +367,22 @@ mod tests {
         assert!(parse_fixture(r#"[{"Packets": -1}]"#).is_err());
     }
 
+    #[test]
+    fn the_misspelt_device_flags_stand_in_for_the_current_ones() {
+        let names = (
+            "collector.qdisc.device-include",
+            "collector.qdisk.device-include",
+        );
+        assert_eq!(either(Some("eth0"), None, names).unwrap(), Some("eth0"));
+        assert_eq!(either(None, Some("wlan0"), names).unwrap(), Some("wlan0"));
+        assert_eq!(either(Some(""), Some(""), names).unwrap(), None);
+        let error = either(Some("eth0"), Some("wlan0"), names).unwrap_err();
+        assert!(
+            error.to_string().contains("collector.qdisk.device-include"),
+            "{error}"
+        );
+    }
+
     fn message(parent: u32, attributes: &[(u16, Vec<u8>)]) -> Vec<u8> {
         let mut payload = vec![0u8; TCMSG];
         payload[4..8].copy_from_slice(&7u32.to_ne_bytes());
