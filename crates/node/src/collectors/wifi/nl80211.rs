@@ -55,18 +55,11 @@ const RATE_BITRATE32: u16 = 5;
 const IE_SSID: u8 = 0;
 
 /// An nl80211 connection.
+#[derive(Debug)]
 pub(super) struct Client {
     socket: Socket,
     family: u16,
     version: u8,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("family", &self.family)
-            .finish()
-    }
 }
 
 impl Client {
