@@ -29,10 +29,12 @@ pub struct Options {
         default_value = ""
     )]
     pub qdisc_fixtures: String,
-    /// Regexp of qdisc devices to include (mutually exclusive to device-exclude).
+    /// Report only the qdiscs of devices whose name matches this regexp (not together
+    /// with device-exclude).
     #[arg(long = "collector.qdisc.device-include", value_name = "REGEX")]
     pub qdisc_device_include: Option<String>,
-    /// Regexp of qdisc devices to exclude (mutually exclusive to device-include).
+    /// Leave out the qdiscs of devices whose name matches this regexp (not together with
+    /// device-include).
     #[arg(long = "collector.qdisc.device-exclude", value_name = "REGEX")]
     pub qdisc_device_exclude: Option<String>,
     /// The earlier, misspelt name of --collector.qdisc.device-include.
