@@ -280,6 +280,12 @@ pub struct CollectorOptions {
     pub bcache: crate::collectors::bcache::Options,
     #[command(flatten)]
     pub tapestats: crate::collectors::tapestats::Options,
+    #[command(flatten)]
+    pub ipvs: crate::collectors::ipvs::Options,
+    #[command(flatten)]
+    pub qdisc: crate::collectors::qdisc::Options,
+    #[command(flatten)]
+    pub wifi: crate::collectors::wifi::Options,
 
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]

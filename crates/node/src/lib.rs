@@ -14,6 +14,7 @@ pub mod collectors;
 mod filter;
 pub mod flags;
 mod go_text;
+mod gojson;
 mod netlink;
 mod paths;
 mod read;

@@ -13,6 +13,7 @@ use crate::paths::Paths;
 mod arp;
 pub(crate) mod bcache;
 mod bcachefs;
+mod bonding;
 mod btrfs;
 mod buddyinfo;
 mod cgroups;
@@ -32,8 +33,10 @@ mod filesystem;
 mod hwmon;
 mod infiniband;
 mod interrupts;
+pub mod ipvs;
 mod kernel_hung;
 mod ksmd;
+mod lnstat;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -50,6 +53,7 @@ pub mod pcidevice;
 mod powersupplyclass;
 mod pressure;
 mod processes;
+pub mod qdisc;
 pub mod rapl;
 mod schedstat;
 mod selinux;
@@ -70,6 +74,8 @@ mod udp_queues;
 mod uname;
 mod vmstat;
 mod watchdog;
+pub mod wifi;
+mod xfrm;
 mod xfs;
 mod yarn;
 mod zfs;
@@ -129,6 +135,7 @@ pub const ALL: &[Spec] = &[
     on("bcache", bcache::build),
     on("bcachefs", bcachefs::build),
     on("btrfs", btrfs::build),
+    on("bonding", bonding::build),
     on("conntrack", conntrack::build),
     on("cpu", cpu::build),
     off("cpu_vulnerabilities", cpu_vulnerabilities::build),
@@ -147,6 +154,8 @@ pub const ALL: &[Spec] = &[
     off("interrupts", interrupts::build),
     on("kernel_hung", kernel_hung::build),
     off("ksmd", ksmd::build),
+    on("ipvs", ipvs::build),
+    off("lnstat", lnstat::build),
     on("loadavg", loadavg::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
@@ -164,6 +173,7 @@ pub const ALL: &[Spec] = &[
     on("pressure", pressure::build),
     off("processes", processes::build),
     on("rapl", rapl::build),
+    off("qdisc", qdisc::build),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
     off("slabinfo", slabinfo::build),
@@ -183,6 +193,8 @@ pub const ALL: &[Spec] = &[
     on("uname", uname::build),
     on("vmstat", vmstat::build),
     on("watchdog", watchdog::build),
+    off("wifi", wifi::build),
+    off("xfrm", xfrm::build),
     on("xfs", xfs::build),
     off("yarn", yarn::build),
     on("zfs", zfs::build),

@@ -13,7 +13,7 @@ use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, Sc
 
 use super::{Settings, boxed};
 use crate::filter::NameFilter;
-use crate::netlink::{self, LinkStats};
+use crate::netlink::route::{self, LinkStats};
 use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
@@ -212,7 +212,7 @@ impl Netdev {
     /// Each accepted interface's counters, as upstream keys them before folding.
     fn counters(&self) -> Result<Vec<(String, Counters)>, CollectError> {
         if self.netlink {
-            let links = netlink::links().map_err(|e| read::failed(&self.dev, e))?;
+            let links = route::links().map_err(|e| read::failed(&self.dev, e))?;
             return Ok(links
                 .into_iter()
                 .filter(|link| self.devices.accepts(&link.name))
@@ -233,7 +233,7 @@ impl Netdev {
 
     fn address_info(&self, out: &mut MetricSet) -> Result<(), CollectError> {
         let failed = |e| CollectError::failed("netlink address dump", e);
-        let names: BTreeMap<i32, String> = netlink::links()
+        let names: BTreeMap<i32, String> = route::links()
             .map_err(failed)?
             .into_iter()
             .map(|link| (link.index, link.name))
@@ -243,7 +243,7 @@ impl Netdev {
             "node network address by device",
         );
         let mut seen = std::collections::BTreeSet::new();
-        for address in netlink::addresses().map_err(failed)? {
+        for address in route::addresses().map_err(failed)? {
             let Some(device) = names.get(&address.index) else {
                 continue;
             };

@@ -3,28 +3,17 @@
 //!
 //! `/proc/net/dev` folds several error counters together and lacks others
 //! (`rx_nohandler`); the link dump gives all of them, and it is how node_exporter reads
-//! interface statistics by default. Answers are bounded: a receive waits at most
-//! [`RECV_TIMEOUT`] and a dump stops at [`MAX_DUMP_BYTES`].
+//! interface statistics by default. A dump that is not complete within [`DEADLINE`] fails.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::sockopt::Timeout;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use super::{Protocol, Socket, attributes};
 
-/// Longest wait for one answer of the kernel.
-const RECV_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most a dump is read: far beyond the links and addresses of any real host.
-const MAX_DUMP_BYTES: usize = 64 << 20;
+/// Longest a dump may take.
+const DEADLINE: Duration = Duration::from_secs(2);
 
-const NLMSG_HEADER: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
@@ -151,125 +140,20 @@ pub(crate) fn addresses() -> io::Result<Vec<Address>> {
     Ok(addresses)
 }
 
-fn socket() -> io::Result<OwnedFd> {
-    // Protocol 0 is NETLINK_ROUTE.
-    let fd = rustix::net::socket_with(
-        AddressFamily::NETLINK,
-        SocketType::RAW,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    rustix::net::sockopt::set_socket_timeout(&fd, Timeout::Recv, Some(RECV_TIMEOUT))?;
-    Ok(fd)
-}
-
 /// Sends a dump request of type `request` (its family header `header_len` bytes of
 /// zeros: all families, all interfaces) and hands each answer's type and body to `each`.
 fn dump(request: u16, header_len: usize, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
-    let fd = socket()?;
-    let seq: u32 = 1;
-    let len = NLMSG_HEADER + header_len;
-    let mut message = Vec::with_capacity(len);
-    message.extend_from_slice(&(len as u32).to_ne_bytes());
-    message.extend_from_slice(&request.to_ne_bytes());
-    message.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    message.extend_from_slice(&seq.to_ne_bytes());
-    message.extend_from_slice(&0u32.to_ne_bytes());
-    message.resize(len, 0);
-    rustix::net::sendto(
-        &fd,
-        &message,
-        SendFlags::empty(),
-        &SocketAddrNetlink::new(0, 0),
-    )?;
-
-    let mut buffer = vec![0u8; 64 << 10];
-    let mut total = 0;
-    loop {
-        // A link with many virtual functions can be one message larger than the buffer:
-        // peek at the next datagram's size first and grow to fit it.
-        let (_, next) =
-            rustix::net::recv(&fd, &mut buffer[..], RecvFlags::PEEK | RecvFlags::TRUNC)?;
-        if next > buffer.len() {
-            if next > MAX_DUMP_BYTES {
-                return Err(io::Error::other("netlink message larger than its bound"));
-            }
-            buffer.resize(next, 0);
-        }
-        let (_, received) = rustix::net::recv(&fd, &mut buffer[..], RecvFlags::empty())?;
-        if received == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "netlink socket closed mid-dump",
-            ));
-        }
-        total += received;
-        if total > MAX_DUMP_BYTES {
-            return Err(io::Error::other("netlink dump larger than its bound"));
-        }
-        let received = buffer.get(..received).unwrap_or_default();
-        if walk(received, seq, &mut each)? {
-            return Ok(());
-        }
-    }
-}
-
-/// Goes through the messages of one datagram; `true` once the dump's end is among them.
-fn walk(mut data: &[u8], seq: u32, each: &mut impl FnMut(u16, &[u8])) -> io::Result<bool> {
-    while data.len() >= NLMSG_HEADER {
-        let len = u32_at(data, 0) as usize;
-        let kind = u16::from_ne_bytes([data[4], data[5]]);
-        let message_seq = u32_at(data, 8);
-        if len < NLMSG_HEADER || len > data.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated netlink message",
-            ));
-        }
-        let body = &data[NLMSG_HEADER..len];
-        if message_seq == seq {
-            match kind {
-                NLMSG_DONE => return Ok(true),
-                NLMSG_ERROR => {
-                    let code = body
-                        .get(..4)
-                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    if code != 0 {
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                }
-                _ => each(kind, body),
-            }
-        }
-        data = data.get(align(len)..).unwrap_or_default();
-    }
-    Ok(false)
-}
-
-fn align(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-fn u32_at(data: &[u8], at: usize) -> u32 {
-    data.get(at..at + 4)
-        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// The route attributes (`struct rtattr`) after a message's family header.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if data.len() < 4 {
-            return None;
-        }
-        let len = usize::from(u16::from_ne_bytes([data[0], data[1]]));
-        let kind = u16::from_ne_bytes([data[2], data[3]]) & 0x3fff;
-        if len < 4 || len > data.len() {
-            return None;
-        }
-        let value = &data[4..len];
-        data = data.get(align(len)..).unwrap_or_default();
-        Some((kind, value))
-    })
+    let mut socket = Socket::open(Protocol::Route)?;
+    let header = [0u8; IFINFOMSG];
+    socket.dump(
+        request,
+        &header[..header_len],
+        Instant::now() + DEADLINE,
+        |message| {
+            each(message.kind, message.payload);
+            Ok(())
+        },
+    )
 }
 
 fn parse_link(body: &[u8]) -> Option<Link> {
@@ -332,10 +216,7 @@ mod tests {
 
     fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        out.resize(align(out.len()), 0);
+        super::super::push_attribute(&mut out, kind, value);
         out
     }
 
@@ -370,39 +251,6 @@ mod tests {
         let address = parse_address(&body).unwrap();
         assert_eq!(address.address, IpAddr::from([10, 0, 0, 1]));
         assert_eq!((address.index, address.prefix_len), (3, 24));
-    }
-
-    #[test]
-    fn datagrams_end_at_done_and_fail_on_errors() {
-        let message = |kind: u16, body: &[u8]| {
-            let mut out = Vec::new();
-            out.extend_from_slice(&((NLMSG_HEADER + body.len()) as u32).to_ne_bytes());
-            out.extend_from_slice(&kind.to_ne_bytes());
-            out.extend_from_slice(&0u16.to_ne_bytes());
-            out.extend_from_slice(&1u32.to_ne_bytes());
-            out.extend_from_slice(&0u32.to_ne_bytes());
-            out.extend_from_slice(body);
-            out
-        };
-        let mut seen = Vec::new();
-        let mut data = message(RTM_NEWLINK, &[1, 2, 3, 4]);
-        data.extend(message(NLMSG_DONE, &[0, 0, 0, 0]));
-        let done = walk(&data, 1, &mut |kind, body: &[u8]| {
-            seen.push((kind, body.len()))
-        })
-        .unwrap();
-        assert!(done);
-        assert_eq!(seen, [(RTM_NEWLINK, 4)]);
-        let error = message(NLMSG_ERROR, &(-1i32).to_ne_bytes());
-        assert!(walk(&error, 1, &mut |_, _: &[u8]| {}).is_err());
-        assert!(
-            walk(
-                &[40, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
-                1,
-                &mut |_, _: &[u8]| {}
-            )
-            .is_err()
-        );
     }
 
     #[test]
