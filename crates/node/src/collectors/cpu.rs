@@ -14,24 +14,30 @@ use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
+    // An empty pattern is no pattern, as node_exporter reads these flags.
     let optional_regex = |flag: &str, pattern: &Option<String>| {
         pattern
             .as_deref()
+            .filter(|p| !p.is_empty())
             .map(|p| filter::regex(flag, p))
             .transpose()
     };
+    let flags_include = optional_regex(
+        "collector.cpu.info.flags-include",
+        &options.cpu_flags_include,
+    )?;
+    let bugs_include =
+        optional_regex("collector.cpu.info.bugs-include", &options.cpu_bugs_include)?;
+    let info = options.cpu_info;
     boxed(Cpu {
         stat: settings.paths.proc("stat"),
         cpuinfo: settings.paths.proc("cpuinfo"),
         cpus: settings.paths.sys("devices/system/cpu"),
         guest: options.cpu_guest(),
-        info: options.cpu_info,
-        frequency: options.cpu_info && settings.enabled.contains(&"cpufreq"),
-        flags_include: optional_regex(
-            "collector.cpu.info.flags-include",
-            &options.cpu_flags_include,
-        )?,
-        bugs_include: optional_regex("collector.cpu.info.bugs-include", &options.cpu_bugs_include)?,
+        info,
+        frequency: info && settings.enabled.contains(&"cpufreq"),
+        flags_include,
+        bugs_include,
         aggregate: options.cpu_aggregate,
         ticks_per_second: rustix::param::clock_ticks_per_second() as f64,
         state: Mutex::default(),

@@ -8,18 +8,63 @@ use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
+use crate::filter::NameFilter;
 use crate::read;
 
+/// The interrupts collector's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Regexp of interrupts to report, matched against `name;info;devices` (mutually
+    /// exclusive to --collector.interrupts.name-exclude).
+    #[arg(long = "collector.interrupts.name-include", value_name = "REGEX")]
+    pub name_include: Option<String>,
+    /// Regexp of interrupts to leave out, matched against `name;info;devices` (mutually
+    /// exclusive to --collector.interrupts.name-include).
+    #[arg(long = "collector.interrupts.name-exclude", value_name = "REGEX")]
+    pub name_exclude: Option<String>,
+    /// Report interrupts that have a zero count (default: enabled).
+    #[arg(
+        long = "collector.interrupts.include-zeros",
+        overrides_with = "no_include_zeros"
+    )]
+    pub include_zeros: bool,
+    #[arg(
+        long = "no-collector.interrupts.include-zeros",
+        hide = true,
+        overrides_with = "include_zeros"
+    )]
+    pub no_include_zeros: bool,
+}
+
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let options = &settings.options.interrupts;
+    // An empty pattern is no pattern, as node_exporter reads these flags.
+    let pattern = |p: &Option<String>| p.clone().filter(|p| !p.is_empty());
+    let (include, exclude) = (
+        pattern(&options.name_include),
+        pattern(&options.name_exclude),
+    );
     boxed(Interrupts {
         path: settings.paths.proc("interrupts"),
         aggregate: settings.options.cpu_aggregate,
+        names: NameFilter::new(
+            include.as_deref(),
+            exclude.as_deref(),
+            (
+                "collector.interrupts.name-include",
+                "collector.interrupts.name-exclude",
+            ),
+        )?,
+        include_zeros: options.include_zeros || !options.no_include_zeros,
     })
 }
 
 struct Interrupts {
     path: PathBuf,
     aggregate: bool,
+    /// Which interrupts to report, by `name;info;devices`.
+    names: NameFilter,
+    include_zeros: bool,
 }
 
 /// One interrupt line.
@@ -29,6 +74,18 @@ struct Interrupt<'a> {
     info: String,
     devices: String,
     counts: Vec<f64>,
+}
+
+impl Interrupt<'_> {
+    /// The labels of this interrupt's count on `cpu`.
+    fn labels<'a>(&'a self, cpu: &'a str) -> [(&'static str, &'a str); 4] {
+        [
+            ("cpu", cpu),
+            ("type", self.kind),
+            ("info", &self.info),
+            ("devices", &self.devices),
+        ]
+    }
 }
 
 /// Splits lines as node_exporter does. The header has a word per CPU; each line is a name,
@@ -93,25 +150,29 @@ impl Collector for Interrupts {
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let text = read::file(&self.path)?;
         let family = out.counter("node_interrupts_total", "Interrupt details.");
+        let mut filter_name = String::new();
         for interrupt in parse(&text) {
-            let labels = |cpu: &str| {
-                [
-                    ("cpu", cpu.to_owned()),
-                    ("type", interrupt.kind.to_owned()),
-                    ("info", interrupt.info.clone()),
-                    ("devices", interrupt.devices.clone()),
-                ]
-            };
-            if self.aggregate {
-                let l = labels("all");
-                let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                out.sample(family, &pairs, interrupt.counts.iter().sum());
+            filter_name.clear();
+            filter_name.push_str(interrupt.kind);
+            filter_name.push(';');
+            filter_name.push_str(&interrupt.info);
+            filter_name.push(';');
+            filter_name.push_str(&interrupt.devices);
+            if !self.names.accepts(&filter_name) {
                 continue;
             }
-            for (cpu, count) in interrupt.counts.iter().enumerate() {
-                let l = labels(&cpu.to_string());
-                let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                out.sample(family, &pairs, *count);
+            if self.aggregate {
+                let total = interrupt.counts.iter().sum();
+                if self.include_zeros || total != 0.0 {
+                    out.sample(family, &interrupt.labels("all"), total);
+                }
+                continue;
+            }
+            let mut id = itoa::Buffer::new();
+            for (cpu, &count) in interrupt.counts.iter().enumerate() {
+                if self.include_zeros || count != 0.0 {
+                    out.sample(family, &interrupt.labels(id.format(cpu)), count);
+                }
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ mod filefd;
 mod filesystem;
 mod hwmon;
 mod infiniband;
-mod interrupts;
+pub mod interrupts;
 mod loadavg;
 mod mdadm;
 mod meminfo;
