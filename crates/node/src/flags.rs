@@ -67,14 +67,23 @@ pub struct CollectorOptions {
     #[arg(long = "collector.cpu.aggregate")]
     pub cpu_aggregate: bool,
 
+    #[command(flatten)]
+    pub interrupts: crate::collectors::interrupts::Options,
+
     /// Enables metric node_cpu_guest_seconds_total (default: enabled).
     #[arg(long = "collector.cpu.guest", overrides_with = "no_cpu_guest")]
     pub cpu_guest: bool,
     #[arg(long = "no-collector.cpu.guest", hide = true)]
     pub no_cpu_guest: bool,
     /// Enables metric node_cpu_info.
-    #[arg(long = "collector.cpu.info")]
+    #[arg(long = "collector.cpu.info", overrides_with = "no_cpu_info")]
     pub cpu_info: bool,
+    #[arg(
+        long = "no-collector.cpu.info",
+        hide = true,
+        overrides_with = "cpu_info"
+    )]
+    pub no_cpu_info: bool,
     /// Regexp of `flags` in /proc/cpuinfo to report as node_cpu_flag_info.
     #[arg(long = "collector.cpu.info.flags-include", value_name = "REGEX")]
     pub cpu_flags_include: Option<String>,

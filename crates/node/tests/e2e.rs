@@ -321,3 +321,38 @@ fn netdev_reads_the_hosts_links_over_netlink() {
         "{body}"
     );
 }
+
+#[test]
+fn interrupts_are_filtered_by_name_and_zero_counts() {
+    let mut args = fixture_paths("gpu-host");
+    args.extend([
+        "--collector.disable-defaults".into(),
+        "--collector.interrupts".into(),
+        // Matched against `name;info;devices`.
+        "--collector.interrupts.name-exclude=^NMI;".into(),
+        "--no-collector.interrupts.include-zeros".into(),
+    ]);
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let mut series: Vec<(&str, &str)> = parsed
+        .family("node_interrupts_total")
+        .unwrap()
+        .samples
+        .iter()
+        .map(|s| (s.label("type").unwrap(), s.label("cpu").unwrap()))
+        .collect();
+    series.sort_unstable();
+    // Timer and nvme interrupts count on CPU 0 only; the fixture's other CPUs have zeros.
+    assert_eq!(
+        series,
+        [
+            ("0", "0"),
+            ("24", "0"),
+            ("LOC", "0"),
+            ("LOC", "1"),
+            ("LOC", "2"),
+            ("LOC", "3")
+        ]
+    );
+}

@@ -32,7 +32,7 @@ mod filefd;
 mod filesystem;
 mod hwmon;
 mod infiniband;
-mod interrupts;
+pub mod interrupts;
 pub mod ipvs;
 mod kernel_hung;
 mod ksmd;
@@ -88,6 +88,9 @@ pub struct Settings {
     pub paths: Paths,
     /// The per-collector options.
     pub options: CollectorOptions,
+    /// The names of the enabled collectors: node_exporter's cpu collector, for one, reports
+    /// `/proc/cpuinfo`'s frequencies only while cpufreq runs too.
+    pub enabled: Vec<&'static str>,
 }
 
 /// Builds one collector from the settings.

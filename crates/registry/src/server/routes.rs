@@ -15,6 +15,7 @@ use http::{Method, StatusCode, request::Parts};
 use http_body_util::Full;
 
 use super::Shared;
+use super::self_metrics::HandlerError;
 use crate::collector::ScrapeContext;
 use crate::metrics::{Format, MetricSet, encode, finish};
 use crate::runner::Selection;
@@ -167,6 +168,9 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     let mut body = String::with_capacity(shared.last_size_hint());
     let left_out = collected.encode(format, &mut body);
     log_left_out(&left_out);
+    if !left_out.is_empty() {
+        shared.handler_error(HandlerError::Encoding);
+    }
     if let Some(source) = text_source {
         let mut taken: Vec<String> = collected
             .sets()
@@ -189,6 +193,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
             Ok(body) => body,
             Err(error) => {
                 tracing::error!(err = %error, "Writing the exporter's samples failed.");
+                shared.handler_error(HandlerError::Gathering);
                 shared.observe(500);
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
