@@ -159,6 +159,7 @@ fn check(golden: &str, cpu_info: &[&str]) {
 
     let exporter = Running::start_in(env!("CARGO_BIN_EXE_kiln-node-exporter"), &args, work.path());
     let body = exporter.scrape();
+    checkmetrics(&body);
     let expected_text = std::fs::read_to_string(fixtures.join(golden)).unwrap();
     let (expected, invalid) = families(&expected_text);
     assert!(invalid.is_empty(), "{golden}: {invalid:?}");
@@ -339,4 +340,40 @@ fn unpack_fixtures(work: &Path) -> PathBuf {
         kiln_test_support::ttar::extract(&fixtures.join(archive), &fixtures).unwrap();
     }
     fixtures
+}
+
+/// Upstream's `checkmetrics.sh`: `promtool check metrics` finds nothing to say about the
+/// answer, apart from the families upstream's script also lets through (entropy, memory,
+/// netstat and wifi station names, which follow the kernel's).
+fn checkmetrics(body: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/test installs Debian's prometheus)");
+    let mut stdin = promtool.stdin.take().unwrap();
+    let text = body.to_string();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        stdin.write_all(text.as_bytes()).unwrap();
+    });
+    let output = promtool.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let lint: Vec<&str> = said
+        .lines()
+        .filter(|line| {
+            !["entropy", "memory", "netstat", "wifi_station"]
+                .iter()
+                .any(|family| line.starts_with(&format!("node_{family}_")))
+        })
+        .collect();
+    assert!(
+        lint.is_empty(),
+        "promtool check metrics:\n{}",
+        lint.join("\n")
+    );
 }
