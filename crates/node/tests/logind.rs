@@ -20,7 +20,7 @@ use zbus::zvariant::OwnedObjectPath;
 /// logind's manager object: the seats and sessions it lists.
 struct Manager {
     seats: Vec<&'static str>,
-    /// Session id, seat, and whether a session object is served at its path.
+    /// Session id and seat; the session's object is served at `session/_<id>`.
     sessions: Vec<(&'static str, &'static str)>,
 }
 

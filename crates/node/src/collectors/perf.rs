@@ -362,7 +362,7 @@ fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
             None => (part, 1),
         };
         match range.split_once('-') {
-            None if stride == 1 && !part.contains(':') => cpus.push(number(range)?),
+            None if !part.contains(':') => cpus.push(number(range)?),
             None => return Err(format!("{part:?}: a stride needs a range such as 0-7:2")),
             Some((start, end)) => {
                 let (start, end) = (number(start)?, number(end)?);
@@ -370,13 +370,9 @@ fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
             }
         }
     }
-    let mut seen = Vec::with_capacity(cpus.len());
-    for cpu in cpus {
-        if !seen.contains(&cpu) {
-            seen.push(cpu);
-        }
-    }
-    Ok(seen)
+    let mut seen = std::collections::HashSet::new();
+    cpus.retain(|cpu| seen.insert(*cpu));
+    Ok(cpus)
 }
 
 /// The kinds of `table` named in `names` (all of them when `names` is empty); an unknown
