@@ -295,6 +295,8 @@ pub struct CollectorOptions {
     pub qdisc: crate::collectors::qdisc::Options,
     #[command(flatten)]
     pub wifi: crate::collectors::wifi::Options,
+    #[command(flatten)]
+    pub perf: crate::collectors::perf::Options,
 
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]

@@ -1,6 +1,6 @@
 //! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
 //! for the time zone of the time collector, the Btrfs device ioctls for the btrfs
-//! collector. All
+//! collector, `perf_event_open(2)` for the perf collector. All
 //! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -240,5 +240,72 @@ mod tests {
         );
         let (_, offset) = super::local_zone(0).unwrap_or_default();
         assert!(offset.abs() <= 14 * 3600);
+    }
+}
+
+/// `struct perf_event_attr` as its first published layout (`PERF_ATTR_SIZE_VER0`, 64
+/// bytes): every kernel since 2.6.31 accepts it, and the perf collector needs none of the
+/// later fields.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct PerfEventAttr {
+    /// `PERF_TYPE_*`.
+    pub(crate) kind: u32,
+    /// The size of this struct, which tells the kernel which layout it is.
+    pub(crate) size: u32,
+    /// The event within its type.
+    pub(crate) config: u64,
+    pub(crate) sample_period: u64,
+    pub(crate) sample_type: u64,
+    /// `PERF_FORMAT_*`: what a `read(2)` of the counter returns.
+    pub(crate) read_format: u64,
+    /// The bit field of flags (`disabled`, `inherit`, … `exclude_hv` is bit 6).
+    pub(crate) flags: u64,
+    pub(crate) wakeup_events: u32,
+    pub(crate) bp_type: u32,
+    pub(crate) config1: u64,
+}
+
+/// Opens a counter of `attr` for every process (`pid = -1`) on `cpu`, without a group,
+/// closed on exec.
+pub(crate) fn perf_event_open(
+    mut attr: PerfEventAttr,
+    cpu: i32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+    attr.size = std::mem::size_of::<PerfEventAttr>() as u32;
+    // SAFETY: the kernel reads `attr.size` bytes from the pointer, which is the struct's
+    // own size (set just above), and the local outlives the call. The other arguments are
+    // plain integers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            std::ptr::from_ref(&attr),
+            -1 as libc::pid_t,
+            cpu as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("file descriptor out of range"))?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// How many CPUs this process may run on (its affinity mask): Go's `runtime.NumCPU`.
+pub(crate) fn affinity_cpu_count() -> io::Result<usize> {
+    // SAFETY: `cpu_set_t` is a plain bit array for which all-zero bytes are valid; the
+    // kernel writes at most `size_of::<cpu_set_t>()` bytes into the local, and CPU_COUNT
+    // only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::try_from(libc::CPU_COUNT(&set)).unwrap_or(0))
     }
 }

@@ -38,6 +38,7 @@ mod kernel_hung;
 mod ksmd;
 mod lnstat;
 mod loadavg;
+mod logind;
 mod mdadm;
 mod meminfo;
 mod meminfo_numa;
@@ -50,6 +51,7 @@ mod nfsd;
 mod nvme;
 mod os;
 pub mod pcidevice;
+pub mod perf;
 mod powersupplyclass;
 mod pressure;
 mod processes;
@@ -160,6 +162,7 @@ pub const ALL: &[Spec] = &[
     off("ksmd", ksmd::build),
     off("lnstat", lnstat::build),
     on("loadavg", loadavg::build),
+    off("logind", logind::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
     off("meminfo_numa", meminfo_numa::build),
@@ -172,6 +175,7 @@ pub const ALL: &[Spec] = &[
     on("nvme", nvme::build),
     on("os", os::build),
     off("pcidevice", pcidevice::build),
+    off("perf", perf::build),
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
     off("processes", processes::build),
