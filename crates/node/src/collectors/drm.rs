@@ -166,7 +166,10 @@ impl Collector for Drm {
             "node_drm_memory_gtt_used_bytes",
             "The used amount of the graphics translation table (GTT) block in bytes.",
         );
-        let vram_size = out.gauge("node_drm_memory_vram_size_bytes", "The size of VRAM in bytes.");
+        let vram_size = out.gauge(
+            "node_drm_memory_vram_size_bytes",
+            "The size of VRAM in bytes.",
+        );
         let vram_used = out.gauge(
             "node_drm_memory_vram_used_bytes",
             "The used amount of VRAM in bytes.",

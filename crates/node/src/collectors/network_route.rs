@@ -246,8 +246,7 @@ mod tests {
 
     #[test]
     fn unicast_routes_and_each_path_of_a_multipath_route() {
-        let names: HashMap<u32, String> =
-            [(2, "eth0".to_owned()), (3, "eth1".to_owned())].into();
+        let names: HashMap<u32, String> = [(2, "eth0".to_owned()), (3, "eth1".to_owned())].into();
         let mut default = unicast(None, 0, 2);
         default.gateway = Some(IpAddr::from([192, 168, 1, 1]));
         default.protocol = 16;

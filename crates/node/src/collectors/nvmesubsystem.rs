@@ -138,7 +138,8 @@ impl Collector for NvmeSubsystem {
             .filter_map(Result::ok)
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
-                name.starts_with("nvme-subsys").then(|| (name, entry.path()))
+                name.starts_with("nvme-subsys")
+                    .then(|| (name, entry.path()))
             })
             .collect();
         subsystems.sort_by(|a, b| read::natural_cmp(&a.0, &b.0));

@@ -54,9 +54,7 @@ fn parse(text: &str) -> (Vec<Entry<'_>>, usize) {
             _ => None,
         };
         match entry {
-            Some(entry) if !entries.iter().any(|e| e.device == entry.device) => {
-                entries.push(entry)
-            }
+            Some(entry) if !entries.iter().any(|e| e.device == entry.device) => entries.push(entry),
             _ => skipped += 1,
         }
     }
