@@ -25,6 +25,7 @@ mod diskstats;
 mod dmi;
 mod dmmultipath;
 mod drbd;
+mod drm;
 mod edac;
 mod entropy;
 mod fibrechannel;
@@ -46,9 +47,11 @@ mod mountstats;
 mod netclass;
 mod netdev;
 mod netstat;
+mod network_route;
 mod nfs;
 mod nfsd;
 mod nvme;
+mod nvmesubsystem;
 mod os;
 pub mod pcidevice;
 pub mod perf;
@@ -64,6 +67,7 @@ mod sockstat;
 mod softirqs;
 mod softnet;
 mod stat;
+mod swap;
 pub mod sysctl;
 mod systemd;
 pub(crate) mod tapestats;
@@ -149,6 +153,7 @@ pub const ALL: &[Spec] = &[
     on("dmi", dmi::build),
     on("dmmultipath", dmmultipath::build),
     off("drbd", drbd::build),
+    off("drm", drm::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
     on("fibrechannel", fibrechannel::build),
@@ -170,9 +175,11 @@ pub const ALL: &[Spec] = &[
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    off("network_route", network_route::build),
     on("nfs", nfs::build),
     on("nfsd", nfsd::build),
     on("nvme", nvme::build),
+    off("nvmesubsystem", nvmesubsystem::build),
     on("os", os::build),
     off("pcidevice", pcidevice::build),
     off("perf", perf::build),
@@ -188,6 +195,7 @@ pub const ALL: &[Spec] = &[
     off("softirqs", softirqs::build),
     on("softnet", softnet::build),
     on("stat", stat::build),
+    off("swap", swap::build),
     off("sysctl", sysctl::build),
     off("systemd", systemd::build),
     on("tapestats", tapestats::build),
