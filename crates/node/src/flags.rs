@@ -20,7 +20,7 @@ pub const NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)
 /// Upstream's default for `--collector.vmstat.fields`.
 pub const VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 /// Upstream's default for `--collector.systemd.unit-exclude`.
-pub const SYSTEMD_UNIT_EXCLUDE: &str = r".+\.(automount|device|mount|scope|slice|target)";
+pub const SYSTEMD_UNIT_EXCLUDE: &str = r".+\.(automount|device|mount|scope|slice)";
 
 /// Roots and per-collector options.
 #[derive(Debug, Clone, Args)]
@@ -61,6 +61,13 @@ pub struct CollectorOptions {
     /// is quick, and parallel reads of procfs and sysfs contend in the kernel.
     #[arg(long = "collector.parallelism", value_name = "N", default_value_t = 2)]
     pub parallelism: usize,
+
+    #[command(flatten)]
+    pub ethtool: crate::collectors::ethtool::Options,
+    #[command(flatten)]
+    pub infiniband: crate::collectors::infiniband::Options,
+    #[command(flatten)]
+    pub interrupts: crate::collectors::interrupts::Options,
 
     /// Report cpu, softnet, schedstat and interrupts series summed over all CPUs with
     /// `cpu="all"` instead of one series per CPU, for hosts with hundreds of cores (kiln addition).
@@ -153,6 +160,13 @@ pub struct CollectorOptions {
     pub netdev_netlink: bool,
     #[arg(long = "no-collector.netdev.netlink", hide = true)]
     pub no_netdev_netlink: bool,
+    /// Use upstream's alternative netdev metric names with more detailed statistics:
+    /// accepted, not supported (a warning says so; the usual names are reported).
+    #[arg(long = "collector.netdev.enable-detailed-metrics")]
+    pub netdev_detailed_metrics: bool,
+    /// Add an ifalias label to netdev metrics: accepted, not supported (a warning says so).
+    #[arg(long = "collector.netdev.label-ifalias")]
+    pub netdev_label_ifalias: bool,
 
     /// Regexp of net devices to ignore for netclass collector.
     #[arg(
@@ -167,6 +181,10 @@ pub struct CollectorOptions {
     /// Accepted for compatibility; netclass always reads sysfs.
     #[arg(long = "collector.netclass.netlink", hide = true)]
     pub netclass_netlink: bool,
+    /// Accepted for compatibility; it belongs to netclass' netlink mode, which kiln does
+    /// not have (netdev reports the statistics).
+    #[arg(long = "collector.netclass_rtnl.with-stats", hide = true)]
+    pub netclass_rtnl_with_stats: bool,
 
     /// Regexp of fields to return for netstat collector.
     #[arg(long = "collector.netstat.fields", value_name = "REGEX", default_value = NETSTAT_FIELDS, hide_default_value = true)]
@@ -219,11 +237,12 @@ pub struct CollectorOptions {
     #[arg(
         long = "collector.systemd.unit-include",
         value_name = "REGEX",
-        default_value = ".+"
+        default_value = ".+",
+        alias = "collector.systemd.unit-whitelist"
     )]
     pub systemd_unit_include: String,
     /// Regexp of systemd units to exclude.
-    #[arg(long = "collector.systemd.unit-exclude", value_name = "REGEX", default_value = SYSTEMD_UNIT_EXCLUDE)]
+    #[arg(long = "collector.systemd.unit-exclude", value_name = "REGEX", default_value = SYSTEMD_UNIT_EXCLUDE, alias = "collector.systemd.unit-blacklist")]
     pub systemd_unit_exclude: String,
     /// Enables service unit metric node_systemd_unit_start_time_seconds.
     #[arg(long = "collector.systemd.enable-start-time-metrics")]
@@ -234,6 +253,10 @@ pub struct CollectorOptions {
     /// Enables service unit metric service_restart_total.
     #[arg(long = "collector.systemd.enable-restarts-metrics")]
     pub systemd_restarts: bool,
+    /// Accepted for compatibility (upstream's test-only direct connection to systemd);
+    /// the systemd collector always asks the system bus.
+    #[arg(long = "collector.systemd.private", hide = true)]
+    pub systemd_private: bool,
 
     /// Most YARN containers the yarn collector reports; those past it (in name order) are
     /// counted in node_yarn_containers_dropped_total (kiln addition).

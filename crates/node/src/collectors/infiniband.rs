@@ -7,17 +7,40 @@ use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, FamilyId, MetricSet, MetricType, ScrapeContext};
 
 use super::{Settings, boxed};
+use crate::filter::NameFilter;
 use crate::read;
 
+/// The infiniband collector's options.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "infiniband_options")]
+pub struct Options {
+    /// Regexp of infiniband devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.infiniband.device-include", value_name = "REGEX")]
+    pub infiniband_device_include: Option<String>,
+    /// Regexp of infiniband devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.infiniband.device-exclude", value_name = "REGEX")]
+    pub infiniband_device_exclude: Option<String>,
+}
+
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let options = &settings.options.infiniband;
     boxed(Infiniband {
         root: settings.paths.sys("class/infiniband"),
+        devices: NameFilter::new(
+            options.infiniband_device_include.as_deref(),
+            options.infiniband_device_exclude.as_deref(),
+            (
+                "collector.infiniband.device-include",
+                "collector.infiniband.device-exclude",
+            ),
+        )?,
     })
 }
 
 struct Infiniband {
     /// `/sys/class/infiniband`.
     root: PathBuf,
+    devices: NameFilter,
 }
 
 /// `(file in ports/N/counters, metric, factor)`. The data counters count 32-bit words.
@@ -144,7 +167,7 @@ impl Collector for Infiniband {
     }
 
     fn collect(&self, _: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let devices = read::dir_entries(&self.root, |_| true)?;
+        let devices = read::dir_entries(&self.root, |name| self.devices.accepts(name))?;
         let info = out.gauge(
             "node_infiniband_info",
             "Non-numeric data from /sys/class/infiniband/<device>, value is always 1.",

@@ -7,18 +7,52 @@ use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
+use crate::filter::NameFilter;
 use crate::read;
 
+/// The interrupts collector's options.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "interrupts_options")]
+pub struct Options {
+    /// Regexp of interrupts to include, matched against `type;info;devices`
+    /// (mutually exclusive to --collector.interrupts.name-exclude).
+    #[arg(long = "collector.interrupts.name-include", value_name = "REGEX")]
+    pub interrupts_name_include: Option<String>,
+    /// Regexp of interrupts to exclude, matched against `type;info;devices`
+    /// (mutually exclusive to --collector.interrupts.name-include).
+    #[arg(long = "collector.interrupts.name-exclude", value_name = "REGEX")]
+    pub interrupts_name_exclude: Option<String>,
+    /// Report interrupt counts that are zero (default: enabled; --no-collector.interrupts.include-zeros drops them).
+    #[arg(long = "collector.interrupts.include-zeros")]
+    pub interrupts_include_zeros: bool,
+    #[arg(long = "no-collector.interrupts.include-zeros", hide = true)]
+    pub interrupts_no_include_zeros: bool,
+}
+
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
+    let options = &settings.options.interrupts;
     boxed(Interrupts {
         path: settings.paths.proc("interrupts"),
         aggregate: settings.options.cpu_aggregate,
+        names: NameFilter::new(
+            options.interrupts_name_include.as_deref(),
+            options.interrupts_name_exclude.as_deref(),
+            (
+                "collector.interrupts.name-include",
+                "collector.interrupts.name-exclude",
+            ),
+        )?,
+        // Only the last of the two flags is left on the command line.
+        include_zeros: !options.interrupts_no_include_zeros,
     })
 }
 
 struct Interrupts {
     path: PathBuf,
     aggregate: bool,
+    /// Matched against `type;info;devices`, as upstream does.
+    names: NameFilter,
+    include_zeros: bool,
 }
 
 /// One interrupt line.
@@ -78,6 +112,13 @@ impl Collector for Interrupts {
         let text = read::file(&self.path)?;
         let family = out.counter("node_interrupts_total", "Interrupt details.");
         for interrupt in parse(&text) {
+            let filter_name = format!(
+                "{};{};{}",
+                interrupt.kind, interrupt.info, interrupt.devices
+            );
+            if !self.names.accepts(&filter_name) {
+                continue;
+            }
             let labels = |cpu: &str| {
                 [
                     ("cpu", cpu.to_owned()),
@@ -87,12 +128,19 @@ impl Collector for Interrupts {
                 ]
             };
             if self.aggregate {
+                let total: f64 = interrupt.counts.iter().sum();
+                if total == 0.0 && !self.include_zeros {
+                    continue;
+                }
                 let l = labels("all");
                 let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                out.sample(family, &pairs, interrupt.counts.iter().sum());
+                out.sample(family, &pairs, total);
                 continue;
             }
             for (cpu, count) in interrupt.counts.iter().enumerate() {
+                if *count == 0.0 && !self.include_zeros {
+                    continue;
+                }
                 let l = labels(&cpu.to_string());
                 let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 out.sample(family, &pairs, *count);

@@ -17,11 +17,12 @@ mod cpufreq;
 mod diskstats;
 mod edac;
 mod entropy;
+pub(crate) mod ethtool;
 mod filefd;
 mod filesystem;
 mod hwmon;
-mod infiniband;
-mod interrupts;
+pub(crate) mod infiniband;
+pub(crate) mod interrupts;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -106,6 +107,7 @@ pub const ALL: &[Spec] = &[
     on("diskstats", diskstats::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    off("ethtool", ethtool::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
     on("hwmon", hwmon::build),

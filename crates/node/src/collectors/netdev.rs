@@ -17,6 +17,16 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
             "--collector.netdev.address-info is not supported yet; node_network_address_info is not exported."
         );
     }
+    if options.netdev_detailed_metrics {
+        tracing::warn!(
+            "--collector.netdev.enable-detailed-metrics is not supported; the usual node_network_* names are exported."
+        );
+    }
+    if options.netdev_label_ifalias {
+        tracing::warn!(
+            "--collector.netdev.label-ifalias is not supported; netdev series have no ifalias label."
+        );
+    }
     boxed(Netdev {
         dev: settings.paths.proc("net/dev"),
         class: settings.paths.sys("class/net"),
