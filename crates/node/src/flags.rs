@@ -68,6 +68,8 @@ pub struct CollectorOptions {
     pub infiniband: crate::collectors::infiniband::Options,
     #[command(flatten)]
     pub interrupts: crate::collectors::interrupts::Options,
+    #[command(flatten)]
+    pub deprecated: crate::collectors::deprecated::Options,
 
     /// Report cpu, softnet, schedstat and interrupts series summed over all CPUs with
     /// `cpu="all"` instead of one series per CPU, for hosts with hundreds of cores (kiln addition).

@@ -14,6 +14,7 @@ mod arp;
 mod conntrack;
 mod cpu;
 mod cpufreq;
+pub(crate) mod deprecated;
 mod diskstats;
 mod edac;
 mod entropy;
@@ -119,16 +120,19 @@ pub const ALL: &[Spec] = &[
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    off("ntp", deprecated::build_ntp),
     on("nvme", nvme::build),
     on("os", os::build),
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
     off("processes", processes::build),
+    off("runit", deprecated::build_runit),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
     on("sockstat", sockstat::build),
     on("softnet", softnet::build),
     on("stat", stat::build),
+    off("supervisord", deprecated::build_supervisord),
     off("systemd", systemd::build),
     off("tcpstat", tcpstat::build),
     on("textfile", textfile::build),
