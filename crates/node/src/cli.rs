@@ -380,7 +380,11 @@ mod tests {
         let guest = parse(&["--no-collector.cpu.guest", "--collector.cpu.guest"]);
         assert!(guest.node.options.cpu_guest());
 
-        let cpu = parse(&["--no-collector.cpu", "--collector.cpu", "--no-collector.cpu"]);
+        let cpu = parse(&[
+            "--no-collector.cpu",
+            "--collector.cpu",
+            "--no-collector.cpu",
+        ]);
         assert!(!cpu.enabled.contains(&"cpu"));
         let defaults = parse(&[
             "--collector.disable-defaults",

@@ -45,7 +45,6 @@ const PENDING: &[&str] = &[
     "rapl",
     "slabinfo",
     "softirqs",
-    "swap",
     "sysctl",
     "tapestats",
     "watchdog",
@@ -67,8 +66,8 @@ struct Flag {
 }
 
 fn upstream_flags() -> Vec<Flag> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/node_exporter/flags-linux.txt");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/node_exporter/flags-linux.txt");
     let text = std::fs::read_to_string(&path).unwrap();
     text.lines()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -174,7 +173,10 @@ fn flags_of_pending_collectors_are_still_refused() {
         };
         let (code, _) = check(&["--collector.disable-defaults".to_owned(), arg.clone()]);
         if code == Some(0) {
-            accepted.push(format!("{arg} (collector {})", flag.owner.as_ref().unwrap()));
+            accepted.push(format!(
+                "{arg} (collector {})",
+                flag.owner.as_ref().unwrap()
+            ));
         }
     }
     assert!(

@@ -51,7 +51,10 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
                 "collector.ethtool.device-exclude",
             ),
         )?,
-        metrics: filter::regex("collector.ethtool.metrics-include", &options.ethtool_metrics_include)?,
+        metrics: filter::regex(
+            "collector.ethtool.metrics-include",
+            &options.ethtool_metrics_include,
+        )?,
         logged: Mutex::new(BTreeSet::new()),
     })
 }
@@ -117,9 +120,8 @@ const KNOWN: &[(&str, &str, &str)] = &[
 /// node_exporter's metric name sanitising: every run of characters outside
 /// `[0-9A-Za-z_]`, with the underscores around it, becomes one `_`.
 fn sanitize(name: &str) -> String {
-    static INVALID: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new("_*[^0-9A-Za-z_]+_*").unwrap_or_else(|e| unreachable!("{e}"))
-    });
+    static INVALID: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new("_*[^0-9A-Za-z_]+_*").unwrap_or_else(|e| unreachable!("{e}")));
     INVALID.replace_all(name, "_").into_owned()
 }
 
@@ -310,14 +312,21 @@ impl LinkFamilies {
         }
         for (bit, kind) in PORTS {
             if has(link.supported, *bit) {
-                out.sample(self.supported_port, &[("device", device), ("type", kind)], 1.0);
+                out.sample(
+                    self.supported_port,
+                    &[("device", device), ("type", kind)],
+                    1.0,
+                );
             }
         }
         for (modes, families) in [
             (link.supported, &self.supported),
             (link.advertising, &self.advertised),
         ] {
-            for (bit, family) in [AUTONEG_BIT, PAUSE_BIT, ASYM_PAUSE_BIT].iter().zip(families) {
+            for (bit, family) in [AUTONEG_BIT, PAUSE_BIT, ASYM_PAUSE_BIT]
+                .iter()
+                .zip(families)
+            {
                 let on = if has(modes, *bit) { 1.0 } else { 0.0 };
                 out.sample(*family, &[("device", device)], on);
             }
@@ -450,7 +459,10 @@ mod tests {
             ("port.rx_errors", "node_ethtool_port_received_errors"),
             ("rx_errors", "node_ethtool_received_errors"),
             ("Queue[0] AllocFails", "node_ethtool_queue_0_allocfails"),
-            ("Tx LPI entry count", "node_ethtool_transmitted_lpi_entry_count"),
+            (
+                "Tx LPI entry count",
+                "node_ethtool_transmitted_lpi_entry_count",
+            ),
             (
                 "port.VF_admin_queue_requests",
                 "node_ethtool_port_vf_admin_queue_requests",
@@ -571,7 +583,10 @@ mod tests {
         assert_eq!(series.len(), 1);
         assert_eq!(series[0].name, "node_ethtool_port_received_dropped");
         // The bond0 fixture has one line, `ERROR: 1`.
-        let bond = stats_series(&dump(&fixture("bond0/statistics")), &Regex::new(".*").unwrap());
+        let bond = stats_series(
+            &dump(&fixture("bond0/statistics")),
+            &Regex::new(".*").unwrap(),
+        );
         assert_eq!(bond[0].name, "node_ethtool_error");
     }
 
@@ -609,7 +624,13 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
-        assert_eq!(text.matches("node_network_supported_speed_bytes{").count(), 6);
-        assert_eq!(text.matches("node_network_advertised_speed_bytes{").count(), 5);
+        assert_eq!(
+            text.matches("node_network_supported_speed_bytes{").count(),
+            6
+        );
+        assert_eq!(
+            text.matches("node_network_advertised_speed_bytes{").count(),
+            5
+        );
     }
 }

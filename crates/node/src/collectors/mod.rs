@@ -40,6 +40,7 @@ mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
+mod swap;
 mod systemd;
 mod tcpstat;
 mod textfile;
@@ -133,6 +134,7 @@ pub const ALL: &[Spec] = &[
     on("softnet", softnet::build),
     on("stat", stat::build),
     off("supervisord", deprecated::build_supervisord),
+    off("swap", swap::build),
     off("systemd", systemd::build),
     off("tcpstat", tcpstat::build),
     on("textfile", textfile::build),
