@@ -166,7 +166,7 @@ pub struct CollectorOptions {
     /// accepted, not supported (a warning says so; the usual names are reported).
     #[arg(long = "collector.netdev.enable-detailed-metrics")]
     pub netdev_detailed_metrics: bool,
-    /// Add an ifalias label to netdev metrics: accepted, not supported (a warning says so).
+    /// Add the device's ifalias (from sysfs) as a label to netdev metrics.
     #[arg(long = "collector.netdev.label-ifalias")]
     pub netdev_label_ifalias: bool,
 

@@ -166,4 +166,46 @@ mod tests {
         );
         assert_eq!(parsed[2].counts, [0.0]);
     }
+
+    #[test]
+    fn name_filter_and_zeros_as_upstream() {
+        use kiln_registry::{Collector, MetricSet, ScrapeContext};
+
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            "           CPU0       CPU1\n  0:         33          0   IO-APIC   2-edge      timer\n  1:          5          6   IO-APIC   1-edge      i8042\n",
+        )
+        .unwrap();
+        let collect = |names: crate::filter::NameFilter, include_zeros: bool| {
+            let collector = super::Interrupts {
+                path: file.path().to_owned(),
+                aggregate: false,
+                names,
+                include_zeros,
+            };
+            let mut out = MetricSet::default();
+            let ctx =
+                ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
+            collector.collect(&ctx, &mut out).unwrap();
+            out.seal();
+            let mut text = String::new();
+            kiln_registry::metrics::encode(
+                &[&out],
+                kiln_registry::metrics::Format::Text,
+                &mut text,
+            );
+            text.lines().filter(|l| !l.starts_with('#')).count()
+        };
+        assert_eq!(collect(crate::filter::NameFilter::All, true), 4);
+        // The zero count of interrupt 0 on CPU1 is left out.
+        assert_eq!(collect(crate::filter::NameFilter::All, false), 3);
+        // Matched against `type;info;devices`.
+        let timer = regex::Regex::new("^0;IO-APIC 2-edge;timer$").unwrap();
+        assert_eq!(
+            collect(crate::filter::NameFilter::Include(timer.clone()), true),
+            2
+        );
+        assert_eq!(collect(crate::filter::NameFilter::Exclude(timer), true), 2);
+    }
 }

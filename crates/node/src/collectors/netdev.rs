@@ -22,11 +22,6 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
             "--collector.netdev.enable-detailed-metrics is not supported; the usual node_network_* names are exported."
         );
     }
-    if options.netdev_label_ifalias {
-        tracing::warn!(
-            "--collector.netdev.label-ifalias is not supported; netdev series have no ifalias label."
-        );
-    }
     boxed(Netdev {
         dev: settings.paths.proc("net/dev"),
         class: settings.paths.sys("class/net"),
@@ -38,6 +33,7 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
                 "collector.netdev.device-exclude",
             ),
         )?,
+        label_ifalias: options.netdev_label_ifalias,
     })
 }
 
@@ -47,6 +43,9 @@ struct Netdev {
     /// `/sys/class/net`, for the counter `/proc/net/dev` lacks.
     class: PathBuf,
     devices: NameFilter,
+    /// `--collector.netdev.label-ifalias`: every series also carries the device's
+    /// `ifalias` (empty when it has none).
+    label_ifalias: bool,
 }
 
 /// The sixteen columns of `/proc/net/dev`, in order.
@@ -118,16 +117,32 @@ impl Collector for Netdev {
             if !self.devices.accepts(device) {
                 continue;
             }
-            let labels = [("device", device)];
+            let ifalias = if self.label_ifalias {
+                class
+                    .as_ref()
+                    .and_then(|dir| dir.attribute_at(&[device, "ifalias"]))
+            } else {
+                None
+            };
+            let with_alias;
+            let labels: &[(&str, &str)] = if self.label_ifalias {
+                with_alias = [
+                    ("device", device),
+                    ("ifalias", ifalias.as_deref().unwrap_or_default()),
+                ];
+                &with_alias
+            } else {
+                &[("device", device)]
+            };
             for (family, value) in families.iter().zip(columns) {
-                out.sample(*family, &labels, value);
+                out.sample(*family, labels, value);
             }
             // A device removed since /proc/net/dev was read simply has no value here.
             if let Some(value) = class
                 .as_ref()
                 .and_then(|dir| dir.attribute_value_at::<f64>(&[device, "statistics/rx_nohandler"]))
             {
-                out.sample(nohandler, &labels, value);
+                out.sample(nohandler, labels, value);
             }
         }
         Ok(())
@@ -156,5 +171,44 @@ mod tests {
             .map(|(device, columns)| (device, columns[0]))
             .collect();
         assert_eq!(devices, [("eth0", 1.0), ("eth4", 1.0)]);
+    }
+
+    #[test]
+    fn label_ifalias_adds_each_devices_alias() {
+        use kiln_registry::{Collector, MetricSet, ScrapeContext};
+
+        let root = tempfile::tempdir().unwrap();
+        let dev = root.path().join("dev");
+        std::fs::write(
+            &dev,
+            "Inter-| Receive | Transmit\n face |bytes packets|bytes packets\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+        )
+        .unwrap();
+        let class = root.path().join("class");
+        std::fs::create_dir_all(class.join("eth0")).unwrap();
+        std::fs::create_dir_all(class.join("eth1")).unwrap();
+        std::fs::write(class.join("eth0/ifalias"), "uplink to spine 1\n").unwrap();
+        let collector = super::Netdev {
+            dev,
+            class,
+            devices: crate::filter::NameFilter::All,
+            label_ifalias: true,
+        };
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
+        collector.collect(&ctx, &mut out).unwrap();
+        out.seal();
+        let mut text = String::new();
+        kiln_registry::metrics::encode(&[&out], kiln_registry::metrics::Format::Text, &mut text);
+        assert!(
+            text.contains(
+                r#"node_network_receive_bytes_total{device="eth0",ifalias="uplink to spine 1"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"node_network_receive_bytes_total{device="eth1",ifalias=""} 1"#),
+            "{text}"
+        );
     }
 }
