@@ -3,9 +3,8 @@
 //! added from [`collectors::ALL`] so the help lists them all with their defaults.
 //!
 //! node_exporter parses its flags with kingpin, where every boolean flag `--x` also has a
-//! negated form `--no-x`. [`negatable`] gives every boolean flag that form, and
-//! [`last_switch_wins`] reduces repeated `--x` / `--no-x` to the last one before clap
-//! sees them.
+//! negated form `--no-x`. Here every boolean flag gets that form too, and repeated
+//! `--x` / `--no-x` are reduced to the last one before clap sees them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
