@@ -1,6 +1,7 @@
 //! Every flag node_exporter 1.12.1 accepts on Linux (`testdata/node_exporter/flags-linux.txt`,
 //! derived from its source) is accepted by kiln-node-exporter with kingpin's meaning: a
-//! boolean flag as `--x` and `--no-x`, a value flag as `--x=v` and `--x v`.
+//! boolean flag as `--x` and `--no-x`, a value flag as `--x=v` and `--x v`, a repeatable
+//! one also twice; a flag kingpin does not repeat is refused twice, as kingpin refuses it.
 //!
 //! Each form runs the binary once with `--check-config`, which parses the command line,
 //! builds the enabled collectors (so an option is also checked by the collector that
@@ -53,11 +54,19 @@ const PENDING: &[&str] = &[
     "zoneinfo",
 ];
 
+#[derive(Debug, PartialEq)]
+enum Kind {
+    Bool,
+    Value,
+    /// A value flag that may be given more than once (kingpin's `Strings()`).
+    Values,
+}
+
 #[derive(Debug)]
 struct Flag {
     /// Without the leading `--`.
     name: String,
-    boolean: bool,
+    kind: Kind,
     example: String,
     /// The collector whose flag this is.
     owner: Option<String>,
@@ -74,14 +83,15 @@ fn upstream_flags() -> Vec<Flag> {
         .map(|line| {
             let columns: Vec<&str> = line.split('\t').collect();
             assert!(columns.len() >= 4, "{}: bad line {line:?}", path.display());
-            let boolean = match columns[1] {
-                "bool" => true,
-                "value" => false,
+            let kind = match columns[1] {
+                "bool" => Kind::Bool,
+                "value" => Kind::Value,
+                "values" => Kind::Values,
                 other => panic!("{}: unknown kind {other:?}", path.display()),
             };
             Flag {
                 name: columns[0].strip_prefix("--").unwrap().to_owned(),
-                boolean,
+                kind,
                 example: columns[2].to_owned(),
                 owner: (columns[3] != "-").then(|| columns[3].to_owned()),
                 note: columns.get(4).copied().unwrap_or_default().to_owned(),
@@ -121,7 +131,7 @@ fn forms(flag: &Flag, web_config: &Path) -> Vec<Vec<String>> {
         args.extend_from_slice(tail);
         args
     };
-    if flag.boolean {
+    if flag.kind == Kind::Bool {
         if matches!(flag.name.as_str(), "help" | "version") {
             // These print and exit; kingpin's `--no-help` and `--no-version` do nothing
             // useful and are not part of the promise.
@@ -132,10 +142,15 @@ fn forms(flag: &Flag, web_config: &Path) -> Vec<Vec<String>> {
             with(&[format!("--no-{}", flag.name)]),
         ]
     } else {
-        vec![
+        let mut forms = vec![
             with(&[format!("--{}={example}", flag.name)]),
-            with(&[format!("--{}", flag.name), example]),
-        ]
+            with(&[format!("--{}", flag.name), example.clone()]),
+        ];
+        if flag.kind == Kind::Values {
+            let once = format!("--{}={example}", flag.name);
+            forms.push(with(&[once.clone(), once]));
+        }
+        forms
     }
 }
 
@@ -166,7 +181,7 @@ fn every_upstream_linux_flag_is_accepted() {
 fn flags_of_pending_collectors_are_still_refused() {
     let mut accepted = Vec::new();
     for flag in upstream_flags().iter().filter(|flag| is_pending(flag)) {
-        let arg = if flag.boolean {
+        let arg = if flag.kind == Kind::Bool {
             format!("--{}", flag.name)
         } else {
             format!("--{}={}", flag.name, flag.example)
@@ -219,4 +234,28 @@ fn collectors_are_on_or_off_by_default_as_upstream() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_single_value_flag_given_twice_is_refused_as_kingpin_refuses_it() {
+    let mut accepted = Vec::new();
+    for flag in upstream_flags()
+        .iter()
+        .filter(|flag| flag.kind == Kind::Value && !is_pending(flag))
+    {
+        let once = format!("--{}={}", flag.name, flag.example);
+        let (code, log) = check(&[
+            "--collector.disable-defaults".to_owned(),
+            once.clone(),
+            once,
+        ]);
+        if code == Some(0) || !log.contains("cannot be used multiple times") {
+            accepted.push(format!("{}: exit {code:?}\n{log}", flag.name));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "not refused as repeated:\n{}",
+        accepted.join("\n")
+    );
 }
