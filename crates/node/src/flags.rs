@@ -162,8 +162,9 @@ pub struct CollectorOptions {
     pub netdev_netlink: bool,
     #[arg(long = "no-collector.netdev.netlink", hide = true)]
     pub no_netdev_netlink: bool,
-    /// Use upstream's alternative netdev metric names with more detailed statistics:
-    /// accepted, not supported (a warning says so; the usual names are reported).
+    /// Report each of the kernel's link statistics under its own name
+    /// (node_network_receive_crc_errors_total, ...) instead of /proc/net/dev's columns;
+    /// the names differ from the usual ones.
     #[arg(long = "collector.netdev.enable-detailed-metrics")]
     pub netdev_detailed_metrics: bool,
     /// Add the device's ifalias (from sysfs) as a label to netdev metrics.

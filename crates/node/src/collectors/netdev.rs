@@ -17,11 +17,6 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
             "--collector.netdev.address-info is not supported yet; node_network_address_info is not exported."
         );
     }
-    if options.netdev_detailed_metrics {
-        tracing::warn!(
-            "--collector.netdev.enable-detailed-metrics is not supported; the usual node_network_* names are exported."
-        );
-    }
     boxed(Netdev {
         dev: settings.paths.proc("net/dev"),
         class: settings.paths.sys("class/net"),
@@ -34,6 +29,7 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
             ),
         )?,
         label_ifalias: options.netdev_label_ifalias,
+        detailed: options.netdev_detailed_metrics,
     })
 }
 
@@ -46,7 +42,40 @@ struct Netdev {
     /// `--collector.netdev.label-ifalias`: every series also carries the device's
     /// `ifalias` (empty when it has none).
     label_ifalias: bool,
+    /// `--collector.netdev.enable-detailed-metrics`: the kernel's link statistics one by
+    /// one ([`DETAILED`]) instead of `/proc/net/dev`'s columns, where several are summed.
+    detailed: bool,
 }
+
+/// With `--collector.netdev.enable-detailed-metrics`: `(metric, file in
+/// /sys/class/net/<device>/statistics/)`. These are the fields of the kernel's
+/// `rtnl_link_stats64`, which node_exporter reads over netlink, under its names.
+const DETAILED: [(&str, &str); 24] = [
+    ("receive_packets", "rx_packets"),
+    ("transmit_packets", "tx_packets"),
+    ("receive_bytes", "rx_bytes"),
+    ("transmit_bytes", "tx_bytes"),
+    ("receive_errors", "rx_errors"),
+    ("transmit_errors", "tx_errors"),
+    ("receive_dropped", "rx_dropped"),
+    ("transmit_dropped", "tx_dropped"),
+    ("multicast", "multicast"),
+    ("collisions", "collisions"),
+    ("receive_length_errors", "rx_length_errors"),
+    ("receive_over_errors", "rx_over_errors"),
+    ("receive_crc_errors", "rx_crc_errors"),
+    ("receive_frame_errors", "rx_frame_errors"),
+    ("receive_fifo_errors", "rx_fifo_errors"),
+    ("receive_missed_errors", "rx_missed_errors"),
+    ("transmit_aborted_errors", "tx_aborted_errors"),
+    ("transmit_carrier_errors", "tx_carrier_errors"),
+    ("transmit_fifo_errors", "tx_fifo_errors"),
+    ("transmit_heartbeat_errors", "tx_heartbeat_errors"),
+    ("transmit_window_errors", "tx_window_errors"),
+    ("receive_compressed", "rx_compressed"),
+    ("transmit_compressed", "tx_compressed"),
+    ("receive_nohandler", "rx_nohandler"),
+];
 
 /// The sixteen columns of `/proc/net/dev`, in order.
 const COLUMNS: [&str; 16] = [
@@ -109,8 +138,13 @@ impl Collector for Netdev {
                 MetricType::Counter,
             )
         };
-        let families = COLUMNS.map(&mut family);
-        let nohandler = family("receive_nohandler");
+        let (families, detailed) = if self.detailed {
+            (None, Some(DETAILED.map(|(metric, _)| family(metric))))
+        } else {
+            (Some(COLUMNS.map(&mut family)), None)
+        };
+        // Detailed statistics include it.
+        let nohandler = (!self.detailed).then(|| family("receive_nohandler"));
         // Opened once; each device's counter is read relative to it.
         let class = read::AttributeDir::open(&self.class);
         for (device, columns) in parse(&text) {
@@ -134,13 +168,25 @@ impl Collector for Netdev {
             } else {
                 &[("device", device)]
             };
-            for (family, value) in families.iter().zip(columns) {
+            if let Some(detailed) = &detailed {
+                // Each statistic read alone; one a driver does not keep is left out.
+                for ((_, file), family) in DETAILED.iter().zip(detailed) {
+                    if let Some(value) = class.as_ref().and_then(|dir| {
+                        dir.attribute_value_at::<f64>(&[device, "statistics", *file])
+                    }) {
+                        out.sample(*family, labels, value);
+                    }
+                }
+                continue;
+            }
+            for (family, value) in families.iter().flatten().zip(columns) {
                 out.sample(*family, labels, value);
             }
             // A device removed since /proc/net/dev was read simply has no value here.
-            if let Some(value) = class
-                .as_ref()
-                .and_then(|dir| dir.attribute_value_at::<f64>(&[device, "statistics/rx_nohandler"]))
+            if let Some(nohandler) = nohandler
+                && let Some(value) = class.as_ref().and_then(|dir| {
+                    dir.attribute_value_at::<f64>(&[device, "statistics/rx_nohandler"])
+                })
             {
                 out.sample(nohandler, labels, value);
             }
@@ -193,6 +239,7 @@ mod tests {
             class,
             devices: crate::filter::NameFilter::All,
             label_ifalias: true,
+            detailed: false,
         };
         let mut out = MetricSet::default();
         let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
@@ -210,5 +257,47 @@ mod tests {
             text.contains(r#"node_network_receive_bytes_total{device="eth1",ifalias=""} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn detailed_metrics_read_each_statistic_from_sysfs() {
+        use kiln_registry::{Collector, MetricSet, ScrapeContext};
+
+        let root = tempfile::tempdir().unwrap();
+        let dev = root.path().join("dev");
+        std::fs::write(
+            &dev,
+            "Inter-| Receive | Transmit\n face |bytes packets|bytes packets\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+        )
+        .unwrap();
+        let statistics = root.path().join("class/eth0/statistics");
+        std::fs::create_dir_all(&statistics).unwrap();
+        for (index, (_, file)) in super::DETAILED.iter().enumerate() {
+            std::fs::write(statistics.join(file), format!("{}\n", 100 + index)).unwrap();
+        }
+        let collector = super::Netdev {
+            dev,
+            class: root.path().join("class"),
+            devices: crate::filter::NameFilter::All,
+            label_ifalias: false,
+            detailed: true,
+        };
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
+        collector.collect(&ctx, &mut out).unwrap();
+        out.seal();
+        let mut text = String::new();
+        kiln_registry::metrics::encode(&[&out], kiln_registry::metrics::Format::Text, &mut text);
+        for line in [
+            r#"node_network_receive_packets_total{device="eth0"} 100"#,
+            r#"node_network_receive_crc_errors_total{device="eth0"} 112"#,
+            r#"node_network_transmit_window_errors_total{device="eth0"} 120"#,
+            r#"node_network_receive_nohandler_total{device="eth0"} 123"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        // Not /proc/net/dev's summed columns.
+        assert!(!text.contains("receive_errs"), "{text}");
+        assert_eq!(text.matches("# TYPE ").count(), 24, "{text}");
     }
 }
