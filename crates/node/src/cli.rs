@@ -26,8 +26,8 @@ pub struct Cli {
     pub node: NodeFlags,
     /// Names of the collectors to run, in name order.
     pub enabled: Vec<&'static str>,
-    /// `--web.systemd-socket` was given: socket activation is not supported, so start-up
-    /// says so and listens on `--web.listen-address`.
+    /// `--web.systemd-socket`: serve the sockets systemd passed (socket activation)
+    /// instead of binding `--web.listen-address`.
     pub systemd_socket: bool,
 }
 
@@ -45,9 +45,8 @@ struct Args_ {
     #[arg(long = "collector.disable-defaults", help_heading = "Collectors")]
     disable_defaults: bool,
 
-    /// Use systemd socket activation listeners instead of port listeners: accepted for
-    /// compatibility but NOT supported; kiln-node-exporter logs an error and listens on
-    /// --web.listen-address instead.
+    /// Use systemd socket activation listeners instead of port listeners (the sockets
+    /// systemd passes with LISTEN_FDS; --web.listen-address is then not used).
     #[arg(long = "web.systemd-socket", help_heading = "Web and logging")]
     systemd_socket: bool,
 

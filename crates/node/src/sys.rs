@@ -1,6 +1,6 @@
 //! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
 //! for the time zone of the time collector, the `SIOCETHTOOL` ioctl for the ethtool
-//! collector. All
+//! collector, and taking over the sockets of systemd socket activation. All
 //! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -312,6 +312,51 @@ impl EthtoolSocket {
 fn c_text(field: &[u8]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
     String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+
+/// The listening sockets systemd passed to this process (`LISTEN_PID`, `LISTEN_FDS`, as
+/// `sd_listen_fds(3)` reads them), for `--web.systemd-socket`. An error says why there
+/// are none.
+pub fn activated_listeners() -> Result<Vec<std::net::TcpListener>, String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let pid: u32 = var("LISTEN_PID")?
+        .parse()
+        .map_err(|_| "LISTEN_PID is not a number".to_owned())?;
+    if pid != std::process::id() {
+        return Err(format!(
+            "LISTEN_PID is {pid}, not this process ({}): the sockets are another process's",
+            std::process::id()
+        ));
+    }
+    let count: i32 = var("LISTEN_FDS")?
+        .parse()
+        .map_err(|_| "LISTEN_FDS is not a number".to_owned())?;
+    if count < 1 {
+        return Err("no socket activation file descriptors found".to_owned());
+    }
+    let mut listeners = Vec::new();
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START.saturating_add(count) {
+        // SAFETY: `fstat` writes only into the local `stat`, all-zero bytes being a valid
+        // value; a descriptor that is not open makes it fail with EBADF.
+        let is_socket = unsafe {
+            let mut stat: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK
+        };
+        if !is_socket {
+            return Err(format!("descriptor {fd} of LISTEN_FDS is not a socket"));
+        }
+        // SAFETY: F_SETFD on a descriptor just checked to be open; keeps the socket from
+        // leaking into processes this one starts.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // SAFETY: systemd handed the descriptor to this process, and this is the only
+        // place that takes it (each number once): the listener owns it from here.
+        listeners
+            .push(unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+    Ok(listeners)
 }
 
 #[cfg(test)]
