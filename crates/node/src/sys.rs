@@ -1,6 +1,7 @@
 //! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
 //! for the time zone of the time collector, the `SIOCETHTOOL` ioctl for the ethtool
-//! collector, and taking over the sockets of systemd socket activation. All
+//! collector, `getifaddrs(3)` for netdev's address info, and taking over the sockets of
+//! systemd socket activation. All
 //! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -359,8 +360,90 @@ pub fn activated_listeners() -> Result<Vec<std::net::TcpListener>, String> {
     Ok(listeners)
 }
 
+/// One address of a network interface, as `getifaddrs(3)` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterfaceAddress {
+    pub(crate) device: String,
+    pub(crate) address: std::net::IpAddr,
+    /// The netmask's length in bits.
+    pub(crate) prefix: u32,
+}
+
+/// The IPv4 and IPv6 addresses of this network namespace's interfaces.
+pub(crate) fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    /// The address in a `sockaddr` of family AF_INET or AF_INET6.
+    ///
+    /// # Safety
+    /// `sockaddr` must be null or point to a `sockaddr` as large as its family says.
+    unsafe fn ip(sockaddr: *const libc::sockaddr) -> Option<IpAddr> {
+        if sockaddr.is_null() {
+            return None;
+        }
+        // SAFETY: non-null and, per the caller, a valid sockaddr of the family it names.
+        unsafe {
+            match i32::from((*sockaddr).sa_family) {
+                libc::AF_INET => {
+                    let v4 = &*sockaddr.cast::<libc::sockaddr_in>();
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+                }
+                libc::AF_INET6 => {
+                    let v6 = &*sockaddr.cast::<libc::sockaddr_in6>();
+                    Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `getifaddrs` fills `list` with a linked list it allocated, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut addresses = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list `getifaddrs` returned, alive until
+        // `freeifaddrs`; its name is a NUL-terminated string and its address and
+        // netmask are null or sockaddrs of the family they name.
+        unsafe {
+            let node = &*entry;
+            if let (Some(address), Some(mask)) = (ip(node.ifa_addr), ip(node.ifa_netmask))
+                && !node.ifa_name.is_null()
+            {
+                let prefix = match mask {
+                    IpAddr::V4(mask) => u32::from(mask).count_ones(),
+                    IpAddr::V6(mask) => u128::from(mask).count_ones(),
+                };
+                addresses.push(InterfaceAddress {
+                    device: CStr::from_ptr(node.ifa_name).to_string_lossy().into_owned(),
+                    address,
+                    prefix,
+                });
+            }
+            entry = node.ifa_next;
+        }
+    }
+    // SAFETY: the list `getifaddrs` returned, freed once, after its last use.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addresses)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_has_its_address() {
+        let addresses = super::interface_addresses().unwrap();
+        assert!(
+            addresses.iter().any(|a| a.device == "lo"
+                && a.address == std::net::IpAddr::from([127, 0, 0, 1])
+                && a.prefix == 8),
+            "{addresses:?}"
+        );
+    }
+
     #[test]
     fn ethtool_structures_have_the_kernel_sizes() {
         assert_eq!(size_of::<super::DrvInfo>(), 196);

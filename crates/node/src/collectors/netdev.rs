@@ -12,11 +12,6 @@ use crate::read;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
-    if options.netdev_address_info {
-        tracing::warn!(
-            "--collector.netdev.address-info is not supported yet; node_network_address_info is not exported."
-        );
-    }
     boxed(Netdev {
         dev: settings.paths.proc("net/dev"),
         class: settings.paths.sys("class/net"),
@@ -30,6 +25,7 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
         )?,
         label_ifalias: options.netdev_label_ifalias,
         detailed: options.netdev_detailed_metrics,
+        address_info: options.netdev_address_info,
     })
 }
 
@@ -45,6 +41,50 @@ struct Netdev {
     /// `--collector.netdev.enable-detailed-metrics`: the kernel's link statistics one by
     /// one ([`DETAILED`]) instead of `/proc/net/dev`'s columns, where several are summed.
     detailed: bool,
+    /// `--collector.netdev.address-info`: node_network_address_info per address.
+    address_info: bool,
+}
+
+/// The scope label of an address, as node_exporter derives it with Go's `net.IP`
+/// methods: `link-local` (also for loopback and link-local multicast),
+/// `interface-local`, `global` (any other unicast address, private ones included), or
+/// empty.
+fn scope(address: std::net::IpAddr) -> &'static str {
+    use std::net::IpAddr;
+    let (loopback, link_local, link_local_multicast, interface_local_multicast, global) =
+        match address {
+            IpAddr::V4(v4) => (
+                v4.is_loopback(),
+                v4.is_link_local(),
+                v4.octets()[..3] == [224, 0, 0],
+                false,
+                !(v4.is_unspecified()
+                    || v4.is_loopback()
+                    || v4.is_multicast()
+                    || v4.is_link_local()
+                    || v4.is_broadcast()),
+            ),
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                let link_local = o[0] == 0xfe && o[1] & 0xc0 == 0x80;
+                (
+                    v6.is_loopback(),
+                    link_local,
+                    o[0] == 0xff && o[1] & 0x0f == 0x02,
+                    o[0] == 0xff && o[1] & 0x0f == 0x01,
+                    !(v6.is_unspecified() || v6.is_loopback() || o[0] == 0xff || link_local),
+                )
+            }
+        };
+    if loopback || link_local || link_local_multicast {
+        "link-local"
+    } else if interface_local_multicast {
+        "interface-local"
+    } else if global {
+        "global"
+    } else {
+        ""
+    }
 }
 
 /// With `--collector.netdev.enable-detailed-metrics`: `(metric, file in
@@ -191,6 +231,31 @@ impl Collector for Netdev {
                 out.sample(nohandler, labels, value);
             }
         }
+        if self.address_info {
+            let addresses = crate::sys::interface_addresses()
+                .map_err(|e| CollectError::failed("listing interface addresses", e))?;
+            let family = out.gauge(
+                "node_network_address_info",
+                "node network address by device",
+            );
+            for entry in addresses
+                .iter()
+                .filter(|entry| self.devices.accepts(&entry.device))
+            {
+                let address = entry.address.to_string();
+                let prefix = entry.prefix.to_string();
+                out.sample(
+                    family,
+                    &[
+                        ("device", &entry.device),
+                        ("address", &address),
+                        ("netmask", &prefix),
+                        ("scope", scope(entry.address)),
+                    ],
+                    1.0,
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -240,6 +305,7 @@ mod tests {
             devices: crate::filter::NameFilter::All,
             label_ifalias: true,
             detailed: false,
+            address_info: false,
         };
         let mut out = MetricSet::default();
         let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
@@ -281,6 +347,7 @@ mod tests {
             devices: crate::filter::NameFilter::All,
             label_ifalias: false,
             detailed: true,
+            address_info: false,
         };
         let mut out = MetricSet::default();
         let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
@@ -299,5 +366,53 @@ mod tests {
         // Not /proc/net/dev's summed columns.
         assert!(!text.contains("receive_errs"), "{text}");
         assert_eq!(text.matches("# TYPE ").count(), 24, "{text}");
+    }
+
+    #[test]
+    fn address_scopes_as_go_names_them() {
+        for (address, expected) in [
+            ("127.0.0.1", "link-local"),
+            ("::1", "link-local"),
+            ("169.254.1.1", "link-local"),
+            ("fe80::1", "link-local"),
+            ("224.0.0.251", "link-local"),
+            ("ff02::1", "link-local"),
+            ("ff01::1", "interface-local"),
+            ("10.0.0.5", "global"),
+            ("2001:db8::1", "global"),
+            ("0.0.0.0", ""),
+            ("239.1.1.1", ""),
+        ] {
+            assert_eq!(
+                super::scope(address.parse().unwrap()),
+                expected,
+                "{address}"
+            );
+        }
+    }
+
+    #[test]
+    fn address_info_lists_loopbacks_address() {
+        use kiln_registry::{Collector, MetricSet, ScrapeContext};
+
+        let root = tempfile::tempdir().unwrap();
+        let dev = root.path().join("dev");
+        std::fs::write(&dev, "Inter-|\n face |\n").unwrap();
+        let collector = super::Netdev {
+            dev,
+            class: root.path().join("class"),
+            devices: crate::filter::NameFilter::All,
+            label_ifalias: false,
+            detailed: false,
+            address_info: true,
+        };
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
+        collector.collect(&ctx, &mut out).unwrap();
+        out.seal();
+        let mut text = String::new();
+        kiln_registry::metrics::encode(&[&out], kiln_registry::metrics::Format::Text, &mut text);
+        let line = r#"node_network_address_info{address="127.0.0.1",device="lo",netmask="8",scope="link-local"} 1"#;
+        assert!(text.contains(line), "{text}");
     }
 }
