@@ -65,9 +65,13 @@ struct Ethtool {
     devices: NameFilter,
     metrics: Regex,
     /// `(device, what)` pairs whose error was logged, so a device without a driver that
-    /// answers is named once, not every scrape.
+    /// answers is named once, not every scrape. Emptied when it reaches [`MAX_LOGGED`],
+    /// so containers' interfaces coming and going do not grow it for ever.
     logged: Mutex<BTreeSet<(String, &'static str)>>,
 }
+
+/// Most remembered `(device, what)` pairs of logged errors.
+const MAX_LOGGED: usize = 1024;
 
 /// One ethtool statistic as a series: the family name, its help, the value.
 #[derive(Debug, Clone, PartialEq)]
@@ -348,7 +352,12 @@ impl Ethtool {
         let first = self
             .logged
             .lock()
-            .map(|mut logged| logged.insert((device.to_owned(), what)))
+            .map(|mut logged| {
+                if logged.len() >= MAX_LOGGED {
+                    logged.clear();
+                }
+                logged.insert((device.to_owned(), what))
+            })
             .unwrap_or(false);
         if unsupported {
             tracing::debug!(device, err = %error, "ethtool {what}: not supported by the driver.");
@@ -364,7 +373,9 @@ impl Collector for Ethtool {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let devices = read::dir_entries(&self.class, |name| self.devices.accepts(name))?;
+        let mut devices = read::dir_entries(&self.class, |name| self.devices.accepts(name))?;
+        // Interfaces are links to directories; `bonding_masters` and such are files.
+        devices.retain(|(_, path)| path.is_dir());
         if devices.is_empty() {
             return Err(CollectError::NoData);
         }
@@ -632,5 +643,32 @@ mod tests {
             text.matches("node_network_advertised_speed_bytes{").count(),
             5
         );
+    }
+
+    #[test]
+    fn collects_this_hosts_interfaces() {
+        let collector = Ethtool {
+            class: PathBuf::from("/sys/class/net"),
+            devices: NameFilter::All,
+            metrics: Regex::new(".*").unwrap(),
+            logged: Mutex::new(BTreeSet::new()),
+        };
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::new(std::time::Instant::now() + std::time::Duration::from_secs(5));
+        collector.collect(&ctx, &mut out).unwrap();
+        out.seal();
+        let mut text = String::new();
+        kiln_registry::metrics::encode(&[&out], kiln_registry::metrics::Format::Text, &mut text);
+        // Exactly the devices whose driver answers have their info series.
+        let socket = EthtoolSocket::open().unwrap();
+        for entry in std::fs::read_dir("/sys/class/net").unwrap() {
+            let device = entry.unwrap().file_name().into_string().unwrap();
+            let series = format!("device=\"{device}\",driver=");
+            assert_eq!(
+                text.contains(&series),
+                socket.driver_info(&device).is_ok(),
+                "{device}:\n{text}"
+            );
+        }
     }
 }
