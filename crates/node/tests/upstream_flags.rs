@@ -39,7 +39,6 @@ const PENDING: &[&str] = &[
     "network_route",
     "nfs",
     "nfsd",
-    "nvmesubsystem",
     "pcidevice",
     "perf",
     "qdisc",

@@ -31,6 +31,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod nvme;
+mod nvmesubsystem;
 mod os;
 mod powersupplyclass;
 mod pressure;
@@ -123,6 +124,7 @@ pub const ALL: &[Spec] = &[
     on("netstat", netstat::build),
     off("ntp", deprecated::build_ntp),
     on("nvme", nvme::build),
+    off("nvmesubsystem", nvmesubsystem::build),
     on("os", os::build),
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
