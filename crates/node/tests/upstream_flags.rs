@@ -27,7 +27,6 @@ const PENDING: &[&str] = &[
     "dmi",
     "dmmultipath",
     "drbd",
-    "drm",
     "fibrechannel",
     "ipvs",
     "kernel_hung",

@@ -16,6 +16,7 @@ mod cpu;
 mod cpufreq;
 pub(crate) mod deprecated;
 mod diskstats;
+mod drm;
 mod edac;
 mod entropy;
 pub(crate) mod ethtool;
@@ -108,6 +109,7 @@ pub const ALL: &[Spec] = &[
     on("cpu", cpu::build),
     on("cpufreq", cpufreq::build),
     on("diskstats", diskstats::build),
+    off("drm", drm::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
     off("ethtool", ethtool::build),
