@@ -32,7 +32,6 @@ const PENDING: &[&str] = &[
     "kernel_hung",
     "ksmd",
     "lnstat",
-    "logind",
     "meminfo_numa",
     "mountstats",
     "network_route",

@@ -26,6 +26,7 @@ mod hwmon;
 pub(crate) mod infiniband;
 pub(crate) mod interrupts;
 mod loadavg;
+mod logind;
 mod mdadm;
 mod meminfo;
 mod netclass;
@@ -119,6 +120,7 @@ pub const ALL: &[Spec] = &[
     on("infiniband", infiniband::build),
     off("interrupts", interrupts::build),
     on("loadavg", loadavg::build),
+    off("logind", logind::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
     on("netclass", netclass::build),
