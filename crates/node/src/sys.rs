@@ -1,7 +1,7 @@
 //! The calls no safe crate wraps: `adjtimex(2)` for the timex collector, `localtime_r(3)`
 //! for the time zone of the time collector, the `SIOCETHTOOL` ioctl for the ethtool
-//! collector, `getifaddrs(3)` for netdev's address info, and taking over the sockets of
-//! systemd socket activation. All
+//! collector, `getifaddrs(3)` for netdev's address info, the rtnetlink route dump of the
+//! network_route collector, and taking over the sockets of systemd socket activation. All
 //! unsafe code of the node exporter is here, each block with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -429,6 +429,121 @@ pub(crate) fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
     // SAFETY: the list `getifaddrs` returned, freed once, after its last use.
     unsafe { libc::freeifaddrs(list) };
     Ok(addresses)
+}
+
+/// Most bytes of route messages read in one dump; a routing table larger than this (a
+/// full BGP table) is cut off there rather than let it size the memory.
+pub(crate) const ROUTE_DUMP_MAX_BYTES: usize = 64 << 20;
+
+/// The raw messages of an rtnetlink `RTM_GETROUTE` dump of every family and table: each
+/// item is one `struct rtmsg` with its attributes (without the `nlmsghdr`).
+pub(crate) fn route_dump() -> io::Result<Vec<Vec<u8>>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    // SAFETY: plain system call with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+
+    // nlmsghdr (16 bytes) + rtmsg (12 bytes), family AF_UNSPEC: every family.
+    const SEQUENCE: u32 = 1;
+    let mut request = [0u8; 28];
+    request[0..4].copy_from_slice(&28u32.to_ne_bytes());
+    request[4..6].copy_from_slice(&libc::RTM_GETROUTE.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    request[6..8].copy_from_slice(&flags.to_ne_bytes());
+    request[8..12].copy_from_slice(&SEQUENCE.to_ne_bytes());
+    // SAFETY: `request` is a readable buffer of the length given; the kernel is the
+    // destination of an unconnected netlink socket by default.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+
+    let mut messages = Vec::new();
+    let mut total = 0usize;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: `buffer` is writable for its whole length.
+        let received = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                0,
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut rest = &buffer[..received as usize];
+        while rest.len() >= 16 {
+            let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+            if length < 16 || length > rest.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated netlink message",
+                ));
+            }
+            match i32::from(kind) {
+                libc::NLMSG_DONE => return Ok(messages),
+                libc::NLMSG_ERROR => {
+                    let code = rest
+                        .get(16..20)
+                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(0);
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                _ if kind == libc::RTM_NEWROUTE => {
+                    total += length;
+                    if total > ROUTE_DUMP_MAX_BYTES {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("route dump larger than {ROUTE_DUMP_MAX_BYTES} bytes"),
+                        ));
+                    }
+                    messages.push(rest[16..length].to_vec());
+                }
+                _ => {}
+            }
+            // Messages are aligned to 4 bytes.
+            let advance = length.div_ceil(4) * 4;
+            rest = rest.get(advance..).unwrap_or_default();
+        }
+    }
+}
+
+/// The name of the interface with index `index`, if there is one.
+pub(crate) fn interface_name(index: u32) -> Option<String> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes `if_indextoname` may write.
+    let found = unsafe { libc::if_indextoname(index, name.as_mut_ptr()) };
+    if found.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    Some(
+        unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 #[cfg(test)]

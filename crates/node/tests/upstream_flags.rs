@@ -34,7 +34,6 @@ const PENDING: &[&str] = &[
     "lnstat",
     "meminfo_numa",
     "mountstats",
-    "network_route",
     "nfs",
     "nfsd",
     "pcidevice",

@@ -32,6 +32,7 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod network_route;
 mod nvme;
 mod nvmesubsystem;
 mod os;
@@ -126,6 +127,7 @@ pub const ALL: &[Spec] = &[
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    off("network_route", network_route::build),
     off("ntp", deprecated::build_ntp),
     on("nvme", nvme::build),
     off("nvmesubsystem", nvmesubsystem::build),
