@@ -21,6 +21,7 @@ mod conntrack;
 mod cpu;
 mod cpu_vulnerabilities;
 mod cpufreq;
+pub(crate) mod deprecated;
 mod diskstats;
 mod dmi;
 mod dmmultipath;
@@ -28,6 +29,7 @@ mod drbd;
 mod drm;
 mod edac;
 mod entropy;
+pub(crate) mod ethtool;
 mod fibrechannel;
 mod filefd;
 mod filesystem;
@@ -156,6 +158,7 @@ pub const ALL: &[Spec] = &[
     off("drm", drm::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    off("ethtool", ethtool::build),
     on("fibrechannel", fibrechannel::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
@@ -178,6 +181,7 @@ pub const ALL: &[Spec] = &[
     off("network_route", network_route::build),
     on("nfs", nfs::build),
     on("nfsd", nfsd::build),
+    off("ntp", deprecated::build_ntp),
     on("nvme", nvme::build),
     off("nvmesubsystem", nvmesubsystem::build),
     on("os", os::build),
@@ -188,6 +192,7 @@ pub const ALL: &[Spec] = &[
     off("processes", processes::build),
     off("qdisc", qdisc::build),
     on("rapl", rapl::build),
+    off("runit", deprecated::build_runit),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
     off("slabinfo", slabinfo::build),
@@ -195,6 +200,7 @@ pub const ALL: &[Spec] = &[
     off("softirqs", softirqs::build),
     on("softnet", softnet::build),
     on("stat", stat::build),
+    off("supervisord", deprecated::build_supervisord),
     off("swap", swap::build),
     off("sysctl", sysctl::build),
     off("systemd", systemd::build),
