@@ -27,7 +27,8 @@ use kiln::top::{app::App, poller};
 use kiln_registry::RunningExporter;
 use kiln_scraper::ScrapeClient;
 use kiln_test_support::Prometheus;
-use support::{fake_library, free_port, free_port_on};
+use kiln_test_support::free_port;
+use support::{fake_library, free_port_on};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 /// The host that answers, and one where nothing listens.
