@@ -15,28 +15,6 @@ use kiln_gpu::worker::{Settings, Shared, Worker};
 use kiln_registry::metrics::{Format, encode};
 use kiln_registry::{Collector, MetricSet, ScrapeContext};
 
-/// `libfake_nvml.so` beside this benchmark's profile, built if missing.
-fn fake_library() -> PathBuf {
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let library = profile.join("libfake_nvml.so");
-    // Built every time (a no-op when fresh): a library older than fake-nvml's sources would
-    // lack the entry points the exporter now calls.
-    {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "fake-nvml"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    library
-}
-
 /// The fleet fixture's H100 eight times, with its processes and NVLinks.
 fn eight_gpus(dir: &Path) -> PathBuf {
     let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet.json");
@@ -86,7 +64,7 @@ fn benches(c: &mut Criterion) {
     ensure_fixture_in_environment();
     let shared = Arc::new(Shared::default());
     let settings = Settings {
-        library: Some(fake_library()),
+        library: Some(kiln_test_support::fake_nvml_library()),
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
         xid_events: false,

@@ -111,6 +111,7 @@ impl Cli {
         Settings {
             paths: Paths::new(&node.procfs, &node.sysfs, &node.rootfs, &node.udev_data),
             options: node.options.clone(),
+            enabled: self.enabled.clone(),
         }
     }
 }
@@ -214,6 +215,7 @@ impl CollectorSet {
         let mut exporter = Exporter::new(build_info!("kiln-node-exporter"), "node", web)
             .description("Node Exporter: hardware and OS metrics of this host")
             .default_listen_address(":9100")
+            .handler_error_metrics()
             .collector_budget(self.budget)
             .collector_parallelism(self.parallelism);
         for collector in self.collectors {

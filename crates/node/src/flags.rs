@@ -67,14 +67,23 @@ pub struct CollectorOptions {
     #[arg(long = "collector.cpu.aggregate")]
     pub cpu_aggregate: bool,
 
+    #[command(flatten)]
+    pub interrupts: crate::collectors::interrupts::Options,
+
     /// Enables metric node_cpu_guest_seconds_total (default: enabled).
     #[arg(long = "collector.cpu.guest", overrides_with = "no_cpu_guest")]
     pub cpu_guest: bool,
     #[arg(long = "no-collector.cpu.guest", hide = true)]
     pub no_cpu_guest: bool,
     /// Enables metric node_cpu_info.
-    #[arg(long = "collector.cpu.info")]
+    #[arg(long = "collector.cpu.info", overrides_with = "no_cpu_info")]
     pub cpu_info: bool,
+    #[arg(
+        long = "no-collector.cpu.info",
+        hide = true,
+        overrides_with = "cpu_info"
+    )]
+    pub no_cpu_info: bool,
     /// Regexp of `flags` in /proc/cpuinfo to report as node_cpu_flag_info.
     #[arg(long = "collector.cpu.info.flags-include", value_name = "REGEX")]
     pub cpu_flags_include: Option<String>,
@@ -148,11 +157,19 @@ pub struct CollectorOptions {
     /// Collect address-info for every device.
     #[arg(long = "collector.netdev.address-info")]
     pub netdev_address_info: bool,
-    /// Accepted for compatibility; statistics always come from /proc/net/dev and sysfs.
-    #[arg(long = "collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from the kernel over netlink (the default).
+    #[arg(long = "collector.netdev.netlink")]
     pub netdev_netlink: bool,
-    #[arg(long = "no-collector.netdev.netlink", hide = true)]
+    /// Read interface statistics from /proc/net/dev instead of netlink.
+    #[arg(long = "no-collector.netdev.netlink")]
     pub no_netdev_netlink: bool,
+    /// Export every counter the kernel keeps under its own name (`receive_errors`,
+    /// `receive_missed_errors`, ...) instead of /proc/net/dev's folded columns.
+    #[arg(long = "collector.netdev.enable-detailed-metrics")]
+    pub netdev_detailed_metrics: bool,
+    /// Add each interface's alias (sysfs `ifalias`) as the `ifalias` label.
+    #[arg(long = "collector.netdev.label-ifalias")]
+    pub netdev_label_ifalias: bool,
 
     /// Regexp of net devices to ignore for netclass collector.
     #[arg(
@@ -189,6 +206,13 @@ pub struct CollectorOptions {
     pub arp_netlink: bool,
     #[arg(long = "no-collector.arp.netlink", hide = true)]
     pub no_arp_netlink: bool,
+
+    /// Regexp of InfiniBand devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.infiniband.device-include", value_name = "REGEX")]
+    pub infiniband_include: Option<String>,
+    /// Regexp of InfiniBand devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.infiniband.device-exclude", value_name = "REGEX")]
+    pub infiniband_exclude: Option<String>,
 
     /// Regexp of hwmon chips to include (mutually exclusive to chip-exclude).
     #[arg(long = "collector.hwmon.chip-include", value_name = "REGEX")]
@@ -252,6 +276,25 @@ pub struct CollectorOptions {
         default_value = "hadoop-yarn"
     )]
     pub yarn_cgroup_hierarchy: String,
+
+    #[command(flatten)]
+    pub pcidevice: crate::collectors::pcidevice::Options,
+    #[command(flatten)]
+    pub rapl: crate::collectors::rapl::Options,
+    #[command(flatten)]
+    pub slabinfo: crate::collectors::slabinfo::Options,
+    #[command(flatten)]
+    pub sysctl: crate::collectors::sysctl::Options,
+    #[command(flatten)]
+    pub bcache: crate::collectors::bcache::Options,
+    #[command(flatten)]
+    pub tapestats: crate::collectors::tapestats::Options,
+    #[command(flatten)]
+    pub ipvs: crate::collectors::ipvs::Options,
+    #[command(flatten)]
+    pub qdisc: crate::collectors::qdisc::Options,
+    #[command(flatten)]
+    pub wifi: crate::collectors::wifi::Options,
 
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]

@@ -67,6 +67,9 @@ fn gpu_host_fixture_matches_the_golden_output() {
         fixture("gpu-host/textfile").display()
     ));
     args.push("--collector.cpu.info.flags-include=^$".into());
+    // netdev reads the host's own links over netlink by default; the fixture's
+    // /proc/net/dev is what this test compares.
+    args.push("--no-collector.netdev.netlink".into());
     let exporter = Running::kiln(&args);
     let body = exporter.scrape();
     let actual: String = body
@@ -214,4 +217,142 @@ fn a_panicking_collector_is_reported_and_the_rest_served() {
     assert!(parsed.value("node_load1", &[]).is_some(), "{body}");
     assert!(!body.contains("node_memory_"), "{body}");
     assert!(exporter.process.log_text().contains("made to panic"));
+}
+
+#[test]
+fn a_key_repeated_in_procfs_is_served_once() {
+    // A kernel (or a hostile bind mount) that lists a key twice must not make the answer
+    // hold a series twice, which Prometheus refuses as a whole.
+    let root = tempfile::tempdir().unwrap();
+    let proc = root.path().join("proc");
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::write(
+        proc.join("meminfo"),
+        "MemTotal: 100 kB\nMemFree: 10 kB\nMemTotal: 999 kB\n",
+    )
+    .unwrap();
+    std::fs::write(proc.join("vmstat"), "pgfault 5\npgfault 6\noom_kill 1\n").unwrap();
+    std::fs::write(
+        proc.join("net/netstat"),
+        "TcpExt: ListenDrops ListenDrops\nTcpExt: 3 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        proc.join("net/snmp"),
+        "Tcp: CurrEstab\nTcp: 7\nTcp: CurrEstab\nTcp: 8\n",
+    )
+    .unwrap();
+    let args = vec![
+        format!("--path.procfs={}", proc.display()),
+        "--collector.disable-defaults".into(),
+        "--collector.meminfo".into(),
+        "--collector.vmstat".into(),
+        "--collector.netstat".into(),
+    ];
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap_or_else(|e| panic!("{e:?}\n{body}"));
+    assert_eq!(
+        parsed.value("node_memory_MemTotal_bytes", &[]),
+        Some(102400.0)
+    );
+    assert_eq!(parsed.value("node_vmstat_pgfault", &[]), Some(5.0));
+    assert_eq!(
+        parsed.value("node_netstat_TcpExt_ListenDrops", &[]),
+        Some(3.0)
+    );
+    assert_eq!(parsed.value("node_netstat_Tcp_CurrEstab", &[]), Some(7.0));
+    let success = |c| parsed.value("node_scrape_collector_success", &[("collector", c)]);
+    for collector in ["meminfo", "vmstat", "netstat"] {
+        assert_eq!(success(collector), Some(1.0), "{collector}: {body}");
+    }
+}
+
+#[test]
+fn netdev_reads_the_hosts_links_over_netlink() {
+    // The host's own loopback link, which every network namespace has, with 127.0.0.1/8.
+    let args: Vec<String> = [
+        "--collector.disable-defaults",
+        "--collector.netdev",
+        "--collector.netdev.device-include=^lo$",
+        "--collector.netdev.enable-detailed-metrics",
+        "--collector.netdev.label-ifalias",
+        "--collector.netdev.address-info",
+    ]
+    .map(String::from)
+    .to_vec();
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let lo = [("device", "lo"), ("ifalias", "")];
+    // Detailed names: the kernel's counters, unfolded.
+    for family in [
+        "node_network_receive_missed_errors_total",
+        "node_network_receive_errors_total",
+        "node_network_receive_nohandler_total",
+        "node_network_collisions_total",
+    ] {
+        assert!(parsed.value(family, &lo).is_some(), "{family}\n{body}");
+    }
+    assert!(!body.contains("node_network_receive_errs_total"), "{body}");
+    assert!(
+        parsed
+            .value("node_network_receive_bytes_total", &lo)
+            .is_some()
+    );
+    assert_eq!(
+        parsed.value(
+            "node_network_address_info",
+            &[
+                ("device", "lo"),
+                ("address", "127.0.0.1"),
+                ("netmask", "8"),
+                ("scope", "link-local"),
+            ]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // The filter holds for addresses too.
+    assert!(
+        body.lines()
+            .filter(|l| l.starts_with("node_network_address_info{"))
+            .all(|l| l.contains("device=\"lo\"")),
+        "{body}"
+    );
+}
+
+#[test]
+fn interrupts_are_filtered_by_name_and_zero_counts() {
+    let mut args = fixture_paths("gpu-host");
+    args.extend([
+        "--collector.disable-defaults".into(),
+        "--collector.interrupts".into(),
+        // Matched against `name;info;devices`.
+        "--collector.interrupts.name-exclude=^NMI;".into(),
+        "--no-collector.interrupts.include-zeros".into(),
+    ]);
+    let exporter = Running::kiln(&args);
+    let body = exporter.scrape();
+    let parsed = kiln_scraper::parse(&body).unwrap();
+    let mut series: Vec<(&str, &str)> = parsed
+        .family("node_interrupts_total")
+        .unwrap()
+        .samples
+        .iter()
+        .map(|s| (s.label("type").unwrap(), s.label("cpu").unwrap()))
+        .collect();
+    series.sort_unstable();
+    // Timer and nvme interrupts count on CPU 0 only; the fixture's other CPUs have zeros.
+    assert_eq!(
+        series,
+        [
+            ("0", "0"),
+            ("24", "0"),
+            ("LOC", "0"),
+            ("LOC", "1"),
+            ("LOC", "2"),
+            ("LOC", "3")
+        ]
+    );
 }

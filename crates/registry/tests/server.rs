@@ -181,6 +181,25 @@ async fn every_scrape_collects_afresh_and_gzip_only_when_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_error_counters_only_where_asked_for() {
+    let client = ScrapeClient::new().unwrap();
+    let errors = "promhttp_metric_handler_errors_total";
+    let plain = start(&[], |e| e).await;
+    let scrape = client.scrape(&url(&plain, "/metrics")).await.unwrap();
+    assert!(!scrape.body.contains(errors), "{}", scrape.body);
+    plain.shutdown().await;
+
+    let node_like = start(&[], Exporter::handler_error_metrics).await;
+    let scrape = client.scrape(&url(&node_like, "/metrics")).await.unwrap();
+    let exposition = scrape.parse().unwrap();
+    for cause in ["encoding", "gathering"] {
+        let value = exposition.value(errors, &[("cause", cause)]);
+        assert_eq!(value, Some(0.0), "{}", scrape.body);
+    }
+    node_like.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_config_changes_apply_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("web.yml");

@@ -7,12 +7,14 @@
 
 #![forbid(unsafe_code)]
 
+mod fake_nvml;
 mod golden;
 mod http;
 mod process;
 mod prometheus;
 pub mod ttar;
 
+pub use fake_nvml::fake_nvml_library;
 pub use golden::assert_golden;
 pub use http::{free_port, get};
 pub use process::{Process, run_to_exit, value};

@@ -6,45 +6,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-pub use kiln_test_support::{free_port, get};
+pub use kiln_test_support::{Process, fake_nvml_library as fake_library, free_port, get};
 use serde_json::Value;
 
 pub const EXPORTER: &str = env!("CARGO_BIN_EXE_kiln-gpu-exporter");
-
-/// `libfake_nvml.so` of this build profile, built first if it is missing or older than
-/// its sources (`cargo test` does not build cdylib members).
-pub fn fake_library() -> PathBuf {
-    let profile_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let library = profile_dir.join("libfake_nvml.so");
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fake-nvml/src");
-    let newest_source = std::fs::read_dir(&sources)
-        .unwrap()
-        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
-        .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let built = std::fs::metadata(&library).and_then(|m| m.modified()).ok();
-    if built.is_none_or(|b| b < newest_source) {
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "fake-nvml"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().unwrap().success(),
-            "building fake-nvml failed"
-        );
-    }
-    library
-}
 
 /// A copy of the fake library in which `symbols` cannot be found, as in a driver too old
 /// to have them. The names are blanked in the dynamic string table (first letter `n` →
@@ -80,10 +48,9 @@ pub fn fleet() -> Value {
 /// A running exporter on the fake driver, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Exporter {
-    pub child: Child,
+    pub process: Process,
     pub port: u16,
     pub dir: tempfile::TempDir,
-    log: PathBuf,
 }
 
 impl Exporter {
@@ -103,13 +70,12 @@ impl Exporter {
         args: &[&str],
     ) -> Self {
         write_fixture(&dir.path().join("fixture.json"), fixture);
-        let log = dir.path().join("stderr.log");
         let port = free_port();
         let mut command = Command::new(EXPORTER);
         if library.parent().is_none_or(|p| p.as_os_str().is_empty()) {
             command.env("LD_LIBRARY_PATH", dir.path());
         }
-        let child = command
+        command
             .env("FAKE_NVML_FIXTURE", dir.path().join("fixture.json"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--nvml.library-path={}", library.display()))
@@ -122,29 +88,10 @@ impl Exporter {
                 (!args.iter().any(|a| a.starts_with("--collect.xid-kmsg")))
                     .then_some("--no-collect.xid-kmsg"),
             )
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut exporter = Self {
-            child,
-            port,
-            dir,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!("the exporter exited ({status}): {}", exporter.log_text());
-            }
-            // Listening is enough: without a driver the exporter serves but is not ready.
-            if get(exporter.port, "/-/healthy").is_some_and(|(status, _)| status == 200) {
-                return exporter;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the exporter did not start: {}", exporter.log_text());
+            .args(args);
+        // Listening is enough: without a driver the exporter serves but is not ready.
+        let process = Process::serving(command, port);
+        Self { process, port, dir }
     }
 
     /// Replaces the fixture the running exporter's driver reads.
@@ -153,7 +100,7 @@ impl Exporter {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// One scrape of `/metrics`, checked to be valid exposition text.
@@ -182,13 +129,6 @@ impl Exporter {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,8 +4,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
+
+pub use kiln_test_support::fake_nvml_library as fake_library;
 
 /// A port nothing listens on at the moment, on `address`.
 pub fn free_port_on(address: &str) -> u16 {
@@ -14,24 +14,4 @@ pub fn free_port_on(address: &str) -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The fake NVML library of this profile, built if missing (scripts/test builds it).
-pub fn fake_library() -> PathBuf {
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let library = profile.join("libfake_nvml.so");
-    if !library.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "fake-nvml"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    library
 }

@@ -14,23 +14,30 @@ use crate::{filter, read};
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let options = &settings.options;
+    // An empty pattern is no pattern, as node_exporter reads these flags.
     let optional_regex = |flag: &str, pattern: &Option<String>| {
         pattern
             .as_deref()
+            .filter(|p| !p.is_empty())
             .map(|p| filter::regex(flag, p))
             .transpose()
     };
+    let flags_include = optional_regex(
+        "collector.cpu.info.flags-include",
+        &options.cpu_flags_include,
+    )?;
+    let bugs_include =
+        optional_regex("collector.cpu.info.bugs-include", &options.cpu_bugs_include)?;
+    let info = options.cpu_info;
     boxed(Cpu {
         stat: settings.paths.proc("stat"),
         cpuinfo: settings.paths.proc("cpuinfo"),
         cpus: settings.paths.sys("devices/system/cpu"),
         guest: options.cpu_guest(),
-        info: options.cpu_info,
-        flags_include: optional_regex(
-            "collector.cpu.info.flags-include",
-            &options.cpu_flags_include,
-        )?,
-        bugs_include: optional_regex("collector.cpu.info.bugs-include", &options.cpu_bugs_include)?,
+        info,
+        frequency: info && settings.enabled.contains(&"cpufreq"),
+        flags_include,
+        bugs_include,
         aggregate: options.cpu_aggregate,
         ticks_per_second: rustix::param::clock_ticks_per_second() as f64,
         state: Mutex::default(),
@@ -46,6 +53,9 @@ struct Cpu {
     cpus: PathBuf,
     guest: bool,
     info: bool,
+    /// Report `cpu MHz` of `/proc/cpuinfo` as node_cpu_frequency_hertz: with `info` and the
+    /// cpufreq collector both on, as node_exporter does.
+    frequency: bool,
     flags_include: Option<Regex>,
     bugs_include: Option<Regex>,
     aggregate: bool,
@@ -171,6 +181,26 @@ impl Cpu {
         }
     }
 
+    /// node_cpu_isolated: the CPUs that `isolcpus=` keeps from the scheduler, as the kernel
+    /// lists them in `/sys/devices/system/cpu/isolated`. A kernel without the file has none.
+    fn isolated(&self, out: &mut MetricSet) {
+        let Some(text) = read::attribute(&self.cpus.join("isolated")) else {
+            return;
+        };
+        let cpus = parse_cpu_list(&text);
+        if cpus.is_empty() {
+            return;
+        }
+        let family = out.gauge(
+            "node_cpu_isolated",
+            "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
+        );
+        let mut id = itoa::Buffer::new();
+        for cpu in cpus {
+            out.sample(family, &[("cpu", id.format(cpu))], 1.0);
+        }
+    }
+
     /// Thermal throttle counters, per core and per package, where the CPU driver has them.
     fn throttles(&self, throttles: &mut Vec<(i64, Option<i64>, f64)>, out: &mut MetricSet) {
         let Ok(cpus) = read::Entries::list(&self.cpus, |name| {
@@ -263,6 +293,25 @@ impl Cpu {
                 1.0,
             );
         }
+        if self.frequency {
+            let family = out.gauge(
+                "node_cpu_frequency_hertz",
+                "CPU frequency in hertz from /proc/cpuinfo.",
+            );
+            for p in &processors {
+                let get = |key: &str| p.get(key).copied().unwrap_or_default();
+                let mhz = get("cpu MHz").parse::<f64>().unwrap_or(0.0);
+                out.sample(
+                    family,
+                    &[
+                        ("package", get("physical id")),
+                        ("core", get("core id")),
+                        ("cpu", get("processor")),
+                    ],
+                    mhz * 1e6,
+                );
+            }
+        }
         let first = processors.first();
         for (key, regex, name, label, help) in [
             (
@@ -300,6 +349,22 @@ impl Cpu {
     }
 }
 
+/// The CPUs of a kernel CPU list such as `1,3-5,9`, in order and each once. Entries that
+/// are not a number or a range of CPU numbers are skipped.
+fn parse_cpu_list(text: &str) -> Vec<u16> {
+    let mut cpus = Vec::new();
+    for entry in text.trim().split(',').filter(|e| !e.is_empty()) {
+        let (first, last) = entry.split_once('-').unwrap_or((entry, entry));
+        // CPU numbers fit u16 (as in node_exporter), which also bounds a range's length.
+        if let (Ok(first), Ok(last)) = (first.parse::<u16>(), last.parse::<u16>()) {
+            cpus.extend(first..=last);
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
+}
+
 /// One map of `key: value` per processor block of `/proc/cpuinfo`.
 fn parse_cpuinfo(text: &str) -> Vec<HashMap<&str, &str>> {
     text.split("\n\n")
@@ -323,6 +388,7 @@ impl Collector for Cpu {
         let mut state = self.lock();
         self.times(&mut state)?;
         self.time_families(&state.last, out);
+        self.isolated(out);
         self.throttles(&mut state.throttles, out);
         if self.info {
             self.info(out)?;
@@ -368,5 +434,13 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0]["flags"], "fpu vme sse");
         assert_eq!(blocks[1]["processor"], "1");
+    }
+
+    #[test]
+    fn isolated_cpu_lists() {
+        // node_exporter's vendored sysfs fixture lists `1,3-5,9`.
+        assert_eq!(parse_cpu_list("1,3-5,9\n"), [1, 3, 4, 5, 9]);
+        assert_eq!(parse_cpu_list("\n"), [] as [u16; 0]);
+        assert_eq!(parse_cpu_list("2,x,7-6,0-1,1"), [0, 1, 2]);
     }
 }

@@ -254,13 +254,47 @@ fn parse(text: &str) -> Vec<Device<'_>> {
 }
 
 /// The value of the `E:KEY=value` property `key` of a udev database entry (the last, if
-/// given twice).
-fn udev_property<'a>(text: &'a str, key: &str) -> &'a str {
+/// given twice), or `None` if it has none.
+fn udev_property_opt<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .filter_map(|line| line.strip_prefix("E:")?.split_once('='))
         .rfind(|(name, _)| *name == key)
-        .map_or("", |(_, value)| value)
+        .map(|(_, value)| value)
 }
+
+/// As [`udev_property_opt`], empty when missing.
+fn udev_property<'a>(text: &'a str, key: &str) -> &'a str {
+    udev_property_opt(text, key).unwrap_or_default()
+}
+
+/// The serial printed on the disk's label: SCSI's, else the short ATA/NVMe one, else the
+/// long one (virtio disks have only that).
+fn serial(udev: &str) -> &str {
+    ["SCSI_IDENT_SERIAL", "ID_SERIAL_SHORT", "ID_SERIAL"]
+        .into_iter()
+        .map(|key| udev_property(udev, key))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+}
+
+/// The numeric ATA properties udev records for ATA disks: property, metric, HELP.
+const ATA_PROPERTIES: [(&str, &str, &str); 3] = [
+    (
+        "ID_ATA_WRITE_CACHE",
+        "node_disk_ata_write_cache",
+        "ATA disk has a write cache.",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "node_disk_ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "node_disk_ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
+];
 
 impl Collector for Diskstats {
     fn name(&self) -> &str {
@@ -281,6 +315,12 @@ impl Collector for Diskstats {
             }
         });
         let info = out.gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+        let filesystem_info = out.gauge("node_disk_filesystem_info", "Info about disk filesystem.");
+        let device_mapper_info = out.gauge(
+            "node_disk_device_mapper_info",
+            "Info about disk device mapper.",
+        );
+        let ata = ATA_PROPERTIES.map(|(_, name, help)| out.gauge(name, help));
         // Both opened once a scrape, their files read relative to them.
         let udev_data = read::AttributeDir::open(self.paths.udev_data());
         let block = read::AttributeDir::open(&self.block);
@@ -300,10 +340,11 @@ impl Collector for Diskstats {
                 .and_then(|(dir, name)| dir.optional_trimmed_at(&[name.as_str()]))
                 .unwrap_or_default();
             let get = |key: &str| udev_property(&udev_text, key);
+            // Unreadable or anything but 1 is "0", as upstream.
             let rotational = block
                 .as_ref()
                 .and_then(|dir| dir.attribute_at(&[device.name, "queue/rotational"]))
-                .unwrap_or_default();
+                .is_some_and(|r| r.trim().parse::<u64>() == Ok(1));
             out.sample(
                 info,
                 &[
@@ -313,12 +354,58 @@ impl Collector for Diskstats {
                     ("path", get("ID_PATH")),
                     ("wwn", get("ID_WWN")),
                     ("model", get("ID_MODEL")),
-                    ("serial", get("ID_SERIAL_SHORT")),
+                    ("serial", serial(&udev_text)),
                     ("revision", get("ID_REVISION")),
-                    ("rotational", &*rotational),
+                    ("rotational", if rotational { "1" } else { "0" }),
                 ],
                 1.0,
             );
+            let fs_type = get("ID_FS_TYPE");
+            if !fs_type.is_empty() {
+                out.sample(
+                    filesystem_info,
+                    &[
+                        ("device", device.name),
+                        ("type", fs_type),
+                        ("usage", get("ID_FS_USAGE")),
+                        ("uuid", get("ID_FS_UUID")),
+                        ("version", get("ID_FS_VERSION")),
+                    ],
+                    1.0,
+                );
+            }
+            let dm_name = get("DM_NAME");
+            if !dm_name.is_empty() {
+                out.sample(
+                    device_mapper_info,
+                    &[
+                        ("device", device.name),
+                        ("name", dm_name),
+                        ("uuid", get("DM_UUID")),
+                        ("vg_name", get("DM_VG_NAME")),
+                        ("lv_name", get("DM_LV_NAME")),
+                        ("lv_layer", get("DM_LV_LAYER")),
+                    ],
+                    1.0,
+                );
+            }
+            if !get("ID_ATA").is_empty() {
+                for ((key, _, _), family) in ATA_PROPERTIES.iter().zip(&ata) {
+                    let Some(raw) = udev_property_opt(&udev_text, key) else {
+                        continue;
+                    };
+                    match raw.parse::<f64>() {
+                        Ok(value) => out.sample(*family, &labels, value),
+                        Err(_) => tracing::debug!(
+                            collector = "diskstats",
+                            device = device.name,
+                            property = key,
+                            value = raw,
+                            "udev property is not a number"
+                        ),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -371,5 +458,15 @@ mod tests {
         assert_eq!(udev_property(udev, "ID_MODEL"), "Amazon_EC2_NVMe");
         assert_eq!(udev_property(udev, "ID_SERIAL_SHORT"), "vol0123");
         assert_eq!(udev_property(udev, "ID_WWN"), "");
+        assert_eq!(udev_property_opt(udev, "ID_WWN"), None);
+        assert_eq!(serial(udev), "vol0123");
+        assert_eq!(
+            serial("E:ID_SERIAL=virtio_1\nE:SCSI_IDENT_SERIAL=\n"),
+            "virtio_1"
+        );
+        assert_eq!(
+            serial("E:ID_SERIAL=a\nE:ID_SERIAL_SHORT=b\nE:SCSI_IDENT_SERIAL=c\n"),
+            "c"
+        );
     }
 }

@@ -19,6 +19,21 @@ struct Edac {
     root: PathBuf,
 }
 
+/// The channel number of a csrow's `ch<n>_ce_count` file.
+fn channel_of(file: &str) -> Option<&str> {
+    let channel = file.strip_prefix("ch")?.strip_suffix("_ce_count")?;
+    (!channel.is_empty() && channel.bytes().all(|b| b.is_ascii_digit())).then_some(channel)
+}
+
+/// A DIMM's label as node_exporter spells it: `mc#0csrow#1channel#0` becomes
+/// `mc0_csrow1_channel0`.
+fn dimm_label(text: &str) -> String {
+    text.trim()
+        .replace('#', "")
+        .replace("csrow", "_csrow")
+        .replace("channel", "_channel")
+}
+
 impl Collector for Edac {
     fn name(&self) -> &str {
         "edac"
@@ -43,6 +58,14 @@ impl Collector for Edac {
         let row_ue = out.counter(
             "node_edac_csrow_uncorrectable_errors_total",
             "Total uncorrectable memory errors for this csrow.",
+        );
+        let channel_ce = out.counter(
+            "node_edac_channel_correctable_errors_total",
+            "Total correctable memory errors for this channel.",
+        );
+        let channel_ue = out.counter(
+            "node_edac_channel_uncorrectable_errors_total",
+            "Total uncorrectable memory errors for this channel.",
         );
         for (name, dir) in controllers {
             let controller = &name["mc".len()..];
@@ -79,8 +102,57 @@ impl Collector for Edac {
                 if let Some(count) = read::attribute_value::<f64>(&row.join("ue_count")) {
                     out.sample(row_ue, &labels, count);
                 }
+                let files = read::dir_entries(&row, |n| channel_of(n).is_some());
+                for (file, path) in files.unwrap_or_default() {
+                    let Some(channel) = channel_of(&file) else {
+                        continue;
+                    };
+                    let Some(count) = read::attribute_value::<f64>(&path) else {
+                        continue;
+                    };
+                    let label = read::attribute(&row.join(format!("ch{channel}_dimm_label")));
+                    let label = label
+                        .as_deref()
+                        .map_or_else(|| "unknown".into(), dimm_label);
+                    let labels = [
+                        ("controller", controller),
+                        ("csrow", csrow),
+                        ("channel", channel),
+                        ("dimm_label", label.as_str()),
+                    ];
+                    out.sample(channel_ce, &labels, count);
+                    let ue = row.join(format!("ch{channel}_ue_count"));
+                    if let Some(count) = read::attribute_value::<f64>(&ue) {
+                        out.sample(channel_ue, &labels, count);
+                    }
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channel_files() {
+        assert_eq!(super::channel_of("ch0_ce_count"), Some("0"));
+        assert_eq!(super::channel_of("ch12_ce_count"), Some("12"));
+        assert_eq!(super::channel_of("ch0_ue_count"), None);
+        assert_eq!(super::channel_of("ch_ce_count"), None);
+        assert_eq!(super::channel_of("chx_ce_count"), None);
+    }
+
+    #[test]
+    fn dimm_labels() {
+        // As in node_exporter's vendored sysfs fixture.
+        assert_eq!(
+            super::dimm_label("mc0csrow0channel1\n"),
+            "mc0_csrow0_channel1"
+        );
+        assert_eq!(
+            super::dimm_label("mc#0csrow#1channel#0"),
+            "mc0_csrow1_channel0"
+        );
     }
 }

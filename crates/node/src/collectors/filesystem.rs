@@ -64,16 +64,16 @@ struct Filesystem {
 
 /// One line of mountinfo (proc(5)), borrowed from its text.
 #[derive(Debug, PartialEq)]
-struct Mount<'a> {
+pub(super) struct Mount<'a> {
     major_minor: &'a str,
-    mount_point: Cow<'a, str>,
+    pub(super) mount_point: Cow<'a, str>,
     options: &'a str,
-    fs_type: &'a str,
-    device: Cow<'a, str>,
+    pub(super) fs_type: &'a str,
+    pub(super) device: Cow<'a, str>,
 }
 
 /// Parses mountinfo: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
-fn parse_mountinfo(text: &str) -> impl Iterator<Item = Mount<'_>> {
+pub(super) fn parse_mountinfo(text: &str) -> impl Iterator<Item = Mount<'_>> {
     text.lines().filter_map(|line| {
         // Six fixed fields, optional ones, then ` - ` and the rest.
         let mut fields = line.split(' ');

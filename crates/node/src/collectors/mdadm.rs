@@ -11,11 +11,47 @@ use crate::read;
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Mdadm {
         path: settings.paths.proc("mdstat"),
+        block: settings.paths.sys("block"),
     })
 }
 
 struct Mdadm {
     path: PathBuf,
+    /// `/sys/block`: an array's `md*/md` directory tells its disk count and degraded disks.
+    block: PathBuf,
+}
+
+/// What an array's sysfs directory (`/sys/block/<md>/md`) says about its disks.
+#[derive(Debug, PartialEq)]
+struct Members {
+    /// `raid_disks`: the disks of the array when whole; `None` for containers (imsm, ddf)
+    /// and where the file is empty or unreadable.
+    raid_disks: Option<f64>,
+    /// `degraded`: the missing disks, kept by the levels with redundancy only (else 0).
+    degraded: f64,
+}
+
+/// Reads `/sys/block/<md>/md`; `None` without a readable `level`, which every array has.
+fn members(dir: &read::AttributeDir) -> Option<Members> {
+    let level = dir.attribute("level")?;
+    let level = level.trim();
+    let raid_disks = match level {
+        "" | "container" | "imsm" | "ddf" => None,
+        // While an array reshapes the file reads `<new> (<old>)`.
+        _ => dir
+            .attribute("raid_disks")
+            .and_then(|text| text.split_ascii_whitespace().next()?.parse().ok()),
+    };
+    let degraded = match level {
+        "raid1" | "raid4" | "raid5" | "raid6" | "raid10" => {
+            dir.attribute_value("degraded").unwrap_or(0.0)
+        }
+        _ => 0.0,
+    };
+    Some(Members {
+        raid_disks,
+        degraded,
+    })
 }
 
 /// One array.
@@ -72,13 +108,23 @@ fn parse(text: &str) -> Vec<Array> {
             .next()
             .and_then(|b| b.parse().ok())
             .unwrap_or(0.0);
+        let striped = line.contains("raid0") || line.contains("linear");
         match disk_counts(status) {
-            Some((total, active)) => {
+            // An inactive array runs no disks, whatever its status line says (node_exporter
+            // reports 0 for both).
+            _ if activity == "inactive" && !striped => {}
+            Some((total, active)) if !striped => {
                 array.disks_required = total;
                 array.disks_active = active;
             }
-            // Arrays without redundancy (raid0, linear) list no [n/m]: every member is active.
-            None => {
+            // Arrays without redundancy (raid0, linear) list no [n/m]: node_exporter counts
+            // every member, whatever its flags, as active and required.
+            _ if striped => {
+                array.disks_active = line.matches('[').count() as f64;
+                array.disks_required = array.disks_active;
+            }
+            // A status line without [n/m] on a redundant array: count the working members.
+            _ => {
                 array.disks_active = members.len() as f64 - array.disks_failed - array.disks_spare;
                 array.disks_required = array.disks_active;
             }
@@ -159,6 +205,26 @@ impl Collector for Mdadm {
             out.sample(blocks, &[("device", device)], array.blocks);
             out.sample(synced, &[("device", device)], array.blocks_synced);
         }
+        // Arrays in sysfs; /proc/mdstat lists the same ones, with other details.
+        let Ok(arrays) = read::Entries::list(&self.block, |name| name.starts_with("md")) else {
+            return Ok(());
+        };
+        let raid_disks = out.gauge("node_md_raid_disks", "Number of raid disks on device.");
+        let degraded = out.gauge("node_md_degraded", "Number of degraded disks on device.");
+        for device in arrays.names() {
+            let Some(members) = arrays
+                .dir()
+                .open_at(&[device, "md"])
+                .as_ref()
+                .and_then(members)
+            else {
+                continue;
+            };
+            if let Some(count) = members.raid_disks {
+                out.sample(raid_disks, &[("device", device)], count);
+            }
+            out.sample(degraded, &[("device", device)], members.degraded);
+        }
         Ok(())
     }
 }
@@ -198,5 +264,65 @@ unused devices: <none>\n";
             (4.0, 3.0, 413472.0)
         );
         assert_eq!(arrays[2].state, "inactive");
+    }
+
+    #[test]
+    fn inactive_arrays_run_no_disks() {
+        // Lines of node_exporter's vendored `proc/mdstat` fixture.
+        let text = "Personalities : [raid1] [raid0]\n\
+md4 : inactive raid1 sda3[0](F) sdb3[1](S)\n      4883648 blocks [2/2] [UU]\n\n\
+md00 : active raid0 xvdb[0]\n      4186624 blocks super 1.2 256k chunks\n\n\
+unused devices: <none>\n";
+        let arrays = parse(text);
+        assert_eq!(
+            (
+                arrays[0].state,
+                arrays[0].disks_active,
+                arrays[0].disks_required
+            ),
+            ("inactive", 0.0, 0.0)
+        );
+        assert_eq!((arrays[0].disks_failed, arrays[0].disks_spare), (1.0, 1.0));
+        assert_eq!(
+            (arrays[1].disks_active, arrays[1].disks_required),
+            (1.0, 1.0)
+        );
+    }
+
+    /// Reads the sysfs directory of an array made of `files` (name, content).
+    fn members_of(files: &[(&str, &str)]) -> Option<Members> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        members(&read::AttributeDir::open(dir.path()).unwrap())
+    }
+
+    #[test]
+    fn disks_and_degraded_from_sysfs() {
+        let raid5 = [
+            ("level", "raid5\n"),
+            ("raid_disks", "3\n"),
+            ("degraded", "1\n"),
+        ];
+        assert_eq!(
+            members_of(&raid5),
+            Some(Members {
+                raid_disks: Some(3.0),
+                degraded: 1.0
+            })
+        );
+        // raid0 keeps no `degraded`; a reshape shows the new and the old count.
+        let raid0 = [("level", "raid0\n"), ("raid_disks", "11 (10)\n")];
+        assert_eq!(
+            members_of(&raid0),
+            Some(Members {
+                raid_disks: Some(11.0),
+                degraded: 0.0
+            })
+        );
+        let container = [("level", "container\n"), ("raid_disks", "0\n")];
+        assert_eq!(members_of(&container).unwrap().raid_disks, None);
+        assert_eq!(members_of(&[("raid_disks", "2\n")]), None);
     }
 }

@@ -11,34 +11,60 @@ use crate::flags::CollectorOptions;
 use crate::paths::Paths;
 
 mod arp;
+pub(crate) mod bcache;
+mod bcachefs;
+mod bonding;
+mod btrfs;
+mod buddyinfo;
+mod cgroups;
 mod conntrack;
 mod cpu;
+mod cpu_vulnerabilities;
 mod cpufreq;
 mod diskstats;
+mod dmi;
+mod dmmultipath;
+mod drbd;
 mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
 mod hwmon;
 mod infiniband;
-mod interrupts;
+pub mod interrupts;
+pub mod ipvs;
+mod kernel_hung;
+mod ksmd;
+mod lnstat;
 mod loadavg;
 mod mdadm;
 mod meminfo;
+mod meminfo_numa;
+mod mountstats;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
+mod nfsd;
 mod nvme;
 mod os;
+pub mod pcidevice;
 mod powersupplyclass;
 mod pressure;
 mod processes;
+pub mod qdisc;
+pub mod rapl;
 mod schedstat;
 mod selinux;
+pub mod slabinfo;
 mod sockstat;
+mod softirqs;
 mod softnet;
 mod stat;
+pub mod sysctl;
 mod systemd;
+pub(crate) mod tapestats;
 mod tcpstat;
 mod textfile;
 mod thermal_zone;
@@ -47,9 +73,13 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod watchdog;
+pub mod wifi;
+mod xfrm;
 mod xfs;
 mod yarn;
 mod zfs;
+mod zoneinfo;
 
 /// What every collector is built from.
 #[derive(Debug, Clone)]
@@ -58,6 +88,9 @@ pub struct Settings {
     pub paths: Paths,
     /// The per-collector options.
     pub options: CollectorOptions,
+    /// The names of the enabled collectors: node_exporter's cpu collector, for one, reports
+    /// `/proc/cpuinfo`'s frequencies only while cpufreq runs too.
+    pub enabled: Vec<&'static str>,
 }
 
 /// Builds one collector from the settings.
@@ -100,34 +133,60 @@ const fn off(name: &'static str, build: Build) -> Spec {
 /// Every collector, in name order. Defaults follow upstream node_exporter on Linux.
 pub const ALL: &[Spec] = &[
     on("arp", arp::build),
+    on("bcache", bcache::build),
+    on("bcachefs", bcachefs::build),
+    on("bonding", bonding::build),
+    on("btrfs", btrfs::build),
+    off("buddyinfo", buddyinfo::build),
+    off("cgroups", cgroups::build),
     on("conntrack", conntrack::build),
     on("cpu", cpu::build),
+    off("cpu_vulnerabilities", cpu_vulnerabilities::build),
     on("cpufreq", cpufreq::build),
     on("diskstats", diskstats::build),
+    on("dmi", dmi::build),
+    on("dmmultipath", dmmultipath::build),
+    off("drbd", drbd::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    on("fibrechannel", fibrechannel::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
     on("hwmon", hwmon::build),
     on("infiniband", infiniband::build),
     off("interrupts", interrupts::build),
+    on("ipvs", ipvs::build),
+    on("kernel_hung", kernel_hung::build),
+    off("ksmd", ksmd::build),
+    off("lnstat", lnstat::build),
     on("loadavg", loadavg::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
+    off("meminfo_numa", meminfo_numa::build),
+    off("mountstats", mountstats::build),
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    on("nfs", nfs::build),
+    on("nfsd", nfsd::build),
     on("nvme", nvme::build),
     on("os", os::build),
+    off("pcidevice", pcidevice::build),
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
     off("processes", processes::build),
+    off("qdisc", qdisc::build),
+    on("rapl", rapl::build),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
+    off("slabinfo", slabinfo::build),
     on("sockstat", sockstat::build),
+    off("softirqs", softirqs::build),
     on("softnet", softnet::build),
     on("stat", stat::build),
+    off("sysctl", sysctl::build),
     off("systemd", systemd::build),
+    on("tapestats", tapestats::build),
     off("tcpstat", tcpstat::build),
     on("textfile", textfile::build),
     on("thermal_zone", thermal_zone::build),
@@ -136,9 +195,13 @@ pub const ALL: &[Spec] = &[
     on("udp_queues", udp_queues::build),
     on("uname", uname::build),
     on("vmstat", vmstat::build),
+    on("watchdog", watchdog::build),
+    off("wifi", wifi::build),
+    off("xfrm", xfrm::build),
     on("xfs", xfs::build),
     off("yarn", yarn::build),
     on("zfs", zfs::build),
+    off("zoneinfo", zoneinfo::build),
 ];
 
 /// The spec of a collector by name.
@@ -149,4 +212,25 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
 /// Boxes a collector for the table.
 pub(crate) fn boxed(collector: impl Collector) -> Result<Box<dyn Collector>, ConfigError> {
     Ok(Box::new(collector))
+}
+
+/// Helpers for the collectors' own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use kiln_registry::MetricSet;
+
+    /// Every series of `out` as `name{label=value,…} value`, labels sorted by name.
+    pub(crate) fn series(out: &mut MetricSet) -> Vec<String> {
+        out.seal();
+        out.families()
+            .flat_map(|family| {
+                let name = family.name();
+                family.samples().map(move |sample| {
+                    let labels: Vec<String> =
+                        sample.labels().map(|(n, v)| format!("{n}={v}")).collect();
+                    format!("{name}{{{}}} {}", labels.join(","), sample.value())
+                })
+            })
+            .collect()
+    }
 }

@@ -70,7 +70,9 @@ fn total(text: &str, kind: &str) -> Option<f64> {
     let total = line
         .split_ascii_whitespace()
         .find_map(|field| field.strip_prefix("total="))?;
-    Some(total.parse::<f64>().ok()? / 1e6)
+    // Two divisions by 1000, not one by 1e6: node_exporter divides so, and the two give
+    // different floats (14036781 µs is 14.036781000000001 s this way).
+    Some(total.parse::<u64>().ok()? as f64 / 1000.0 / 1000.0)
 }
 
 impl Collector for Pressure {
@@ -108,8 +110,8 @@ mod tests {
     #[test]
     fn totals_are_seconds() {
         let text = "some avg10=0.00 avg60=0.00 avg300=0.00 total=14036781\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=13\n";
-        assert_eq!(super::total(text, "some"), Some(14.036781));
-        assert_eq!(super::total(text, "full"), Some(0.000013));
+        assert_eq!(super::total(text, "some"), Some(14.036781000000001));
+        assert_eq!(super::total(text, "full"), Some(13.0 / 1000.0 / 1000.0));
         assert_eq!(super::total("some avg10=1", "some"), None);
     }
 }

@@ -30,7 +30,7 @@ struct CpuSoftnet {
     cpu_collision: u64,
     received_rps: u64,
     flow_limit_count: u64,
-    backlog_len: Option<u64>,
+    backlog_len: u64,
 }
 
 fn parse(text: &str) -> Vec<CpuSoftnet> {
@@ -51,17 +51,19 @@ fn parse(text: &str) -> Vec<CpuSoftnet> {
             if count < 3 {
                 return None;
             }
+            // Since Linux 5.10 the 12th and 13th columns are the backlog length and the CPU
+            // number (offline CPUs have no line); before, the line index stands for the CPU
+            // and the backlog reads as 0, as node_exporter reports it.
+            let newer = count >= 13;
             Some(CpuSoftnet {
-                // Since Linux 5.10 the 13th column is the CPU number; offline CPUs have no
-                // line, so the line index is only a fallback for older kernels.
-                cpu: columns.get(12).copied().unwrap_or(index as u64),
+                cpu: if newer { at(12) } else { index as u64 },
                 processed: at(0),
                 dropped: at(1),
                 times_squeezed: at(2),
                 cpu_collision: at(8),
                 received_rps: at(9),
                 flow_limit_count: at(10),
-                backlog_len: columns.get(11).copied(),
+                backlog_len: if newer { at(11) } else { 0 },
             })
         })
         .collect()
@@ -120,23 +122,18 @@ impl Collector for Softnet {
             |c| c.flow_limit_count,
         );
 
-        if cpus.iter().all(|c| c.backlog_len.is_some()) {
-            let backlog = out.gauge("node_softnet_backlog_len", "Softnet backlog status");
-            if self.aggregate {
+        let backlog = out.gauge("node_softnet_backlog_len", "Softnet backlog status");
+        if self.aggregate {
+            let total = cpus.iter().map(|c| c.backlog_len).sum::<u64>();
+            out.sample(backlog, &[("cpu", "all")], total as f64);
+        } else {
+            let mut id = itoa::Buffer::new();
+            for cpu in &cpus {
                 out.sample(
                     backlog,
-                    &[("cpu", "all")],
-                    cpus.iter().filter_map(|c| c.backlog_len).sum::<u64>() as f64,
+                    &[("cpu", id.format(cpu.cpu))],
+                    cpu.backlog_len as f64,
                 );
-            } else {
-                let mut id = itoa::Buffer::new();
-                for cpu in &cpus {
-                    out.sample(
-                        backlog,
-                        &[("cpu", id.format(cpu.cpu))],
-                        cpu.backlog_len.unwrap_or(0) as f64,
-                    );
-                }
             }
         }
         Ok(())
@@ -167,8 +164,16 @@ mod tests {
             ),
             (3, 4, 5)
         );
-        assert_eq!((cpus[1].cpu, cpus[1].backlog_len), (2, Some(1)));
+        assert_eq!((cpus[1].cpu, cpus[1].backlog_len), (2, 1));
         let old_kernel = super::parse("00000031 00000001 00000002\n00000001 00000000 00000000\n");
-        assert_eq!((old_kernel[1].cpu, old_kernel[1].backlog_len), (1, None));
+        assert_eq!((old_kernel[1].cpu, old_kernel[1].backlog_len), (1, 0));
+        // Eleven columns, as in node_exporter's fixture: no backlog column, CPUs by line.
+        let eleven = "00049279 00000000 00000001 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n\
+000dfb82 00000029 0000000a 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n";
+        let cpus = super::parse(eleven);
+        assert_eq!(
+            (cpus[1].cpu, cpus[1].dropped, cpus[1].backlog_len),
+            (1, 0x29, 0)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Writes sealed [`MetricSet`]s as the text format 0.0.4 or OpenMetrics 1.0.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::number::{escape_into, write_float, write_openmetrics_float};
@@ -102,6 +103,15 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
             Format::Text => text_header(first, out),
             Format::OpenMetrics => openmetrics_header(first, out),
         }
+        // A name written by more than one family (a procfs file that repeats a key, or two
+        // collectors that both serve it) could repeat a series, which makes Prometheus
+        // refuse the whole scrape: the later copy is left out. Only such groups pay for the
+        // check.
+        // A shared snapshot is built from parts that differ in their labels (one per GPU,
+        // say) and is served from its cache; the check is for a collector's own families.
+        let own = group.iter().filter(|family| !family.is_shared()).count();
+        let mut seen = (own > 1).then(HashSet::<Vec<(&str, &str)>>::new);
+        let mut repeated = false;
         for family in group {
             if family.kind() != first.kind() {
                 left_out.push(LeftOut {
@@ -117,8 +127,20 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
                 continue;
             }
             for sample in family.samples() {
+                if let Some(seen) = &mut seen
+                    && !seen.insert(sample.labels().collect())
+                {
+                    repeated = true;
+                    continue;
+                }
                 write_sample(format, first, sample, out);
             }
+        }
+        if repeated {
+            left_out.push(LeftOut {
+                family: first.name().to_owned(),
+                reason: "a series written twice; the later copy is left out",
+            });
         }
     }
     left_out
@@ -459,6 +481,33 @@ mod tests {
         );
         assert_eq!(left_out.len(), 1);
         assert_eq!(left_out[0].family, "clash");
+    }
+
+    #[test]
+    fn a_series_written_twice_under_one_name_is_served_once() {
+        // As a /proc/meminfo with a repeated key gives: one family per line, same name.
+        let set = sealed(|set| {
+            set.gauge_value("node_memory_Dup_bytes", "First.", 1.5);
+            set.gauge_value("node_memory_Dup_bytes", "Second.", 2.5);
+            let f = set.gauge("node_memory_Dup_bytes", "Third.");
+            set.sample(f, &[("other", "x")], 3.5);
+        });
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut out = String::new();
+            let left_out = encode(&[&set], format, &mut out);
+            assert_eq!(
+                out.lines()
+                    .filter(|l| l.starts_with("node_memory_Dup_bytes"))
+                    .collect::<Vec<_>>(),
+                [
+                    "node_memory_Dup_bytes 1.5",
+                    "node_memory_Dup_bytes{other=\"x\"} 3.5"
+                ],
+                "{out}"
+            );
+            assert_eq!(left_out.len(), 1);
+            assert_eq!(left_out[0].family, "node_memory_Dup_bytes");
+        }
     }
 
     #[test]

@@ -506,6 +506,11 @@ impl<'a> FamilyView<'a> {
         Some(shared.encoded_samples(index, format))
     }
 
+    /// True when the family comes from a [`SharedSet`].
+    fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// True when the family has no sample (it is not written).
     pub fn is_empty(&self) -> bool {
         self.family.samples.is_empty()
@@ -568,14 +573,21 @@ mod tests {
     use super::*;
 
     /// A snapshot with a counter, a gauge and a histogram, as a background loop writes it.
-    fn snapshot(up: f64) -> MetricSet {
+    fn snapshot(gpu: &str, up: f64) -> MetricSet {
         let mut set = MetricSet::default();
         let errors = set.counter("demo_errors_total", "Errors.");
-        set.sample(errors, &[("gpu", "0")], 3.0);
-        set.sample(errors, &[("gpu", "1")], 4.0);
-        set.gauge_value("demo_up", "Up.", up);
+        set.sample(errors, &[("gpu", gpu), ("kind", "a")], 3.0);
+        set.sample(errors, &[("gpu", gpu), ("kind", "b")], 4.0);
+        let state = set.gauge("demo_up", "Up.");
+        set.sample(state, &[("gpu", gpu)], up);
         let latency = set.histogram_family("demo_seconds", "Latency.");
-        set.histogram(latency, &[], &[(0.1, 1), (f64::INFINITY, 2)], 0.5, 2);
+        set.histogram(
+            latency,
+            &[("gpu", gpu)],
+            &[(0.1, 1), (f64::INFINITY, 2)],
+            0.5,
+            2,
+        );
         set
     }
 
@@ -588,8 +600,8 @@ mod tests {
     #[test]
     fn a_shared_set_encodes_as_its_copy_would_and_again_from_its_cache() {
         // Built from two parts, as from per-GPU sets: each name appears twice in it.
-        let mut parts = snapshot(1.0);
-        parts.append(&snapshot(0.0));
+        let mut parts = snapshot("0", 1.0);
+        parts.append(&snapshot("1", 0.0));
         let shared = Arc::new(SharedSet::new(parts));
         for format in [Format::Text, Format::OpenMetrics] {
             // Its own families next to a collector's, and one name written by both (merged).
@@ -613,7 +625,7 @@ mod tests {
 
     #[test]
     fn a_rollback_or_clear_drops_what_was_shared() {
-        let shared = Arc::new(SharedSet::new(snapshot(1.0)));
+        let shared = Arc::new(SharedSet::new(snapshot("0", 1.0)));
         let mut set = MetricSet::default();
         set.gauge_value("demo_a", "First.", 7.0);
         let before = set.checkpoint();

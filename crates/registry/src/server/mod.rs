@@ -135,6 +135,7 @@ pub struct Exporter {
     timeouts: Timeouts,
     max_connections: usize,
     text_source: Option<Arc<dyn TextSource>>,
+    handler_errors: bool,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -167,6 +168,7 @@ impl Exporter {
             timeouts: Timeouts::default(),
             max_connections: MAX_CONNECTIONS,
             text_source: None,
+            handler_errors: false,
         }
     }
 
@@ -250,6 +252,14 @@ impl Exporter {
         self
     }
 
+    /// Adds promhttp_metric_handler_errors_total (by `cause`: `encoding`, `gathering`) to
+    /// the exporter's own metrics, for exporters whose upstream serves it (node_exporter
+    /// does; exporters on promhttp's default handler do not).
+    pub fn handler_error_metrics(mut self) -> Self {
+        self.handler_errors = true;
+        self
+    }
+
     /// Overrides how many connections are held open at once (1 024 by default).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
@@ -309,7 +319,7 @@ impl Exporter {
             scrape_slots: (max_requests > 0).then(|| Semaphore::new(max_requests)),
             max_requests,
             self_metrics: (!self.flags.disable_exporter_metrics)
-                .then(|| SelfMetrics::new(&self.info)),
+                .then(|| SelfMetrics::new(&self.info, self.handler_errors)),
             ready: self.ready,
             reload: self.reload,
             lifecycle: self.flags.enable_lifecycle || self.lifecycle,
@@ -388,6 +398,12 @@ impl Shared {
     fn observe(&self, status: u16) {
         if let Some(own) = &self.self_metrics {
             own.observe(status);
+        }
+    }
+
+    fn handler_error(&self, cause: self_metrics::HandlerError) {
+        if let Some(own) = &self.self_metrics {
+            own.handler_error(cause);
         }
     }
 

@@ -15,6 +15,7 @@ use http::{Method, StatusCode, request::Parts};
 use http_body_util::Full;
 
 use super::Shared;
+use super::self_metrics::HandlerError;
 use crate::collector::ScrapeContext;
 use crate::metrics::{Format, MetricSet, encode, finish};
 use crate::runner::Selection;
@@ -166,8 +167,9 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
     };
     let mut body = String::with_capacity(shared.last_size_hint());
     let left_out = collected.encode(format, &mut body);
+    log_left_out(&left_out);
     if !left_out.is_empty() {
-        tracing::error!(families = ?left_out, "Metric families could not be encoded and were left out.");
+        shared.handler_error(HandlerError::Encoding);
     }
     if let Some(source) = text_source {
         let mut taken: Vec<String> = collected
@@ -191,6 +193,7 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
             Ok(body) => body,
             Err(error) => {
                 tracing::error!(err = %error, "Writing the exporter's samples failed.");
+                shared.handler_error(HandlerError::Gathering);
                 shared.observe(500);
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -218,11 +221,24 @@ pub fn exposition_response(headers: &http::HeaderMap, sets: &[&MetricSet]) -> Re
     );
     let mut body = String::new();
     let left_out = encode(sets, format, &mut body);
-    if !left_out.is_empty() {
-        tracing::error!(families = ?left_out, "Metric families could not be encoded and were left out.");
-    }
+    log_left_out(&left_out);
     finish(format, &mut body);
     body_response(headers, format, body)
+}
+
+/// Logs what the encoder left out: the same data comes back every scrape, so once a minute.
+fn log_left_out(left_out: &[crate::metrics::LeftOut]) {
+    static LIMITER: crate::LogLimiter = crate::LogLimiter::new(std::time::Duration::from_secs(60));
+    if left_out.is_empty() {
+        return;
+    }
+    if let Some(held_back) = LIMITER.check() {
+        tracing::error!(
+            families = ?left_out,
+            held_back,
+            "Metric families could not be encoded as written; what could not was left out."
+        );
+    }
 }
 
 /// A 200 with an encoded exposition, gzipped when the client accepts it.

@@ -2,7 +2,7 @@
 //! request counters (named as promhttp names them, so existing dashboards keep working).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[cfg(target_os = "linux")]
 use super::process_metrics::ProcessMetrics;
@@ -19,16 +19,35 @@ pub(crate) struct SelfMetrics {
     /// Scrapes answered, by status code, in code order.
     requests: Mutex<Vec<(u16, u64)>>,
     in_flight: AtomicI64,
+    /// promhttp_metric_handler_errors_total by cause, for exporters whose upstream reports
+    /// it (see [`crate::Exporter::handler_error_metrics`]).
+    errors: Option<HandlerErrors>,
     #[cfg(target_os = "linux")]
     process: ProcessMetrics,
 }
 
+/// Why a scrape's answer lacked something, as promhttp names the causes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HandlerError {
+    /// A family could not be written and was left out.
+    Encoding,
+    /// The samples could not be gathered (the scrape answered 500).
+    Gathering,
+}
+
+#[derive(Debug, Default)]
+struct HandlerErrors {
+    encoding: AtomicU64,
+    gathering: AtomicU64,
+}
+
 impl SelfMetrics {
-    pub(crate) fn new(info: &BuildInfo) -> Self {
+    pub(crate) fn new(info: &BuildInfo, handler_errors: bool) -> Self {
         Self {
             info: *info,
             requests: Mutex::new(KNOWN_CODES.iter().map(|&code| (code, 0)).collect()),
             in_flight: AtomicI64::new(0),
+            errors: handler_errors.then(HandlerErrors::default),
             #[cfg(target_os = "linux")]
             process: ProcessMetrics::new(),
         }
@@ -46,6 +65,17 @@ impl SelfMetrics {
         }
     }
 
+    /// Counts an error of the metric handler, where this exporter reports them.
+    pub(crate) fn handler_error(&self, cause: HandlerError) {
+        if let Some(errors) = &self.errors {
+            let counter = match cause {
+                HandlerError::Encoding => &errors.encoding,
+                HandlerError::Gathering => &errors.gathering,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Marks a scrape as in progress until the guard is dropped.
     pub(crate) fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -55,6 +85,22 @@ impl SelfMetrics {
     /// Writes the families appended to every scrape.
     pub(crate) fn write(&self, out: &mut MetricSet) {
         self.info.write_metric(out);
+        if let Some(errors) = &self.errors {
+            let family = out.counter(
+                "promhttp_metric_handler_errors_total",
+                "Total number of internal errors encountered by the promhttp metric handler.",
+            );
+            for (cause, count) in [
+                ("encoding", &errors.encoding),
+                ("gathering", &errors.gathering),
+            ] {
+                out.sample(
+                    family,
+                    &[("cause", cause)],
+                    count.load(Ordering::Relaxed) as f64,
+                );
+            }
+        }
         let requests = out.counter(
             "promhttp_metric_handler_requests_total",
             "Total number of scrapes by HTTP status code.",
