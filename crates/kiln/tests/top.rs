@@ -142,6 +142,8 @@ impl Lab {
             "--collector.loadavg".to_owned(),
             "--collector.diskstats".to_owned(),
             "--collector.netdev".to_owned(),
+            // The interface counters the test writes, in /proc/net/dev, not the host's.
+            "--no-collector.netdev.netlink".to_owned(),
         ])
         .unwrap();
         let set = kiln_node::CollectorSet::from_cli(&cli).unwrap();

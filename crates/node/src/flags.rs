@@ -20,7 +20,7 @@ pub const NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)
 /// Upstream's default for `--collector.vmstat.fields`.
 pub const VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 /// Upstream's default for `--collector.systemd.unit-exclude`.
-pub const SYSTEMD_UNIT_EXCLUDE: &str = r".+\.(automount|device|mount|scope|slice|target)";
+pub const SYSTEMD_UNIT_EXCLUDE: &str = r".+\.(automount|device|mount|scope|slice)";
 
 /// Roots and per-collector options.
 #[derive(Debug, Clone, Args)]
@@ -69,6 +69,10 @@ pub struct CollectorOptions {
 
     #[command(flatten)]
     pub interrupts: crate::collectors::interrupts::Options,
+    #[command(flatten)]
+    pub ethtool: crate::collectors::ethtool::Options,
+    #[command(flatten)]
+    pub deprecated: crate::collectors::deprecated::Options,
 
     /// Enables metric node_cpu_guest_seconds_total (default: enabled).
     #[arg(long = "collector.cpu.guest", overrides_with = "no_cpu_guest")]
@@ -184,6 +188,10 @@ pub struct CollectorOptions {
     /// Accepted for compatibility; netclass always reads sysfs.
     #[arg(long = "collector.netclass.netlink", hide = true)]
     pub netclass_netlink: bool,
+    /// Accepted for compatibility; it belongs to netclass' netlink mode, which kiln does
+    /// not have (netdev reports the statistics).
+    #[arg(long = "collector.netclass_rtnl.with-stats", hide = true)]
+    pub netclass_rtnl_with_stats: bool,
 
     /// Regexp of fields to return for netstat collector.
     #[arg(long = "collector.netstat.fields", value_name = "REGEX", default_value = NETSTAT_FIELDS, hide_default_value = true)]
@@ -243,11 +251,12 @@ pub struct CollectorOptions {
     #[arg(
         long = "collector.systemd.unit-include",
         value_name = "REGEX",
-        default_value = ".+"
+        default_value = ".+",
+        alias = "collector.systemd.unit-whitelist"
     )]
     pub systemd_unit_include: String,
     /// Regexp of systemd units to exclude.
-    #[arg(long = "collector.systemd.unit-exclude", value_name = "REGEX", default_value = SYSTEMD_UNIT_EXCLUDE)]
+    #[arg(long = "collector.systemd.unit-exclude", value_name = "REGEX", default_value = SYSTEMD_UNIT_EXCLUDE, alias = "collector.systemd.unit-blacklist")]
     pub systemd_unit_exclude: String,
     /// Enables service unit metric node_systemd_unit_start_time_seconds.
     #[arg(long = "collector.systemd.enable-start-time-metrics")]
@@ -258,6 +267,10 @@ pub struct CollectorOptions {
     /// Enables service unit metric service_restart_total.
     #[arg(long = "collector.systemd.enable-restarts-metrics")]
     pub systemd_restarts: bool,
+    /// Accepted for compatibility (upstream's test-only direct connection to systemd);
+    /// the systemd collector always asks the system bus.
+    #[arg(long = "collector.systemd.private", hide = true)]
+    pub systemd_private: bool,
 
     /// Most YARN containers the yarn collector reports; those past it (in name order) are
     /// counted in node_yarn_containers_dropped_total (kiln addition).
@@ -295,6 +308,8 @@ pub struct CollectorOptions {
     pub qdisc: crate::collectors::qdisc::Options,
     #[command(flatten)]
     pub wifi: crate::collectors::wifi::Options,
+    #[command(flatten)]
+    pub perf: crate::collectors::perf::Options,
 
     /// Accepted for compatibility with node_exporter's systemd units; has no effect.
     #[arg(long = "runtime.gomaxprocs", hide = true)]

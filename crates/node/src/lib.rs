@@ -24,3 +24,4 @@ mod sys;
 pub use cli::{Cli, CollectorSet};
 pub use flags::{CollectorOptions, NodeFlags};
 pub use paths::Paths;
+pub use sys::activated_listeners;

@@ -2,7 +2,7 @@
 //! per-collector meta metrics.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,10 +40,12 @@ pub struct Runner {
 
 struct Entry {
     collector: Box<dyn Collector>,
-    /// Set while a collection runs; a collector still busy from an earlier scrape that
-    /// overran its deadline is not started a second time, so a hung source costs one
-    /// thread, not one per scrape.
-    busy: AtomicBool,
+    /// Runs of this collector that a scrape gave up on (it answered without them) and that
+    /// have not finished yet. While there is one, the collector is not started again, so a
+    /// hung source costs one thread, not one per scrape. A run that a scrape still waits for
+    /// does not count: two Prometheus servers scraping at the same moment both get every
+    /// collector.
+    overrunning: AtomicUsize,
     errors: LogLimiter,
     /// Named in [`PANIC_COLLECTORS_ENV`]: the collector panics instead of collecting.
     made_to_panic: bool,
@@ -63,7 +65,7 @@ impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("collector", &self.collector.name())
-            .field("busy", &self.busy)
+            .field("overrunning", &self.overrunning)
             .finish()
     }
 }
@@ -270,7 +272,7 @@ impl Runner {
         );
         self.entries.push(Arc::new(Entry {
             made_to_panic: made_to_panic(collector.name()),
-            busy: AtomicBool::new(false),
+            overrunning: AtomicUsize::new(0),
             errors: LogLimiter::new(ERROR_LOG_INTERVAL),
             collector,
         }));
@@ -332,7 +334,7 @@ impl Runner {
             .iter()
             .filter(|e| selection.includes(e.collector.name()))
         {
-            if entry.busy.swap(true, Ordering::AcqRel) {
+            if entry.overrunning.load(Ordering::Acquire) > 0 {
                 outcomes.push(Outcome {
                     entry: Arc::clone(entry),
                     duration: Duration::ZERO,
@@ -344,11 +346,18 @@ impl Runner {
                 });
                 continue;
             }
-            jobs.push_back((Arc::clone(entry), self.pool.take()));
+            jobs.push_back(Job {
+                entry: Arc::clone(entry),
+                set: self.pool.take(),
+                run: Arc::default(),
+            });
         }
 
         let expected = jobs.len();
-        let started_entries: Vec<Arc<Entry>> = jobs.iter().map(|(e, _)| Arc::clone(e)).collect();
+        let runs: Vec<(Arc<Entry>, Arc<Run>)> = jobs
+            .iter()
+            .map(|job| (Arc::clone(&job.entry), Arc::clone(&job.run)))
+            .collect();
         let queue = Arc::new(Mutex::new(jobs));
         let finished = Arc::new(Finished::default());
         let workers = self.parallelism.min(expected);
@@ -387,27 +396,25 @@ impl Runner {
         }
         let arrived = std::mem::take(&mut *lock(&finished.outcomes));
         let done = |entry: &Arc<Entry>| arrived.iter().any(|o| Arc::ptr_eq(&o.entry, entry));
-        let missing: Vec<Arc<Entry>> = started_entries
-            .into_iter()
-            .filter(|entry| !done(entry))
-            .collect();
+        let missing: Vec<(Arc<Entry>, Arc<Run>)> =
+            runs.into_iter().filter(|(entry, _)| !done(entry)).collect();
         outcomes.extend(arrived);
         // Collectors not yet started are taken off the queue, so they do not run after
         // the scrape has been answered; those still running finish in the background.
         let mut unused = Vec::new();
         let not_started: Vec<Arc<Entry>> = lock(&queue)
             .drain(..)
-            .map(|(entry, set)| {
-                entry.busy.store(false, Ordering::Release);
-                unused.push(set);
-                entry
+            .map(|job| {
+                unused.push(job.set);
+                job.entry
             })
             .collect();
         self.pool.give_back(unused);
-        for entry in missing {
+        for (entry, run) in missing {
             let context = if not_started.iter().any(|e| Arc::ptr_eq(e, &entry)) {
                 "not started"
             } else {
+                run.abandon(&entry);
                 "deadline exceeded"
             };
             outcomes.push(Outcome {
@@ -479,9 +486,63 @@ fn log_failure(entry: &Entry, error: &CollectError, duration: Duration) {
     }
 }
 
+/// A collector to run for one scrape.
+struct Job {
+    entry: Arc<Entry>,
+    set: MetricSet,
+    run: Arc<Run>,
+}
+
+/// One run of a collector: still running, finished, or given up on by its scrape. The
+/// scrape and the run each move it from running, so exactly one of them settles
+/// [`Entry::overrunning`].
+#[derive(Debug, Default)]
+struct Run(AtomicU8);
+
+impl Run {
+    const RUNNING: u8 = 0;
+    const FINISHED: u8 = 1;
+    const ABANDONED: u8 = 2;
+
+    /// The scrape answers without this run: it counts as overrunning until it finishes.
+    fn abandon(&self, entry: &Entry) {
+        // Counted first, so the run's own decrement can never come before it.
+        entry.overrunning.fetch_add(1, Ordering::AcqRel);
+        if self
+            .0
+            .compare_exchange(
+                Self::RUNNING,
+                Self::ABANDONED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // It finished in the meantime.
+            entry.overrunning.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The run is over; if its scrape gave up on it, it no longer holds the collector back.
+    fn finish(&self, entry: &Entry) {
+        if self
+            .0
+            .compare_exchange(
+                Self::RUNNING,
+                Self::FINISHED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            entry.overrunning.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Runs collectors from the queue until it is empty, leaving each outcome in `finished`.
 fn work_through(
-    queue: &Mutex<VecDeque<(Arc<Entry>, MetricSet)>>,
+    queue: &Mutex<VecDeque<Job>>,
     finished: &Finished,
     ctx: &ScrapeContext,
     expected: usize,
@@ -489,7 +550,14 @@ fn work_through(
     loop {
         // A statement of its own, so the lock is released before collecting.
         let next = lock(queue).pop_front();
-        let Some((entry, mut set)) = next else { break };
+        let Some(Job {
+            entry,
+            mut set,
+            run,
+        }) = next
+        else {
+            break;
+        };
         let begin = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if entry.made_to_panic {
@@ -510,7 +578,7 @@ fn work_through(
             set.clear();
         }
         set.seal();
-        entry.busy.store(false, Ordering::Release);
+        run.finish(&entry);
         finished.push(
             Outcome {
                 entry: Arc::clone(&entry),
@@ -680,7 +748,52 @@ mod tests {
             value(&second, "t_scrape_collector_success", "sleeps"),
             Some(0.0)
         );
-        assert!(runner.entries[0].busy.load(Ordering::Acquire));
+        assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 1);
+    }
+
+    #[tokio::test]
+    async fn two_scrapes_at_once_both_get_a_collector_that_is_still_running() {
+        // As when two Prometheus servers (an HA pair, or one per cluster and an agent)
+        // scrape the same exporter at the same moment.
+        let mut runner = Runner::new("t");
+        runner.register(Sleeps(Duration::from_millis(200)));
+        let runner = Arc::new(runner);
+        let ctx = ScrapeContext::with_budget(Duration::from_secs(10));
+        let (first, second) = tokio::join!(
+            runner.collect(ctx, &Selection::All),
+            runner.collect(ctx, &Selection::All)
+        );
+        for scrape in [&first, &second] {
+            assert_eq!(
+                value(scrape, "t_scrape_collector_success", "sleeps"),
+                Some(1.0)
+            );
+        }
+        assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_overrunning_collector_is_started_again_once_it_finishes() {
+        let mut runner = Runner::new("t");
+        runner.register(Sleeps(Duration::from_millis(150)));
+        let short = ScrapeContext::with_budget(Duration::from_millis(20));
+        let first = runner.collect(short, &Selection::All).await;
+        assert_eq!(
+            value(&first, "t_scrape_collector_success", "sleeps"),
+            Some(0.0)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 0);
+        let later = runner
+            .collect(
+                ScrapeContext::with_budget(Duration::from_secs(5)),
+                &Selection::All,
+            )
+            .await;
+        assert_eq!(
+            value(&later, "t_scrape_collector_success", "sleeps"),
+            Some(1.0)
+        );
     }
 
     #[tokio::test]

@@ -21,12 +21,15 @@ mod conntrack;
 mod cpu;
 mod cpu_vulnerabilities;
 mod cpufreq;
+pub(crate) mod deprecated;
 mod diskstats;
 mod dmi;
 mod dmmultipath;
 mod drbd;
+mod drm;
 mod edac;
 mod entropy;
+pub(crate) mod ethtool;
 mod fibrechannel;
 mod filefd;
 mod filesystem;
@@ -38,6 +41,7 @@ mod kernel_hung;
 mod ksmd;
 mod lnstat;
 mod loadavg;
+mod logind;
 mod mdadm;
 mod meminfo;
 mod meminfo_numa;
@@ -45,11 +49,14 @@ mod mountstats;
 mod netclass;
 mod netdev;
 mod netstat;
+mod network_route;
 mod nfs;
 mod nfsd;
 mod nvme;
+mod nvmesubsystem;
 mod os;
 pub mod pcidevice;
+pub mod perf;
 mod powersupplyclass;
 mod pressure;
 mod processes;
@@ -62,6 +69,7 @@ mod sockstat;
 mod softirqs;
 mod softnet;
 mod stat;
+mod swap;
 pub mod sysctl;
 mod systemd;
 pub(crate) mod tapestats;
@@ -147,8 +155,10 @@ pub const ALL: &[Spec] = &[
     on("dmi", dmi::build),
     on("dmmultipath", dmmultipath::build),
     off("drbd", drbd::build),
+    off("drm", drm::build),
     on("edac", edac::build),
     on("entropy", entropy::build),
+    off("ethtool", ethtool::build),
     on("fibrechannel", fibrechannel::build),
     on("filefd", filefd::build),
     on("filesystem", filesystem::build),
@@ -160,6 +170,7 @@ pub const ALL: &[Spec] = &[
     off("ksmd", ksmd::build),
     off("lnstat", lnstat::build),
     on("loadavg", loadavg::build),
+    off("logind", logind::build),
     on("mdadm", mdadm::build),
     on("meminfo", meminfo::build),
     off("meminfo_numa", meminfo_numa::build),
@@ -167,16 +178,21 @@ pub const ALL: &[Spec] = &[
     on("netclass", netclass::build),
     on("netdev", netdev::build),
     on("netstat", netstat::build),
+    off("network_route", network_route::build),
     on("nfs", nfs::build),
     on("nfsd", nfsd::build),
+    off("ntp", deprecated::build_ntp),
     on("nvme", nvme::build),
+    off("nvmesubsystem", nvmesubsystem::build),
     on("os", os::build),
     off("pcidevice", pcidevice::build),
+    off("perf", perf::build),
     on("powersupplyclass", powersupplyclass::build),
     on("pressure", pressure::build),
     off("processes", processes::build),
     off("qdisc", qdisc::build),
     on("rapl", rapl::build),
+    off("runit", deprecated::build_runit),
     on("schedstat", schedstat::build),
     on("selinux", selinux::build),
     off("slabinfo", slabinfo::build),
@@ -184,6 +200,8 @@ pub const ALL: &[Spec] = &[
     off("softirqs", softirqs::build),
     on("softnet", softnet::build),
     on("stat", stat::build),
+    off("supervisord", deprecated::build_supervisord),
+    off("swap", swap::build),
     off("sysctl", sysctl::build),
     off("systemd", systemd::build),
     on("tapestats", tapestats::build),

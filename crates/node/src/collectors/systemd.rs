@@ -17,6 +17,11 @@ use crate::filter;
 
 pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     let o = &settings.options;
+    if o.systemd_private {
+        tracing::warn!(
+            "--collector.systemd.private is not supported; the systemd collector asks systemd over the system bus."
+        );
+    }
     // Upstream anchors both expressions.
     let anchored = |flag: &str, pattern: &str| filter::regex(flag, &format!("^(?:{pattern})$"));
     boxed(Systemd {

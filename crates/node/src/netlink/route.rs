@@ -1,5 +1,6 @@
 //! Route netlink dumps: the kernel's list of network links with their statistics
-//! (`RTM_GETLINK`) and of interface addresses (`RTM_GETADDR`), as node_exporter reads them.
+//! (`RTM_GETLINK`), of interface addresses (`RTM_GETADDR`) and of routes
+//! (`RTM_GETROUTE`), as node_exporter reads them.
 //!
 //! `/proc/net/dev` folds several error counters together and lacks others
 //! (`rx_nohandler`); the link dump gives all of them, and it is how node_exporter reads
@@ -18,14 +19,27 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
 /// `struct ifinfomsg` and `struct ifaddrmsg`.
 const IFINFOMSG: usize = 16;
 const IFADDRMSG: usize = 8;
+/// `struct rtmsg`.
+const RTMSG: usize = 12;
+/// `struct rtnexthop`, each of which heads one path of a multipath route.
+const RTNEXTHOP: usize = 8;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_STATS: u16 = 7;
 const IFLA_STATS64: u16 = 23;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
@@ -114,6 +128,40 @@ pub(crate) struct Address {
     pub(crate) prefix_len: u8,
 }
 
+/// One route of the dump: `struct rtmsg`'s fields and the attributes node_exporter reads.
+/// Addresses are as the kernel sent them (4 or 16 bytes), whatever the route's family.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Route {
+    pub(crate) family: u8,
+    /// The prefix length of the destination; 0 for a default route.
+    pub(crate) dst_len: u8,
+    /// Who installed the route (`RTPROT_*`).
+    pub(crate) protocol: u8,
+    /// The route's type (`RTN_*`: unicast, local, broadcast, …).
+    pub(crate) kind: u8,
+    /// The routing table (`RTA_TABLE`, or the header's 8-bit table without it).
+    pub(crate) table: u32,
+    pub(crate) destination: Option<IpAddr>,
+    /// `RTA_PREFSRC`: the source address the kernel prefers for the route.
+    pub(crate) preferred_source: Option<IpAddr>,
+    pub(crate) gateway: Option<IpAddr>,
+    /// `RTA_OIF`; 0 when absent.
+    pub(crate) out_interface: u32,
+    /// `RTA_PRIORITY` (the route's metric); 0 when absent.
+    pub(crate) priority: u32,
+    /// The paths of a multipath route (`RTA_MULTIPATH`); empty otherwise.
+    pub(crate) next_hops: Vec<NextHop>,
+}
+
+/// One path of a multipath route.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NextHop {
+    pub(crate) interface: u32,
+    /// `rtnh_hops`, the path's weight less one.
+    pub(crate) hops: u8,
+    pub(crate) gateway: Option<IpAddr>,
+}
+
 /// Every link the kernel knows, with its statistics.
 pub(crate) fn links() -> io::Result<Vec<Link>> {
     let mut links = Vec::new();
@@ -138,6 +186,22 @@ pub(crate) fn addresses() -> io::Result<Vec<Address>> {
         }
     })?;
     Ok(addresses)
+}
+
+/// Every route of every table and family. A message that cannot be decoded (an address
+/// of a length no family has) is left out and counted in the second value.
+pub(crate) fn routes() -> io::Result<(Vec<Route>, usize)> {
+    let mut routes = Vec::new();
+    let mut malformed = 0;
+    dump(RTM_GETROUTE, RTMSG, |kind, body| {
+        if kind == RTM_NEWROUTE {
+            match parse_route(body) {
+                Some(route) => routes.push(route),
+                None => malformed += 1,
+            }
+        }
+    })?;
+    Ok((routes, malformed))
 }
 
 /// Sends a dump request of type `request` (its family header `header_len` bytes of
@@ -210,6 +274,77 @@ fn parse_address(body: &[u8]) -> Option<Address> {
     })
 }
 
+/// An address attribute: 4 bytes are IPv4, 16 IPv6; any other length is malformed.
+fn ip(value: &[u8]) -> Option<IpAddr> {
+    match value.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(value).ok()?))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(value).ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+fn u32_value(value: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
+}
+
+/// A route message; `None` when its header is short or an attribute is malformed.
+fn parse_route(body: &[u8]) -> Option<Route> {
+    let header = body.get(..RTMSG)?;
+    let mut route = Route {
+        family: header[0],
+        dst_len: header[1],
+        protocol: header[5],
+        kind: header[7],
+        table: u32::from(header[4]),
+        destination: None,
+        preferred_source: None,
+        gateway: None,
+        out_interface: 0,
+        priority: 0,
+        next_hops: Vec::new(),
+    };
+    for (kind, value) in attributes(&body[RTMSG..]) {
+        match kind {
+            RTA_DST => route.destination = Some(ip(value)?),
+            RTA_PREFSRC => route.preferred_source = Some(ip(value)?),
+            RTA_GATEWAY => route.gateway = Some(ip(value)?),
+            RTA_OIF => route.out_interface = u32_value(value)?,
+            RTA_PRIORITY => route.priority = u32_value(value)?,
+            RTA_TABLE => route.table = u32_value(value)?,
+            RTA_MULTIPATH => route.next_hops = parse_next_hops(value)?,
+            _ => {}
+        }
+    }
+    Some(route)
+}
+
+/// `RTA_MULTIPATH`: a `struct rtnexthop` per path, each followed by its own attributes
+/// (the path's gateway) up to the length it gives, aligned to four bytes.
+fn parse_next_hops(mut data: &[u8]) -> Option<Vec<NextHop>> {
+    let mut hops = Vec::new();
+    while data.len() >= RTNEXTHOP {
+        let length = usize::from(u16::from_ne_bytes([data[0], data[1]]));
+        if length < RTNEXTHOP || length > data.len() {
+            return None;
+        }
+        let mut hop = NextHop {
+            interface: u32_value(&data[4..8])?,
+            hops: data[3],
+            gateway: None,
+        };
+        for (kind, value) in attributes(&data[RTNEXTHOP..length]) {
+            if kind == RTA_GATEWAY {
+                hop.gateway = Some(ip(value)?);
+            }
+        }
+        hops.push(hop);
+        data = data.get((length + 3) & !3..).unwrap_or_default();
+    }
+    Some(hops)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +386,83 @@ mod tests {
         let address = parse_address(&body).unwrap();
         assert_eq!(address.address, IpAddr::from([10, 0, 0, 1]));
         assert_eq!((address.index, address.prefix_len), (3, 24));
+    }
+
+    fn route_header(family: u8, dst_len: u8, protocol: u8, kind: u8) -> Vec<u8> {
+        // family, dst_len, src_len, tos, table (main), protocol, scope, type, flags.
+        let mut body = vec![family, dst_len, 0, 0, 254, protocol, 0, kind];
+        body.extend_from_slice(&0u32.to_ne_bytes());
+        body
+    }
+
+    #[test]
+    fn route_messages() {
+        let mut body = route_header(AF_INET, 24, 2, 1);
+        body.extend(attribute(RTA_TABLE, &254u32.to_ne_bytes()));
+        body.extend(attribute(RTA_DST, &[192, 168, 1, 0]));
+        body.extend(attribute(RTA_PREFSRC, &[192, 168, 1, 10]));
+        body.extend(attribute(RTA_OIF, &3u32.to_ne_bytes()));
+        body.extend(attribute(RTA_PRIORITY, &100u32.to_ne_bytes()));
+        let route = parse_route(&body).unwrap();
+        assert_eq!(
+            route,
+            Route {
+                family: AF_INET,
+                dst_len: 24,
+                protocol: 2,
+                kind: 1,
+                table: 254,
+                destination: Some(IpAddr::from([192, 168, 1, 0])),
+                preferred_source: Some(IpAddr::from([192, 168, 1, 10])),
+                gateway: None,
+                out_interface: 3,
+                priority: 100,
+                next_hops: Vec::new(),
+            }
+        );
+
+        // An address of a length no family has spoils the message.
+        let mut bad = route_header(AF_INET, 0, 4, 1);
+        bad.extend(attribute(RTA_GATEWAY, &[10, 0, 0]));
+        assert_eq!(parse_route(&bad), None);
+        assert_eq!(parse_route(&body[..RTMSG - 1]), None);
+    }
+
+    #[test]
+    fn multipath_routes_list_each_path() {
+        let mut paths = Vec::new();
+        for (interface, hops, gateway) in [(2u32, 0u8, [10, 0, 0, 1]), (5, 3, [10, 0, 1, 1])] {
+            let gateway = attribute(RTA_GATEWAY, &gateway);
+            let length = (RTNEXTHOP + gateway.len()) as u16;
+            paths.extend_from_slice(&length.to_ne_bytes());
+            paths.extend_from_slice(&[0, hops]);
+            paths.extend_from_slice(&interface.to_ne_bytes());
+            paths.extend(gateway);
+        }
+        let mut body = route_header(AF_INET, 0, 186, 1);
+        body.extend(attribute(RTA_MULTIPATH, &paths));
+        let route = parse_route(&body).unwrap();
+        assert_eq!(
+            route.next_hops,
+            [
+                NextHop {
+                    interface: 2,
+                    hops: 0,
+                    gateway: Some(IpAddr::from([10, 0, 0, 1])),
+                },
+                NextHop {
+                    interface: 5,
+                    hops: 3,
+                    gateway: Some(IpAddr::from([10, 0, 1, 1])),
+                },
+            ]
+        );
+        // A path that claims more than there is spoils the message.
+        let last = paths.len() - (RTNEXTHOP + 8);
+        paths[last..last + 2].copy_from_slice(&200u16.to_ne_bytes());
+        let mut body = route_header(AF_INET, 0, 186, 1);
+        body.extend(attribute(RTA_MULTIPATH, &paths));
+        assert_eq!(parse_route(&body), None);
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub struct Exporter {
     max_connections: usize,
     text_source: Option<Arc<dyn TextSource>>,
     handler_errors: bool,
+    /// Sockets handed over already listening (systemd socket activation), served instead
+    /// of binding the listen addresses.
+    inherited: Vec<std::net::TcpListener>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -169,7 +172,15 @@ impl Exporter {
             max_connections: MAX_CONNECTIONS,
             text_source: None,
             handler_errors: false,
+            inherited: Vec::new(),
         }
+    }
+
+    /// Serves these listening sockets (from systemd socket activation, say) instead of
+    /// binding `--web.listen-address`.
+    pub fn inherited_listeners(mut self, listeners: Vec<std::net::TcpListener>) -> Self {
+        self.inherited = listeners;
+        self
     }
 
     /// One line for the landing page.
@@ -291,10 +302,19 @@ impl Exporter {
         self,
         web: Arc<WebConfigWatcher>,
     ) -> Result<RunningExporter, ServeError> {
-        let addresses = self.flags.listen_or(&self.default_listen);
         let mut listeners = Vec::new();
-        for address in &addresses {
-            listeners.push(listen::bind(address).await?);
+        if self.inherited.is_empty() {
+            for address in &self.flags.listen_or(&self.default_listen) {
+                listeners.push(listen::bind(address).await?);
+            }
+        }
+        for listener in self.inherited {
+            let inherited = |source| ServeError::Bind {
+                address: "an inherited socket".to_owned(),
+                source,
+            };
+            listener.set_nonblocking(true).map_err(inherited)?;
+            listeners.push(tokio::net::TcpListener::from_std(listener).map_err(inherited)?);
         }
         let local_addrs: Vec<SocketAddr> = listeners
             .iter()
