@@ -366,7 +366,7 @@ def start_central_stores(work, procs, ports, prometheus_dir):
     receiver = work / "receiver.yml"
     receiver.write_text(
         "global:\n  evaluation_interval: 1s\n"
-        f"rule_files:\n  - {prometheus_dir / 'rules'}/*.yml\n")
+        f"rule_files:\n  - {prometheus_dir / 'rules'}/*.yml\n  - {prometheus_dir / 'prices'}/*.yml\n")
     procs.start("receiver", [
         "prometheus", f"--config.file={receiver}", f"--storage.tsdb.path={work / 'tsdb-receiver'}",
         f"--web.listen-address={at('receiver')}", "--web.enable-remote-write-receiver",
