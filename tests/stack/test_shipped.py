@@ -25,6 +25,7 @@ PROMETHEUS_CONFIGS = [
     DEPLOY / "prometheus" / "prometheus.yml",
     DEPLOY / "prometheus" / "prometheus-emr.yml",
     DEPLOY / "prometheus" / "federation.yml",
+    DEPLOY / "prometheus" / "prometheus-agent.yml",
     DEPLOY / "emr" / "jmx" / "prometheus-jmx.yml",
 ]
 
@@ -33,6 +34,17 @@ PROMETHEUS_CONFIGS = [
 def test_prometheus_configs_are_valid(config):
     result = run("promtool", "check", "config", config)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_agent_scrapes_as_the_server_does():
+    """prometheus-agent.yml repeats prometheus.yml's scrape jobs (agent mode refuses the
+    rule_files and alerting the server's file has, so it cannot be the same file)."""
+    import yaml
+    server = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    agent = yaml.safe_load((DEPLOY / "prometheus" / "prometheus-agent.yml").read_text())
+    assert agent["scrape_configs"] == server["scrape_configs"]
+    assert {"rule_files", "alerting", "remote_read"}.isdisjoint(agent)
+    assert agent["remote_write"]
 
 
 def test_rule_files_are_valid():

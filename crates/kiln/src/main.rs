@@ -37,7 +37,7 @@ enum Command {
     /// utilisation, memory, temperature, power, throttling and XID errors per GPU.
     Top {
         #[command(flatten)]
-        flags: top::TopFlags,
+        flags: Box<top::TopFlags>,
     },
     /// Fetch an exporter's metrics and print them readably, or as prom2json's JSON.
     Scrape {
@@ -102,19 +102,24 @@ fn main() -> ExitCode {
 }
 
 async fn watch(flags: &top::TopFlags) -> ExitCode {
-    let hosts = match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
-        Ok(hosts) => hosts,
+    let settings = top::Settings::new(flags.refresh, flags.timeout);
+    // A query over a whole fleet may take longer than a refresh; the next read waits for it.
+    let feed = match flags.prometheus.source(flags.timeout) {
+        Ok(Some(source)) => top::terminal::Feed::Prometheus(Box::new(source)),
+        Ok(None) => match top::targets::resolve(&flags.targets, flags.file.as_deref()) {
+            Ok(hosts) => top::terminal::Feed::Exporters(hosts),
+            Err(error) => return fail(&error),
+        },
         Err(error) => return fail(&error),
     };
-    let settings = top::Settings::new(flags.refresh, flags.timeout);
     let interactive = !flags.once && std::io::stdout().is_terminal();
     if interactive {
-        return match top::terminal::run(&hosts, settings).await {
+        return match top::terminal::run(feed, settings).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         };
     }
-    match top::terminal::once(&hosts, settings, flags.width).await {
+    match top::terminal::once(feed, settings, flags.width).await {
         Ok(lines) => {
             // Host and GPU names come from the targets: escaped like scraped text.
             let screen: Vec<_> = lines.iter().map(|line| for_terminal(line)).collect();

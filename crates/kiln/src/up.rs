@@ -263,7 +263,11 @@ pub async fn run(planned: Vec<Planned>, display: Display) -> bool {
                 urls: targets.iter().filter_map(|(_, url)| url.clone()).collect(),
             };
             let every = Duration::from_secs(2);
-            if let Err(error) = top::terminal::run(&[host], top::Settings::new(every, every)).await
+            if let Err(error) = top::terminal::run(
+                top::terminal::Feed::Exporters(vec![host]),
+                top::Settings::new(every, every),
+            )
+            .await
             {
                 eprintln!("kiln: {error:#}");
             }

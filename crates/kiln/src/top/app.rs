@@ -224,9 +224,9 @@ pub const KEYS: [(&str, &str); 12] = [
 fn matches(host: &Host, filter: &str) -> bool {
     host.name.to_lowercase().contains(filter)
         || host
-            .targets
+            .reading()
+            .gpus
             .iter()
-            .flat_map(|t| &t.reading.gpus)
             .any(|g| g.name.to_lowercase().contains(filter))
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::prometheus::Snapshot;
 use super::reading::{NodeReading, Reading};
 use super::targets::HostSpec;
 
@@ -131,12 +132,55 @@ impl Host {
     pub fn rates(&self) -> Option<NodeRates> {
         self.targets.iter().find_map(|t| t.rates)
     }
+
+    /// A host as another scraper reports it (`kiln top --prometheus`): the status of each
+    /// of its targets, what was read, and rates already worked out.
+    pub fn reported(
+        name: String,
+        targets: Vec<(String, Status)>,
+        reading: Reading,
+        rates: Option<NodeRates>,
+    ) -> Self {
+        let targets = targets
+            .into_iter()
+            .enumerate()
+            .map(|(n, (url, status))| TargetState {
+                url,
+                status,
+                // The reading is kept once, merged; the rates sit on the first target.
+                reading: Reading::default(),
+                took: None,
+                previous: None,
+                rates: if n == 0 { rates } else { None },
+            })
+            .collect();
+        Self {
+            name,
+            targets,
+            merged: reading,
+        }
+    }
+
+    /// Forgets what was read, with the reason: nothing stale stays on screen.
+    fn fail(&mut self, failure: &Failure) {
+        for target in &mut self.targets {
+            target.status = Status::Down(failure.clone());
+            target.reading = Reading::default();
+            target.previous = None;
+            target.rates = None;
+        }
+        self.merged = Reading::default();
+    }
 }
 
 /// Every host, in the order they were given.
 #[derive(Debug, Clone)]
 pub struct Fleet {
     pub hosts: Vec<Host>,
+    /// What went wrong reading the whole fleet at once (`--prometheus`), for the title.
+    pub problem: Option<String>,
+    /// How long the last whole-fleet read took (`--prometheus`).
+    pub took: Option<Duration>,
 }
 
 impl Fleet {
@@ -160,7 +204,31 @@ impl Fleet {
                 merged: Reading::default(),
             })
             .collect();
-        Self { hosts }
+        Self {
+            hosts,
+            problem: None,
+            took: None,
+        }
+    }
+
+    /// Takes in one whole-fleet read: its hosts replace the last ones. When it failed, the
+    /// hosts already shown stay as rows, each down with the reason, so the screen lives on.
+    pub fn replace(&mut self, read: Result<Snapshot, Failure>) {
+        match read {
+            Ok(snapshot) => {
+                self.hosts = snapshot.hosts;
+                self.problem =
+                    (!snapshot.problems.is_empty()).then(|| snapshot.problems.join("; "));
+                self.took = Some(snapshot.took);
+            }
+            Err(failure) => {
+                for host in &mut self.hosts {
+                    host.fail(&failure);
+                }
+                self.problem = Some(failure.full);
+                self.took = None;
+            }
+        }
     }
 
     /// Every target with its id, for the poller.

@@ -139,6 +139,20 @@ impl Screen<'_> {
         if shown.len() < total {
             spans.push(Span::raw(format!("  ·  {} shown", shown.len())));
         }
+        if let Some(took) = self.fleet.took {
+            let took = if took < Duration::from_secs(1) {
+                format!("{} ms", took.as_millis())
+            } else {
+                format!("{:.1} s", took.as_secs_f64())
+            };
+            spans.push(Span::raw(format!("  ·  read in {took}")));
+        }
+        if let Some(problem) = &self.fleet.problem {
+            spans.push(Span::styled(
+                format!("  ·  {problem}"),
+                Style::new().fg(Color::Red),
+            ));
+        }
         Line::from(spans)
     }
 

@@ -11,7 +11,8 @@ use ratatui::widgets::Widget as _;
 use tokio::sync::mpsc;
 
 use super::app::App;
-use super::fleet::{Answer, Fleet};
+use super::fleet::{Answer, Failure, Fleet};
+use super::prometheus::{PrometheusSource, Snapshot};
 use super::render::{Screen, buffer_text};
 use super::targets::HostSpec;
 use super::{Settings, poller};
@@ -19,14 +20,56 @@ use super::{Settings, poller};
 /// How often new answers are drawn at most; keys are drawn at once.
 const FRAME: Duration = Duration::from_millis(250);
 
+/// Where the fleet is read from.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    /// Every exporter of these hosts, polled directly.
+    Exporters(Vec<HostSpec>),
+    /// A Prometheus server that scrapes them.
+    Prometheus(Box<PrometheusSource>),
+}
+
+/// Reads the whole fleet from Prometheus every `refresh` and sends each read; ends when
+/// the receiver goes away.
+fn spawn_prometheus(
+    source: PrometheusSource,
+    refresh: Duration,
+    reads: mpsc::UnboundedSender<Result<Snapshot, Failure>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(refresh);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if reads.send(source.read().await).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Shows the fleet live until `q`, Ctrl-C, SIGINT or SIGTERM.
-pub async fn run(hosts: &[HostSpec], settings: Settings) -> Result<()> {
-    let mut fleet = Fleet::new(hosts);
-    let client = ScrapeClient::new()
-        .context("cannot set up the HTTP client")?
-        .timeout(settings.timeout);
+pub async fn run(feed: Feed, settings: Settings) -> Result<()> {
     let (sender, mut answers) = mpsc::unbounded_channel();
-    let _scrapers = poller::spawn(fleet.urls(), client, settings.refresh, sender);
+    let (read_sender, mut reads) = mpsc::unbounded_channel();
+    // Each feed keeps only its own sender: the other channel closes and its branch below
+    // stays idle.
+    let (mut fleet, _scrapers, _reader) = match feed {
+        Feed::Exporters(hosts) => {
+            let fleet = Fleet::new(&hosts);
+            let client = ScrapeClient::new()
+                .context("cannot set up the HTTP client")?
+                .timeout(settings.timeout);
+            let scrapers = poller::spawn(fleet.urls(), client, settings.refresh, sender);
+            drop(read_sender);
+            (fleet, Some(scrapers), None)
+        }
+        Feed::Prometheus(source) => {
+            drop(sender);
+            let reader = spawn_prometheus(*source, settings.refresh, read_sender);
+            (Fleet::new(&[]), None, Some(AbortOnDrop(reader)))
+        }
+    };
     let mut keys = key_events();
     let mut terminal = ratatui::try_init().context("cannot take over the terminal")?;
     let mut app = App::default();
@@ -58,6 +101,10 @@ pub async fn run(hosts: &[HostSpec], settings: Settings) -> Result<()> {
                 }
                 fresh = true;
             }
+            Some(read) = reads.recv() => {
+                fleet.replace(read);
+                fresh = true;
+            }
             event = keys.recv() => match event {
                 Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
                     let shown = app.visible(&fleet).len();
@@ -79,6 +126,16 @@ pub async fn run(hosts: &[HostSpec], settings: Settings) -> Result<()> {
     outcome
 }
 
+/// Stops the Prometheus reader when the view ends.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Terminal events, read on their own thread because reading blocks.
 fn key_events() -> mpsc::UnboundedReceiver<Event> {
     let (sender, receiver) = mpsc::unbounded_channel();
@@ -97,9 +154,26 @@ fn key_events() -> mpsc::UnboundedReceiver<Event> {
     receiver
 }
 
-/// Scrapes every target twice, `settings.refresh` apart so that rates exist, and returns
-/// the screen as text `width` columns wide.
-pub async fn once(hosts: &[HostSpec], settings: Settings, width: u16) -> Result<Vec<String>> {
+/// Reads the fleet once and returns the screen as text `width` columns wide: from
+/// Prometheus in one read (its rates need no second one), from exporters in two.
+pub async fn once(feed: Feed, settings: Settings, width: u16) -> Result<Vec<String>> {
+    let hosts = match feed {
+        Feed::Exporters(hosts) => hosts,
+        Feed::Prometheus(source) => {
+            let mut fleet = Fleet::new(&[]);
+            let snapshot = source
+                .read()
+                .await
+                .map_err(|failure| anyhow::anyhow!(failure.full))?;
+            fleet.replace(Ok(snapshot));
+            return Ok(draw_text(&fleet, &App::default(), settings.refresh, width));
+        }
+    };
+    once_direct(&hosts, settings, width).await
+}
+
+/// Scrapes every target twice, `settings.refresh` apart so that rates exist.
+async fn once_direct(hosts: &[HostSpec], settings: Settings, width: u16) -> Result<Vec<String>> {
     let mut fleet = Fleet::new(hosts);
     let client = ScrapeClient::new()
         .context("cannot set up the HTTP client")?
