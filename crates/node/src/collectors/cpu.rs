@@ -477,6 +477,60 @@ mod tests {
     }
 
     #[test]
+    fn topology_ids_are_read_again_only_after_hotplug() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = root.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        for cpu in ["cpu0", "cpu1"] {
+            write(&format!("{cpu}/topology/physical_package_id"), "0\n");
+            write(&format!("{cpu}/topology/core_id"), "3\n");
+        }
+        write("online", "0-1\n");
+        let cpus = || {
+            let cpus = read::Entries::list(root.path(), |name| name.starts_with("cpu")).unwrap();
+            let online = read::attribute(&root.path().join("online")).unwrap();
+            (cpus, online)
+        };
+        let mut topology = Topology::default();
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        let first = vec![
+            ("cpu0".to_owned(), Some(0), Some(3)),
+            ("cpu1".to_owned(), Some(0), Some(3)),
+        ];
+        assert_eq!(topology.cpus, first);
+
+        // Without hotplug the files are not read again.
+        write("cpu1/topology/core_id", "7\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus, first);
+
+        // cpu1 went offline and came back: the online list changed in between.
+        write("online", "0\n");
+        std::fs::remove_dir_all(root.path().join("cpu1/topology")).unwrap();
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[1], ("cpu1".to_owned(), None, None));
+        write("online", "0-1\n");
+        write("cpu1/topology/physical_package_id", "0\n");
+        write("cpu1/topology/core_id", "7\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[1], ("cpu1".to_owned(), Some(0), Some(7)));
+
+        // A CPU directory that appears is read too.
+        write("cpu2/topology/physical_package_id", "1\n");
+        write("cpu2/topology/core_id", "0\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[2], ("cpu2".to_owned(), Some(1), Some(0)));
+    }
+
+    #[test]
     fn isolated_cpu_lists() {
         // node_exporter's vendored sysfs fixture lists `1,3-5,9`.
         assert_eq!(parse_cpu_list("1,3-5,9\n"), [1, 3, 4, 5, 9]);

@@ -46,8 +46,10 @@ const SYSFS_MAGIC: i64 = 0x6265_6572;
 /// Whether `root` is `/sys/class/net` of a sysfs mounted at `/sys`, the one whose
 /// interfaces a link dump of this process lists.
 fn is_live_sysfs(root: &Path) -> bool {
-    root == Path::new("/sys/class/net")
-        && rustix::fs::statfs("/sys").is_ok_and(|fs| fs.f_type as i64 == SYSFS_MAGIC)
+    // `f_type` is as wide as a C long, which differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let is_sysfs = |fs: rustix::fs::StatFs| fs.f_type as i64 == SYSFS_MAGIC;
+    root == Path::new("/sys/class/net") && rustix::fs::statfs("/sys").is_ok_and(is_sysfs)
 }
 
 struct Netclass {
