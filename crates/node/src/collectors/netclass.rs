@@ -138,7 +138,7 @@ fn hardware_address(bytes: &[u8]) -> String {
 
 /// The sysfs attribute `file` of `link` as sysfs would print it, from the link dump:
 /// `None` when the dump does not carry it (read the file), `Some(None)` when sysfs would
-/// refuse to read it (`carrier` and `dormant` of a device that is down).
+/// refuse to read it (`carrier`, `dormant`, `speed` and `duplex` of a device that is down).
 fn from_dump(link: &Link, file: &str) -> Option<Option<String>> {
     let p = &link.properties;
     let up = p.flags & IFF_UP as u32 != 0;
@@ -175,6 +175,9 @@ fn from_dump(link: &Link, file: &str) -> Option<Option<String>> {
         "ifalias" => Some(Some(
             p.alias.as_deref().unwrap_or_default().trim_end().to_owned(),
         )),
+        // Not in the dump, but sysfs answers them only for a device that is up (the
+        // kernel asks the driver then), so a down device's need not be tried.
+        "speed" | "duplex" if !up => Some(None),
         _ => None,
     }
 }
