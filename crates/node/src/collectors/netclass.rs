@@ -11,6 +11,8 @@
 //! gives differently (`flags` there has runtime bits sysfs's lacks), is still read from
 //! sysfs. Any other `--path.sysfs` (a fixture tree, a container's view of the host) is read
 //! from files alone: the dump would describe this process's network namespace, not theirs.
+//! For the same reason a scrape whose dump does not list the interfaces sysfs lists (a
+//! host's `/sys` bind-mounted into a container with a namespace of its own) reads sysfs.
 
 use kiln_registry::config::ConfigError;
 use std::collections::HashMap;
@@ -198,11 +200,14 @@ impl Collector for Netclass {
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
         let devices = read::Entries::list(&self.root, |name| !self.ignored.is_match(name))?;
-        let links = if self.netlink {
+        let mut links = if self.netlink {
             self.dump()
         } else {
             HashMap::new()
         };
+        if !same_interfaces(&devices, &links, &self.ignored) {
+            links.clear();
+        }
         let properties = PROPERTIES.each_ref().map(|p| {
             out.family_fmt(
                 format_args!("node_network_{}", p.metric),
@@ -287,6 +292,27 @@ impl Collector for Netclass {
     }
 }
 
+/// Whether the dump lists exactly the interfaces of the sysfs listing (an empty dump
+/// matches nothing). They differ when `/sys` belongs to another network namespace than
+/// this process (a host's sysfs bind-mounted into a container), whose interfaces the
+/// dump does not describe, or when an interface came or went between the two: sysfs is
+/// read for that scrape then.
+fn same_interfaces(
+    devices: &read::Entries,
+    links: &HashMap<String, Link>,
+    ignored: &Regex,
+) -> bool {
+    let mut listed = 0;
+    // A plain file beside the interfaces, there while the bonding driver is loaded.
+    for name in devices.names().filter(|name| *name != "bonding_masters") {
+        if !links.contains_key(name) {
+            return false;
+        }
+        listed += 1;
+    }
+    listed > 0 && listed == links.keys().filter(|name| !ignored.is_match(name)).count()
+}
+
 impl Netclass {
     /// Every link of the dump by name; none when the dump fails, so that the scrape reads
     /// sysfs instead.
@@ -350,8 +376,16 @@ mod tests {
     fn the_link_dump_gives_what_sysfs_gives() {
         assert!(is_live_sysfs("/sys/class/net".as_ref()));
         assert!(!is_live_sysfs("/host/sys/class/net".as_ref()));
-        // The dump works here, so the collector below takes from it rather than falling back.
-        assert!(crate::netlink::route::links().is_ok());
+        // The dump works here and lists sysfs's interfaces, so the collector below takes
+        // from it rather than falling back to sysfs.
+        let devices = crate::read::Entries::list("/sys/class/net".as_ref(), |_| true).unwrap();
+        let links = crate::netlink::route::links().unwrap();
+        let links = links.into_iter().map(|l| (l.name.clone(), l)).collect();
+        assert!(super::same_interfaces(
+            &devices,
+            &links,
+            &Regex::new("^$").unwrap()
+        ));
         let from_files = collect(false);
         let from_dump = collect(true);
         assert!(
@@ -382,6 +416,46 @@ mod tests {
                 "{a}: {x} from sysfs, {y} from the dump"
             );
         }
+    }
+
+    #[test]
+    fn the_dump_is_used_only_when_it_lists_the_same_interfaces() {
+        use super::{HashMap, Link, same_interfaces};
+        use crate::netlink::route::LinkProperties;
+        use crate::read::Entries;
+
+        let root = tempfile::tempdir().unwrap();
+        for name in ["eth0", "lo", "veth1"] {
+            std::fs::create_dir(root.path().join(name)).unwrap();
+        }
+        std::fs::write(root.path().join("bonding_masters"), "\n").unwrap();
+        let ignored = Regex::new("^veth").unwrap();
+        let devices = Entries::list(root.path(), |name| !ignored.is_match(name)).unwrap();
+        let dump = |names: &[&str]| -> HashMap<String, Link> {
+            let link = |(index, name): (usize, &&str)| Link {
+                index: index as i32 + 1,
+                name: (*name).to_owned(),
+                stats: None,
+                properties: LinkProperties::default(),
+            };
+            let links = names.iter().enumerate().map(link);
+            links.map(|l| (l.name.clone(), l)).collect()
+        };
+        assert!(same_interfaces(
+            &devices,
+            &dump(&["lo", "eth0", "veth1"]),
+            &ignored
+        ));
+        assert!(same_interfaces(&devices, &dump(&["lo", "eth0"]), &ignored));
+        // Another namespace's interfaces, or one that came or went in between.
+        assert!(!same_interfaces(&devices, &dump(&["lo", "eth1"]), &ignored));
+        assert!(!same_interfaces(&devices, &dump(&["lo"]), &ignored));
+        assert!(!same_interfaces(
+            &devices,
+            &dump(&["lo", "eth0", "wg0"]),
+            &ignored
+        ));
+        assert!(!same_interfaces(&devices, &HashMap::new(), &ignored));
     }
 
     #[test]
