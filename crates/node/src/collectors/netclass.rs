@@ -4,9 +4,9 @@
 //! loses only the values not yet read, never the scrape.
 //!
 //! When `/sys` is this process's own live sysfs, most attributes come instead from one
-//! rtnetlink link dump per scrape, which carries them for every interface: a file open and
-//! read per attribute and interface was most of the exporter's CPU time on a host with a
-//! few interfaces. The kernel fills both from the same fields of the device, and they are
+//! rtnetlink link dump per scrape, which carries them for every interface: a file opened
+//! and read per attribute and interface made this collector more than half of the
+//! exporter's file opens per scrape. The kernel fills both from the same fields of the device, and they are
 //! formatted here as sysfs prints them, so the output is the same. What the dump lacks, or
 //! gives differently (`flags` there has runtime bits sysfs's lacks), is still read from
 //! sysfs. Any other `--path.sysfs` (a fixture tree, a container's view of the host) is read
