@@ -72,6 +72,40 @@ struct State {
     next: Vec<(u32, Times)>,
     /// Throttle counts as `(package, core, count)`; `core` is `None` for a package's.
     throttles: Vec<(i64, Option<i64>, f64)>,
+    topology: Topology,
+}
+
+/// Each CPU directory's `(name, physical_package_id, core_id)` as last read. They change
+/// only with CPU hotplug, so they are read again only when the CPU directories or the
+/// `online` list differ from the scrape that read them, not twice per CPU every scrape.
+#[derive(Default)]
+struct Topology {
+    /// `/sys/devices/system/cpu/online` when they were read (empty without the file).
+    online: String,
+    cpus: Vec<(String, Option<i64>, Option<i64>)>,
+}
+
+impl Topology {
+    /// Reads the ids again if the CPU directories or `online` changed since they were
+    /// last read.
+    fn refresh(&mut self, cpus: &read::Entries, online: &str) {
+        if self.online == online && self.cpus.iter().map(|c| c.0.as_str()).eq(cpus.names()) {
+            return;
+        }
+        self.online = online.to_owned();
+        self.cpus = cpus
+            .names()
+            .map(|name| {
+                let cpu = cpus.dir().open_at(&[name]);
+                let id = |file: &str| cpu.as_ref()?.attribute_value::<i64>(file);
+                (
+                    name.to_owned(),
+                    id("topology/physical_package_id"),
+                    id("topology/core_id"),
+                )
+            })
+            .collect();
+    }
 }
 
 /// The columns of a `cpuN` line, in `/proc/stat` order.
@@ -202,19 +236,26 @@ impl Cpu {
     }
 
     /// Thermal throttle counters, per core and per package, where the CPU driver has them.
-    fn throttles(&self, throttles: &mut Vec<(i64, Option<i64>, f64)>, out: &mut MetricSet) {
+    fn throttles(&self, state: &mut State, out: &mut MetricSet) {
         let Ok(cpus) = read::Entries::list(&self.cpus, |name| {
             name.strip_prefix("cpu")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         }) else {
             return;
         };
+        let online = cpus.dir().attribute("online");
+        let State {
+            throttles,
+            topology,
+            ..
+        } = state;
+        topology.refresh(&cpus, online.as_deref().unwrap_or_default());
         throttles.clear();
-        for name in cpus.names() {
-            let Some(dir) = cpus.dir().open_at(&[name]) else {
+        for (name, package, core) in &topology.cpus {
+            let Some(package) = *package else {
                 continue;
             };
-            let Some(package) = dir.attribute_value::<i64>("topology/physical_package_id") else {
+            let Some(dir) = cpus.dir().open_at(&[name]) else {
                 continue;
             };
             if let Some(count) =
@@ -222,9 +263,8 @@ impl Cpu {
             {
                 throttles.push((package, None, count));
             }
-            let core = dir.attribute_value::<i64>("topology/core_id");
             if let (Some(core), Some(count)) = (
-                core,
+                *core,
                 dir.attribute_value::<f64>("thermal_throttle/core_throttle_count"),
             ) {
                 throttles.push((package, Some(core), count));
@@ -389,7 +429,7 @@ impl Collector for Cpu {
         self.times(&mut state)?;
         self.time_families(&state.last, out);
         self.isolated(out);
-        self.throttles(&mut state.throttles, out);
+        self.throttles(&mut state, out);
         if self.info {
             self.info(out)?;
         }
@@ -434,6 +474,60 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0]["flags"], "fpu vme sse");
         assert_eq!(blocks[1]["processor"], "1");
+    }
+
+    #[test]
+    fn topology_ids_are_read_again_only_after_hotplug() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = root.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        for cpu in ["cpu0", "cpu1"] {
+            write(&format!("{cpu}/topology/physical_package_id"), "0\n");
+            write(&format!("{cpu}/topology/core_id"), "3\n");
+        }
+        write("online", "0-1\n");
+        let cpus = || {
+            let cpus = read::Entries::list(root.path(), |name| name.starts_with("cpu")).unwrap();
+            let online = read::attribute(&root.path().join("online")).unwrap();
+            (cpus, online)
+        };
+        let mut topology = Topology::default();
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        let first = vec![
+            ("cpu0".to_owned(), Some(0), Some(3)),
+            ("cpu1".to_owned(), Some(0), Some(3)),
+        ];
+        assert_eq!(topology.cpus, first);
+
+        // Without hotplug the files are not read again.
+        write("cpu1/topology/core_id", "7\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus, first);
+
+        // cpu1 went offline and came back: the online list changed in between.
+        write("online", "0\n");
+        std::fs::remove_dir_all(root.path().join("cpu1/topology")).unwrap();
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[1], ("cpu1".to_owned(), None, None));
+        write("online", "0-1\n");
+        write("cpu1/topology/physical_package_id", "0\n");
+        write("cpu1/topology/core_id", "7\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[1], ("cpu1".to_owned(), Some(0), Some(7)));
+
+        // A CPU directory that appears is read too.
+        write("cpu2/topology/physical_package_id", "1\n");
+        write("cpu2/topology/core_id", "0\n");
+        let (list, online) = cpus();
+        topology.refresh(&list, &online);
+        assert_eq!(topology.cpus[2], ("cpu2".to_owned(), Some(1), Some(0)));
     }
 
     #[test]

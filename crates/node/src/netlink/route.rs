@@ -28,9 +28,22 @@ const IFADDRMSG: usize = 8;
 const RTMSG: usize = 12;
 /// `struct rtnexthop`, each of which heads one path of a multipath route.
 const RTNEXTHOP: usize = 8;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_BROADCAST: u16 = 2;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
 const IFLA_STATS: u16 = 7;
+const IFLA_TXQLEN: u16 = 13;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKMODE: u16 = 17;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_STATS64: u16 = 23;
+const IFLA_GROUP: u16 = 27;
+const IFLA_CARRIER: u16 = 33;
+const IFLA_CARRIER_CHANGES: u16 = 35;
+const IFLA_CARRIER_UP_COUNT: u16 = 47;
+const IFLA_CARRIER_DOWN_COUNT: u16 = 48;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
@@ -118,6 +131,37 @@ pub(crate) struct Link {
     pub(crate) name: String,
     /// `None` when the kernel sent no statistics for the link.
     pub(crate) stats: Option<LinkStats>,
+    /// What else the message says about the link (netclass's properties).
+    pub(crate) properties: LinkProperties,
+}
+
+/// The link's header fields and the attributes that mirror files of
+/// `/sys/class/net/<iface>/`. An attribute the kernel did not send is `None`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LinkProperties {
+    /// `ifi_type` (`ARPHRD_*`), sysfs `type`.
+    pub(crate) kind: u16,
+    /// `ifi_flags`: `dev_get_flags()`, with the runtime bits (`IFF_RUNNING`,
+    /// `IFF_LOWER_UP`, `IFF_DORMANT`) that sysfs `flags` lacks.
+    pub(crate) flags: u32,
+    /// Hardware address and broadcast address; the kernel sends neither when the device
+    /// has no address (`addr_len` 0).
+    pub(crate) address: Option<Vec<u8>>,
+    pub(crate) broadcast: Option<Vec<u8>>,
+    pub(crate) mtu: Option<u32>,
+    /// `IFLA_LINK`: sent only when the link's `iflink` differs from its index.
+    pub(crate) link: Option<u32>,
+    pub(crate) tx_queue_len: Option<u32>,
+    /// `IF_OPER_*`, already `IF_OPER_DOWN` for a device that is not up.
+    pub(crate) operstate: Option<u8>,
+    pub(crate) link_mode: Option<u8>,
+    /// Sent only when the device has one.
+    pub(crate) alias: Option<String>,
+    pub(crate) group: Option<u32>,
+    pub(crate) carrier: Option<u8>,
+    pub(crate) carrier_changes: Option<u32>,
+    pub(crate) carrier_up_count: Option<u32>,
+    pub(crate) carrier_down_count: Option<u32>,
 }
 
 /// One interface address of the dump.
@@ -220,19 +264,42 @@ fn dump(request: u16, header_len: usize, mut each: impl FnMut(u16, &[u8])) -> io
     )
 }
 
+/// A string attribute, up to its terminating NUL.
+fn string(value: &[u8]) -> String {
+    let text = value.split(|b| *b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(text).into_owned()
+}
+
 fn parse_link(body: &[u8]) -> Option<Link> {
-    let index = i32::from_ne_bytes(body.get(4..8)?.try_into().ok()?);
+    let header = body.get(..IFINFOMSG)?;
+    let index = i32::from_ne_bytes(header[4..8].try_into().ok()?);
+    let mut properties = LinkProperties {
+        kind: u16::from_ne_bytes([header[2], header[3]]),
+        flags: u32_value(&header[8..12])?,
+        ..LinkProperties::default()
+    };
     let mut name = None;
     let mut stats64 = None;
     let mut stats32 = None;
-    for (kind, value) in attributes(body.get(IFINFOMSG..)?) {
+    let p = &mut properties;
+    for (kind, value) in attributes(&body[IFINFOMSG..]) {
         match kind {
-            IFLA_IFNAME => {
-                let text = value.split(|b| *b == 0).next().unwrap_or_default();
-                name = Some(String::from_utf8_lossy(text).into_owned());
-            }
+            IFLA_IFNAME => name = Some(string(value)),
             IFLA_STATS64 => stats64 = Some(LinkStats::decode(value, 8)),
             IFLA_STATS => stats32 = Some(LinkStats::decode(value, 4)),
+            IFLA_ADDRESS => p.address = Some(value.to_vec()),
+            IFLA_BROADCAST => p.broadcast = Some(value.to_vec()),
+            IFLA_MTU => p.mtu = u32_value(value),
+            IFLA_LINK => p.link = u32_value(value),
+            IFLA_TXQLEN => p.tx_queue_len = u32_value(value),
+            IFLA_OPERSTATE => p.operstate = value.first().copied(),
+            IFLA_LINKMODE => p.link_mode = value.first().copied(),
+            IFLA_IFALIAS => p.alias = Some(string(value)),
+            IFLA_GROUP => p.group = u32_value(value),
+            IFLA_CARRIER => p.carrier = value.first().copied(),
+            IFLA_CARRIER_CHANGES => p.carrier_changes = u32_value(value),
+            IFLA_CARRIER_UP_COUNT => p.carrier_up_count = u32_value(value),
+            IFLA_CARRIER_DOWN_COUNT => p.carrier_down_count = u32_value(value),
             _ => {}
         }
     }
@@ -240,6 +307,7 @@ fn parse_link(body: &[u8]) -> Option<Link> {
         index,
         name: name?,
         stats: stats64.or(stats32),
+        properties,
     })
 }
 
@@ -374,6 +442,49 @@ mod tests {
         body.extend(attribute(IFLA_STATS, &counters));
         let stats = parse_link(&body).unwrap().stats.unwrap();
         assert_eq!((stats.tx_compressed, stats.rx_nohandler), (23, 0));
+    }
+
+    #[test]
+    fn link_messages_carry_sysfs_properties() {
+        let mut body = vec![0u8; IFINFOMSG];
+        body[2..4].copy_from_slice(&1u16.to_ne_bytes());
+        body[4..8].copy_from_slice(&2i32.to_ne_bytes());
+        body[8..12].copy_from_slice(&0x11043u32.to_ne_bytes());
+        body.extend(attribute(IFLA_IFNAME, b"eth0\0"));
+        body.extend(attribute(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 1]));
+        body.extend(attribute(IFLA_BROADCAST, &[0xff; 6]));
+        body.extend(attribute(IFLA_MTU, &1500u32.to_ne_bytes()));
+        body.extend(attribute(IFLA_TXQLEN, &1000u32.to_ne_bytes()));
+        body.extend(attribute(IFLA_OPERSTATE, &[6]));
+        body.extend(attribute(IFLA_LINKMODE, &[0]));
+        body.extend(attribute(IFLA_IFALIAS, b"uplink\0"));
+        body.extend(attribute(IFLA_GROUP, &0u32.to_ne_bytes()));
+        body.extend(attribute(IFLA_CARRIER, &[1]));
+        body.extend(attribute(IFLA_CARRIER_CHANGES, &3u32.to_ne_bytes()));
+        body.extend(attribute(IFLA_CARRIER_UP_COUNT, &2u32.to_ne_bytes()));
+        body.extend(attribute(IFLA_CARRIER_DOWN_COUNT, &1u32.to_ne_bytes()));
+        let link = parse_link(&body).unwrap();
+        assert_eq!(link.stats, None);
+        assert_eq!(
+            link.properties,
+            LinkProperties {
+                kind: 1,
+                flags: 0x11043,
+                address: Some(vec![2, 0, 0, 0, 0, 1]),
+                broadcast: Some(vec![0xff; 6]),
+                mtu: Some(1500),
+                link: None,
+                tx_queue_len: Some(1000),
+                operstate: Some(6),
+                link_mode: Some(0),
+                alias: Some("uplink".into()),
+                group: Some(0),
+                carrier: Some(1),
+                carrier_changes: Some(3),
+                carrier_up_count: Some(2),
+                carrier_down_count: Some(1),
+            }
+        );
     }
 
     #[test]
