@@ -349,22 +349,23 @@ impl Runner {
             jobs.push_back(Job {
                 entry: Arc::clone(entry),
                 set: self.pool.take(),
-                run: Arc::default(),
+                run: jobs.len(),
             });
         }
 
         let expected = jobs.len();
-        let runs: Vec<(Arc<Entry>, Arc<Run>)> = jobs
-            .iter()
-            .map(|job| (Arc::clone(&job.entry), Arc::clone(&job.run)))
-            .collect();
+        let started_entries: Vec<Arc<Entry>> =
+            jobs.iter().map(|job| Arc::clone(&job.entry)).collect();
+        // One allocation for the scrape's runs, not one per collector.
+        let runs: Arc<[Run]> = (0..expected).map(|_| Run::default()).collect();
         let queue = Arc::new(Mutex::new(jobs));
         let finished = Arc::new(Finished::default());
         let workers = self.parallelism.min(expected);
         let worker = || {
             let queue = Arc::clone(&queue);
             let finished = Arc::clone(&finished);
-            move || work_through(&queue, &finished, &ctx, expected)
+            let runs = Arc::clone(&runs);
+            move || work_through(&queue, &runs, &finished, &ctx, expected)
         };
         let deadline = tokio::time::Instant::from_std(ctx.deadline());
         if expected > 0 {
@@ -396,8 +397,11 @@ impl Runner {
         }
         let arrived = std::mem::take(&mut *lock(&finished.outcomes));
         let done = |entry: &Arc<Entry>| arrived.iter().any(|o| Arc::ptr_eq(&o.entry, entry));
-        let missing: Vec<(Arc<Entry>, Arc<Run>)> =
-            runs.into_iter().filter(|(entry, _)| !done(entry)).collect();
+        let missing: Vec<(Arc<Entry>, &Run)> = started_entries
+            .into_iter()
+            .zip(runs.iter())
+            .filter(|(entry, _)| !done(entry))
+            .collect();
         outcomes.extend(arrived);
         // Collectors not yet started are taken off the queue, so they do not run after
         // the scrape has been answered; those still running finish in the background.
@@ -490,7 +494,8 @@ fn log_failure(entry: &Entry, error: &CollectError, duration: Duration) {
 struct Job {
     entry: Arc<Entry>,
     set: MetricSet,
-    run: Arc<Run>,
+    /// Its [`Run`] among the scrape's.
+    run: usize,
 }
 
 /// One run of a collector: still running, finished, or given up on by its scrape. The
@@ -543,6 +548,7 @@ impl Run {
 /// Runs collectors from the queue until it is empty, leaving each outcome in `finished`.
 fn work_through(
     queue: &Mutex<VecDeque<Job>>,
+    runs: &[Run],
     finished: &Finished,
     ctx: &ScrapeContext,
     expected: usize,
@@ -578,7 +584,9 @@ fn work_through(
             set.clear();
         }
         set.seal();
-        run.finish(&entry);
+        if let Some(run) = runs.get(run) {
+            run.finish(&entry);
+        }
         finished.push(
             Outcome {
                 entry: Arc::clone(&entry),

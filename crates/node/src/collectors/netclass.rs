@@ -134,8 +134,16 @@ impl std::ops::Deref for Value {
 
 /// A hardware address as sysfs prints it (`%*phC`): lower-case hex bytes joined by `:`.
 fn hardware_address(bytes: &[u8]) -> String {
-    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    hex.join(":")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 3);
+    for (index, byte) in bytes.iter().enumerate() {
+        if index > 0 {
+            text.push(':');
+        }
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// The sysfs attribute `file` of `link` as sysfs would print it, from the link dump:
