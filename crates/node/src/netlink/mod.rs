@@ -123,58 +123,27 @@ impl Socket {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "netlink answer not complete by the deadline",
-                ));
+                return Err(late());
             }
             // A zero timeout would mean "wait for ever".
             let wait = left.max(Duration::from_millis(1));
             sockopt::set_socket_timeout(&self.fd, sockopt::Timeout::Recv, Some(wait))?;
             // A link with many virtual functions can be one message larger than the buffer:
             // peek at the next datagram's size first and grow to fit it.
-            let (_, next) = match rustix::net::recv(
-                &self.fd,
-                &mut buffer[..],
-                RecvFlags::PEEK | RecvFlags::TRUNC,
-            ) {
-                Ok(sizes) => sizes,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "netlink answer not complete by the deadline",
-                    ));
-                }
-                Err(error) => return Err(error.into()),
+            let Some((_, next)) = self.receive(&mut buffer, RecvFlags::PEEK | RecvFlags::TRUNC)?
+            else {
+                continue;
             };
+            if read + next > MAX_BYTES {
+                return Err(too_long());
+            }
             if next > buffer.len() {
-                if read + next > MAX_BYTES {
-                    return Err(io::Error::new(
-                        io::ErrorKind::FileTooLarge,
-                        format!("netlink answer longer than {} MiB", MAX_BYTES >> 20),
-                    ));
-                }
                 buffer.resize(next, 0);
             }
-            let (got, _) = match rustix::net::recv(&self.fd, &mut buffer[..], RecvFlags::empty()) {
-                Ok(got) => got,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "netlink answer not complete by the deadline",
-                    ));
-                }
-                Err(error) => return Err(error.into()),
+            let Some((got, _)) = self.receive(&mut buffer, RecvFlags::empty())? else {
+                continue;
             };
             read += got;
-            if read > MAX_BYTES {
-                return Err(io::Error::new(
-                    io::ErrorKind::FileTooLarge,
-                    format!("netlink answer longer than {} MiB", MAX_BYTES >> 20),
-                ));
-            }
             for message in messages(&buffer[..got]) {
                 let (header, message) = message?;
                 if header.sequence != sequence {
@@ -205,6 +174,33 @@ impl Socket {
             }
         }
     }
+}
+
+impl Socket {
+    /// One `recv`: `None` when a signal interrupted it (try again).
+    fn receive(&self, buffer: &mut [u8], flags: RecvFlags) -> io::Result<Option<(usize, usize)>> {
+        match rustix::net::recv(&self.fd, buffer, flags) {
+            Ok(sizes) => Ok(Some(sizes)),
+            Err(rustix::io::Errno::INTR) => Ok(None),
+            // The receive timeout, set to what is left before the deadline, ran out.
+            Err(rustix::io::Errno::AGAIN) => Err(late()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn late() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "netlink answer not complete by the deadline",
+    )
+}
+
+fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("netlink answer longer than {} MiB", MAX_BYTES >> 20),
+    )
 }
 
 /// A message header's fields beyond the type.
