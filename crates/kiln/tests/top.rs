@@ -10,7 +10,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kiln::top::app::App;
@@ -23,7 +23,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::Color;
-use support::{fake_library, free_port_on};
+use support::{free_port_on, gpu_exporter, node_exporter};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 /// The host that answers; 127.0.0.0/8 is all loopback, so each host gets an address.
@@ -131,60 +131,10 @@ impl Lab {
         let procfs = tempfile::tempdir().unwrap();
         let sysfs = tempfile::tempdir().unwrap();
         write_procfs(procfs.path(), START);
-        let cli = kiln_node::Cli::try_parse_from([
-            "kiln-node-exporter".to_owned(),
-            format!("--web.listen-address={UP}:0"),
-            format!("--path.procfs={}", procfs.path().display()),
-            format!("--path.sysfs={}", sysfs.path().display()),
-            "--collector.disable-defaults".to_owned(),
-            "--collector.cpu".to_owned(),
-            "--collector.meminfo".to_owned(),
-            "--collector.loadavg".to_owned(),
-            "--collector.diskstats".to_owned(),
-            "--collector.netdev".to_owned(),
-            // The interface counters the test writes, in /proc/net/dev, not the host's.
-            "--no-collector.netdev.netlink".to_owned(),
-        ])
-        .unwrap();
-        let set = kiln_node::CollectorSet::from_cli(&cli).unwrap();
-        let node = runtime
-            .block_on(set.into_exporter(cli.web.clone()).bind())
-            .unwrap();
-        let node_address = node.local_addrs()[0].to_string();
-
-        // The GPU exporter runs in `kiln up`, which gets the fixture through its
-        // environment. PIDs near the kernel's limit belong to no process here, so each
-        // shows as `pid N`.
+        let (node, node_address) = node_exporter(&runtime, UP, procfs.path(), sysfs.path());
+        // The GPU exporter runs in `kiln up`, which gets the fixture through its environment.
         let fixture = tempfile::tempdir().unwrap();
-        let mut fleet: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../gpu/tests/fixtures/fleet.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        for device in fleet["devices"].as_array_mut().unwrap() {
-            for process in device["processes"].as_array_mut().unwrap() {
-                let pid = process["pid"].as_u64().unwrap();
-                process["pid"] = (4_190_000 + pid).into();
-            }
-        }
-        fleet["xid_events"] = serde_json::json!([{"gpu": 0, "xid": 79}]);
-        let fixture_file = fixture.path().join("fleet.json");
-        std::fs::write(&fixture_file, fleet.to_string()).unwrap();
-        let gpu_port = free_port_on(UP);
-        let gpu = Command::new(KILN)
-            .env("FAKE_NVML_FIXTURE", &fixture_file)
-            .args([
-                "up",
-                "--only=gpu",
-                &format!("--gpu.listen-address={UP}:{gpu_port}"),
-                &format!("--nvml.library-path={}", fake_library().display()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (gpu, gpu_address) = gpu_exporter(KILN, UP, fixture.path());
         let lab = Self {
             runtime,
             procfs,
@@ -193,7 +143,7 @@ impl Lab {
             node: Some(node),
             node_address,
             gpu,
-            gpu_address: format!("{UP}:{gpu_port}"),
+            gpu_address,
             down_address: format!("{DOWN}:{}", free_port_on(DOWN)),
         };
         lab.wait_for_gpus();

@@ -28,7 +28,7 @@ use kiln_registry::RunningExporter;
 use kiln_scraper::ScrapeClient;
 use kiln_test_support::Prometheus;
 use kiln_test_support::free_port;
-use support::{fake_library, free_port_on};
+use support::{free_port_on, gpu_exporter, node_exporter};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 /// The host that answers, and one where nothing listens.
@@ -130,57 +130,9 @@ impl Lab {
                 }
             });
         }
-        let cli = kiln_node::Cli::try_parse_from([
-            "kiln-node-exporter".to_owned(),
-            format!("--web.listen-address={UP}:0"),
-            format!("--path.procfs={}", procfs.path().display()),
-            format!("--path.sysfs={}", sysfs.path().display()),
-            "--collector.disable-defaults".to_owned(),
-            "--collector.cpu".to_owned(),
-            "--collector.meminfo".to_owned(),
-            "--collector.loadavg".to_owned(),
-            "--collector.diskstats".to_owned(),
-            "--collector.netdev".to_owned(),
-        ])
-        .unwrap();
-        let set = kiln_node::CollectorSet::from_cli(&cli).unwrap();
-        let node = runtime
-            .block_on(set.into_exporter(cli.web.clone()).bind())
-            .unwrap();
-        let node_address = node.local_addrs()[0].to_string();
-
+        let (node, node_address) = node_exporter(&runtime, UP, procfs.path(), sysfs.path());
         let files = tempfile::tempdir().unwrap();
-        let mut fleet: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../gpu/tests/fixtures/fleet.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        // PIDs near the kernel's limit belong to no process here.
-        for device in fleet["devices"].as_array_mut().unwrap() {
-            for process in device["processes"].as_array_mut().unwrap() {
-                let pid = process["pid"].as_u64().unwrap();
-                process["pid"] = (4_190_000 + pid).into();
-            }
-        }
-        fleet["xid_events"] = serde_json::json!([{"gpu": 0, "xid": 79}]);
-        let fixture = files.path().join("fleet.json");
-        std::fs::write(&fixture, fleet.to_string()).unwrap();
-        let gpu_port = free_port_on(UP);
-        let gpu = Command::new(KILN)
-            .env("FAKE_NVML_FIXTURE", &fixture)
-            .args([
-                "up",
-                "--only=gpu",
-                &format!("--gpu.listen-address={UP}:{gpu_port}"),
-                &format!("--nvml.library-path={}", fake_library().display()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let gpu_address = format!("{UP}:{gpu_port}");
+        let (gpu, gpu_address) = gpu_exporter(KILN, UP, files.path());
         let down_address = format!("{DOWN}:{}", free_port_on(DOWN));
         let config = shipped_config(
             files.path(),
