@@ -10,18 +10,18 @@
 //! scrape of this collector only.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use zbus::blocking::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use super::system_bus::SystemBus;
 use super::{Settings, boxed};
 
 pub(super) fn build(_settings: &Settings) -> Result<Box<dyn Collector>, ConfigError> {
     boxed(Logind {
-        connection: Mutex::new(None),
+        bus: SystemBus::default(),
     })
 }
 
@@ -133,30 +133,10 @@ fn write_sessions(seats: &[String], counts: &HashMap<SessionKey, u64>, out: &mut
 }
 
 struct Logind {
-    /// Kept between scrapes; dropped after an error so the next scrape reconnects.
-    connection: Mutex<Option<Connection>>,
+    bus: SystemBus,
 }
 
 impl Logind {
-    fn connect(&self) -> Result<Connection, CollectError> {
-        let mut cached = self.connection.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(connection) = cached.as_ref() {
-            return Ok(connection.clone());
-        }
-        let connection = Connection::system().map_err(|e| {
-            CollectError::failed(
-                "connecting to the system D-Bus (is /run/dbus/system_bus_socket reachable?)",
-                e,
-            )
-        })?;
-        *cached = Some(connection.clone());
-        Ok(connection)
-    }
-
-    fn forget_connection(&self) {
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     /// The key of one session, `None` when logind cannot tell us about it any more.
     fn session(connection: &Connection, row: &SessionRow) -> Option<SessionKey> {
         let property = |name: &str| -> Option<OwnedValue> {
@@ -233,12 +213,9 @@ impl Collector for Logind {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let connection = self.connect()?;
-        let result = self.gather(&connection, ctx, out);
-        if result.is_err() {
-            self.forget_connection();
-        }
-        result
+        self.bus.with("systemd-logind", |connection| {
+            self.gather(connection, ctx, out)
+        })
     }
 }
 

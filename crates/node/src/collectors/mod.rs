@@ -71,6 +71,7 @@ mod softnet;
 mod stat;
 mod swap;
 pub mod sysctl;
+mod system_bus;
 mod systemd;
 pub(crate) mod tapestats;
 mod tcpstat;

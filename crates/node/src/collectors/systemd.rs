@@ -4,14 +4,13 @@
 //! Without a system bus (containers, hosts without systemd) the collector fails with a
 //! message that says so, logged once a minute, while every other collector serves on.
 
-use std::sync::Mutex;
-
 use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 use regex::Regex;
 use zbus::blocking::Connection;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
+use super::system_bus::SystemBus;
 use super::{Settings, boxed};
 use crate::filter;
 
@@ -30,7 +29,7 @@ pub(super) fn build(settings: &Settings) -> Result<Box<dyn Collector>, ConfigErr
         start_time: o.systemd_start_time,
         tasks: o.systemd_tasks,
         restarts: o.systemd_restarts,
-        connection: Mutex::new(None),
+        bus: SystemBus::default(),
     })
 }
 
@@ -40,8 +39,7 @@ struct Systemd {
     start_time: bool,
     tasks: bool,
     restarts: bool,
-    /// Kept between scrapes; dropped after an error so the next scrape reconnects.
-    connection: Mutex<Option<Connection>>,
+    bus: SystemBus,
 }
 
 const DESTINATION: &str = "org.freedesktop.systemd1";
@@ -111,25 +109,6 @@ fn major_version(version: &str) -> f64 {
 }
 
 impl Systemd {
-    fn connect(&self) -> Result<Connection, CollectError> {
-        let mut cached = self.connection.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(connection) = cached.as_ref() {
-            return Ok(connection.clone());
-        }
-        let connection = Connection::system().map_err(|e| {
-            CollectError::failed(
-                "connecting to the system D-Bus (is systemd running, and /run/dbus/system_bus_socket reachable?)",
-                e,
-            )
-        })?;
-        *cached = Some(connection.clone());
-        Ok(connection)
-    }
-
-    fn forget_connection(&self) {
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     fn gather(
         &self,
         connection: &Connection,
@@ -328,12 +307,8 @@ impl Collector for Systemd {
     }
 
     fn collect(&self, ctx: &ScrapeContext, out: &mut MetricSet) -> Result<(), CollectError> {
-        let connection = self.connect()?;
-        let result = self.gather(&connection, ctx, out);
-        if result.is_err() {
-            self.forget_connection();
-        }
-        result
+        self.bus
+            .with("systemd", |connection| self.gather(connection, ctx, out))
     }
 }
 
