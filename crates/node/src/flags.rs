@@ -324,7 +324,7 @@ impl CollectorOptions {
 }
 
 /// node_exporter's duration flags are kingpin durations: Go's `time.ParseDuration`.
-fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     kiln_registry::duration::parse_go_duration(text)
 }
 

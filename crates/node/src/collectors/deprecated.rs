@@ -11,6 +11,7 @@ use kiln_registry::config::ConfigError;
 use kiln_registry::{CollectError, Collector, MetricSet, ScrapeContext};
 
 use super::{Settings, boxed};
+use crate::flags::duration;
 
 /// The options of the three collectors, with node_exporter's names and defaults; they
 /// are read by nothing.
@@ -74,10 +75,6 @@ pub struct Options {
         hide = true
     )]
     pub supervisord_url: String,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    kiln_registry::duration::parse_go_duration(text)
 }
 
 /// A deprecated collector: warns once when built, reports no data every scrape.
