@@ -200,6 +200,16 @@ fn register(nvml: &Nvml) -> Result<EventSet<'_>, NvmlError> {
 mod tests {
     use super::*;
 
+    /// What `counts` writes, in the text format.
+    fn text(counts: &XidCounts) -> String {
+        let mut set = MetricSet::default();
+        counts.write(&mut set);
+        set.seal();
+        let mut out = String::new();
+        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
+        out
+    }
+
     #[test]
     fn the_same_xid_twice_counts_twice_and_keeps_the_latest_time() {
         let counts = XidCounts::default();
@@ -207,11 +217,7 @@ mod tests {
         counts.record(0, "GPU-a", 79, t(100));
         counts.record(0, "GPU-a", 79, t(200));
         counts.record(1, "GPU-b", 48, t(150));
-        let mut set = MetricSet::default();
-        counts.write(&mut set);
-        set.seal();
-        let mut out = String::new();
-        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
+        let out = text(&counts);
         assert!(
             out.contains("nvidia_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-a\",xid=\"79\"} 2\n"),
             "{out}"
@@ -227,11 +233,7 @@ mod tests {
             "{out}"
         );
         counts.record(0, "GPU-a", 13, t(150));
-        let mut set = MetricSet::default();
-        counts.write(&mut set);
-        set.seal();
-        let mut out = String::new();
-        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut out);
+        let out = text(&counts);
         // The latest per GPU, by when it was seen: 79 at 200 beats 13 at 150.
         assert!(
             out.contains("nvidia_gpu_xid_last_code{gpu=\"0\",uuid=\"GPU-a\"} 79\n"),
