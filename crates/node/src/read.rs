@@ -192,12 +192,21 @@ fn read_until(path: &Path, end: End) -> io::Result<Text> {
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    read_fd_until(&fd, end)
+    read_fd_until(&fd, end, Position::Current)
+}
+
+/// Where a read of a file starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// At the file's offset, which a freshly opened file has at its start.
+    Current,
+    /// At the start, whatever the file's offset (`pread`): for a file read again.
+    Start,
 }
 
 /// Reads `fd` to its end into a pooled buffer, straight into the buffer's spare room (no
 /// copy, no zeroing).
-fn read_fd_until(fd: impl AsFd, end: End) -> io::Result<Text> {
+fn read_fd_until(fd: impl AsFd, end: End, from: Position) -> io::Result<Text> {
     let mut bytes = pool::bytes();
     loop {
         if bytes.capacity() - bytes.len() < READ_BYTES {
@@ -205,7 +214,12 @@ fn read_fd_until(fd: impl AsFd, end: End) -> io::Result<Text> {
         }
         let room = bytes.capacity() - bytes.len();
         let before = bytes.len();
-        match rustix::io::read(&fd, rustix::buffer::spare_capacity(&mut bytes)) {
+        let room_left = rustix::buffer::spare_capacity(&mut bytes);
+        let read = match from {
+            Position::Current => rustix::io::read(&fd, room_left),
+            Position::Start => rustix::io::pread(&fd, room_left, before as u64),
+        };
+        match read {
             Ok(0) => break,
             Ok(_) if before >= MAX_FILE_BYTES => {
                 pool::give_bytes(bytes);
@@ -322,20 +336,40 @@ impl AttributeDir {
         Some(self.read(parts, End::ZeroRead).ok()?.trimmed())
     }
 
-    /// The whole file at `parts` joined by `/`, read as [`read_attribute`] reads: capped,
-    /// non-blocking, done at the first short read. Fit for cgroup files too, which, like
-    /// sysfs attributes, hand over their whole text to the first read.
-    pub(crate) fn read_whole(&self, parts: &[&str]) -> io::Result<Text> {
-        self.read(parts, End::ShortRead)
-    }
-
     fn read(&self, parts: &[&str], end: End) -> io::Result<Text> {
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = with_relative(parts, |name| {
             rustix::fs::openat(&self.fd, name, flags, Mode::empty())
         })
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))??;
-        read_fd_until(&fd, end)
+        read_fd_until(&fd, end, Position::Current)
+    }
+
+    /// Opens the file at `parts` joined by `/` to be read again and again (see [`KeptFile`]).
+    pub(crate) fn keep_open(&self, parts: &[&str]) -> io::Result<KeptFile> {
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = with_relative(parts, |name| {
+            rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+        })
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))??;
+        Ok(KeptFile { fd })
+    }
+}
+
+/// A file opened once and read from its start at every scrape, for files that cost more to
+/// open than to read. Opening a cgroup file walks its path and sets up the kernel's reader,
+/// several times the cost of reading it again (`pread` at offset 0 makes the kernel show
+/// the current figures afresh). Its text is read as [`read_attribute`] reads: capped,
+/// non-blocking, done at the first short read.
+pub(crate) struct KeptFile {
+    fd: OwnedFd,
+}
+
+impl KeptFile {
+    /// The file's text as it is now. A cgroup removed since the file was opened fails with
+    /// `ENODEV`.
+    pub(crate) fn read_whole(&self) -> io::Result<Text> {
+        read_fd_until(&self.fd, End::ShortRead, Position::Start)
     }
 }
 
@@ -396,7 +430,7 @@ impl std::fmt::Write for StackText {
 }
 
 /// The entries of a directory whose names match `accept`, sorted by name (see
-/// [`natural_cmp`]), with the directory kept open to read below them. Names and their
+/// [`natural_cmp`]) unless listed unordered, with the directory kept open to read below them. Names and their
 /// order live in pooled buffers.
 pub(crate) struct Entries {
     dir: AttributeDir,
@@ -408,13 +442,26 @@ impl Entries {
     /// Lists `path`; a missing directory is [`CollectError::NoData`], another failure an
     /// error that names it.
     pub(crate) fn list(path: &Path, accept: impl Fn(&str) -> bool) -> Result<Self, CollectError> {
-        Self::try_list(path, accept).map_err(|error| match error.kind() {
+        Self::try_list(path, accept, true).map_err(|error| match error.kind() {
             io::ErrorKind::NotFound => CollectError::NoData,
             _ => failed(path, error),
         })
     }
 
-    fn try_list(path: &Path, accept: impl Fn(&str) -> bool) -> io::Result<Self> {
+    /// Lists `path` as [`Entries::list`] does, but leaves the names in the directory's own
+    /// order: for a caller that finds its names in a table of its own and sorts only when
+    /// they change.
+    pub(crate) fn list_unordered(
+        path: &Path,
+        accept: impl Fn(&str) -> bool,
+    ) -> Result<Self, CollectError> {
+        Self::try_list(path, accept, false).map_err(|error| match error.kind() {
+            io::ErrorKind::NotFound => CollectError::NoData,
+            _ => failed(path, error),
+        })
+    }
+
+    fn try_list(path: &Path, accept: impl Fn(&str) -> bool, sorted: bool) -> io::Result<Self> {
         let fd = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -459,9 +506,11 @@ impl Entries {
         let name = |&(start, end): &(u32, u32)| &text[start as usize..end as usize];
         // Names in one directory are unique; the byte order breaks ties of `natural_cmp`
         // (`cpu01` and `cpu1`) so the order never depends on the directory's.
-        ranges.sort_unstable_by(|a, b| {
-            natural_cmp(name(a), name(b)).then_with(|| name(a).cmp(name(b)))
-        });
+        if sorted {
+            ranges.sort_unstable_by(|a, b| {
+                natural_cmp(name(a), name(b)).then_with(|| name(a).cmp(name(b)))
+            });
+        }
         Ok(Self {
             dir: AttributeDir { fd },
             names,
@@ -474,6 +523,11 @@ impl Entries {
         self.ranges
             .iter()
             .map(|&(start, end)| &self.names[start as usize..end as usize])
+    }
+
+    /// Whether `name` is one of the entries (a scan: for the rare question).
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.names().any(|entry| entry == name)
     }
 
     /// The number of entries.

@@ -306,3 +306,82 @@ fn v1_reads_the_joint_cpu_cpuacct_mount_and_containers_of_any_controller() {
         [(String::new(), 0.0)]
     );
 }
+
+/// Copies the directory tree `from` into `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn kept_files_follow_containers_from_scrape_to_scrape() {
+    let root = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("yarn-v2/sys"), root.path());
+    let containers = root.path().join("fs/cgroup/hadoop-yarn");
+    let sysfs = format!("--path.sysfs={}", root.path().display());
+    let cli = Cli::try_parse_from([
+        "kiln-node-exporter",
+        "--collector.disable-defaults",
+        &sysfs,
+        "--collector.yarn",
+    ])
+    .unwrap();
+    let set = CollectorSet::from_cli(&cli).unwrap();
+    let collector = set.collectors().next().unwrap();
+    let scrape = || {
+        let mut out = MetricSet::default();
+        let ctx = ScrapeContext::with_budget(std::time::Duration::from_secs(10));
+        collector.collect(&ctx, &mut out).unwrap();
+        out.seal();
+        out
+    };
+    let first = scrape();
+    assert_eq!(
+        samples(&first, "node_yarn_container_memory_bytes").len(),
+        3,
+        "{:?}",
+        samples(&first, "node_yarn_container_memory_bytes")
+    );
+
+    // The executor's memory changes in place, the first container exits, a new one starts.
+    std::fs::write(containers.join(EXECUTOR).join("memory.current"), "4096\n").unwrap();
+    std::fs::remove_dir_all(containers.join(AM)).unwrap();
+    let started = "container_1700000000000_0003_01_000001";
+    copy_tree(&containers.join(OTHER_APP), &containers.join(started));
+    std::fs::write(containers.join(started).join("memory.current"), "8192\n").unwrap();
+
+    let second = scrape();
+    let memory = samples(&second, "node_yarn_container_memory_bytes");
+    assert_eq!(
+        memory,
+        [
+            (
+                OTHER_APP.to_owned(),
+                samples(&first, "node_yarn_container_memory_bytes")[1].1
+            ),
+            (started.to_owned(), 8192.0),
+            (EXECUTOR.to_owned(), 4096.0),
+        ]
+    );
+    // The second application's containers have no `memory.peak` (a kernel before 5.19): not
+    // a damaged file, however many scrapes look.
+    assert_eq!(
+        samples(&second, "node_yarn_container_memory_peak_bytes")
+            .into_iter()
+            .map(|(container, _)| container)
+            .collect::<Vec<_>>(),
+        [EXECUTOR]
+    );
+    assert_eq!(
+        samples(&second, "node_yarn_containers"),
+        [(String::new(), 3.0)]
+    );
+}

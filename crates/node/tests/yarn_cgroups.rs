@@ -136,6 +136,28 @@ impl Containers {
         writeln!(worker.stdin.as_mut().unwrap(), "go").unwrap();
     }
 
+    /// Stops the last worker started, which must be `container`'s only one, and removes the
+    /// container's cgroups, as YARN does when a container exits.
+    fn remove_last(&mut self, container: &str) {
+        let mut worker = self.workers.pop().unwrap();
+        drop(worker.stdin.take());
+        worker.child.kill().unwrap();
+        worker.child.wait().unwrap();
+        let dirs: Vec<PathBuf> = CONTROLLERS
+            .iter()
+            .map(|controller| {
+                Path::new(CGROUP_ROOT)
+                    .join(controller)
+                    .join(HIERARCHY)
+                    .join(container)
+            })
+            .collect();
+        for dir in &dirs {
+            remove_cgroup(dir);
+        }
+        self.made.retain(|dir| !dirs.contains(dir));
+    }
+
     /// Waits for every worker to finish its work (it then idles, holding its memory).
     fn wait_for_work(&mut self) -> Vec<Work> {
         self.workers
@@ -162,13 +184,18 @@ impl Drop for Containers {
             let _ = worker.child.kill();
             let _ = worker.child.wait();
         }
-        // A cgroup can stay busy for a moment after its last process is reaped.
         for dir in self.made.iter().rev() {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            remove_cgroup(dir);
         }
+    }
+}
+
+/// Removes a cgroup directory, which can stay busy for a moment after its last process is
+/// reaped.
+fn remove_cgroup(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -221,14 +248,17 @@ fn kernel_io(container: &str) -> (f64, f64) {
     sums
 }
 
-fn collect() -> MetricSet {
+fn yarn_collector() -> CollectorSet {
     let cli = Cli::try_parse_from([
         "kiln-node-exporter",
         "--collector.disable-defaults",
         "--collector.yarn",
     ])
     .unwrap();
-    let set = CollectorSet::from_cli(&cli).unwrap();
+    CollectorSet::from_cli(&cli).unwrap()
+}
+
+fn collect(set: &CollectorSet) -> MetricSet {
     let collector = set.collectors().next().unwrap();
     let mut out = MetricSet::default();
     collector
@@ -282,14 +312,25 @@ fn real_containers_report_what_their_processes_did() {
     let device = disk_of(&input);
 
     let mut containers = Containers::default();
-    for (container, _, processes) in plan {
+    for (container, _, _) in plan {
         containers.make(container, &device);
+    }
+    // The collector keeps each container's files open from one scrape to the next: this
+    // scrape opens them while the containers are idle, and the one after the work must
+    // read the kernel's new figures through them.
+    let yarn = yarn_collector();
+    let before = collect(&yarn);
+    for (container, _, _) in plan {
+        let (cpu, _) = reported(&before, "node_yarn_container_cpu_seconds_total", container);
+        assert_eq!(cpu, 0.0, "{container} has done nothing yet");
+    }
+    for (container, _, processes) in plan {
         for &(mib, seconds) in processes {
             containers.start(container, mib, seconds, &input);
         }
     }
     let work = containers.wait_for_work();
-    let set = collect();
+    let set = collect(&yarn);
 
     let mut worker = 0;
     for (container, application, processes) in plan {
@@ -360,4 +401,30 @@ fn real_containers_report_what_their_processes_did() {
         .unwrap()
         .value();
     assert!(found >= 3.0, "{found}");
+
+    // A container that exits is no longer reported, and the others still are, read through
+    // the files kept open.
+    containers.remove_last(&other_app);
+    let after = collect(&yarn);
+    let cpu = |set: &MetricSet| -> Vec<String> {
+        set.families()
+            .filter(|f| f.name() == "node_yarn_container_cpu_seconds_total")
+            .flat_map(|f| f.samples())
+            .filter_map(|s| s.label("yarn_container").map(str::to_owned))
+            .filter(|container| container.contains(&cluster))
+            .collect()
+    };
+    assert_eq!(cpu(&after), [first.clone(), executor.clone()]);
+    let (executor_cpu, _) = reported(&after, "node_yarn_container_cpu_seconds_total", &executor);
+    let kernel_cpu = kernel_number("cpuacct", &executor, "cpuacct.usage") / 1e9;
+    assert!((kernel_cpu - executor_cpu).abs() < 0.005);
+    let malformed = after
+        .families()
+        .find(|f| f.name() == "node_yarn_container_malformed_files_total")
+        .unwrap()
+        .samples()
+        .next()
+        .unwrap()
+        .value();
+    assert_eq!(malformed, 0.0, "a removed container is not a damaged file");
 }

@@ -18,7 +18,14 @@ const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 ///   buffer is freed, after which they come from the heap and the peak of concurrent probes
 ///   stays resident (160 MB instead of 25 MB after probing 50 NameNodes, four at a time).
 ///   A fixed threshold keeps them mapped and returned.
+/// - **Open files up to the hard limit.** The soft limit on descriptors (1 024 under most
+///   init systems) is kept low for programs that `select(2)`; Kiln does not, and the Go
+///   exporters it replaces raise the soft limit to the hard one at start (the Go runtime
+///   does it for every program), so a unit's `LimitNOFILE=` means the same for both. The
+///   node exporter keeps each YARN container's cgroup files open between scrapes, and the
+///   servers hold a connection each.
 pub fn apply() {
+    raise_open_files_limit();
     #[cfg(target_env = "gnu")]
     for (parameter, value, name) in [
         (libc::M_ARENA_MAX, 1, "M_ARENA_MAX"),
@@ -34,6 +41,25 @@ pub fn apply() {
             );
         }
     }
+}
+
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // Linux never has an unlimited hard limit on descriptors (it stops at `nr_open`).
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        limit.current = Some(hard);
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(err = %error, "Cannot raise the open files limit; it stays.");
+        }
+    }
+}
+
+/// The soft limit on open descriptors, `None` if there is none.
+pub fn open_files_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 /// Gives the allocator's free memory back to the system (`malloc_trim(3)`), also the free

@@ -15,20 +15,35 @@ pub struct ContainerId {
 /// The ids of a cgroup named `container_[e<epoch>_]<cluster timestamp>_<app>_<attempt>_<n>`,
 /// as YARN names the cgroup of each container it launches; `None` for any other name.
 pub fn parse(name: &str) -> Option<ContainerId> {
-    let rest = name.strip_prefix("container_")?;
-    let fields: Vec<&str> = rest.split('_').collect();
-    let numbers = match fields.first() {
-        Some(epoch) if epoch.starts_with('e') => &fields[1..],
-        _ => &fields[..],
-    };
-    let digits = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if numbers.len() != 4 || !numbers.iter().all(digits) {
-        return None;
-    }
+    let (cluster, application) = application_of(name)?;
     Some(ContainerId {
         container: name.to_owned(),
-        application: format!("application_{}_{}", numbers[0], numbers[1]),
+        application: format!("application_{cluster}_{application}"),
     })
+}
+
+/// Whether `name` is a container's cgroup, as [`parse`] reads it, without building its ids:
+/// for listing a directory of them.
+pub fn is_container(name: &str) -> bool {
+    application_of(name).is_some()
+}
+
+/// The cluster timestamp and application number in a container's name.
+fn application_of(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("container_")?;
+    let mut fields = rest.split('_').peekable();
+    if fields.peek()?.starts_with('e') {
+        fields.next();
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut numbers = [""; 4];
+    for number in &mut numbers {
+        *number = fields.next().filter(|field| digits(field))?;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
+    Some((numbers[0], numbers[1]))
 }
 
 #[cfg(test)]
@@ -69,6 +84,7 @@ mod tests {
             "",
         ] {
             assert_eq!(parse(name), None, "{name}");
+            assert!(!is_container(name), "{name}");
         }
     }
 }
