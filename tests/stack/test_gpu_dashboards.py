@@ -50,14 +50,7 @@ BUILTIN = {"__rate_interval": "1m", "__interval": "15s", "__range": "6h", "__ran
 
 # (dashboard, panel title) -> (why the panel has no data on the fake driver, whether that
 # still holds). An entry that no longer holds is not allowed: the panel must answer.
-MIG_GPM = ("activity per MIG instance comes from GPM, which exists on Hopper and newer; the "
-           "fixture's MIG GPU is an A100, where NVML has no such reading (upstream's exporter "
-           "leaves it out there too)", True)
-ALLOWED = {
-    ("14574", "MIG SM Activity"): MIG_GPM,
-    ("14574", "MIG Tensor Activity"): MIG_GPM,
-    ("25547", "MIG SM Activity"): MIG_GPM,
-}
+ALLOWED = {}
 
 # The labels each upstream exporter puts on its series, besides `instance` and `job`.
 TANKBUSTA = {name: {"device_id", "device_uuid", "device_name"} for name in [
@@ -76,15 +69,33 @@ MINDPRINCE.update({name: {"minor_number", "uuid", "name", "gpu"} for name in [
 # ---- The exporter and Prometheus -------------------------------------------------------
 
 def fleet_fixture(path):
-    """fleet.json (an H100, an A100 in MIG mode, a T4), with an XID on the H100 and, since
-    all three are passively cooled, a fourth board with a fan so fan panels have a reading."""
+    """fleet.json (an H100, an A100 in MIG mode, a T4), with an XID on the H100; since all
+    three are passively cooled, a fourth board with a fan so fan panels have a reading; and
+    an H100 in MIG mode, whose GPU instances GPM reads (the A100's it cannot)."""
     fleet = json.loads((ROOT / "crates/gpu/tests/fixtures/fleet.json").read_text())
     fleet["xid_events"] = [{"gpu": 0, "xid": 79}]
     workstation = json.loads(json.dumps(fleet["devices"][2]))
     workstation.update(name="NVIDIA RTX A4000", uuid="GPU-c0ffee00-1111-4222-8333-444455556666",
                        pci_bus_id="00000000:3B:00.0", minor_number=3, fans=[41])
     fleet["devices"].append(workstation)
+    hopper = json.loads(json.dumps(fleet["devices"][0]))
+    hopper.update(uuid="GPU-4bd0e6a1-7c55-4e02-b1f3-5a6b7c8d9e0f", pci_bus_id="00000000:4C:00.0",
+                  minor_number=4, processes=[])
+    instance_gpm = {"graphics_util": 61.5, "sm_util": 58.5, "sm_occupancy": 22.5,
+                    "any_tensor_util": 47.5, "dram_bw_util": 12}
+    hopper["mig"] = {"current": True, "pending": True, "max_devices": 7, "devices": [
+        {"uuid": f"MIG-3c1d2e4f-5a6b-5c7d-8e9f-0a1b2c3d4e{index}f",
+         "name": f"NVIDIA H100 80GB HBM3 MIG {size}g.{size * 10}gb",
+         "gpu_instance_id": instance, "compute_instance_id": 0,
+         "memory": {"total": size * 10 << 30, "used": size << 30},
+         "gpm": dict(instance_gpm, sm_util=instance_gpm["sm_util"] / size)}
+        for index, (instance, size) in enumerate([(1, 4), (5, 2)])]}
+    fleet["devices"].append(hopper)
     path.write_text(json.dumps(fleet))
+
+
+# The boards fleet_fixture gives the exporter.
+GPUS = 5
 
 
 def opt_in_collectors():
@@ -361,7 +372,7 @@ def test_mindprince_names_are_one_series_per_gpu(api):
     for name in ["nvidia_gpu_temperature_celsius", "nvidia_gpu_memory_used_bytes", "nvidia_gpu_memory_total_bytes"]:
         result = query(api, name)
         gpus = [s["metric"]["gpu"] for s in result]
-        assert sorted(gpus) == ["0", "1", "2", "3"], (name, result)
+        assert sorted(gpus) == [str(gpu) for gpu in range(GPUS)], (name, result)
         assert all(s["metric"]["minor_number"] == s["metric"]["gpu"] for s in result), result
 
 
@@ -387,11 +398,11 @@ def test_rules_over_the_relabelled_names_see_one_series_per_gpu(api):
     """The rules that combine a relabelled name with another one still match them up, and
     the per-host sum is one series."""
     for expr, expected in [
-        ("DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE + DCGM_FI_DEV_FB_RESERVED)", 4),
-        ("DCGM_FI_DEV_GPU_TEMP", 4),
-        ("nvidia_smi_memory_used_bytes / nvidia_smi_memory_total_bytes", 4),
-        ("nvidia_smi_temperature_gpu * on (uuid) group_left (index, name) nvidia_smi_gpu_info", 4),
-        ("nvml_memory_used", 4),
+        ("DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE + DCGM_FI_DEV_FB_RESERVED)", GPUS),
+        ("DCGM_FI_DEV_GPU_TEMP", GPUS),
+        ("nvidia_smi_memory_used_bytes / nvidia_smi_memory_total_bytes", GPUS),
+        ("nvidia_smi_temperature_gpu * on (uuid) group_left (index, name) nvidia_smi_gpu_info", GPUS),
+        ("nvml_memory_used", GPUS),
         ("instance:nvidia_gpu_memory_used_bytes:sum", 1),
     ]:
         result = query(api, expr)
