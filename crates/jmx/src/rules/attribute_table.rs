@@ -143,6 +143,7 @@ mod tests {
                 table.insert(&format!("a{i}"), i);
             }
             assert_eq!(table.len(), size);
+            table.shrink_to_fit();
             // In order, in reverse, and a miss.
             for i in (0..size).chain((0..size).rev()) {
                 assert_eq!(table.get_mut(&format!("a{i}")).copied(), Some(i));
