@@ -106,16 +106,24 @@ pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut MetricSet) -> Dropp
         };
         if collide {
             rows.sort_by(|a, b| {
-                (&a.0.labels, &a.0.object_name).cmp(&(&b.0.labels, &b.0.object_name))
+                a.0.labels
+                    .cmp(&b.0.labels)
+                    .then_with(|| a.0.origin.bytes().cmp(b.0.origin.bytes()))
             });
         }
+        // Only the rows of a family that collides need their object names written out.
+        let object_names: Vec<String> = if collide {
+            rows.iter().map(|(p, _)| p.object_name()).collect()
+        } else {
+            Vec::new()
+        };
 
-        let family = out.family(&written_name, &first.help, metric_type(kind));
+        let family = out.family(&written_name, &first.help(), metric_type(kind));
         let mut seen: HashSet<Identity<'_>> = HashSet::new();
         let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
-        for (prepared, value) in rows {
-            let object_name = if collide { &*prepared.object_name } else { "" };
-            if collide && !seen.insert((&prepared.labels, object_name)) {
+        for (row, (prepared, value)) in rows.into_iter().enumerate() {
+            let object_name = object_names.get(row).map_or("", String::as_str);
+            if collide && !seen.insert((&*prepared.labels, object_name)) {
                 dropped.duplicates += 1;
                 continue;
             }

@@ -207,6 +207,35 @@ mod tests {
     }
 
     #[test]
+    fn results_of_one_bean_share_their_labels_and_give_help_and_object_name_in_full() {
+        let rules = RuleSet::default_rules();
+        let cache = ShardedCache::new(&rules, 1);
+        let text = answer(3, 0);
+        let document = json::parse(&text).unwrap();
+        let (samples, _) = cache.walk(&rules, &beans(&document));
+        let of_bean: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.prepared.labels.iter().any(|(_, v)| &**v == "p1"))
+            .collect();
+        // Size, Used, Usage.max, Usage.used: one label set between them.
+        assert_eq!(of_bean.len(), 4);
+        assert!(
+            of_bean
+                .windows(2)
+                .all(|w| std::sync::Arc::ptr_eq(&w[0].prepared.labels, &w[1].prepared.labels))
+        );
+        let max = of_bean
+            .iter()
+            .find(|s| &*s.prepared.name == "app_Pool1_Usage_max")
+            .unwrap();
+        assert_eq!(max.prepared.help(), "app:name=p1,type=Pool1,attribute=max");
+        assert_eq!(
+            max.prepared.object_name(),
+            "app<type=Pool1, name=p1><Usage>max"
+        );
+    }
+
+    #[test]
     fn beans_that_change_places_are_worked_out_again_where_they_land() {
         let rules = RuleSet::default_rules();
         let one = ShardedCache::new(&rules, 1);

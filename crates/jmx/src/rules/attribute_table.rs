@@ -8,6 +8,7 @@
 //! allocation (the key's).
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use smallvec::SmallVec;
@@ -20,7 +21,9 @@ const SCAN_LIMIT: usize = 8;
 pub struct AttributeTable<V> {
     /// Inline for the first attribute: most beans of a big broker (one per partition and
     /// metric) have just one.
-    entries: SmallVec<[(Box<str>, V); 1]>,
+    /// Keys are shared: beans of one kind have the same attribute paths, and a copy of the
+    /// path per bean would cost about as much as the remembered result.
+    entries: SmallVec<[(Arc<str>, V); 1]>,
     /// Positions in `entries`, hashed by key; only beyond [`SCAN_LIMIT`] entries.
     index: Option<HashTable<usize>>,
     hasher: foldhash::fast::FixedState,
@@ -50,6 +53,12 @@ impl<V> AttributeTable<V> {
         self.entries.is_empty()
     }
 
+    /// Gives back room the table grew into and no longer needs: a bean's table is filled
+    /// once and then read scrape after scrape, and growth leaves up to half of it unused.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
     /// The value for `key`.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let place = self.position(key)?;
@@ -59,20 +68,24 @@ impl<V> AttributeTable<V> {
 
     /// Sets the value for `key`, replacing one already there.
     pub fn insert(&mut self, key: &str, value: V) {
-        if let Some(place) = self.position(key) {
+        self.insert_shared(key.into(), value);
+    }
+
+    /// [`AttributeTable::insert`] with a shared copy of the key.
+    pub fn insert_shared(&mut self, key: Arc<str>, value: V) {
+        if let Some(place) = self.position(&key) {
             self.entries[place].1 = value;
             self.cursor = place + 1;
             return;
         }
-        self.entries.push((key.into(), value));
+        let hash = self.hasher.hash_one(&*key);
+        self.entries.push((key, value));
         self.cursor = self.entries.len();
         let place = self.entries.len() - 1;
         match &mut self.index {
             Some(index) => {
                 let (entries, hasher) = (&self.entries, &self.hasher);
-                index.insert_unique(hasher.hash_one(key), place, |&i| {
-                    hasher.hash_one(&*entries[i].0)
-                });
+                index.insert_unique(hash, place, |&i| hasher.hash_one(&*entries[i].0));
             }
             None if self.entries.len() > SCAN_LIMIT => self.rebuild_index(),
             None => {}
@@ -130,6 +143,7 @@ mod tests {
                 table.insert(&format!("a{i}"), i);
             }
             assert_eq!(table.len(), size);
+            table.shrink_to_fit();
             // In order, in reverse, and a miss.
             for i in (0..size).chain((0..size).rev()) {
                 assert_eq!(table.get_mut(&format!("a{i}")).copied(), Some(i));

@@ -392,7 +392,8 @@ impl MatchCache {
     }
 
     /// Puts back the attributes taken by [`MatchCache::open_bean`].
-    pub fn close_bean(&mut self, name: &str, attributes: Attributes) {
+    pub fn close_bean(&mut self, name: &str, mut attributes: Attributes) {
+        attributes.shrink_to_fit();
         let place = self
             .previous
             .filter(|&place| self.beans[place].name.as_str() == name)
@@ -447,7 +448,8 @@ impl MatchCache {
                     guards,
                     used: self.now,
                 };
-                attributes.insert(&self.attribute_key, entry);
+                let key = self.work.strings.get(&self.attribute_key);
+                attributes.insert_shared(key, entry);
                 self.held.0 += 1;
                 self.held.1 += ATTRIBUTE_BYTES;
                 if self.past_limits() {

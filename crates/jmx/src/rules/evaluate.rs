@@ -111,23 +111,78 @@ pub struct Prepared {
     pub name: Arc<str>,
     /// The sample's type.
     pub kind: Kind,
-    /// HELP text.
-    pub help: Arc<str>,
-    /// Labels, sorted by name, names unique.
-    pub labels: Box<[(Arc<str>, Arc<str>)]>,
+    /// HELP text, see [`Prepared::help`].
+    pub help: Help,
+    /// Labels, sorted by name, names unique; shared with the results before it that have the
+    /// same labels (a bean's attributes mostly do).
+    pub labels: Labels,
     /// The value from the rule's `value`, if it has one.
     pub fixed_value: Option<f64>,
     /// `valueFactor`.
     pub factor: f64,
-    /// The pattern input without the value: the `_objectname` label if samples collide.
-    pub object_name: Box<str>,
+    /// The pattern input without the value (the `_objectname` label if samples collide),
+    /// see [`Prepared::object_name`].
+    pub origin: Origin,
     /// Whether a `cache: true` rule made it.
     pub cached_rule: bool,
     /// Labels dropped because two had the same name.
     pub duplicate_labels: u32,
 }
 
+/// A result's labels: `(name, value)` pairs.
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// The pattern input without the value, `domain<props><keys>attrName`, in two shared
+/// parts: a bean's key is shared by all its attributes and an attribute's name by every bean
+/// that has it, where a copy per attribute would cost as much as the rest of the result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// `domain<props><keys>`.
+    pub bean_key: Arc<str>,
+    /// The leaf name.
+    pub attribute: Arc<str>,
+}
+
+impl Origin {
+    /// The whole pattern key, as its bytes in order (compared without joining them).
+    pub fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        self.bean_key.bytes().chain(self.attribute.bytes())
+    }
+}
+
+/// A result's HELP text. The defaults name the attribute, so they differ for every
+/// attribute; they are kept as their shared parts and written out only for the one sample
+/// of each family whose help is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Help {
+    /// A rule's own `help`, expanded.
+    Text(Arc<str>),
+    /// jmx_exporter 1.x's default: this prefix (`domain:name=…,type=…,attribute=`, one per
+    /// bean), then the attribute's name.
+    Default(Arc<str>),
+    /// jmx_exporter 0.x's default: `attrName (domain<props><keys>attrName)`.
+    Default0x,
+}
+
 impl Prepared {
+    /// The HELP text.
+    pub fn help(&self) -> std::borrow::Cow<'_, str> {
+        let Origin {
+            bean_key,
+            attribute,
+        } = &self.origin;
+        match &self.help {
+            Help::Text(text) => std::borrow::Cow::Borrowed(text),
+            Help::Default(prefix) => format!("{prefix}{attribute}").into(),
+            Help::Default0x => format!("{attribute} ({bean_key}{attribute})").into(),
+        }
+    }
+
+    /// The pattern input without the value, as the `_objectname` label shows it.
+    pub fn object_name(&self) -> String {
+        format!("{}{}", self.origin.bean_key, self.origin.attribute)
+    }
+
     /// The sample value for `leaf`, or `None` when the attribute gives no sample (a string
     /// without a `value` in the rule).
     pub fn sample_value(&self, leaf: Leaf<'_>) -> Option<f64> {
@@ -171,6 +226,8 @@ pub struct Inputs {
     pub key: String,
     /// The same with the attribute name snake-cased (empty unless a rule needs it).
     pub snake_key: String,
+    /// Length of `key` without the attribute name.
+    pub bean_len: usize,
     /// Buffer for a full input.
     full: String,
 }
@@ -181,6 +238,7 @@ impl Inputs {
         self.key.clear();
         attribute.write_bean_key(&mut self.key);
         let bean_len = self.key.len();
+        self.bean_len = bean_len;
         self.key.push_str(attribute.name);
         self.snake_key.clear();
         if snake_needed {
@@ -238,6 +296,8 @@ pub struct Workspace {
     /// A label name being built.
     label: String,
     labels: Vec<(Arc<str>, Arc<str>)>,
+    /// The labels of the last result, shared by the next one if it has the same.
+    last_labels: Option<Labels>,
     /// Names, help texts and labels, one copy each.
     pub strings: Interner,
 }
@@ -252,7 +312,11 @@ pub fn prepare(
 ) -> Outcome {
     let rule = &rules.rules[index];
     let value_text = attribute.value.text();
-    let object_name: Box<str> = inputs.key.as_str().into();
+    let bean_key = inputs.key.get(..inputs.bean_len).unwrap_or_default();
+    let origin = Origin {
+        bean_key: work.strings.get(bean_key),
+        attribute: work.strings.get(attribute.name),
+    };
     let input = inputs.full_for(rule, value_text);
     let Workspace {
         scratch,
@@ -260,6 +324,7 @@ pub fn prepare(
         name,
         label,
         labels,
+        last_labels,
         strings,
     } = work;
     let spans: &Spans = match (&rule.pattern, rule.uses_groups()) {
@@ -340,14 +405,19 @@ pub fn prepare(
     if rules.infer_counter_type_from_name && name.ends_with("_total") {
         kind = Kind::Counter;
     }
-    match &rule.help {
-        Some(template) => expand(template, expanded),
+    let help = match &rule.help {
+        Some(template) => {
+            expand(template, expanded);
+            Help::Text(strings.get(expanded))
+        }
         None => match rules.naming {
-            Naming::V1 => default_help(attribute, expanded),
-            Naming::V0 => default_help_0x(attribute, inputs, expanded),
+            Naming::V1 => {
+                default_help_prefix(attribute, expanded);
+                Help::Default(strings.get(expanded))
+            }
+            Naming::V0 => Help::Default0x,
         },
-    }
-    let help = strings.get(expanded);
+    };
 
     // Two labels of one name would make the whole exposition invalid: keep the first. The
     // sort is stable, so the first of a name is the first written.
@@ -361,14 +431,22 @@ pub fn prepare(
         Naming::V1 => strip_reserved_suffixes(name),
         Naming::V0 => name.as_str(),
     };
+    let labels = match last_labels {
+        Some(last) if **last == **labels => Arc::clone(last),
+        _ => {
+            let fresh: Labels = labels.as_slice().into();
+            *last_labels = Some(Arc::clone(&fresh));
+            fresh
+        }
+    };
     Outcome::Matched(Arc::new(Prepared {
         name: strings.get(name),
         kind,
         help,
-        labels: labels.drain(..).collect(),
+        labels,
         fixed_value,
         factor: rule.value_factor,
-        object_name,
+        origin,
         cached_rule: rule.cache,
         duplicate_labels,
     }))
@@ -389,20 +467,11 @@ fn safe_label_name(
     strings.get(out)
 }
 
-/// `<description> (<bean><attr>)`, as jmx_exporter 0.x writes it when the rule has no
-/// `help`. The bridges carry no attribute descriptions, so the attribute name stands in for
-/// one, as MXBeans describe their attributes.
-fn default_help_0x(attribute: &Attribute<'_>, inputs: &Inputs, help: &mut String) {
-    help.clear();
-    help.push_str(attribute.name);
-    help.push_str(" (");
-    help.push_str(&inputs.key);
-    help.push(')');
-}
-
-/// `domain:name=<name>,type=<type>,attribute=<attr>`, as jmx_exporter writes it when the
-/// rule has no `help` (the bridges carry no attribute descriptions).
-fn default_help(attribute: &Attribute<'_>, help: &mut String) {
+/// `domain:name=<name>,type=<type>,attribute=`: what jmx_exporter 1.x writes before the
+/// attribute's name as the help of a rule without `help` (the bridges carry no attribute
+/// descriptions). jmx_exporter 0.x writes `<description> (<bean><attr>)`, the attribute name
+/// standing in for the description, as MXBeans describe their attributes ([`Help::Default0x`]).
+fn default_help_prefix(attribute: &Attribute<'_>, help: &mut String) {
     help.clear();
     for part in [
         attribute.domain,
@@ -411,7 +480,6 @@ fn default_help(attribute: &Attribute<'_>, help: &mut String) {
         ",type=",
         attribute.property("type").unwrap_or("null"),
         ",attribute=",
-        attribute.name,
     ] {
         help.push_str(part);
     }
