@@ -99,9 +99,9 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
             });
             continue;
         }
-        match format {
-            Format::Text => text_header(first, out),
-            Format::OpenMetrics => openmetrics_header(first, out),
+        match first.encoded_header(format) {
+            Some(header) => out.push_str(header),
+            None => header(format, first, out),
         }
         // A name written by more than one family (a procfs file that repeats a key, or two
         // collectors that both serve it) could repeat a series, which makes Prometheus
@@ -146,21 +146,41 @@ pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<Left
     left_out
 }
 
-/// Every family's samples of a sealed `set` as `format` writes them: one string, and each
-/// family's range in it (for [`super::SharedSet`]).
-pub(super) fn encode_samples(set: &MetricSet, format: Format) -> (String, Vec<Range<usize>>) {
+/// Every family of a sealed `set` as `format` writes it: one string, and each family's
+/// header and samples as ranges in it (for [`super::SharedSet`]).
+pub(super) fn encode_families(set: &MetricSet, format: Format) -> (String, Vec<Encoded>) {
     let mut out = String::new();
     let ranges = set
         .own_families()
         .map(|family| {
             let start = out.len();
+            header(format, family, &mut out);
+            let samples = out.len();
             for sample in family.samples() {
                 write_sample(format, family, sample, &mut out);
             }
-            start..out.len()
+            Encoded {
+                header: start..samples,
+                samples: samples..out.len(),
+            }
         })
         .collect();
     (out, ranges)
+}
+
+/// Where one family's HELP and TYPE lines and its samples are in an encoded set.
+#[derive(Debug)]
+pub(super) struct Encoded {
+    pub(super) header: Range<usize>,
+    pub(super) samples: Range<usize>,
+}
+
+/// A family's HELP and TYPE lines (and UNIT, for OpenMetrics) as `format` writes them.
+fn header(format: Format, family: FamilyView<'_>, out: &mut String) {
+    match format {
+        Format::Text => text_header(family, out),
+        Format::OpenMetrics => openmetrics_header(family, out),
+    }
 }
 
 /// Ends an exposition: OpenMetrics requires a last line `# EOF`.

@@ -88,13 +88,14 @@ pub struct MetricSet {
 
 /// A sealed set that many scrapes serve unchanged until its source is read again (the
 /// snapshot a background loop writes once a cycle). The first scrape that asks for a format
-/// encodes its families' samples once; later scrapes copy those bytes, so serving a snapshot
-/// costs about a memory copy however many series it holds.
+/// encodes its families (headers and samples) once; later scrapes copy those bytes, so
+/// serving a snapshot costs about a memory copy however many series it holds.
 #[derive(Debug)]
 pub struct SharedSet {
     set: MetricSet,
-    /// Per [`Format`], the encoded samples: one string, and each family's range in it.
-    encoded: [OnceLock<(String, Vec<Range<usize>>)>; 2],
+    /// Per [`Format`], the encoded families: one string, and each family's header and
+    /// samples in it.
+    encoded: [OnceLock<(String, Vec<encode::Encoded>)>; 2],
 }
 
 impl SharedSet {
@@ -116,11 +117,11 @@ impl SharedSet {
         &self.set
     }
 
-    /// The encoded samples of the family at `index`, encoded now if this is the first ask.
-    fn encoded_samples(&self, index: usize, format: Format) -> &str {
-        let (text, ranges) =
-            self.encoded[format as usize].get_or_init(|| encode::encode_samples(&self.set, format));
-        &text[ranges[index].clone()]
+    /// The family at `index` as `format` writes it, encoded now if this is the first ask.
+    fn encoded(&self, index: usize, format: Format) -> (&str, &encode::Encoded) {
+        let (text, families) = self.encoded[format as usize]
+            .get_or_init(|| encode::encode_families(&self.set, format));
+        (text, &families[index])
     }
 }
 
@@ -503,7 +504,16 @@ impl<'a> FamilyView<'a> {
     /// The family's samples as `format` writes them, when they come from a [`SharedSet`].
     fn encoded_samples(&self, format: Format) -> Option<&'a str> {
         let (shared, index) = self.shared?;
-        Some(shared.encoded_samples(index, format))
+        let (text, family) = shared.encoded(index, format);
+        Some(&text[family.samples.clone()])
+    }
+
+    /// The family's HELP and TYPE lines as `format` writes them, when it comes from a
+    /// [`SharedSet`].
+    fn encoded_header(&self, format: Format) -> Option<&'a str> {
+        let (shared, index) = self.shared?;
+        let (text, family) = shared.encoded(index, format);
+        Some(&text[family.header.clone()])
     }
 
     /// True when the family comes from a [`SharedSet`].
