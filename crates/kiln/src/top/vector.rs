@@ -384,7 +384,10 @@ impl<'de> de::Deserialize<'de> for Sample {
 mod tests {
     use super::*;
 
-    fn read(body: &str) -> Result<Vec<(Option<String>, Option<String>, Option<f64>)>, String> {
+    /// What a series gave: its instance, GPU and value.
+    type Seen = (Option<String>, Option<String>, Option<f64>);
+
+    fn read(body: &str) -> Result<Vec<Seen>, String> {
         let mut seen = Vec::new();
         read_vector(body, |s| {
             seen.push((
