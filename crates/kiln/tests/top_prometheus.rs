@@ -506,8 +506,8 @@ fn a_failing_query_is_reported_and_the_rest_still_shows() {
 #[test]
 fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
     // `up` answers; the node gauges' answer is cut short after one series; the GPU
-    // utilization's is a valid vector larger than the bytes kept for answers; every other
-    // query finds no series.
+    // utilization's and temperature's are valid vectors of 120 KB each, sent slowly so
+    // that they are in flight together; every other query finds no series.
     let up = r#"{"status":"success","data":{"resultType":"vector","result":[
         {"metric":{"__name__":"up","instance":"h1","job":"node"},"value":[1,"1"]}]}}"#;
     let cut = r#"{"status":"success","data":{"resultType":"vector","result":[
@@ -523,7 +523,9 @@ fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
             up.to_owned()
         } else if query.contains("node_load1") {
             cut.to_owned()
-        } else if query.contains("nvidia_gpu_utilization_ratio") {
+        } else if query.contains("nvidia_gpu_utilization_ratio")
+            || query.contains("nvidia_gpu_temperature_celsius")
+        {
             large.clone()
         } else {
             empty.to_owned()
@@ -535,7 +537,7 @@ fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
         .answer_budget(64 << 10);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let snapshot = runtime.block_on(source.read()).unwrap();
-    assert_eq!(snapshot.problems.len(), 2, "{:?}", snapshot.problems);
+    assert_eq!(snapshot.problems.len(), 3, "{:?}", snapshot.problems);
     assert!(
         snapshot.problems.iter().any(|p| p.contains("node_load1")
             && p.contains("not the query API's JSON: EOF while parsing")),
@@ -564,47 +566,65 @@ fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
     assert!(text[0].contains("EOF while parsing"), "{}", text[0]);
     assert!(text[2].starts_with("h1 "), "{}", text[2]);
 
-    // With room for it, the large answer is read.
-    let source = source.answer_budget(1 << 20);
+    // Room for one large answer but not for both: the one that does not fit beside the
+    // other is asked again once it is alone, and both are read.
+    let source = source.answer_budget(200 << 10);
     let snapshot = runtime.block_on(source.read()).unwrap();
     assert_eq!(snapshot.problems.len(), 1, "{:?}", snapshot.problems);
-    assert_eq!(snapshot.hosts[0].reading().gpus[0].utilization, Some(0.5));
+    let gpu = &snapshot.hosts[0].reading().gpus[0];
+    assert_eq!(
+        (gpu.utilization, gpu.temperature_celsius),
+        (Some(0.5), Some(0.5))
+    );
 }
 
 /// A server on 127.0.0.1 that answers each query API request with what `answer` gives for
-/// its (still URL-encoded) query; its address.
-fn serve_queries(answer: impl Fn(&str) -> String + Send + 'static) -> String {
+/// its (still URL-encoded) query, a connection a thread; its address. Answers over 10 KB
+/// stall for 300 ms before their last byte.
+fn serve_queries(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
+    let answer = Arc::new(answer);
     std::thread::spawn(move || {
-        use std::io::{BufRead as _, Write as _};
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            // The rest of the head, up to the empty line.
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let query = request_line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|target| target.split_once("query="))
-                .map(|(_, query)| query.to_owned())
-                .unwrap_or_default();
-            let body = answer(&query);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
+            let Ok(stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || answer_query(stream, &*answer));
         }
     });
     address
+}
+
+fn answer_query(mut stream: std::net::TcpStream, answer: &dyn Fn(&str) -> String) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    let _ = reader.read_line(&mut request_line);
+    // The rest of the head, up to the empty line.
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let query = request_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|target| target.split_once("query="))
+        .map(|(_, query)| query.to_owned())
+        .unwrap_or_default();
+    let body = answer(&query);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let (most, last) = body.split_at(body.len() - 1);
+    let _ = stream.write_all(most.as_bytes());
+    if body.len() > 10_000 {
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = stream.write_all(last.as_bytes());
 }
 
 /// A server on 127.0.0.1 that answers every request with `status` and `body`; its address.
