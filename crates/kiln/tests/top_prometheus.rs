@@ -578,6 +578,67 @@ fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
     );
 }
 
+#[test]
+fn the_recorded_cpu_share_is_read_alone_while_every_host_has_it() {
+    // A server whose `instance:node_cpu_utilisation:rate5m` answers 0.5 for h1 or nothing,
+    // as `recorded` says, and whose counters give 1 - 4 / 16 = 0.75; it notes every query.
+    let recorded = Arc::new(AtomicBool::new(false));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let vector = |series: &str| {
+        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{series}]}}}}"#)
+    };
+    let address = {
+        let (recorded, asked) = (recorded.clone(), asked.clone());
+        serve_queries(move |query| {
+            asked.lock().unwrap().push(query.to_owned());
+            let h1 =
+                |value: &str| format!(r#"{{"metric":{{"instance":"h1"}},"value":[1,"{value}"]}}"#);
+            if query.starts_with("up%7B") {
+                vector(r#"{"metric":{"instance":"h1","job":"node"},"value":[1,"1"]}"#)
+            } else if query.contains("node_cpu_utilisation") {
+                vector(&if recorded.load(Ordering::Relaxed) {
+                    h1("0.5")
+                } else {
+                    String::new()
+                })
+            } else if query.contains("node_cpu_seconds_total") && query.contains("irate") {
+                vector(&h1("4"))
+            } else if query.contains("node_cpu_seconds_total") {
+                vector(&h1("16"))
+            } else {
+                vector("")
+            }
+        })
+    };
+    let client = ScrapeClient::new().unwrap().timeout(Duration::from_secs(5));
+    let source = PrometheusSource::new(&format!("http://{address}"), client).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The busy share of one read, and whether it read the counters.
+    let read = || {
+        asked.lock().unwrap().clear();
+        let snapshot = runtime.block_on(source.read()).unwrap();
+        assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+        let counters = asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("irate%28node_cpu"));
+        (snapshot.hosts[0].rates().map(|r| r.cpu_busy), counters)
+    };
+    assert_eq!(
+        read(),
+        (Some(0.75), true),
+        "no recorded series: the counters"
+    );
+    assert_eq!(read(), (Some(0.75), true));
+    recorded.store(true, Ordering::Relaxed);
+    assert_eq!(read(), (Some(0.75), true), "the counters while read");
+    assert_eq!(read(), (Some(0.5), false), "then the recorded share alone");
+    recorded.store(false, Ordering::Relaxed);
+    assert_eq!(read(), (None, false), "gone: one read without");
+    assert_eq!(read(), (Some(0.75), true), "and the counters again");
+}
+
 /// A server on 127.0.0.1 that answers each query API request with what `answer` gives for
 /// its (still URL-encoded) query, a connection a thread; its address. Answers over 10 KB
 /// stall for 300 ms before their last byte.

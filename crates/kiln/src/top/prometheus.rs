@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln_scraper::{Fetch, ScrapeClient, ScrapeError};
@@ -40,6 +40,7 @@ const INTERFACE: &str =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quantity {
     Up,
+    CpuRecorded,
     CpuIdle,
     Cpus,
     NodeGauges,
@@ -113,6 +114,20 @@ fn promql_string(text: &str) -> String {
     text.replace('\\', r"\\").replace('"', r#"\""#)
 }
 
+/// The busy CPU share a host that `deploy/prometheus/rules/kiln-recording.yml` records: one
+/// series a host where the raw busy share reads 48 (16 CPUs' idle and iowait counters and
+/// their count).
+const CPU_RECORDED: &str = "instance:node_cpu_utilisation:rate5m";
+
+/// Where the busy CPU share comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuSource {
+    /// The recorded series only: the last read found it for every host with a node job.
+    Recorded,
+    /// The counters as well, for the hosts the recorded series misses.
+    Raw,
+}
+
 /// GPU gauges, read per board: MIG instances carry their own series and the row shows the
 /// whole board, as in the direct reading. The UUID comes with `nvidia_gpu_info` and the
 /// XID series only: left out of the eight gauges, it is a fifth less of their answers'
@@ -122,24 +137,16 @@ fn gpu_gauge(name: &str, scope: &str) -> String {
 }
 
 /// Every query of one refresh.
-fn queries(detail: Detail<'_>) -> Vec<(Quantity, String)> {
+fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
     use Quantity as Q;
     let irate = |selector: &str| format!("sum by (instance) (irate({selector}[{RATE_WINDOW}]))");
+    let cpus = |scope: &str| {
+        format!(r#"count by (instance) (node_cpu_seconds_total{{mode="idle"{scope}}})"#)
+    };
     let mut queries = vec![
         (Q::Up, format!(r#"up{{job=~"{HOST_JOBS}"}}"#)),
-        // Each CPU's counters together advance one second a second, so the busy share is
-        // one less the idle share: this reads the idle and iowait series only, a quarter
-        // of a host's CPU series, where busy / total would read them all twice. The share
-        // is taken here, with the CPU count read below, rather than by the server, which
-        // would count the CPUs a second time.
-        (
-            Q::CpuIdle,
-            irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
-        ),
-        (
-            Q::Cpus,
-            r#"count by (instance) (node_cpu_seconds_total{mode="idle"})"#.to_owned(),
-        ),
+        // One series a host where the shipped recording rules run.
+        (Q::CpuRecorded, format!("max by (instance) ({CPU_RECORDED})")),
         (
             Q::NodeGauges,
             r#"{__name__=~"node_load1|node_load5|node_load15|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes"}"#
@@ -181,10 +188,26 @@ fn queries(detail: Detail<'_>) -> Vec<(Quantity, String)> {
             "max by (instance, target) (ping_loss_ratio)".to_owned(),
         ),
     ];
+    if cpu == CpuSource::Raw {
+        // Each CPU's counters together advance one second a second, so the busy share is
+        // one less the idle share: this reads the idle and iowait series only, a quarter
+        // of a host's CPU series, where busy / total would read them all twice. The share
+        // is taken here, with the CPU count, rather than by the server, which would count
+        // the CPUs a second time.
+        queries.push((
+            Q::CpuIdle,
+            irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
+        ));
+        queries.push((Q::Cpus, cpus("")));
+    }
     let Some(scope) = detail.matcher() else {
         return queries;
     };
     let scope = scope.as_str();
+    if cpu == CpuSource::Recorded {
+        // Only the detail pane shows the count then.
+        queries.push((Q::Cpus, cpus(scope)));
+    }
     queries.extend([
         (Q::GpuUp, gpu_gauge("nvidia_gpu_up", scope)),
         (Q::GpuMemoryUsed, gpu_gauge("nvidia_gpu_memory_used_bytes", scope)),
@@ -238,6 +261,9 @@ pub struct PrometheusSource {
     base: String,
     client: ScrapeClient,
     budget: usize,
+    /// Whether the last read found the recorded CPU share for every host with a node
+    /// job: then the next one reads only it. Shared by clones, as the reads are.
+    cpu_recorded: Arc<AtomicBool>,
 }
 
 /// What one refresh read.
@@ -309,6 +335,7 @@ impl PrometheusSource {
             base,
             client,
             budget: ANSWER_BUDGET,
+            cpu_recorded: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -336,7 +363,12 @@ impl PrometheusSource {
         let budget = Arc::new(Budget {
             left: AtomicUsize::new(self.budget),
         });
-        let mut pending: VecDeque<(Quantity, String)> = queries(detail).into();
+        let cpu = if self.cpu_recorded.load(Ordering::Relaxed) {
+            CpuSource::Recorded
+        } else {
+            CpuSource::Raw
+        };
+        let mut pending: VecDeque<(Quantity, String)> = queries(detail, cpu).into();
         // Answers that did not fit beside others: asked again one at a time at the end.
         let mut alone = Vec::new();
         let mut build = Builder::default();
@@ -391,6 +423,8 @@ impl PrometheusSource {
         }
         problems.sort();
         problems.dedup();
+        self.cpu_recorded
+            .store(build.cpu_recorded_everywhere(), Ordering::Relaxed);
         Ok(Snapshot {
             hosts: build.finish(&self.base),
             problems,
@@ -510,6 +544,8 @@ struct HostParts {
     /// `up` of each of its jobs.
     jobs: BTreeMap<String, bool>,
     node: Option<NodeReading>,
+    /// The busy share the recording rule gives.
+    cpu_recorded: Option<f64>,
     /// Idle and iowait seconds a second, all CPUs together.
     cpu_idle_seconds: Option<f64>,
     disk: Option<f64>,
@@ -586,6 +622,14 @@ impl Builder {
         add(host, quantity, series);
     }
 
+    /// Whether every host with a node job that is up has the recorded CPU share.
+    fn cpu_recorded_everywhere(&self) -> bool {
+        self.hosts
+            .values()
+            .filter(|parts| parts.jobs.get("node") == Some(&true))
+            .all(|parts| parts.cpu_recorded.is_some())
+    }
+
     fn finish(self, base: &str) -> Vec<Host> {
         self.hosts
             .into_iter()
@@ -601,6 +645,7 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series<'_>) {
     let value = series.value;
     match quantity {
         Q::Up => {}
+        Q::CpuRecorded => host.cpu_recorded = value,
         Q::CpuIdle => host.cpu_idle_seconds = value,
         Q::Cpus => host.node().cpus = value.map_or(0, count),
         Q::NodeGauges => {
@@ -688,6 +733,7 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     let HostParts {
         jobs,
         node,
+        cpu_recorded,
         cpu_idle_seconds,
         disk,
         receive,
@@ -697,12 +743,15 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     } = parts;
     // Sums over no series give no series: a host without disks reads 0 B/s, as when
     // polled directly.
+    // The counters' share when they were read (every host's then, from the last two
+    // samples as when polled directly); the recorded one when only it was.
     let cpu_busy = node
         .as_ref()
         .filter(|node| node.cpus > 0)
         .zip(cpu_idle_seconds)
-        .map(|(node, idle)| 1.0 - idle / node.cpus as f64);
-    let rates = cpu_busy.map(|cpu_busy| NodeRates {
+        .map(|(node, idle)| 1.0 - idle / node.cpus as f64)
+        .or(cpu_recorded);
+    let rates = node.as_ref().and(cpu_busy).map(|cpu_busy| NodeRates {
         cpu_busy: cpu_busy.clamp(0.0, 1.0),
         disk_bytes_per_second: disk.unwrap_or(0.0),
         receive_bytes_per_second: receive.unwrap_or(0.0),
@@ -803,7 +852,7 @@ mod tests {
             r#",instance=~"gpu-1\\.ec2\\.internal|odd\"\\\\\\(name\\)""#
         );
         let detailed = |detail| {
-            queries(detail)
+            queries(detail, CpuSource::Raw)
                 .iter()
                 .filter(|(quantity, _)| *quantity == Quantity::GpuThrottle)
                 .count()
@@ -811,8 +860,21 @@ mod tests {
         assert_eq!(detailed(Detail::All), 1);
         assert_eq!(detailed(Detail::Hosts(&hosts)), 1);
         assert_eq!(detailed(Detail::Hosts(&[])), 0, "no host near the view");
+        // With the recorded CPU share everywhere, the counters are not read, and the CPU
+        // count (shown in the detail pane) only near the view.
+        let recorded = queries(Detail::Hosts(&hosts), CpuSource::Recorded);
         assert!(
-            queries(Detail::All)
+            recorded
+                .iter()
+                .all(|(quantity, _)| *quantity != Quantity::CpuIdle)
+        );
+        assert!(
+            recorded.iter().any(
+                |(quantity, query)| *quantity == Quantity::Cpus && query.contains("instance=~")
+            )
+        );
+        assert!(
+            queries(Detail::All, CpuSource::Raw)
                 .iter()
                 .all(|(_, query)| !query.contains("instance=~"))
         );
