@@ -5,11 +5,14 @@
 //! shows (a few plain gauges share one), whatever the number of hosts: the server does the
 //! per-host work, and `kiln top` only reads vectors already reduced to what it shows
 //! (`max by (instance, gpu)` rather than every label), each answer folded into the rows
-//! series by series as it is read (`vector.rs`). Hosts are the `instance`
-//! label of the `node`, `gpu` and `ping` jobs, which the shipped relabelling sets to the
-//! host alone, so a host's exporters share a row as they do when polled directly. Rates
-//! are `irate`, the last two samples Prometheus holds, as direct polling uses the last
-//! two answers.
+//! series by series as it is read (`vector.rs`). What Prometheus spends is about
+//! proportional to the series a query touches, so the GPU rows' detail is asked only for
+//! the hosts near the view ([`Detail`]), and the busy CPU share comes from the shipped
+//! recording rule (`instance:node_cpu_utilisation:rate5m`) while every host has it.
+//! Hosts are the `instance` label of the `node`, `gpu` and `ping` jobs, which the shipped
+//! relabelling sets to the host alone, so a host's exporters share a row as they do when
+//! polled directly. Rates are `irate`, the last two samples Prometheus holds, as direct
+//! polling uses the last two answers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
