@@ -8,11 +8,13 @@ blocks has the two recent samples `irate` needs for two and a half minutes of be
 Each host has the series `kiln top --prometheus` reads, in the numbers a real scrape has
 them (scripts/bench/sizing.py): 16 CPUs (8 modes each), 2 disks, eth0 and lo, 3
 filesystems, 8 GPUs with their 9 clock-event reasons, one process each and one XID on one
-GPU in ten, and one ping target; and `up` for its three jobs.
+GPU in ten, and one ping target; `up` for its three jobs; and the recorded CPU share of
+deploy/prometheus/rules/kiln-recording.yml (unless RECORDED=0).
 
     fleet_openmetrics.py HOSTS LEAD > fleet.om
 """
 
+import os
 import sys
 import time
 
@@ -53,6 +55,13 @@ family("up", "gauge", ((f'instance="{host(n)}",job="{job}"', lambda t: 1.0)
 family("node_cpu_seconds", "counter", per_host("node", lambda n: [
     (f'cpu="{c}",mode="{m}"', lambda t, m=m, n=n: 1e6 + t * (0.5 if m == "user" else 0.05) + n)
     for c in range(16) for m in MODES]))
+# What deploy/prometheus/rules/kiln-recording.yml records from those counters when the rules
+# run (1 - (idle + iowait) / CPUs: 1 - 0.1 = 0.9), as a Prometheus with the shipped rules
+# holds it; `kiln top --prometheus` then reads it instead of the counters. RECORDED=0
+# leaves it out, as on a Prometheus without the rules.
+if os.environ.get("RECORDED", "1") != "0":
+    family("instance:node_cpu_utilisation:rate5m", "gauge",
+           per_host("node", lambda n: [("", lambda t: 0.9)]))
 for name, value in [("node_load1", 3.5), ("node_load5", 3.0), ("node_load15", 2.5),
                     ("node_memory_MemTotal_bytes", 2.0**39), ("node_memory_MemAvailable_bytes", 2.0**38)]:
     family(name, "gauge", per_host("node", lambda n, value=value: [("", lambda t: value)]))

@@ -5,9 +5,11 @@
 # 200×60 tmux terminal at a 2 s refresh; reported: the time each refresh took (all its
 # queries, as the title's "read in" shows it), the CPU share of one core and the RSS of
 # `kiln top`, and the query time on Prometheus' side. Compare with scripts/bench/kiln-top.sh
-# (direct polling of 200 targets).
+# (direct polling of 200 targets). The series include the CPU share the shipped recording
+# rules record, as a fleet Prometheus with them holds it; RECORDED=0 leaves it out, to
+# measure a Prometheus without the rules.
 #
-#   scripts/bench/kiln-top-prometheus.sh [HOSTS] [SECONDS]
+#   [RECORDED=0] scripts/bench/kiln-top-prometheus.sh [HOSTS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hosts=${1:-5000}

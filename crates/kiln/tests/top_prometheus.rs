@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln::top::fleet::{Answer, Fleet, Status};
-use kiln::top::prometheus::PrometheusSource;
+use kiln::top::prometheus::{Detail, PrometheusSource};
 use kiln::top::reading::Reading;
 use kiln::top::targets::HostSpec;
 use kiln::top::terminal::draw_text;
@@ -334,6 +334,35 @@ fn prometheus_figures_equal_direct_polling_and_failures_keep_the_screen() {
     assert_eq!(b.gpus.len(), 3);
     assert_eq!(gpus(a), gpus(b), "every GPU row");
 
+    // The GPU detail only of the hosts near the view: the others keep what their rows, the
+    // filter and the sort need. The host name is a regular expression's literal: its dots
+    // match dots alone.
+    let read = |hosts: &[&str]| {
+        let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+        let snapshot = lab
+            .runtime
+            .block_on(lab.source().read_with(Detail::Hosts(&hosts)))
+            .unwrap();
+        assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+        snapshot.hosts[0].reading().clone()
+    };
+    assert_eq!(gpus(&read(&[UP])), gpus(b), "every GPU row near the view");
+    for far in [vec![], vec!["127x0x0x2", "127.0.0.20"]] {
+        let far = read(&far);
+        let gpu = &far.gpus[0];
+        assert_eq!(far.gpus.len(), 3);
+        assert_eq!(
+            (gpu.utilization, gpu.temperature_celsius, &gpu.name),
+            (
+                b.gpus[0].utilization,
+                b.gpus[0].temperature_celsius,
+                &b.gpus[0].name
+            )
+        );
+        assert_eq!((gpu.memory_used_bytes, gpu.power_watts), (None, None));
+        assert!(gpu.top_process.is_none());
+    }
+
     // The screen: the same rows, rates aside.
     let text = draw_text(&through, &App::default(), Duration::from_secs(2), 130);
     let polled_text = draw_text(&polled, &App::default(), Duration::from_secs(2), 130);
@@ -472,6 +501,191 @@ fn a_failing_query_is_reported_and_the_rest_still_shows() {
     assert!(text[0].contains("failed (execution)"), "{}", text[0]);
     assert!(text[2].starts_with("127.0.0.1 "), "{}", text[2]);
     assert!(!text[2].contains("down"), "{}", text[2]);
+}
+
+#[test]
+fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
+    // `up` answers; the node gauges' answer is cut short after one series; the GPU
+    // utilization's and temperature's are valid vectors of 120 KB each, sent slowly so
+    // that they are in flight together; every other query finds no series.
+    let up = r#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"__name__":"up","instance":"h1","job":"node"},"value":[1,"1"]}]}}"#;
+    let cut = r#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"__name__":"node_load1","instance":"h1"},"value":[1,"0.5"]},{"metr"#;
+    let series = r#"{"metric":{"instance":"h1","gpu":"0"},"value":[1,"0.5"]}"#;
+    let large = format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        vec![series; 2000].join(",")
+    );
+    let empty = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    let address = serve_queries(move |query| {
+        if query.starts_with("up%7B") {
+            up.to_owned()
+        } else if query.contains("node_load1") {
+            cut.to_owned()
+        } else if query.contains("nvidia_gpu_utilization_ratio")
+            || query.contains("nvidia_gpu_temperature_celsius")
+        {
+            large.clone()
+        } else {
+            empty.to_owned()
+        }
+    });
+    let client = ScrapeClient::new().unwrap().timeout(Duration::from_secs(5));
+    let source = PrometheusSource::new(&format!("http://{address}"), client)
+        .unwrap()
+        .answer_budget(64 << 10);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let snapshot = runtime.block_on(source.read()).unwrap();
+    assert_eq!(snapshot.problems.len(), 3, "{:?}", snapshot.problems);
+    assert!(
+        snapshot.problems.iter().any(|p| p.contains("node_load1")
+            && p.contains("not the query API's JSON: EOF while parsing")),
+        "{:?}",
+        snapshot.problems
+    );
+    assert!(
+        snapshot
+            .problems
+            .iter()
+            .any(|p| p.contains("nvidia_gpu_utilization_ratio")
+                && p.contains("is larger than the 64 KiB kept for answers")),
+        "{:?}",
+        snapshot.problems
+    );
+    // Nothing of the cut answer is shown, not even its first, complete series.
+    let host = &snapshot.hosts[0];
+    assert_eq!(host.name, "h1");
+    assert_eq!(host.status(), Status::Up);
+    assert_eq!(host.reading().node.as_ref().and_then(|n| n.load1), None);
+
+    let mut fleet = Fleet::new(&[]);
+    fleet.replace(Ok(snapshot));
+    let text = draw_text(&fleet, &App::default(), Duration::from_secs(2), 400);
+    assert!(text[0].contains("kiln top  1 host: 1 up"), "{}", text[0]);
+    assert!(text[0].contains("EOF while parsing"), "{}", text[0]);
+    assert!(text[2].starts_with("h1 "), "{}", text[2]);
+
+    // Room for one large answer but not for both: the one that does not fit beside the
+    // other is asked again once it is alone, and both are read.
+    let source = source.answer_budget(200 << 10);
+    let snapshot = runtime.block_on(source.read()).unwrap();
+    assert_eq!(snapshot.problems.len(), 1, "{:?}", snapshot.problems);
+    let gpu = &snapshot.hosts[0].reading().gpus[0];
+    assert_eq!(
+        (gpu.utilization, gpu.temperature_celsius),
+        (Some(0.5), Some(0.5))
+    );
+}
+
+#[test]
+fn the_recorded_cpu_share_is_read_alone_while_every_host_has_it() {
+    // A server whose `instance:node_cpu_utilisation:rate5m` answers 0.5 for h1 or nothing,
+    // as `recorded` says, and whose counters give 1 - 4 / 16 = 0.75; it notes every query.
+    let recorded = Arc::new(AtomicBool::new(false));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let vector = |series: &str| {
+        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{series}]}}}}"#)
+    };
+    let address = {
+        let (recorded, asked) = (recorded.clone(), asked.clone());
+        serve_queries(move |query| {
+            asked.lock().unwrap().push(query.to_owned());
+            let h1 =
+                |value: &str| format!(r#"{{"metric":{{"instance":"h1"}},"value":[1,"{value}"]}}"#);
+            if query.starts_with("up%7B") {
+                vector(r#"{"metric":{"instance":"h1","job":"node"},"value":[1,"1"]}"#)
+            } else if query.contains("node_cpu_utilisation") {
+                vector(&if recorded.load(Ordering::Relaxed) {
+                    h1("0.5")
+                } else {
+                    String::new()
+                })
+            } else if query.contains("node_cpu_seconds_total") && query.contains("irate") {
+                vector(&h1("4"))
+            } else if query.contains("node_cpu_seconds_total") {
+                vector(&h1("16"))
+            } else {
+                vector("")
+            }
+        })
+    };
+    let client = ScrapeClient::new().unwrap().timeout(Duration::from_secs(5));
+    let source = PrometheusSource::new(&format!("http://{address}"), client).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The busy share of one read, and whether it read the counters.
+    let read = || {
+        asked.lock().unwrap().clear();
+        let snapshot = runtime.block_on(source.read()).unwrap();
+        assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+        let counters = asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("irate%28node_cpu"));
+        (snapshot.hosts[0].rates().map(|r| r.cpu_busy), counters)
+    };
+    assert_eq!(
+        read(),
+        (Some(0.75), true),
+        "no recorded series: the counters"
+    );
+    assert_eq!(read(), (Some(0.75), true));
+    recorded.store(true, Ordering::Relaxed);
+    assert_eq!(read(), (Some(0.75), true), "the counters while read");
+    assert_eq!(read(), (Some(0.5), false), "then the recorded share alone");
+    recorded.store(false, Ordering::Relaxed);
+    assert_eq!(read(), (None, false), "gone: one read without");
+    assert_eq!(read(), (Some(0.75), true), "and the counters again");
+}
+
+/// A server on 127.0.0.1 that answers each query API request with what `answer` gives for
+/// its (still URL-encoded) query, a connection a thread; its address. Answers over 10 KB
+/// stall for 300 ms before their last byte.
+fn serve_queries(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || answer_query(stream, &*answer));
+        }
+    });
+    address
+}
+
+fn answer_query(mut stream: std::net::TcpStream, answer: &dyn Fn(&str) -> String) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    let _ = reader.read_line(&mut request_line);
+    // The rest of the head, up to the empty line.
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let query = request_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|target| target.split_once("query="))
+        .map(|(_, query)| query.to_owned())
+        .unwrap_or_default();
+    let body = answer(&query);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let (most, last) = body.split_at(body.len() - 1);
+    let _ = stream.write_all(most.as_bytes());
+    if body.len() > 10_000 {
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = stream.write_all(last.as_bytes());
 }
 
 /// A server on 127.0.0.1 that answers every request with `status` and `body`; its address.

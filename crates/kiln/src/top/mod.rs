@@ -13,6 +13,7 @@ pub mod render;
 pub mod targets;
 pub mod terminal;
 pub mod units;
+pub mod vector;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,21 +4,27 @@
 //! Each refresh sends a fixed set of PromQL instant queries, one per quantity the screen
 //! shows (a few plain gauges share one), whatever the number of hosts: the server does the
 //! per-host work, and `kiln top` only reads vectors already reduced to what it shows
-//! (`max by (instance, gpu, uuid)` rather than every label). Hosts are the `instance`
-//! label of the `node`, `gpu` and `ping` jobs, which the shipped relabelling sets to the
-//! host alone, so a host's exporters share a row as they do when polled directly. Rates
-//! are `irate`, the last two samples Prometheus holds, as direct polling uses the last
-//! two answers.
+//! (`max by (instance, gpu)` rather than every label), each answer folded into the rows
+//! series by series as it is read (`vector.rs`). What Prometheus spends is about
+//! proportional to the series a query touches, so the GPU rows' detail is asked only for
+//! the hosts near the view ([`Detail`]), and the busy CPU share comes from the shipped
+//! recording rule (`instance:node_cpu_utilisation:rate5m`) while every host has it.
+//! Hosts are the `instance` label of the `node`, `gpu` and `ping` jobs, which the shipped
+//! relabelling sets to the host alone, so a host's exporters share a row as they do when
+//! polled directly. Rates are `irate`, the last two samples Prometheus holds, as direct
+//! polling uses the last two answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln_scraper::{Fetch, ScrapeClient, ScrapeError};
-use serde::Deserialize;
 
 use super::fleet::{Failure, Host, NodeRates, Status};
 use super::reading::{Filesystem, GpuProcess, GpuReading, NodeReading, PingReading, Reading};
+use super::vector::{self, AnswerError, Label, Series};
 
 /// The jobs whose targets are hosts, as `deploy/prometheus/prometheus.yml` names them.
 pub const HOST_JOBS: &str = "node|gpu|ping";
@@ -37,7 +43,8 @@ const INTERFACE: &str =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quantity {
     Up,
-    CpuBusy,
+    CpuRecorded,
+    CpuIdle,
     Cpus,
     NodeGauges,
     Fullest,
@@ -60,33 +67,89 @@ enum Quantity {
     PingLoss,
 }
 
+/// Which hosts a refresh reads the GPU detail of: the memory, power, throttle, XID and
+/// process of each GPU, which only the GPU rows under each host show. The host rows, the
+/// filter (by GPU model) and the sort keys (GPU utilization and temperature) read the rest,
+/// which every refresh asks for every host.
+#[derive(Debug, Clone, Copy)]
+pub enum Detail<'a> {
+    /// Every host: `--once`, which prints them all.
+    All,
+    /// The hosts on screen, or near enough to come into view at the next key press.
+    Hosts(&'a [String]),
+}
+
+impl Detail<'_> {
+    /// The extra matcher of the detail queries' selectors (`,instance=~"…"`), or `None`
+    /// when no host needs them.
+    fn matcher(self) -> Option<String> {
+        match self {
+            Self::All => Some(String::new()),
+            Self::Hosts([]) => None,
+            Self::Hosts(hosts) => {
+                let mut alternatives = String::new();
+                for (n, host) in hosts.iter().enumerate() {
+                    if n > 0 {
+                        alternatives.push('|');
+                    }
+                    alternatives.push_str(&regex_literal(host));
+                }
+                Some(format!(r#",instance=~"{}""#, promql_string(&alternatives)))
+            }
+        }
+    }
+}
+
+/// `text` as a regular expression that matches it alone.
+fn regex_literal(text: &str) -> String {
+    let mut regex = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            regex.push('\\');
+        }
+        regex.push(c);
+    }
+    regex
+}
+
+/// `text` inside a double-quoted PromQL string.
+fn promql_string(text: &str) -> String {
+    text.replace('\\', r"\\").replace('"', r#"\""#)
+}
+
+/// The busy CPU share a host that `deploy/prometheus/rules/kiln-recording.yml` records: one
+/// series a host where the raw busy share reads 48 (16 CPUs' idle and iowait counters and
+/// their count).
+const CPU_RECORDED: &str = "instance:node_cpu_utilisation:rate5m";
+
+/// Where the busy CPU share comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuSource {
+    /// The recorded series only: the last read found it for every host with a node job.
+    Recorded,
+    /// The counters as well, for the hosts the recorded series misses.
+    Raw,
+}
+
 /// GPU gauges, read per board: MIG instances carry their own series and the row shows the
-/// whole board, as in the direct reading.
-fn gpu_gauge(name: &str) -> String {
-    format!(r#"max by (instance, gpu, uuid) ({name}{{gpu_instance_id=""}})"#)
+/// whole board, as in the direct reading. The UUID comes with `nvidia_gpu_info` and the
+/// XID series only: left out of the eight gauges, it is a fifth less of their answers'
+/// bytes for the server to write and for `kiln top` to read. `scope` narrows the selector.
+fn gpu_gauge(name: &str, scope: &str) -> String {
+    format!(r#"max by (instance, gpu) ({name}{{gpu_instance_id=""{scope}}})"#)
 }
 
 /// Every query of one refresh.
-fn queries() -> Vec<(Quantity, String)> {
+fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
     use Quantity as Q;
     let irate = |selector: &str| format!("sum by (instance) (irate({selector}[{RATE_WINDOW}]))");
-    vec![
+    let cpus = |scope: &str| {
+        format!(r#"count by (instance) (node_cpu_seconds_total{{mode="idle"{scope}}})"#)
+    };
+    let mut queries = vec![
         (Q::Up, format!(r#"up{{job=~"{HOST_JOBS}"}}"#)),
-        // Each CPU's counters together advance one second a second, so the busy share is
-        // one less the idle share: this reads the idle and iowait series only, a quarter
-        // of a host's CPU series, where busy / total would read them all twice.
-        (
-            Q::CpuBusy,
-            format!(
-                "1 - {} / {}",
-                irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
-                r#"count by (instance) (node_cpu_seconds_total{mode="idle"})"#
-            ),
-        ),
-        (
-            Q::Cpus,
-            r#"count by (instance) (node_cpu_seconds_total{mode="idle"})"#.to_owned(),
-        ),
+        // One series a host where the shipped recording rules run.
+        (Q::CpuRecorded, format!("max by (instance) ({CPU_RECORDED})")),
         (
             Q::NodeGauges,
             r#"{__name__=~"node_load1|node_load5|node_load15|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes"}"#
@@ -117,31 +180,8 @@ fn queries() -> Vec<(Quantity, String)> {
             Q::GpuInfo,
             r#"max by (instance, gpu, uuid, name) (nvidia_gpu_info{gpu_instance_id=""})"#.to_owned(),
         ),
-        (Q::GpuUp, gpu_gauge("nvidia_gpu_up")),
-        (Q::GpuUtilization, gpu_gauge("nvidia_gpu_utilization_ratio")),
-        (Q::GpuMemoryUsed, gpu_gauge("nvidia_gpu_memory_used_bytes")),
-        (Q::GpuMemoryTotal, gpu_gauge("nvidia_gpu_memory_total_bytes")),
-        (Q::GpuTemperature, gpu_gauge("nvidia_gpu_temperature_celsius")),
-        (Q::GpuPower, gpu_gauge("nvidia_gpu_power_usage_watts")),
-        (Q::GpuPowerLimit, gpu_gauge("nvidia_gpu_power_limit_watts")),
-        (
-            Q::GpuThrottle,
-            r#"max by (instance, gpu, uuid, reason) (nvidia_gpu_clocks_event_reason_active{gpu_instance_id=""} == 1)"#
-                .to_owned(),
-        ),
-        (
-            Q::GpuXidErrors,
-            r#"sum by (instance, gpu, uuid) (nvidia_gpu_xid_errors_total{gpu_instance_id=""})"#.to_owned(),
-        ),
-        (
-            Q::GpuLastXid,
-            r#"topk by (instance, gpu) (1, nvidia_gpu_xid_last_timestamp_seconds{gpu_instance_id=""})"#
-                .to_owned(),
-        ),
-        (
-            Q::GpuTopProcess,
-            "topk by (instance, gpu) (1, nvidia_gpu_process_memory_used_bytes)".to_owned(),
-        ),
+        (Q::GpuUtilization, gpu_gauge("nvidia_gpu_utilization_ratio", "")),
+        (Q::GpuTemperature, gpu_gauge("nvidia_gpu_temperature_celsius", "")),
         (
             Q::PingRtt,
             "max by (instance, target) (ping_rtt_mean_seconds)".to_owned(),
@@ -150,12 +190,72 @@ fn queries() -> Vec<(Quantity, String)> {
             Q::PingLoss,
             "max by (instance, target) (ping_loss_ratio)".to_owned(),
         ),
-    ]
+    ];
+    if cpu == CpuSource::Raw {
+        // Each CPU's counters together advance one second a second, so the busy share is
+        // one less the idle share: this reads the idle and iowait series only, a quarter
+        // of a host's CPU series, where busy / total would read them all twice. The share
+        // is taken here, with the CPU count, rather than by the server, which would count
+        // the CPUs a second time.
+        queries.push((
+            Q::CpuIdle,
+            irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
+        ));
+        queries.push((Q::Cpus, cpus("")));
+    }
+    let Some(scope) = detail.matcher() else {
+        return queries;
+    };
+    let scope = scope.as_str();
+    if cpu == CpuSource::Recorded {
+        // Only the detail pane shows the count then.
+        queries.push((Q::Cpus, cpus(scope)));
+    }
+    queries.extend([
+        (Q::GpuUp, gpu_gauge("nvidia_gpu_up", scope)),
+        (Q::GpuMemoryUsed, gpu_gauge("nvidia_gpu_memory_used_bytes", scope)),
+        (Q::GpuMemoryTotal, gpu_gauge("nvidia_gpu_memory_total_bytes", scope)),
+        (Q::GpuPower, gpu_gauge("nvidia_gpu_power_usage_watts", scope)),
+        (Q::GpuPowerLimit, gpu_gauge("nvidia_gpu_power_limit_watts", scope)),
+        // Nine reasons a GPU, the most series of any query: on screen only.
+        (
+            Q::GpuThrottle,
+            format!(
+                r#"max by (instance, gpu, reason) (nvidia_gpu_clocks_event_reason_active{{gpu_instance_id=""{scope}}} == 1)"#
+            ),
+        ),
+        (
+            Q::GpuXidErrors,
+            format!(
+                r#"sum by (instance, gpu, uuid) (nvidia_gpu_xid_errors_total{{gpu_instance_id=""{scope}}})"#
+            ),
+        ),
+        (
+            Q::GpuLastXid,
+            format!(
+                r#"topk by (instance, gpu) (1, nvidia_gpu_xid_last_timestamp_seconds{{gpu_instance_id=""{scope}}})"#
+            ),
+        ),
+        (
+            Q::GpuTopProcess,
+            format!(
+                "topk by (instance, gpu) (1, nvidia_gpu_process_memory_used_bytes{{{}}})",
+                scope.trim_start_matches(',')
+            ),
+        ),
+    ]);
+    queries
 }
 
-/// How many queries are in flight at once: enough to hide the round trips, few enough
-/// that the answers held in memory at one time stay small.
+/// How many queries are in flight at once: enough to hide the round trips and keep the
+/// server's cores busy.
 const IN_FLIGHT: usize = 4;
+
+/// Bytes of answers held at once, the queries in flight together (compressed and
+/// decompressed text both count while an answer is read). A 5,000-host GPU query's answer
+/// is a few MB; an answer that does not fit beside the others is asked again alone once
+/// they are done, and one that does not fit alone fails as too large.
+pub const ANSWER_BUDGET: usize = 48 << 20;
 
 /// A Prometheus server's query API.
 #[derive(Debug, Clone)]
@@ -163,46 +263,10 @@ pub struct PrometheusSource {
     /// The server's root, e.g. `https://prometheus:9090` or one with a path prefix.
     base: String,
     client: ScrapeClient,
-}
-
-/// One series of an instant vector.
-#[derive(Debug, Deserialize)]
-struct Series {
-    metric: BTreeMap<String, String>,
-    /// `[time, "value"]`; the value is a string because it may be `NaN` or `+Inf`.
-    value: (f64, String),
-}
-
-impl Series {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.metric.get(name).map(String::as_str)
-    }
-
-    fn number(&self) -> Option<f64> {
-        let value: f64 = self.value.1.parse().ok()?;
-        value.is_finite().then_some(value)
-    }
-}
-
-/// The envelope every answer of the HTTP API comes in.
-#[derive(Debug, Deserialize)]
-struct ApiAnswer {
-    status: String,
-    #[serde(default)]
-    data: Option<ApiData>,
-    #[serde(rename = "errorType", default)]
-    error_type: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-/// Read straight into series, without an intermediate JSON tree: a fleet's answer is tens of
-/// thousands of them. Every query here returns a vector.
-#[derive(Debug, Deserialize)]
-struct ApiData {
-    #[serde(rename = "resultType")]
-    result_type: String,
-    result: Vec<Series>,
+    budget: usize,
+    /// Whether the last read found the recorded CPU share for every host with a node
+    /// job: then the next one reads only it. Shared by clones, as the reads are.
+    cpu_recorded: Arc<AtomicBool>,
 }
 
 /// What one refresh read.
@@ -213,6 +277,47 @@ pub struct Snapshot {
     pub problems: Vec<String>,
     /// How long the refresh took, every query included.
     pub took: Duration,
+}
+
+/// The bytes left for answers, shared by the queries of one refresh.
+#[derive(Debug)]
+struct Budget {
+    left: AtomicUsize,
+}
+
+impl Budget {
+    fn take(&self, bytes: usize) -> bool {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.left.fetch_add(bytes, Ordering::AcqRel);
+    }
+}
+
+/// An answer's text and the bytes of the budget it holds until dropped.
+struct Held {
+    text: String,
+    bytes: usize,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+/// How one query ended.
+enum Asked {
+    Answered(Held),
+    /// The answer did not fit beside the others in flight.
+    Refused,
+    Failed(Failure),
 }
 
 impl PrometheusSource {
@@ -229,7 +334,18 @@ impl PrometheusSource {
                 reason: "give the Prometheus server's http:// or https:// address".into(),
             });
         }
-        Ok(Self { base, client })
+        Ok(Self {
+            base,
+            client,
+            budget: ANSWER_BUDGET,
+            cpu_recorded: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Sets the bytes of answers held at once (see [`ANSWER_BUDGET`]).
+    pub fn answer_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// The server's address, as shown on screen.
@@ -237,23 +353,43 @@ impl PrometheusSource {
         &self.base
     }
 
-    /// Reads the whole fleet. Fails only when the hosts themselves cannot be read (the
-    /// `up` query); any other query that fails leaves its quantity empty and is reported.
+    /// Reads the whole fleet, GPU detail included. Fails only when the hosts themselves
+    /// cannot be read (the `up` query); any other query that fails leaves its quantity
+    /// empty and is reported. Each answer is folded into the rows as it arrives and dropped.
     pub async fn read(&self) -> Result<Snapshot, Failure> {
+        self.read_with(Detail::All).await
+    }
+
+    /// Reads the whole fleet, the GPU detail only of the hosts `detail` names.
+    pub async fn read_with(&self, detail: Detail<'_>) -> Result<Snapshot, Failure> {
         let started = Instant::now();
-        let mut answers: Vec<(Quantity, Result<Vec<Series>, Failure>)> = Vec::new();
-        let mut pending = queries().into_iter();
+        let budget = Arc::new(Budget {
+            left: AtomicUsize::new(self.budget),
+        });
+        let cpu = if self.cpu_recorded.load(Ordering::Relaxed) {
+            CpuSource::Recorded
+        } else {
+            CpuSource::Raw
+        };
+        let mut pending: VecDeque<(Quantity, String)> = queries(detail, cpu).into();
+        // Answers that did not fit beside others: asked again one at a time at the end.
+        let mut alone = Vec::new();
+        let mut build = Builder::default();
+        let mut problems = Vec::new();
         let mut running = tokio::task::JoinSet::new();
         loop {
             while running.len() < IN_FLIGHT {
-                let Some((quantity, expr)) = pending.next() else {
+                let Some((quantity, expr)) = pending.pop_front() else {
                     break;
                 };
-                let source = self.clone();
-                running.spawn(async move { (quantity, source.query(&expr).await) });
+                let (source, budget) = (self.clone(), budget.clone());
+                running.spawn(async move {
+                    let asked = source.ask(&expr, &budget).await;
+                    (quantity, expr, asked)
+                });
             }
-            match running.join_next().await {
-                Some(Ok(answer)) => answers.push(answer),
+            let (quantity, expr, asked) = match running.join_next().await {
+                Some(Ok(joined)) => joined,
                 Some(Err(error)) => {
                     return Err(Failure {
                         short: "query task failed".into(),
@@ -261,21 +397,37 @@ impl PrometheusSource {
                     });
                 }
                 None => break,
+            };
+            let outcome = match asked {
+                Asked::Answered(held) => self.fold(&mut build, quantity, &expr, &held),
+                Asked::Refused => {
+                    alone.push((quantity, expr));
+                    continue;
+                }
+                Asked::Failed(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(failure) if quantity == Quantity::Up => return Err(failure),
+                Err(failure) => problems.push(failure.full),
             }
         }
-        let mut build = Builder::default();
-        let mut problems = Vec::new();
-        // `up` first: it decides which hosts exist.
-        answers.sort_by_key(|(quantity, _)| *quantity != Quantity::Up);
-        for (quantity, answer) in answers {
-            match answer {
-                Ok(series) => build.add(quantity, series),
+        for (quantity, expr) in alone {
+            let outcome = match self.ask(&expr, &budget).await {
+                Asked::Answered(held) => self.fold(&mut build, quantity, &expr, &held),
+                Asked::Refused => Err(self.too_large(&expr)),
+                Asked::Failed(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(()) => {}
                 Err(failure) if quantity == Quantity::Up => return Err(failure),
                 Err(failure) => problems.push(failure.full),
             }
         }
         problems.sort();
         problems.dedup();
+        self.cpu_recorded
+            .store(build.cpu_recorded_everywhere(), Ordering::Relaxed);
         Ok(Snapshot {
             hosts: build.finish(&self.base),
             problems,
@@ -283,77 +435,96 @@ impl PrometheusSource {
         })
     }
 
-    /// One instant query; the vector it returns.
-    async fn query(&self, expr: &str) -> Result<Vec<Series>, Failure> {
+    /// One instant query's answer, its bytes taken from `budget` as they arrive.
+    async fn ask(&self, expr: &str, budget: &Arc<Budget>) -> Asked {
         let url = format!("{}/api/v1/query?query={}", self.base, encode(expr));
+        let taken = AtomicUsize::new(0);
+        let admit = |bytes: usize| {
+            let fits = budget.take(bytes);
+            if fits {
+                taken.fetch_add(bytes, Ordering::Relaxed);
+            }
+            fits
+        };
         let answer = self
             .client
-            .fetch(Fetch::get(&url, "application/json"))
-            .await
-            .map_err(|error| self.failure(&error, expr))?;
-        let parsed: ApiAnswer = serde_json::from_str(&answer.body).map_err(|error| Failure {
-            short: "not a Prometheus API answer".into(),
-            full: format!(
-                "{}: the answer to {expr} is not the query API's JSON: {error}",
-                self.base
-            ),
-        })?;
-        let data = match parsed {
-            ApiAnswer {
-                status,
-                data: Some(data),
-                ..
-            } if status == "success" => data,
-            ApiAnswer {
-                error_type, error, ..
-            } => {
-                return Err(query_error(
-                    &self.base,
-                    expr,
-                    error_type.as_deref(),
-                    error.as_deref(),
-                ));
+            .fetch(Fetch::get(&url, "application/json").admit(&admit))
+            .await;
+        // Dropped on every path, giving the bytes back.
+        let mut held = Held {
+            text: String::new(),
+            bytes: taken.load(Ordering::Relaxed),
+            budget: budget.clone(),
+        };
+        match answer {
+            Ok(answer) => {
+                held.text = answer.body;
+                Asked::Answered(held)
+            }
+            Err(ScrapeError::Refused) => Asked::Refused,
+            Err(ScrapeError::TooLarge(_)) => Asked::Failed(self.too_large(expr)),
+            Err(error) => Asked::Failed(self.failure(&error, expr)),
+        }
+    }
+
+    /// Folds one answer into the rows. The answer is read through once before: a
+    /// malformed one adds nothing rather than part of its series.
+    fn fold(
+        &self,
+        build: &mut Builder,
+        quantity: Quantity,
+        expr: &str,
+        held: &Held,
+    ) -> Result<(), Failure> {
+        let failure = |error: AnswerError| {
+            let short = match error {
+                AnswerError::Failed { ref kind, .. } => format!("query failed ({kind})"),
+                AnswerError::Json(_) => "not a Prometheus API answer".into(),
+                AnswerError::NotVector(_) => "unexpected answer".into(),
+            };
+            Failure {
+                short,
+                full: format!("{}: query {expr}: {error}", self.base),
             }
         };
-        if data.result_type != "vector" {
-            return Err(Failure {
-                short: "unexpected answer".into(),
-                full: format!(
-                    "{}: {expr} gave a {}, not a vector",
-                    self.base, data.result_type
-                ),
-            });
+        vector::read_vector(&held.text, |_| {}).map_err(failure)?;
+        vector::read_vector(&held.text, |series| build.add(quantity, series)).map_err(failure)?;
+        Ok(())
+    }
+
+    fn too_large(&self, expr: &str) -> Failure {
+        Failure {
+            short: "answer too large".into(),
+            full: format!(
+                "{}: the answer to {expr} is larger than the {} kept for answers",
+                self.base,
+                if self.budget >= 1 << 20 {
+                    format!("{} MiB", self.budget >> 20)
+                } else {
+                    format!("{} KiB", self.budget >> 10)
+                }
+            ),
         }
-        Ok(data.result)
     }
 
     /// A failed request in words; the API's own error when its JSON came back.
     fn failure(&self, error: &ScrapeError, expr: &str) -> Failure {
         if let ScrapeError::Status { body, .. } = error
-            && let Ok(answer) = serde_json::from_str::<ApiAnswer>(body)
-            && answer.error.is_some()
+            && let Some((kind, reason)) = vector::api_error(body)
         {
-            return query_error(
-                &self.base,
-                expr,
-                answer.error_type.as_deref(),
-                answer.error.as_deref(),
-            );
+            return Failure {
+                short: format!("query failed ({kind})"),
+                full: format!(
+                    "{}: query {expr}: the query failed ({kind}): {reason}",
+                    self.base
+                ),
+            };
         }
         let short = super::poller::failure(error).short;
         Failure {
             short: format!("Prometheus: {short}"),
             full: format!("{}: {error}", self.base),
         }
-    }
-}
-
-fn query_error(base: &str, expr: &str, kind: Option<&str>, error: Option<&str>) -> Failure {
-    let kind = kind.unwrap_or("error");
-    let error = error.unwrap_or("no reason given");
-    Failure {
-        short: format!("query failed ({kind})"),
-        full: format!("{base}: query {expr} failed ({kind}): {error}"),
     }
 }
 
@@ -376,7 +547,10 @@ struct HostParts {
     /// `up` of each of its jobs.
     jobs: BTreeMap<String, bool>,
     node: Option<NodeReading>,
-    cpu_busy: Option<f64>,
+    /// The busy share the recording rule gives.
+    cpu_recorded: Option<f64>,
+    /// Idle and iowait seconds a second, all CPUs together.
+    cpu_idle_seconds: Option<f64>,
     disk: Option<f64>,
     receive: Option<f64>,
     transmit: Option<f64>,
@@ -389,21 +563,27 @@ impl HostParts {
         self.node.get_or_insert_with(NodeReading::default)
     }
 
-    fn gpu(&mut self, series: &Series) -> Option<&mut GpuReading> {
-        let index = series.label("gpu")?;
-        Some(
-            self.gpus
-                .entry(index.to_owned())
-                .or_insert_with(|| GpuReading {
-                    index: index.to_owned(),
-                    uuid: series.label("uuid").unwrap_or_default().to_owned(),
-                    ..GpuReading::default()
-                }),
-        )
+    fn gpu(&mut self, series: &Series<'_>) -> Option<&mut GpuReading> {
+        let index = series.label(Label::Gpu)?;
+        if !self.gpus.contains_key(index) {
+            let gpu = GpuReading {
+                index: index.to_owned(),
+                ..GpuReading::default()
+            };
+            self.gpus.insert(index.to_owned(), gpu);
+        }
+        let gpu = self.gpus.get_mut(index)?;
+        // Only some answers carry the UUID (see `gpu_gauge`).
+        if gpu.uuid.is_empty()
+            && let Some(uuid) = series.label(Label::Uuid)
+        {
+            uuid.clone_into(&mut gpu.uuid);
+        }
+        Some(gpu)
     }
 
-    fn ping(&mut self, series: &Series) -> Option<&mut PingReading> {
-        let target = series.label("target")?;
+    fn ping(&mut self, series: &Series<'_>) -> Option<&mut PingReading> {
+        let target = series.label(Label::Target)?;
         Some(
             self.pings
                 .entry(target.to_owned())
@@ -423,47 +603,57 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, quantity: Quantity, series: Vec<Series>) {
-        for one in series {
-            let Some(instance) = one.label("instance") else {
-                continue;
-            };
-            if quantity == Quantity::Up {
-                let job = one.label("job").unwrap_or_default().to_owned();
-                let up = one.number() == Some(1.0);
-                self.hosts
-                    .entry(instance.to_owned())
-                    .or_default()
-                    .jobs
-                    .insert(job, up);
-                continue;
-            }
-            // Series of instances no host job scrapes are not rows.
-            let Some(host) = self.hosts.get_mut(instance) else {
-                continue;
-            };
-            add(host, quantity, &one);
+    /// Folds in one series of an answer. Answers come in any order: a series of an
+    /// instance not seen yet starts its parts, and instances that no host job's `up`
+    /// names are dropped at the end.
+    fn add(&mut self, quantity: Quantity, series: &Series<'_>) {
+        let Some(instance) = series.label(Label::Instance) else {
+            return;
+        };
+        // One key a host a refresh: later series find it without allocating.
+        if !self.hosts.contains_key(instance) {
+            self.hosts.insert(instance.to_owned(), HostParts::default());
         }
+        let Some(host) = self.hosts.get_mut(instance) else {
+            return;
+        };
+        if quantity == Quantity::Up {
+            let job = series.label(Label::Job).unwrap_or_default().to_owned();
+            host.jobs.insert(job, series.value == Some(1.0));
+            return;
+        }
+        add(host, quantity, series);
+    }
+
+    /// Whether every host with a node job that is up has the recorded CPU share.
+    fn cpu_recorded_everywhere(&self) -> bool {
+        self.hosts
+            .values()
+            .filter(|parts| parts.jobs.get("node") == Some(&true))
+            .all(|parts| parts.cpu_recorded.is_some())
     }
 
     fn finish(self, base: &str) -> Vec<Host> {
         self.hosts
             .into_iter()
+            // Series of instances no host job scrapes are not rows.
+            .filter(|(_, parts)| !parts.jobs.is_empty())
             .map(|(name, parts)| finish_host(name, parts, base))
             .collect()
     }
 }
 
-fn add(host: &mut HostParts, quantity: Quantity, series: &Series) {
+fn add(host: &mut HostParts, quantity: Quantity, series: &Series<'_>) {
     use Quantity as Q;
-    let value = series.number();
+    let value = series.value;
     match quantity {
         Q::Up => {}
-        Q::CpuBusy => host.cpu_busy = value,
+        Q::CpuRecorded => host.cpu_recorded = value,
+        Q::CpuIdle => host.cpu_idle_seconds = value,
         Q::Cpus => host.node().cpus = value.map_or(0, count),
         Q::NodeGauges => {
             let node = host.node();
-            match series.label("__name__") {
+            match series.label(Label::Name) {
                 Some("node_load1") => node.load1 = value,
                 Some("node_load5") => node.load5 = value,
                 Some("node_load15") => node.load15 = value,
@@ -473,7 +663,7 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series) {
             }
         }
         Q::Fullest => {
-            if let (Some(used_ratio), Some(mountpoint)) = (value, series.label("mountpoint")) {
+            if let (Some(used_ratio), Some(mountpoint)) = (value, series.label(Label::Mountpoint)) {
                 host.node().fullest_filesystem = Some(Filesystem {
                     mountpoint: mountpoint.to_owned(),
                     used_ratio,
@@ -501,10 +691,10 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series) {
     }
 }
 
-fn add_gpu(gpu: &mut GpuReading, quantity: Quantity, series: &Series, value: Option<f64>) {
+fn add_gpu(gpu: &mut GpuReading, quantity: Quantity, series: &Series<'_>, value: Option<f64>) {
     use Quantity as Q;
     match quantity {
-        Q::GpuInfo => gpu.name = series.label("name").unwrap_or_default().to_owned(),
+        Q::GpuInfo => gpu.name = series.label(Label::Model).unwrap_or_default().to_owned(),
         Q::GpuUp => gpu.up = value == Some(1.0),
         Q::GpuUtilization => gpu.utilization = value,
         Q::GpuMemoryUsed => gpu.memory_used_bytes = value,
@@ -513,20 +703,23 @@ fn add_gpu(gpu: &mut GpuReading, quantity: Quantity, series: &Series, value: Opt
         Q::GpuPower => gpu.power_watts = value,
         Q::GpuPowerLimit => gpu.power_limit_watts = value,
         Q::GpuThrottle => {
-            if let Some(reason) = series.label("reason") {
+            if let Some(reason) = series.label(Label::Reason) {
                 gpu.throttle_reasons.push(reason.to_owned());
             }
         }
         Q::GpuXidErrors => gpu.xid_errors = value.unwrap_or(0.0),
-        Q::GpuLastXid => gpu.last_xid = series.label("xid").map(str::to_owned),
+        Q::GpuLastXid => gpu.last_xid = series.label(Label::Xid).map(str::to_owned),
         Q::GpuTopProcess => {
             gpu.top_process = Some(GpuProcess {
-                pid: series.label("pid").unwrap_or_default().to_owned(),
-                name: series.label("process_name").unwrap_or_default().to_owned(),
+                pid: series.label(Label::Pid).unwrap_or_default().to_owned(),
+                name: series
+                    .label(Label::ProcessName)
+                    .unwrap_or_default()
+                    .to_owned(),
                 memory_bytes: value.unwrap_or(0.0),
-                owner: ["yarn_container", "container_id", "systemd_unit"]
+                owner: [Label::YarnContainer, Label::ContainerId, Label::SystemdUnit]
                     .iter()
-                    .find_map(|l| series.label(l))
+                    .find_map(|l| series.label(*l))
                     .map(str::to_owned),
             });
         }
@@ -543,7 +736,8 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     let HostParts {
         jobs,
         node,
-        cpu_busy,
+        cpu_recorded,
+        cpu_idle_seconds,
         disk,
         receive,
         transmit,
@@ -552,6 +746,14 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     } = parts;
     // Sums over no series give no series: a host without disks reads 0 B/s, as when
     // polled directly.
+    // The counters' share when they were read (every host's then, from the last two
+    // samples as when polled directly); the recorded one when only it was.
+    let cpu_busy = node
+        .as_ref()
+        .filter(|node| node.cpus > 0)
+        .zip(cpu_idle_seconds)
+        .map(|(node, idle)| 1.0 - idle / node.cpus as f64)
+        .or(cpu_recorded);
     let rates = node.as_ref().and(cpu_busy).map(|cpu_busy| NodeRates {
         cpu_busy: cpu_busy.clamp(0.0, 1.0),
         disk_bytes_per_second: disk.unwrap_or(0.0),
@@ -594,47 +796,91 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
 mod tests {
     use super::*;
 
-    fn series(labels: &[(&str, &str)], value: &str) -> Series {
-        Series {
-            metric: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            value: (1.0, value.to_owned()),
-        }
+    /// Folds an answer whose vector holds `series`, given as `(labels JSON, value)`.
+    fn add(build: &mut Builder, quantity: Quantity, series: &[(&str, &str)]) {
+        let result: Vec<String> = series
+            .iter()
+            .map(|(labels, value)| format!(r#"{{"metric":{{{labels}}},"value":[1.5,"{value}"]}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            result.join(",")
+        );
+        vector::read_vector(&body, |s| build.add(quantity, s)).unwrap();
     }
 
     #[test]
-    fn hosts_come_from_up_and_are_down_when_every_job_is() {
+    fn hosts_come_from_up_in_any_order_and_are_down_when_every_job_is() {
         let mut build = Builder::default();
-        build.add(
-            Quantity::Up,
-            vec![
-                series(&[("instance", "a"), ("job", "node")], "1"),
-                series(&[("instance", "a"), ("job", "gpu")], "0"),
-                series(&[("instance", "b"), ("job", "node")], "0"),
-            ],
-        );
-        build.add(
+        // Before `up`: answers fold in as they arrive.
+        add(
+            &mut build,
             Quantity::GpuUtilization,
-            vec![
-                series(&[("instance", "a"), ("gpu", "1"), ("uuid", "x")], "0.5"),
-                series(&[("instance", "z"), ("gpu", "0"), ("uuid", "y")], "0.5"),
+            &[
+                (r#""instance":"a","gpu":"1","uuid":"x""#, "0.5"),
+                (r#""instance":"z","gpu":"0","uuid":"y""#, "0.5"),
             ],
         );
-        build.add(
+        add(
+            &mut build,
+            Quantity::Up,
+            &[
+                (r#""instance":"a","job":"node""#, "1"),
+                (r#""instance":"a","job":"gpu""#, "0"),
+                (r#""instance":"b","job":"node""#, "0"),
+            ],
+        );
+        add(
+            &mut build,
             Quantity::PingRtt,
-            vec![series(&[("instance", "a"), ("target", "t")], "NaN")],
+            &[(r#""instance":"a","target":"t""#, "NaN")],
         );
         let hosts = build.finish("http://p:9090");
         assert_eq!(hosts.len(), 2, "z has no host job");
         assert_eq!(hosts[0].status(), Status::Up);
         assert_eq!(hosts[0].reading().gpus[0].utilization, Some(0.5));
+        assert_eq!(hosts[0].reading().gpus[0].uuid, "x");
         assert_eq!(hosts[0].reading().pings[0].rtt_seconds, None);
         let Status::Down(failure) = hosts[1].status() else {
             panic!("b is down");
         };
         assert_eq!(failure.short, "up is 0 (node)");
+    }
+
+    #[test]
+    fn the_detail_queries_name_the_hosts_near_the_view_as_literals() {
+        let hosts = ["gpu-1.ec2.internal".to_owned(), r#"odd"\(name)"#.to_owned()];
+        assert_eq!(
+            Detail::Hosts(&hosts).matcher().unwrap(),
+            r#",instance=~"gpu-1\\.ec2\\.internal|odd\"\\\\\\(name\\)""#
+        );
+        let detailed = |detail| {
+            queries(detail, CpuSource::Raw)
+                .iter()
+                .filter(|(quantity, _)| *quantity == Quantity::GpuThrottle)
+                .count()
+        };
+        assert_eq!(detailed(Detail::All), 1);
+        assert_eq!(detailed(Detail::Hosts(&hosts)), 1);
+        assert_eq!(detailed(Detail::Hosts(&[])), 0, "no host near the view");
+        // With the recorded CPU share everywhere, the counters are not read, and the CPU
+        // count (shown in the detail pane) only near the view.
+        let recorded = queries(Detail::Hosts(&hosts), CpuSource::Recorded);
+        assert!(
+            recorded
+                .iter()
+                .all(|(quantity, _)| *quantity != Quantity::CpuIdle)
+        );
+        assert!(
+            recorded.iter().any(
+                |(quantity, query)| *quantity == Quantity::Cpus && query.contains("instance=~")
+            )
+        );
+        assert!(
+            queries(Detail::All, CpuSource::Raw)
+                .iter()
+                .all(|(_, query)| !query.contains("instance=~"))
+        );
     }
 
     #[test]

@@ -8,11 +8,11 @@ use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::Rect;
 use ratatui::widgets::Widget as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::app::App;
 use super::fleet::{Answer, Failure, Fleet};
-use super::prometheus::{PrometheusSource, Snapshot};
+use super::prometheus::{Detail, PrometheusSource, Snapshot};
 use super::render::{Screen, buffer_text};
 use super::targets::HostSpec;
 use super::{Settings, poller};
@@ -30,28 +30,60 @@ pub enum Feed {
 }
 
 /// Reads the whole fleet from Prometheus every `refresh` and sends each read; ends when
-/// the receiver goes away.
+/// the receiver goes away. The GPU detail is read for the hosts `near` names (see
+/// [`near_view`]); when they change, as the view scrolls or sorts, the next read starts
+/// at once so that the rows coming into view fill in without waiting for the tick.
 fn spawn_prometheus(
     source: PrometheusSource,
     refresh: Duration,
     reads: mpsc::UnboundedSender<Result<Snapshot, Failure>>,
+    mut near: watch::Receiver<Vec<String>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(refresh);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            if reads.send(source.read().await).is_err() {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                changed = near.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    ticks.reset();
+                }
+            }
+            let hosts = near.borrow_and_update().clone();
+            if reads
+                .send(source.read_with(Detail::Hosts(&hosts)).await)
+                .is_err()
+            {
                 return;
             }
         }
     })
 }
 
+/// The names of the hosts that are on screen or one screen away in the list's order: each
+/// host takes at least one line, so no host further than `height` from the selected one
+/// can be in view.
+fn near_view(fleet: &Fleet, app: &App, height: usize) -> Vec<String> {
+    let order = app.visible(fleet);
+    let selected = app.selected.min(order.len().saturating_sub(1));
+    let from = selected.saturating_sub(height);
+    let to = (selected + height + 1).min(order.len());
+    order
+        .get(from..to)
+        .unwrap_or_default()
+        .iter()
+        .map(|&index| fleet.hosts[index].name.clone())
+        .collect()
+}
+
 /// Shows the fleet live until `q`, Ctrl-C, SIGINT or SIGTERM.
 pub async fn run(feed: Feed, settings: Settings) -> Result<()> {
     let (sender, mut answers) = mpsc::unbounded_channel();
     let (read_sender, mut reads) = mpsc::unbounded_channel();
+    let (near_sender, near) = watch::channel(Vec::new());
     // Each feed keeps only its own sender: the other channel closes and its branch below
     // stays idle.
     let (mut fleet, _scrapers, _reader) = match feed {
@@ -66,7 +98,7 @@ pub async fn run(feed: Feed, settings: Settings) -> Result<()> {
         }
         Feed::Prometheus(source) => {
             drop(sender);
-            let reader = spawn_prometheus(*source, settings.refresh, read_sender);
+            let reader = spawn_prometheus(*source, settings.refresh, read_sender, near);
             (Fleet::new(&[]), None, Some(AbortOnDrop(reader)))
         }
     };
@@ -80,6 +112,15 @@ pub async fn run(feed: Feed, settings: Settings) -> Result<()> {
     let (mut dirty, mut fresh) = (true, false);
     let outcome = loop {
         if std::mem::take(&mut dirty) {
+            let height = terminal.size().map_or(0, |size| usize::from(size.height));
+            let hosts = near_view(&fleet, &app, height);
+            near_sender.send_if_modified(|near| {
+                let changed = *near != hosts;
+                if changed {
+                    *near = hosts;
+                }
+                changed
+            });
             let drawn = terminal.draw(|frame| {
                 let screen = Screen {
                     fleet: &fleet,
