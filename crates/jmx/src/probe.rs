@@ -53,12 +53,18 @@ pub fn handler(jmx: Arc<Jmx>, memory_limit: usize) -> RouteHandler {
                 &mut read,
             )
             .await;
-            // A large answer's parse leaves freed memory in the allocator's heap; the server
-            // gives it back to the system once the answer has been sent.
+            // A large answer's parse leaves freed memory in the allocator's heap: give it
+            // back to the system now, not whenever the heap's top happens to be free.
+            if read >= RELEASE_AFTER_BYTES {
+                tokio::task::spawn_blocking(kiln_registry::process_policy::release_free_memory);
+            }
             answer
         })
     })
 }
+
+/// Answers at least this large are followed by a release of free memory.
+const RELEASE_AFTER_BYTES: usize = 16 << 20;
 
 /// The 503 of a probe past the memory budget.
 fn over_budget(jmx: &Jmx, module: &str) -> Response {

@@ -243,10 +243,9 @@ fn log_left_out(left_out: &[crate::metrics::LeftOut]) {
 
 /// A 200 with an encoded exposition, gzipped when the client accepts it.
 /// A scrape's answer, which hands the allocator's free pages back to the system once it has
-/// been sent and dropped: collecting and encoding leave freed heap behind (a few hundred KiB
-/// for the node exporter, hundreds of MiB after a large JMX answer's parse), which glibc
-/// otherwise keeps resident between scrapes. The release runs on a blocking thread, since
-/// after a large answer it takes milliseconds.
+/// been sent and dropped: collecting and encoding leave a few hundred KiB of freed heap
+/// behind (buffers of other sizes than the next scrape asks for), which glibc otherwise keeps
+/// resident between scrapes.
 struct Released(Vec<u8>);
 
 impl AsRef<[u8]> for Released {
@@ -258,13 +257,7 @@ impl AsRef<[u8]> for Released {
 impl Drop for Released {
     fn drop(&mut self) {
         drop(std::mem::take(&mut self.0));
-        let release = || {
-            crate::heap::release_free_memory();
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(release)),
-            Err(_) => release(),
-        }
+        crate::heap::release_free_memory();
     }
 }
 
