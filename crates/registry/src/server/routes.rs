@@ -242,25 +242,6 @@ fn log_left_out(left_out: &[crate::metrics::LeftOut]) {
 }
 
 /// A 200 with an encoded exposition, gzipped when the client accepts it.
-/// A scrape's answer, which hands the allocator's free pages back to the system once it has
-/// been sent and dropped: collecting and encoding leave a few hundred KiB of freed heap
-/// behind (buffers of other sizes than the next scrape asks for), which glibc otherwise keeps
-/// resident between scrapes.
-struct Released(Vec<u8>);
-
-impl AsRef<[u8]> for Released {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Released {
-    fn drop(&mut self) {
-        drop(std::mem::take(&mut self.0));
-        crate::heap::release_free_memory();
-    }
-}
-
 fn body_response(headers: &http::HeaderMap, format: Format, body: String) -> Response {
     let gzip = headers
         .get_all(ACCEPT_ENCODING)
@@ -277,15 +258,15 @@ fn body_response(headers: &http::HeaderMap, format: Format, body: String) -> Res
             .and_then(|()| encoder.finish())
         {
             Ok(compressed) => {
-                let mut r = Response::new(Full::new(Bytes::from_owner(Released(compressed))));
+                let mut r = Response::new(Full::new(Bytes::from(compressed)));
                 r.headers_mut()
                     .insert(CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
                 r
             }
-            Err(_) => Response::new(Full::new(Bytes::from_owner(Released(body.into_bytes())))),
+            Err(_) => Response::new(Full::new(Bytes::from(body))),
         }
     } else {
-        Response::new(Full::new(Bytes::from_owner(Released(body.into_bytes()))))
+        Response::new(Full::new(Bytes::from(body)))
     };
     response.headers_mut().insert(
         CONTENT_TYPE,
