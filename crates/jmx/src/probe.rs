@@ -56,7 +56,7 @@ pub fn handler(jmx: Arc<Jmx>, memory_limit: usize) -> RouteHandler {
             // A large answer's parse leaves freed memory in the allocator's heap: give it
             // back to the system now, not whenever the heap's top happens to be free.
             if read >= RELEASE_AFTER_BYTES {
-                tokio::task::spawn_blocking(kiln_registry::process_policy::release_free_memory);
+                tokio::task::spawn_blocking(kiln_registry::heap::release_free_memory);
             }
             answer
         })

@@ -1,7 +1,7 @@
-//! The allocator settings every Kiln process runs with, set once at start by
-//! [`crate::bootstrap::main`] (and by `kiln up`, which serves several exporters in one
-//! process), before any other thread starts. All unsafe code of this module is the two
-//! `mallopt(3)` calls and `malloc_trim(3)`, which no safe crate offers.
+//! The settings every Kiln process runs with (the allocator's, the open files limit), set
+//! once at start by [`crate::bootstrap::main`] (and by `kiln up`, which serves several
+//! exporters in one process), before any other thread starts. All unsafe code of this module is the two
+//! `mallopt(3)` calls, which no safe crate offers.
 #![allow(unsafe_code)]
 
 /// Buffers at least this large are mapped for themselves and unmapped when freed.
@@ -60,17 +60,4 @@ fn raise_open_files_limit() {
 /// The soft limit on open descriptors, `None` if there is none.
 pub fn open_files_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
-}
-
-/// Gives the allocator's free memory back to the system (`malloc_trim(3)`), also the free
-/// pages inside its heap. Worth its few milliseconds after a burst of small allocations that
-/// were all freed (the parse of a large answer), which glibc otherwise keeps: it returns only
-/// the heap's free top by itself.
-pub fn release_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim takes the allocator's own locks and only releases pages it holds
-    // free; the argument is a plain integer.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
