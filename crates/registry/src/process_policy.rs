@@ -1,7 +1,7 @@
 //! The settings every Kiln process runs with (the allocator's, the open files limit), set
 //! once at start by [`crate::bootstrap::main`] (and by `kiln up`, which serves several
-//! exporters in one process), before any other thread starts. All unsafe code of this module is the two
-//! `mallopt(3)` calls, which no safe crate offers.
+//! exporters in one process), before any other thread starts. All unsafe code of this
+//! module is the two `mallopt(3)` calls, which no safe crate offers.
 #![allow(unsafe_code)]
 
 /// Buffers at least this large are mapped for themselves and unmapped when freed.
