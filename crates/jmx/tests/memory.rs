@@ -130,20 +130,26 @@ const ONE_BEAN: &str =
 const ONE_BEAN_RULES: &str =
     "includeObjectNames: [\"Hadoop:service=NameNode,name=Volume7\"]\nrules:\n  - pattern: \".*\"\n";
 
+/// The exporter's resident bytes at rest, its peak while probing `server` (module
+/// `hadoop`), and the probe's answer. One small probe comes first, so what the first probe
+/// sets up for good is in the figure at rest.
+fn peak_of_probe(exporter: &Exporter, server: &SlowServer) -> (usize, usize, String) {
+    let pid = exporter.process.pid();
+    let small = support::StaticServer::start(Some(big_answer(64 << 10)));
+    exporter.probe(&small.target(), "hadoop");
+    let idle = status_bytes(pid, "VmRSS:");
+    reset_peak(pid);
+    let text = exporter.probe(&server.target(), "hadoop");
+    (idle, status_bytes(pid, "VmHWM:"), text)
+}
+
 #[test]
 fn a_large_answer_peaks_within_twice_its_size_and_is_given_back() {
     let size = 32 * MIB;
     let server = SlowServer::start(big_answer(size), MIB, Duration::ZERO);
     let exporter = Exporter::start(ONE_BEAN, &[("rules.yml", ONE_BEAN_RULES)]);
     let pid = exporter.process.pid();
-    // One small probe first, so what the first probe sets up for good is in the idle figure.
-    let small = support::StaticServer::start(Some(big_answer(64 << 10)));
-    exporter.probe(&small.target(), "hadoop");
-    let idle = status_bytes(pid, "VmRSS:");
-
-    reset_peak(pid);
-    let text = exporter.probe(&server.target(), "hadoop");
-    let peak = status_bytes(pid, "VmHWM:");
+    let (idle, peak, text) = peak_of_probe(&exporter, &server);
     eprintln!(
         "idle {} MiB, peak {} MiB for a {} MiB answer",
         idle / MIB,
@@ -196,14 +202,7 @@ fn an_answer_whose_every_value_is_a_sample_peaks_within_a_bound_per_byte() {
         "modules:\n  hadoop:\n    bridge: hadoop\n    timeout: 300s\n",
         &[],
     );
-    let pid = exporter.process.pid();
-    let small = support::StaticServer::start(Some(big_answer(64 << 10)));
-    exporter.probe(&small.target(), "hadoop");
-    let idle = status_bytes(pid, "VmRSS:");
-
-    reset_peak(pid);
-    let text = exporter.probe(&server.target(), "hadoop");
-    let peak = status_bytes(pid, "VmHWM:");
+    let (idle, peak, text) = peak_of_probe(&exporter, &server);
     let samples = text.lines().filter(|l| !l.starts_with('#')).count();
     eprintln!(
         "idle {} MiB, peak {} MiB for a {} MiB answer, {samples} samples",

@@ -271,6 +271,15 @@ fn collect(set: &CollectorSet) -> MetricSet {
     out
 }
 
+/// The value of `family`, which has one series without labels.
+fn unlabelled(set: &MetricSet, family: &str) -> f64 {
+    set.families()
+        .find(|f| f.name() == family)
+        .and_then(|f| f.samples().next())
+        .unwrap_or_else(|| panic!("no {family}"))
+        .value()
+}
+
 /// `family`'s value for `container`, with the application label it carries.
 fn reported(set: &MetricSet, family: &str, container: &str) -> (f64, String) {
     set.families()
@@ -392,14 +401,7 @@ fn real_containers_report_what_their_processes_did() {
         );
         assert!(did.read >= 4 << 20 && did.written >= 4 << 20);
     }
-    let found = set
-        .families()
-        .find(|f| f.name() == "node_yarn_containers")
-        .unwrap()
-        .samples()
-        .next()
-        .unwrap()
-        .value();
+    let found = unlabelled(&set, "node_yarn_containers");
     assert!(found >= 3.0, "{found}");
 
     // A container that exits is no longer reported, and the others still are, read through
@@ -418,13 +420,9 @@ fn real_containers_report_what_their_processes_did() {
     let (executor_cpu, _) = reported(&after, "node_yarn_container_cpu_seconds_total", &executor);
     let kernel_cpu = kernel_number("cpuacct", &executor, "cpuacct.usage") / 1e9;
     assert!((kernel_cpu - executor_cpu).abs() < 0.005);
-    let malformed = after
-        .families()
-        .find(|f| f.name() == "node_yarn_container_malformed_files_total")
-        .unwrap()
-        .samples()
-        .next()
-        .unwrap()
-        .value();
-    assert_eq!(malformed, 0.0, "a removed container is not a damaged file");
+    assert_eq!(
+        unlabelled(&after, "node_yarn_container_malformed_files_total"),
+        0.0,
+        "a removed container is not a damaged file"
+    );
 }
