@@ -27,7 +27,7 @@ use kiln::top::{app::App, poller};
 use kiln_registry::RunningExporter;
 use kiln_scraper::ScrapeClient;
 use kiln_test_support::Prometheus;
-use kiln_test_support::free_port;
+use kiln_test_support::{free_port, serve_queries};
 use support::{free_port_on, gpu_exporter, node_exporter};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
@@ -637,55 +637,6 @@ fn the_recorded_cpu_share_is_read_alone_while_every_host_has_it() {
     recorded.store(false, Ordering::Relaxed);
     assert_eq!(read(), (None, false), "gone: one read without");
     assert_eq!(read(), (Some(0.75), true), "and the counters again");
-}
-
-/// A server on 127.0.0.1 that answers each query API request with what `answer` gives for
-/// its (still URL-encoded) query, a connection a thread; its address. Answers over 10 KB
-/// stall for 300 ms before their last byte.
-fn serve_queries(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let answer = Arc::new(answer);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let answer = answer.clone();
-            std::thread::spawn(move || answer_query(stream, &*answer));
-        }
-    });
-    address
-}
-
-fn answer_query(mut stream: std::net::TcpStream, answer: &dyn Fn(&str) -> String) {
-    use std::io::{BufRead as _, Write as _};
-    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    let _ = reader.read_line(&mut request_line);
-    // The rest of the head, up to the empty line.
-    let mut line = String::new();
-    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-        line.clear();
-    }
-    let query = request_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|target| target.split_once("query="))
-        .map(|(_, query)| query.to_owned())
-        .unwrap_or_default();
-    let body = answer(&query);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let (most, last) = body.split_at(body.len() - 1);
-    let _ = stream.write_all(most.as_bytes());
-    if body.len() > 10_000 {
-        let _ = stream.flush();
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let _ = stream.write_all(last.as_bytes());
 }
 
 /// A server on 127.0.0.1 that answers every request with `status` and `body`; its address.

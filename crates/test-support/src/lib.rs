@@ -16,6 +16,6 @@ pub mod ttar;
 
 pub use fake_nvml::fake_nvml_library;
 pub use golden::assert_golden;
-pub use http::{free_port, get};
+pub use http::{free_port, get, serve_queries};
 pub use process::{Process, run_to_exit, value};
 pub use prometheus::Prometheus;

@@ -264,21 +264,13 @@ pub fn natural(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::targets::HostSpec;
 
     fn press(app: &mut App, code: KeyCode, shown: usize) {
         app.key(KeyEvent::new(code, KeyModifiers::NONE), shown);
     }
 
     fn fleet(names: &[&str]) -> Fleet {
-        let specs: Vec<HostSpec> = names
-            .iter()
-            .map(|n| HostSpec {
-                name: (*n).to_owned(),
-                urls: vec![format!("http://{n}:9100/metrics")],
-            })
-            .collect();
-        Fleet::new(&specs)
+        Fleet::named(names)
     }
 
     #[test]

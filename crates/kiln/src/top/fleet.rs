@@ -183,6 +183,21 @@ pub struct Fleet {
     pub took: Option<Duration>,
 }
 
+#[cfg(test)]
+impl Fleet {
+    /// Hosts with these names, each with a node exporter's URL.
+    pub(crate) fn named(names: &[&str]) -> Self {
+        let specs: Vec<HostSpec> = names
+            .iter()
+            .map(|name| HostSpec {
+                name: (*name).to_owned(),
+                urls: vec![format!("http://{name}:9100/metrics")],
+            })
+            .collect();
+        Self::new(&specs)
+    }
+}
+
 impl Fleet {
     pub fn new(specs: &[HostSpec]) -> Self {
         let hosts = specs

@@ -264,3 +264,79 @@ pub fn draw_text(fleet: &Fleet, app: &App, refresh: Duration, width: u16) -> Vec
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn the_hosts_near_the_view_are_a_screen_either_side_of_the_selected_one() {
+        let names: Vec<String> = (1..=10).map(|n| format!("gpu{n}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let fleet = Fleet::named(&names);
+        let mut app = App {
+            selected: 4,
+            ..App::default()
+        };
+        assert_eq!(
+            near_view(&fleet, &app, 2),
+            ["gpu3", "gpu4", "gpu5", "gpu6", "gpu7"]
+        );
+        // At the top, and past the end of a list that a filter shortened.
+        app.selected = 0;
+        assert_eq!(near_view(&fleet, &app, 2), ["gpu1", "gpu2", "gpu3"]);
+        app.selected = 9;
+        app.filter = "gpu1".into();
+        assert_eq!(near_view(&fleet, &app, 1), ["gpu1", "gpu10"]);
+    }
+
+    /// An answer with no series, in the query API's shape.
+    const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+
+    #[tokio::test]
+    async fn hosts_coming_near_the_view_start_a_read_at_once_that_asks_for_them() {
+        let asked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = Arc::clone(&asked);
+        let address = kiln_test_support::serve_queries(move |query| {
+            record.lock().unwrap().push(query.to_owned());
+            EMPTY.to_owned()
+        });
+        let source =
+            PrometheusSource::new(&format!("http://{address}"), ScrapeClient::new().unwrap())
+                .unwrap();
+        let (reads, mut read) = mpsc::unbounded_channel();
+        let (near, hosts) = watch::channel(Vec::new());
+        // A refresh far longer than the test: any read after the first comes from `near`.
+        let reader = AbortOnDrop(spawn_prometheus(
+            source,
+            Duration::from_secs(3600),
+            reads,
+            hosts,
+        ));
+        let within = Duration::from_secs(20);
+        let first = tokio::time::timeout(within, read.recv()).await;
+        assert!(matches!(first, Ok(Some(Ok(_)))), "{first:?}");
+        let before = asked.lock().unwrap().len();
+        assert!(
+            !asked
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|q| q.contains("instance%3D~")),
+            "no host is near the view yet: {:?}",
+            asked.lock().unwrap()
+        );
+
+        near.send_replace(vec!["gpu7.example".to_owned()]);
+        let second = tokio::time::timeout(within, read.recv()).await;
+        assert!(matches!(second, Ok(Some(Ok(_)))), "{second:?}");
+        let queries = asked.lock().unwrap()[before..].to_vec();
+        assert!(
+            queries.iter().any(|q| q.contains("gpu7%5C%5C.example")),
+            "the detail queries name the host near the view: {queries:?}"
+        );
+        drop(reader);
+    }
+}
