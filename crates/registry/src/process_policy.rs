@@ -61,3 +61,20 @@ fn raise_open_files_limit() {
 pub fn open_files_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_one() {
+        // A soft limit below the hard one, as init systems set it.
+        let mut lowered = getrlimit(Resource::Nofile);
+        lowered.current = Some(256);
+        setrlimit(Resource::Nofile, lowered).unwrap();
+        super::apply();
+        let limit = getrlimit(Resource::Nofile);
+        assert_eq!(limit.current, limit.maximum, "{limit:?}");
+        assert_eq!(super::open_files_limit(), limit.current);
+    }
+}
