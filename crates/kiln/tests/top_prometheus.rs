@@ -13,7 +13,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -447,23 +447,8 @@ fn a_failing_query_is_reported_and_the_rest_still_shows() {
          node_load1 0.5\nnode_load5 0.5\nnode_load15 0.5\n",
     );
     let config = shipped_config(dir.path(), &[("node", vec![node])]);
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--query.max-samples=1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let prometheus = Prometheus::start_with_flags(&config, &["--query.max-samples=1".to_owned()]);
+    let port = prometheus.port();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = ScrapeClient::new().unwrap().timeout(Duration::from_secs(5));
     let source = PrometheusSource::new(&format!("http://127.0.0.1:{port}"), client).unwrap();
@@ -484,8 +469,7 @@ fn a_failing_query_is_reported_and_the_rest_still_shows() {
             }
         }
     };
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
+    drop(prometheus);
     assert_eq!(snapshot.hosts[0].name, "127.0.0.1");
     assert!(
         snapshot
@@ -694,26 +678,9 @@ fn tls_and_basic_auth_reach_a_protected_prometheus() {
     std::fs::write(dir.path().join("password"), "secret\n").unwrap();
     let node = serve("200 OK", "node_load1 0.5\n");
     let config = shipped_config(dir.path(), &[("node", vec![node])]);
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--web.config.file={}",
-            dir.path().join("web.yml").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let web_config = format!("--web.config.file={}", dir.path().join("web.yml").display());
+    let prometheus = Prometheus::start_with_flags(&config, &[web_config]);
+    let port = prometheus.port();
     let url = format!("https://localhost:{port}");
     let ca = dir.path().join("ca.crt");
     let password = dir.path().join("password");
@@ -747,8 +714,7 @@ fn tls_and_basic_auth_reach_a_protected_prometheus() {
     assert!(screen.contains("1 host: 1 up"), "{screen}");
     // Without credentials, Prometheus answers 401 and the message says so.
     let output = run(&[]);
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
+    drop(prometheus);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("HTTP status 401"), "{error}");

@@ -22,6 +22,12 @@ impl Prometheus {
     /// Starts Prometheus with the configuration `config` (YAML). Rule files and other paths
     /// in it are used as they are.
     pub fn start(config: &str) -> Self {
+        Self::start_with_flags(config, &[])
+    }
+
+    /// As [`Prometheus::start`], with further command-line flags
+    /// (`--query.max-samples=1`, `--web.config.file=…`).
+    pub fn start_with_flags(config: &str, flags: &[String]) -> Self {
         let dir = tempfile::tempdir().expect("a scratch directory");
         let file = dir.path().join("prometheus.yml");
         std::fs::write(&file, config).expect("write prometheus.yml");
@@ -34,6 +40,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
