@@ -2,7 +2,7 @@
 //! per-collector meta metrics.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,11 @@ const DEFAULT_PARALLELISM: usize = 4;
 /// threads join in. A healthy scrape is done well within it, without the cost of waking
 /// and switching threads; a slow collector delays the others by this much at most.
 const DEFAULT_SPREAD_AFTER: Duration = Duration::from_millis(20);
+
+/// A collector that took at least this long at its last run starts at once on a thread of
+/// its own, beside the one that works through the rest, rather than holding them up: a
+/// second thread costs some tens of microseconds to wake, far less than it saves here.
+const LONG_RUN: Duration = Duration::from_micros(500);
 
 /// Failures of one collector are logged at most this often.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -46,6 +51,9 @@ struct Entry {
     /// does not count: two Prometheus servers scraping at the same moment both get every
     /// collector.
     overrunning: AtomicUsize,
+    /// How long its last finished run took, in microseconds: [`LONG_RUN`] or more makes
+    /// the next scrape start it on a thread of its own.
+    last_run_micros: AtomicU64,
     errors: LogLimiter,
     /// Named in [`PANIC_COLLECTORS_ENV`]: the collector panics instead of collecting.
     made_to_panic: bool,
@@ -59,6 +67,12 @@ pub const PANIC_COLLECTORS_ENV: &str = "KILN_PANIC_COLLECTORS";
 fn made_to_panic(name: &str) -> bool {
     std::env::var(PANIC_COLLECTORS_ENV)
         .is_ok_and(|names| names.split(',').any(|n| n.trim() == name))
+}
+
+impl Entry {
+    fn last_run(&self) -> Duration {
+        Duration::from_micros(self.last_run_micros.load(Ordering::Relaxed))
+    }
 }
 
 impl std::fmt::Debug for Entry {
@@ -273,6 +287,7 @@ impl Runner {
         self.entries.push(Arc::new(Entry {
             made_to_panic: made_to_panic(collector.name()),
             overrunning: AtomicUsize::new(0),
+            last_run_micros: AtomicU64::new(0),
             errors: LogLimiter::new(ERROR_LOG_INTERVAL),
             collector,
         }));
@@ -320,7 +335,9 @@ impl Runner {
     /// scrapes of small collectors finish on the first thread, since waking a second and
     /// reading procfs from both at once costs more CPU than it saves time (a fifth of a
     /// node scrape on two cores); a slow collector still never holds up the others for
-    /// longer than that delay.
+    /// longer than that delay. A collector whose last run took [`LONG_RUN`] or more is
+    /// known to be slow: it goes first, on a thread of its own, while the first thread
+    /// works through the rest, so its time overlaps theirs instead of adding to it.
     pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Collected {
         let started = Instant::now();
         let ctx = match self.budget {
@@ -353,6 +370,20 @@ impl Runner {
             });
         }
 
+        // Known slow collectors to the front, the slowest first; the rest keep their order.
+        let mut long = 0;
+        for index in 0..jobs.len() {
+            if jobs[index].entry.last_run() >= LONG_RUN {
+                let job = jobs.remove(index).expect("index within the queue");
+                let at = jobs
+                    .iter()
+                    .take(long)
+                    .position(|earlier| earlier.entry.last_run() < job.entry.last_run())
+                    .unwrap_or(long);
+                jobs.insert(at, job);
+                long += 1;
+            }
+        }
         let expected = jobs.len();
         let started_entries: Vec<Arc<Entry>> =
             jobs.iter().map(|job| Arc::clone(&job.entry)).collect();
@@ -372,7 +403,8 @@ impl Runner {
             let first = if self.spread_after.is_zero() {
                 workers
             } else {
-                1
+                // A thread for each slow collector, and one for the rest.
+                (long + 1).min(workers)
             };
             for _ in 0..first {
                 tokio::task::spawn_blocking(worker());
@@ -587,10 +619,15 @@ fn work_through(
         if let Some(run) = runs.get(run) {
             run.finish(&entry);
         }
+        let duration = begin.elapsed();
+        entry.last_run_micros.store(
+            u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         finished.push(
             Outcome {
                 entry: Arc::clone(&entry),
-                duration: begin.elapsed(),
+                duration,
                 result,
                 set,
             },
@@ -662,6 +699,41 @@ mod tests {
         }
         fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
             lock(&self.1).push(std::thread::current().id());
+            Ok(())
+        }
+    }
+
+    /// Counts its runs, and wakes [`WaitsForScrape`].
+    struct Counts(Arc<(Mutex<u32>, std::sync::Condvar)>);
+    impl Collector for Counts {
+        fn name(&self) -> &str {
+            "counts"
+        }
+        fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
+            *lock(&self.0.0) += 1;
+            self.0.1.notify_all();
+            Ok(())
+        }
+    }
+
+    /// In its n-th run, waits up to a while for [`Counts`]' n-th run, and records whether
+    /// it came: it can only while both run at once.
+    struct WaitsForScrape {
+        counts: Arc<(Mutex<u32>, std::sync::Condvar)>,
+        runs: AtomicUsize,
+        met: Mutex<Vec<bool>>,
+    }
+    impl Collector for WaitsForScrape {
+        fn name(&self) -> &str {
+            "waits"
+        }
+        fn collect(&self, _: &ScrapeContext, _: &mut MetricSet) -> Result<(), CollectError> {
+            let run = u32::try_from(self.runs.fetch_add(1, Ordering::Relaxed) + 1).unwrap();
+            let (count, woken) = &*self.counts;
+            let (count, _) = woken
+                .wait_timeout_while(lock(count), Duration::from_millis(300), |n| *n < run)
+                .unwrap();
+            lock(&self.met).push(*count >= run);
             Ok(())
         }
     }
@@ -846,5 +918,48 @@ mod tests {
                 "{collector}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_collector_known_to_be_slow_runs_beside_the_others() {
+        let counts = Arc::new((Mutex::new(0), std::sync::Condvar::new()));
+        let waits = Arc::new(WaitsForScrape {
+            counts: Arc::clone(&counts),
+            runs: AtomicUsize::new(0),
+            met: Mutex::new(Vec::new()),
+        });
+        struct Shared(Arc<WaitsForScrape>);
+        impl Collector for Shared {
+            fn name(&self) -> &str {
+                self.0.name()
+            }
+            fn collect(
+                &self,
+                ctx: &ScrapeContext,
+                out: &mut MetricSet,
+            ) -> Result<(), CollectError> {
+                self.0.collect(ctx, out)
+            }
+        }
+        let mut runner = Runner::new("t");
+        runner.set_parallelism(2);
+        runner.set_spread_after(Duration::from_secs(10));
+        // First in the queue: the first scrape runs it, then the other, on one thread.
+        runner.register(Shared(Arc::clone(&waits)));
+        runner.register(Counts(counts));
+        for _ in 0..2 {
+            let families = runner
+                .collect(
+                    ScrapeContext::with_budget(Duration::from_secs(5)),
+                    &Selection::All,
+                )
+                .await;
+            assert_eq!(
+                value(&families, "t_scrape_collector_success", "counts"),
+                Some(1.0)
+            );
+        }
+        // The first run took 300 ms, so the second scrape knew it for a slow one.
+        assert_eq!(*lock(&waits.met), [false, true]);
     }
 }
