@@ -159,6 +159,16 @@ def test_gpu_exporter_loads_nvml_at_run_time(unpacked, arch):
     assert b"libnvidia-ml.so.1" in path.read_bytes()
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_node_exporter_is_linked_with_its_hot_text_list(unpacked, arch):
+    """crates/node/hot-text.ld reaches the release's linker for both architectures: the code
+    a scrape runs sits in a section of its own ahead of the rest."""
+    path = unpacked[arch] / "bin" / "kiln-node-exporter"
+    sections = run("readelf", "--section-headers", "--wide", path).stdout
+    hot = re.search(r"\s\.text\.hot\s+PROGBITS\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)", sections)
+    assert hot and int(hot.group(1), 16) > 0, sections
+
+
 # ---- Running them ---------------------------------------------------------------------------
 
 def native_or_emulated(arch):
