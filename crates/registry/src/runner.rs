@@ -738,6 +738,16 @@ mod tests {
         }
     }
 
+    /// Every collector, within 5 s.
+    async fn collect_all(runner: &Runner) -> Collected {
+        runner
+            .collect(
+                ScrapeContext::with_budget(Duration::from_secs(5)),
+                &Selection::All,
+            )
+            .await
+    }
+
     fn value(collected: &Collected, name: &str, label: &str) -> Option<f64> {
         collected
             .sets()
@@ -864,12 +874,7 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 0);
-        let later = runner
-            .collect(
-                ScrapeContext::with_budget(Duration::from_secs(5)),
-                &Selection::All,
-            )
-            .await;
+        let later = collect_all(&runner).await;
         assert_eq!(
             value(&later, "t_scrape_collector_success", "sleeps"),
             Some(1.0)
@@ -948,12 +953,7 @@ mod tests {
         runner.register(Shared(Arc::clone(&waits)));
         runner.register(Counts(counts));
         for _ in 0..2 {
-            let families = runner
-                .collect(
-                    ScrapeContext::with_budget(Duration::from_secs(5)),
-                    &Selection::All,
-                )
-                .await;
+            let families = collect_all(&runner).await;
             assert_eq!(
                 value(&families, "t_scrape_collector_success", "counts"),
                 Some(1.0)
