@@ -565,7 +565,8 @@ fn malformed_and_oversized_answers_are_reported_and_the_rest_still_shows() {
 #[test]
 fn the_recorded_cpu_share_is_read_alone_while_every_host_has_it() {
     // A server whose `instance:node_cpu_utilisation:rate5m` answers 0.5 for h1 or nothing,
-    // as `recorded` says, and whose counters give 1 - 4 / 16 = 0.75; it notes every query.
+    // as `recorded` says, and whose counters give a CPU idle 0.2 and in iowait 0.05 of the
+    // time, so 0.75 busy; it notes every query.
     let recorded = Arc::new(AtomicBool::new(false));
     let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let vector = |series: &str| {
@@ -586,7 +587,11 @@ fn the_recorded_cpu_share_is_read_alone_while_every_host_has_it() {
                     String::new()
                 })
             } else if query.contains("node_cpu_seconds_total") && query.contains("irate") {
-                vector(&h1("4"))
+                vector(&h1(if query.contains("iowait") {
+                    "0.05"
+                } else {
+                    "0.2"
+                }))
             } else if query.contains("node_cpu_seconds_total") {
                 vector(&h1("16"))
             } else {
