@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use kiln_scraper::{Fetch, ScrapeClient, ScrapeError};
 
 use super::fleet::{Failure, Host, NodeRates, Status};
-use super::reading::{Filesystem, GpuProcess, GpuReading, NodeReading, PingReading, Reading};
+use super::reading::{
+    Filesystem, GpuBrief, GpuProcess, GpuReading, NodeReading, PingReading, Reading,
+};
 use super::vector::{self, AnswerError, Label, Series};
 
 /// The jobs whose targets are hosts, as `deploy/prometheus/prometheus.yml` names them.
@@ -53,6 +55,9 @@ enum Quantity {
     ReceiveBytes,
     TransmitBytes,
     GpuInfo,
+    GpuModels,
+    GpuBusiest,
+    GpuHottest,
     GpuUp,
     GpuUtilization,
     GpuMemoryUsed,
@@ -162,13 +167,48 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
             ));
         }
     }
+    // A GPU row for each GPU of the hosts near the view (and of all with `--once`); of the
+    // others, the GPU count, models, highest utilisation and temperature: what the title,
+    // the filter and the sort need, in an answer of one series a host instead of one a GPU.
+    let gpu_rows = |scope: &str| {
+        [
+            (
+                Q::GpuInfo,
+                format!(
+                    r#"max by (instance, gpu, uuid, name) (nvidia_gpu_info{{gpu_instance_id=""{scope}}})"#
+                ),
+            ),
+            (
+                Q::GpuUtilization,
+                gpu_gauge("nvidia_gpu_utilization_ratio", scope),
+            ),
+            (
+                Q::GpuTemperature,
+                gpu_gauge("nvidia_gpu_temperature_celsius", scope),
+            ),
+        ]
+    };
+    if matches!(detail, Detail::All) {
+        queries.extend(gpu_rows(""));
+    } else {
+        queries.extend([
+            (
+                Q::GpuModels,
+                r#"count by (instance, name) (nvidia_gpu_info{gpu_instance_id=""})"#.to_owned(),
+            ),
+            (
+                Q::GpuBusiest,
+                r#"max by (instance) (nvidia_gpu_utilization_ratio{gpu_instance_id=""})"#
+                    .to_owned(),
+            ),
+            (
+                Q::GpuHottest,
+                r#"max by (instance) (nvidia_gpu_temperature_celsius{gpu_instance_id=""})"#
+                    .to_owned(),
+            ),
+        ]);
+    }
     queries.extend([
-        (
-            Q::GpuInfo,
-            r#"max by (instance, gpu, uuid, name) (nvidia_gpu_info{gpu_instance_id=""})"#.to_owned(),
-        ),
-        (Q::GpuUtilization, gpu_gauge("nvidia_gpu_utilization_ratio", "")),
-        (Q::GpuTemperature, gpu_gauge("nvidia_gpu_temperature_celsius", "")),
         (
             Q::Fullest,
             "topk by (instance) (1, 1 - node_filesystem_avail_bytes / (node_filesystem_size_bytes > 0))"
@@ -211,6 +251,9 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
         return queries;
     };
     let scope = scope.as_str();
+    if !matches!(detail, Detail::All) {
+        queries.extend(gpu_rows(scope));
+    }
     queries.extend([
         // Nine reasons a GPU, the most series of any query: on screen only.
         (
@@ -562,6 +605,8 @@ struct HostParts {
     receive: Option<f64>,
     transmit: Option<f64>,
     gpus: BTreeMap<String, GpuReading>,
+    /// Of every host; used where `gpus` is empty (not near the view).
+    gpu_brief: GpuBrief,
     pings: BTreeMap<String, PingReading>,
 }
 
@@ -681,6 +726,17 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series<'_>) {
         Q::DiskBytes => host.disk = value,
         Q::ReceiveBytes => host.receive = value,
         Q::TransmitBytes => host.transmit = value,
+        Q::GpuModels => {
+            let brief = &mut host.gpu_brief;
+            brief.count += value.map_or(0, count);
+            if let Some(model) = series.label(Label::Model)
+                && !brief.models.iter().any(|m| m == model)
+            {
+                brief.models.push(model.to_owned());
+            }
+        }
+        Q::GpuBusiest => host.gpu_brief.max_utilization = value,
+        Q::GpuHottest => host.gpu_brief.max_temperature_celsius = value,
         Q::PingRtt => {
             if let Some(ping) = host.ping(series) {
                 ping.rtt_seconds = value;
@@ -751,6 +807,7 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
         receive,
         transmit,
         gpus,
+        gpu_brief,
         pings,
     } = parts;
     // Sums over no series give no series: a host without disks reads 0 B/s, as when
@@ -777,10 +834,17 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     for gpu in &mut gpus {
         gpu.throttle_reasons.sort();
     }
+    // The brief stands in for rows not read; a host without GPUs has none.
+    let gpu_brief = (gpus.is_empty() && gpu_brief != GpuBrief::default()).then(|| {
+        let mut brief = gpu_brief;
+        brief.models.sort();
+        brief
+    });
     let reading = Reading {
         node,
         gpus,
         pings: pings.into_values().collect(),
+        gpu_brief,
     };
     let targets = jobs
         .into_iter()
@@ -893,6 +957,108 @@ mod tests {
                 .iter()
                 .all(|(_, query)| !query.contains("instance=~"))
         );
+        // GPU rows near the view, and every host's GPUs in brief; every GPU row with
+        // `--once`, which shows them all.
+        let scoped = |detail, wanted| {
+            queries(detail, CpuSource::Recorded)
+                .into_iter()
+                .find(|(quantity, _)| *quantity == wanted)
+                .map(|(_, query)| query.contains("instance=~"))
+        };
+        for brief in [
+            Quantity::GpuModels,
+            Quantity::GpuBusiest,
+            Quantity::GpuHottest,
+        ] {
+            assert_eq!(scoped(Detail::Hosts(&hosts), brief), Some(false));
+            assert_eq!(scoped(Detail::Hosts(&[]), brief), Some(false));
+            assert_eq!(scoped(Detail::All, brief), None);
+        }
+        for row in [
+            Quantity::GpuInfo,
+            Quantity::GpuUtilization,
+            Quantity::GpuTemperature,
+        ] {
+            assert_eq!(scoped(Detail::Hosts(&hosts), row), Some(true));
+            assert_eq!(scoped(Detail::Hosts(&[]), row), None);
+            assert_eq!(scoped(Detail::All, row), Some(false));
+        }
+    }
+
+    #[test]
+    fn hosts_away_from_the_view_keep_their_gpus_in_brief() {
+        let mut build = Builder::default();
+        add(
+            &mut build,
+            Quantity::Up,
+            &[
+                (r#""instance":"near","job":"gpu""#, "1"),
+                (r#""instance":"far","job":"gpu""#, "1"),
+                (r#""instance":"none","job":"node""#, "1"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuModels,
+            &[
+                (r#""instance":"near","name":"NVIDIA H100""#, "1"),
+                (r#""instance":"far","name":"NVIDIA H100""#, "6"),
+                (r#""instance":"far","name":"NVIDIA A10G""#, "2"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuBusiest,
+            &[
+                (r#""instance":"near""#, "0.5"),
+                (r#""instance":"far""#, "0.75"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuHottest,
+            &[
+                (r#""instance":"near""#, "60"),
+                (r#""instance":"far""#, "NaN"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuUtilization,
+            &[(r#""instance":"near","gpu":"0""#, "0.25")],
+        );
+        let hosts = build.finish("http://p:9090");
+        let reading = |name: &str| {
+            hosts
+                .iter()
+                .find(|host| host.name == name)
+                .unwrap()
+                .reading()
+                .clone()
+        };
+        let far = reading("far");
+        assert!(far.gpus.is_empty());
+        assert_eq!(far.gpu_count(), 8);
+        assert_eq!(far.max_gpu_utilization(), Some(0.75));
+        assert_eq!(far.max_gpu_temperature(), None);
+        assert!(far.has_gpu_model("a10g") && far.has_gpu_model("h100"));
+        assert_eq!(
+            far.gpu_brief.unwrap().models,
+            ["NVIDIA A10G", "NVIDIA H100"],
+            "in order"
+        );
+        // Near the view the rows read count, not the brief.
+        let near = reading("near");
+        assert_eq!(near.gpu_brief, None);
+        assert_eq!(
+            (near.gpu_count(), near.max_gpu_utilization()),
+            (1, Some(0.25))
+        );
+        assert_eq!(near.max_gpu_temperature(), None);
+        assert!(!near.has_gpu_model("h100"), "no model in the rows read");
+        let none = reading("none");
+        assert_eq!(none.gpu_count(), 0);
+        assert_eq!(none.gpu_brief, None);
     }
 
     #[test]
@@ -918,6 +1084,19 @@ mod tests {
         );
         let recorded = order(CpuSource::Recorded);
         assert_eq!(recorded[0], Quantity::GpuInfo);
+        let near = ["h".to_owned()];
+        let briefly: Vec<Quantity> = queries(Detail::Hosts(&near), CpuSource::Recorded)
+            .into_iter()
+            .map(|(quantity, _)| quantity)
+            .collect();
+        assert_eq!(
+            briefly[..3],
+            [
+                Quantity::GpuModels,
+                Quantity::GpuBusiest,
+                Quantity::GpuHottest
+            ]
+        );
         let at = |quantity| recorded.iter().position(|q| *q == quantity).unwrap();
         assert!(at(Quantity::Fullest) < at(Quantity::CpuRecorded));
         assert!(at(Quantity::NodeGauges) < at(Quantity::PingRtt));
