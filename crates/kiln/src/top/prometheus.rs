@@ -6,9 +6,13 @@
 //! per-host work, and `kiln top` only reads vectors already reduced to what it shows
 //! (`max by (instance, gpu)` rather than every label), each answer folded into the rows
 //! series by series as it is read (`vector.rs`). What Prometheus spends is about
-//! proportional to the series a query touches, so the GPU rows' detail is asked only for
-//! the hosts near the view ([`Detail`]), and the busy CPU share comes from the shipped
-//! recording rule (`instance:node_cpu_utilisation:rate5m`) while every host has it.
+//! proportional to the series a query touches, and then to the bytes of its answer, so
+//! the GPU rows are asked only for the hosts near the view ([`Detail`]) and every other
+//! host's GPUs come in brief, one series a host (count and models, highest utilisation
+//! and temperature: what the title, the filter and the sort need); the busy CPU share
+//! comes from the shipped recording rule (`instance:node_cpu_utilisation:rate5m`) while
+//! every host has it. The queries that touch the most series are sent first, so that the
+//! short ones fill the server's other cores beside them.
 //! Hosts are the `instance` label of the `node`, `gpu` and `ping` jobs, which the shipped
 //! relabelling sets to the host alone, so a host's exporters share a row as they do when
 //! polled directly. Rates are `irate`, the last two samples Prometheus holds, as direct
@@ -73,10 +77,11 @@ enum Quantity {
     PingLoss,
 }
 
-/// Which hosts a refresh reads the GPU detail of: the memory, power, throttle, XID and
-/// process of each GPU, which only the GPU rows under each host show. The host rows, the
-/// filter (by GPU model) and the sort keys (GPU utilization and temperature) read the rest,
-/// which every refresh asks for every host.
+/// Which hosts a refresh reads the GPU rows of: each GPU's model, utilisation,
+/// temperature, memory, power, throttle reasons, XIDs and process, which only the GPU rows
+/// under each host and the detail pane show. The title, the filter (by GPU model) and the
+/// sort keys (GPU utilisation and temperature) read every host's GPUs in brief, which every
+/// refresh asks for every host (see [`GpuBrief`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Detail<'a> {
     /// Every host: `--once`, which prints them all.
