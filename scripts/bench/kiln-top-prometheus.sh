@@ -99,5 +99,8 @@ if values:
   curl -s "$url/metrics" | awk '/^prometheus_engine_query_duration_seconds\{slice="inner_eval",quantile="0.9"\}/ {printf "Prometheus inner_eval p90: %.3f s\n", $2}'
   tmux -L "$socket" capture-pane -p -t top | head -6
   tmux -L "$socket" kill-server 2>/dev/null || true
+  # The next build's session needs a new server on the same socket.
+  while tmux -L "$socket" has-session 2>/dev/null; do sleep 0.2; done
+  sleep 1
 }
 for kiln in $KILN; do measure "$kiln"; done

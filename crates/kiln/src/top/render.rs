@@ -616,3 +616,41 @@ pub fn buffer_text(buf: &Buffer) -> Vec<String> {
 fn unicode_width(symbol: &str) -> usize {
     ratatui::text::Span::raw(symbol).width()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::reading::GpuBrief;
+
+    #[test]
+    fn a_host_row_counts_gpus_known_only_in_brief() {
+        let brief = Some(GpuBrief {
+            count: 8,
+            max_utilization: Some(0.9),
+            ..GpuBrief::default()
+        });
+        let far = Reading {
+            gpu_brief: brief.clone(),
+            ..Reading::default()
+        };
+        assert_eq!(
+            gpu_summary(&far),
+            "8",
+            "the count, no average of rows not read"
+        );
+        assert_eq!(gpu_summary(&Reading::default()), "-");
+        // Rows read: they count and average, whatever the brief says.
+        let near = Reading {
+            gpus: vec![
+                GpuReading {
+                    utilization: Some(0.5),
+                    ..GpuReading::default()
+                },
+                GpuReading::default(),
+            ],
+            gpu_brief: brief,
+            ..Reading::default()
+        };
+        assert_eq!(gpu_summary(&near), "2 at 50% avg");
+    }
+}
