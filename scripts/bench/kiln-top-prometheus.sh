@@ -7,9 +7,11 @@
 # `kiln top`, and the query time on Prometheus' side. Compare with scripts/bench/kiln-top.sh
 # (direct polling of 200 targets). The series include the CPU share the shipped recording
 # rules record, as a fleet Prometheus with them holds it; RECORDED=0 leaves it out, to
-# measure a Prometheus without the rules.
+# measure a Prometheus without the rules. KILN="BINARY…" measures those builds instead of
+# this tree's, one after the other against the same Prometheus (two fit in the samples'
+# 150 s at the default 30 s each), to compare builds under the same load.
 #
-#   [RECORDED=0] scripts/bench/kiln-top-prometheus.sh [HOSTS] [SECONDS]
+#   [RECORDED=0] [KILN="old/kiln new/kiln"] scripts/bench/kiln-top-prometheus.sh [HOSTS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hosts=${1:-5000}
@@ -36,7 +38,10 @@ promtool tsdb create-blocks-from openmetrics --max-block-duration=2h "$work/flee
   | tail -1 | awk '{print "block: " $5 " samples, " $7 " series"}'
 echo "backfilled in $(( $(date +%s) - start )) s"
 rm "$work/fleet.om"
-cargo build --release --quiet -p kiln
+if [ -z "${KILN:-}" ]; then
+  cargo build --release --quiet -p kiln
+  KILN=target/release/kiln
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'global:\n  scrape_interval: 15s\n' > "$work/prometheus.yml"
@@ -58,22 +63,26 @@ until [ "$(curl -s "$url/api/v1/query" --data-urlencode 'query=count(up{job="nod
 done
 echo "Prometheus serves $hosts hosts"
 
-tmux -L "$socket" new-session -d -s top -x 200 -y 60 \
-  "exec target/release/kiln top --refresh=2s --timeout=10s --prometheus=$url"
-sleep 1
-pid=$(tmux -L "$socket" list-panes -t top -F '#{pane_pid}')
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-sleep 10  # a few refreshes first
-before=$(ticks)
-reads=()
-for _ in $(seq 1 "$seconds"); do
-  reads+=("$(tmux -L "$socket" capture-pane -p -t top | head -1 | grep -o 'read in [0-9.]* m\?s' || true)")
+# One build: a few refreshes, then SECONDS of them measured.
+measure() {
+  local kiln=$1
+  echo "== $kiln"
+  tmux -L "$socket" new-session -d -s top -x 200 -y 60 \
+    "exec $kiln top --refresh=2s --timeout=10s --prometheus=$url"
   sleep 1
-done
-after=$(ticks)
-hz=$(getconf CLK_TCK)
-printf '%s\n' "${reads[@]}" | sort | uniq -c | sort -rn | head -8 | sed 's/^/  refresh took: /'
-printf '%s\n' "${reads[@]}" | python3 -c '
+  pid=$(tmux -L "$socket" list-panes -t top -F '#{pane_pid}')
+  ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+  sleep 10  # a few refreshes first
+  before=$(ticks)
+  reads=()
+  for _ in $(seq 1 "$seconds"); do
+    reads+=("$(tmux -L "$socket" capture-pane -p -t top | head -1 | grep -o 'read in [0-9.]* m\?s' || true)")
+    sleep 1
+  done
+  after=$(ticks)
+  hz=$(getconf CLK_TCK)
+  printf '%s\n' "${reads[@]}" | sort | uniq -c | sort -rn | head -8 | sed 's/^/  refresh took: /'
+  printf '%s\n' "${reads[@]}" | python3 -c '
 import re, statistics, sys
 values = []
 for line in sys.stdin:
@@ -82,9 +91,16 @@ for line in sys.stdin:
         values.append(float(m.group(1)) * (1 if m.group(2) == "s" else 0.001))
 if values:
     print(f"refresh time: median {statistics.median(values):.2f} s, max {max(values):.2f} s over {len(values)} samples")'
-awk -v a="$before" -v b="$after" -v hz="$hz" -v s="$seconds" \
-  'BEGIN { printf "kiln top CPU over %d s: %.1f%% of one core\n", s, (b - a) / hz / s * 100 }'
-awk '/^VmRSS/ {printf "kiln top RSS: %.1f MiB\n", $2 / 1024} /^VmHWM/ {printf "kiln top peak RSS: %.1f MiB\n", $2 / 1024}' "/proc/$pid/status"
-awk '/^VmHWM/ {printf "Prometheus peak RSS: %.1f MiB\n", $2 / 1024}' "/proc/$prometheus/status"
-curl -s "$url/metrics" | awk '/^prometheus_engine_query_duration_seconds\{slice="inner_eval",quantile="0.9"\}/ {printf "Prometheus inner_eval p90: %.3f s\n", $2}'
-tmux -L "$socket" capture-pane -p -t top | head -6
+  awk -v a="$before" -v b="$after" -v hz="$hz" -v s="$seconds" \
+    'BEGIN { printf "kiln top CPU over %d s: %.1f%% of one core\n", s, (b - a) / hz / s * 100 }'
+  awk '/^VmRSS/ {printf "kiln top RSS: %.1f MiB\n", $2 / 1024} /^VmHWM/ {printf "kiln top peak RSS: %.1f MiB\n", $2 / 1024}' "/proc/$pid/status"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  awk '/^VmHWM/ {printf "Prometheus peak RSS: %.1f MiB\n", $2 / 1024}' "/proc/$prometheus/status"
+  curl -s "$url/metrics" | awk '/^prometheus_engine_query_duration_seconds\{slice="inner_eval",quantile="0.9"\}/ {printf "Prometheus inner_eval p90: %.3f s\n", $2}'
+  tmux -L "$socket" capture-pane -p -t top | head -6
+  tmux -L "$socket" kill-server 2>/dev/null || true
+  # The next build's session needs a new server on the same socket.
+  while tmux -L "$socket" has-session 2>/dev/null; do sleep 0.2; done
+  sleep 1
+}
+for kiln in $KILN; do measure "$kiln"; done

@@ -55,16 +55,8 @@ impl SortKey {
             Self::Host => None,
             Self::Cpu => host.rates().map(|r| r.cpu_busy),
             Self::Memory => reading.node.as_ref().and_then(memory_used),
-            Self::GpuUtilization => reading
-                .gpus
-                .iter()
-                .filter_map(|g| g.utilization)
-                .reduce(f64::max),
-            Self::GpuTemperature => reading
-                .gpus
-                .iter()
-                .filter_map(|g| g.temperature_celsius)
-                .reduce(f64::max),
+            Self::GpuUtilization => reading.max_gpu_utilization(),
+            Self::GpuTemperature => reading.max_gpu_temperature(),
             Self::PingLoss => reading
                 .pings
                 .iter()
@@ -222,12 +214,7 @@ pub const KEYS: [(&str, &str); 12] = [
 
 /// Whether a host's name or one of its GPUs' models contains `filter` (lower case).
 fn matches(host: &Host, filter: &str) -> bool {
-    host.name.to_lowercase().contains(filter)
-        || host
-            .reading()
-            .gpus
-            .iter()
-            .any(|g| g.name.to_lowercase().contains(filter))
+    host.name.to_lowercase().contains(filter) || host.reading().has_gpu_model(filter)
 }
 
 /// `gpu2` before `gpu10`: runs of digits compare as numbers.

@@ -6,9 +6,13 @@
 //! per-host work, and `kiln top` only reads vectors already reduced to what it shows
 //! (`max by (instance, gpu)` rather than every label), each answer folded into the rows
 //! series by series as it is read (`vector.rs`). What Prometheus spends is about
-//! proportional to the series a query touches, so the GPU rows' detail is asked only for
-//! the hosts near the view ([`Detail`]), and the busy CPU share comes from the shipped
-//! recording rule (`instance:node_cpu_utilisation:rate5m`) while every host has it.
+//! proportional to the series a query touches, and then to the bytes of its answer, so
+//! the GPU rows are asked only for the hosts near the view ([`Detail`]) and every other
+//! host's GPUs come in brief, one series a host (count and models, highest utilisation
+//! and temperature: what the title, the filter and the sort need); the busy CPU share
+//! comes from the shipped recording rule (`instance:node_cpu_utilisation:rate5m`) while
+//! every host has it. The queries that touch the most series are sent first, so that the
+//! short ones fill the server's other cores beside them.
 //! Hosts are the `instance` label of the `node`, `gpu` and `ping` jobs, which the shipped
 //! relabelling sets to the host alone, so a host's exporters share a row as they do when
 //! polled directly. Rates are `irate`, the last two samples Prometheus holds, as direct
@@ -23,7 +27,9 @@ use std::time::{Duration, Instant};
 use kiln_scraper::{Fetch, ScrapeClient, ScrapeError};
 
 use super::fleet::{Failure, Host, NodeRates, Status};
-use super::reading::{Filesystem, GpuProcess, GpuReading, NodeReading, PingReading, Reading};
+use super::reading::{
+    Filesystem, GpuBrief, GpuProcess, GpuReading, NodeReading, PingReading, Reading,
+};
 use super::vector::{self, AnswerError, Label, Series};
 
 /// The jobs whose targets are hosts, as `deploy/prometheus/prometheus.yml` names them.
@@ -45,6 +51,7 @@ enum Quantity {
     Up,
     CpuRecorded,
     CpuIdle,
+    CpuIowait,
     Cpus,
     NodeGauges,
     Fullest,
@@ -52,6 +59,9 @@ enum Quantity {
     ReceiveBytes,
     TransmitBytes,
     GpuInfo,
+    GpuModels,
+    GpuBusiest,
+    GpuHottest,
     GpuUp,
     GpuUtilization,
     GpuMemoryUsed,
@@ -67,10 +77,11 @@ enum Quantity {
     PingLoss,
 }
 
-/// Which hosts a refresh reads the GPU detail of: the memory, power, throttle, XID and
-/// process of each GPU, which only the GPU rows under each host show. The host rows, the
-/// filter (by GPU model) and the sort keys (GPU utilization and temperature) read the rest,
-/// which every refresh asks for every host.
+/// Which hosts a refresh reads the GPU rows of: each GPU's model, utilisation,
+/// temperature, memory, power, throttle reasons, XIDs and process, which only the GPU rows
+/// under each host and the detail pane show. The title, the filter (by GPU model) and the
+/// sort keys (GPU utilisation and temperature) read every host's GPUs in brief, which every
+/// refresh asks for every host (see [`GpuBrief`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Detail<'a> {
     /// Every host: `--once`, which prints them all.
@@ -118,8 +129,7 @@ fn promql_string(text: &str) -> String {
 }
 
 /// The busy CPU share a host that `deploy/prometheus/rules/kiln-recording.yml` records: one
-/// series a host where the raw busy share reads 48 (16 CPUs' idle and iowait counters and
-/// their count).
+/// series a host where the raw busy share reads 32 (16 CPUs' idle and iowait counters).
 const CPU_RECORDED: &str = "instance:node_cpu_utilisation:rate5m";
 
 /// Where the busy CPU share comes from.
@@ -139,25 +149,79 @@ fn gpu_gauge(name: &str, scope: &str) -> String {
     format!(r#"max by (instance, gpu) ({name}{{gpu_instance_id=""{scope}}})"#)
 }
 
-/// Every query of one refresh.
+/// Every query of one refresh, the ones that take the server longest first: they run
+/// beside the rest rather than after them, which would make the refresh as long as the
+/// queue before them plus themselves.
 fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
     use Quantity as Q;
     let irate = |selector: &str| format!("sum by (instance) (irate({selector}[{RATE_WINDOW}]))");
-    let cpus = |scope: &str| {
-        format!(r#"count by (instance) (node_cpu_seconds_total{{mode="idle"{scope}}})"#)
+    let mut queries = Vec::new();
+    if cpu == CpuSource::Raw {
+        // Each CPU's counters together advance one second a second, so the busy share is
+        // one less the idle and iowait shares: this reads those two modes only, a quarter
+        // of a host's CPU series, where busy / total would read them all twice. Averaged
+        // over the CPUs by the server, the shares need no count of the CPUs, which would
+        // read every idle series a second time. Two queries, one a mode, run on two of the
+        // server's cores at once; they are the longest of a refresh.
+        for (quantity, mode) in [(Q::CpuIdle, "idle"), (Q::CpuIowait, "iowait")] {
+            queries.push((
+                quantity,
+                format!(
+                    r#"avg by (instance) (irate(node_cpu_seconds_total{{mode="{mode}"}}[{RATE_WINDOW}]))"#
+                ),
+            ));
+        }
+    }
+    // A GPU row for each GPU of the hosts near the view (and of all with `--once`); of the
+    // others, the GPU count, models, highest utilisation and temperature: what the title,
+    // the filter and the sort need, in an answer of one series a host instead of one a GPU.
+    let gpu_rows = |scope: &str| {
+        [
+            (
+                Q::GpuInfo,
+                format!(
+                    r#"max by (instance, gpu, uuid, name) (nvidia_gpu_info{{gpu_instance_id=""{scope}}})"#
+                ),
+            ),
+            (
+                Q::GpuUtilization,
+                gpu_gauge("nvidia_gpu_utilization_ratio", scope),
+            ),
+            (
+                Q::GpuTemperature,
+                gpu_gauge("nvidia_gpu_temperature_celsius", scope),
+            ),
+        ]
     };
-    let mut queries = vec![
-        (Q::Up, format!(r#"up{{job=~"{HOST_JOBS}"}}"#)),
-        // One series a host where the shipped recording rules run.
-        (Q::CpuRecorded, format!("max by (instance) ({CPU_RECORDED})")),
-        (
-            Q::NodeGauges,
-            r#"{__name__=~"node_load1|node_load5|node_load15|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes"}"#
-                .to_owned(),
-        ),
+    if matches!(detail, Detail::All) {
+        queries.extend(gpu_rows(""));
+    } else {
+        queries.extend([
+            (
+                Q::GpuModels,
+                r#"count by (instance, name) (nvidia_gpu_info{gpu_instance_id=""})"#.to_owned(),
+            ),
+            (
+                Q::GpuBusiest,
+                r#"max by (instance) (nvidia_gpu_utilization_ratio{gpu_instance_id=""})"#
+                    .to_owned(),
+            ),
+            (
+                Q::GpuHottest,
+                r#"max by (instance) (nvidia_gpu_temperature_celsius{gpu_instance_id=""})"#
+                    .to_owned(),
+            ),
+        ]);
+    }
+    queries.extend([
         (
             Q::Fullest,
             "topk by (instance) (1, 1 - node_filesystem_avail_bytes / (node_filesystem_size_bytes > 0))"
+                .to_owned(),
+        ),
+        (
+            Q::NodeGauges,
+            r#"{__name__=~"node_load1|node_load5|node_load15|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes"}"#
                 .to_owned(),
         ),
         (
@@ -168,6 +232,7 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
                 irate(&format!("node_disk_written_bytes_total{{{DISK}}}"))
             ),
         ),
+        (Q::Up, format!(r#"up{{job=~"{HOST_JOBS}"}}"#)),
         (
             Q::ReceiveBytes,
             irate(&format!("node_network_receive_bytes_total{{{INTERFACE}}}")),
@@ -176,12 +241,8 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
             Q::TransmitBytes,
             irate(&format!("node_network_transmit_bytes_total{{{INTERFACE}}}")),
         ),
-        (
-            Q::GpuInfo,
-            r#"max by (instance, gpu, uuid, name) (nvidia_gpu_info{gpu_instance_id=""})"#.to_owned(),
-        ),
-        (Q::GpuUtilization, gpu_gauge("nvidia_gpu_utilization_ratio", "")),
-        (Q::GpuTemperature, gpu_gauge("nvidia_gpu_temperature_celsius", "")),
+        // One series a host where the shipped recording rules run.
+        (Q::CpuRecorded, format!("max by (instance) ({CPU_RECORDED})")),
         (
             Q::PingRtt,
             "max by (instance, target) (ping_rtt_mean_seconds)".to_owned(),
@@ -190,38 +251,37 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
             Q::PingLoss,
             "max by (instance, target) (ping_loss_ratio)".to_owned(),
         ),
-    ];
-    if cpu == CpuSource::Raw {
-        // Each CPU's counters together advance one second a second, so the busy share is
-        // one less the idle share: this reads the idle and iowait series only, a quarter
-        // of a host's CPU series, where busy / total would read them all twice. The share
-        // is taken here, with the CPU count, rather than by the server, which would count
-        // the CPUs a second time.
-        queries.push((
-            Q::CpuIdle,
-            irate(r#"node_cpu_seconds_total{mode=~"idle|iowait"}"#),
-        ));
-        queries.push((Q::Cpus, cpus("")));
-    }
+    ]);
     let Some(scope) = detail.matcher() else {
         return queries;
     };
     let scope = scope.as_str();
-    if cpu == CpuSource::Recorded {
-        // Only the detail pane shows the count then.
-        queries.push((Q::Cpus, cpus(scope)));
+    if !matches!(detail, Detail::All) {
+        queries.extend(gpu_rows(scope));
     }
     queries.extend([
-        (Q::GpuUp, gpu_gauge("nvidia_gpu_up", scope)),
-        (Q::GpuMemoryUsed, gpu_gauge("nvidia_gpu_memory_used_bytes", scope)),
-        (Q::GpuMemoryTotal, gpu_gauge("nvidia_gpu_memory_total_bytes", scope)),
-        (Q::GpuPower, gpu_gauge("nvidia_gpu_power_usage_watts", scope)),
-        (Q::GpuPowerLimit, gpu_gauge("nvidia_gpu_power_limit_watts", scope)),
         // Nine reasons a GPU, the most series of any query: on screen only.
         (
             Q::GpuThrottle,
             format!(
                 r#"max by (instance, gpu, reason) (nvidia_gpu_clocks_event_reason_active{{gpu_instance_id=""{scope}}} == 1)"#
+            ),
+        ),
+        // Only the detail pane shows the count.
+        (
+            Q::Cpus,
+            format!(r#"count by (instance) (node_cpu_seconds_total{{mode="idle"{scope}}})"#),
+        ),
+        (Q::GpuUp, gpu_gauge("nvidia_gpu_up", scope)),
+        (Q::GpuMemoryUsed, gpu_gauge("nvidia_gpu_memory_used_bytes", scope)),
+        (Q::GpuMemoryTotal, gpu_gauge("nvidia_gpu_memory_total_bytes", scope)),
+        (Q::GpuPower, gpu_gauge("nvidia_gpu_power_usage_watts", scope)),
+        (Q::GpuPowerLimit, gpu_gauge("nvidia_gpu_power_limit_watts", scope)),
+        (
+            Q::GpuTopProcess,
+            format!(
+                "topk by (instance, gpu) (1, nvidia_gpu_process_memory_used_bytes{{{}}})",
+                scope.trim_start_matches(',')
             ),
         ),
         (
@@ -234,13 +294,6 @@ fn queries(detail: Detail<'_>, cpu: CpuSource) -> Vec<(Quantity, String)> {
             Q::GpuLastXid,
             format!(
                 r#"topk by (instance, gpu) (1, nvidia_gpu_xid_last_timestamp_seconds{{gpu_instance_id=""{scope}}})"#
-            ),
-        ),
-        (
-            Q::GpuTopProcess,
-            format!(
-                "topk by (instance, gpu) (1, nvidia_gpu_process_memory_used_bytes{{{}}})",
-                scope.trim_start_matches(',')
             ),
         ),
     ]);
@@ -549,12 +602,16 @@ struct HostParts {
     node: Option<NodeReading>,
     /// The busy share the recording rule gives.
     cpu_recorded: Option<f64>,
-    /// Idle and iowait seconds a second, all CPUs together.
-    cpu_idle_seconds: Option<f64>,
+    /// Idle seconds a second of one CPU, the host's CPUs averaged.
+    cpu_idle_share: Option<f64>,
+    /// The same for iowait.
+    cpu_iowait_share: Option<f64>,
     disk: Option<f64>,
     receive: Option<f64>,
     transmit: Option<f64>,
     gpus: BTreeMap<String, GpuReading>,
+    /// Of every host; used where `gpus` is empty (not near the view).
+    gpu_brief: GpuBrief,
     pings: BTreeMap<String, PingReading>,
 }
 
@@ -649,7 +706,8 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series<'_>) {
     match quantity {
         Q::Up => {}
         Q::CpuRecorded => host.cpu_recorded = value,
-        Q::CpuIdle => host.cpu_idle_seconds = value,
+        Q::CpuIdle => host.cpu_idle_share = value,
+        Q::CpuIowait => host.cpu_iowait_share = value,
         Q::Cpus => host.node().cpus = value.map_or(0, count),
         Q::NodeGauges => {
             let node = host.node();
@@ -673,6 +731,17 @@ fn add(host: &mut HostParts, quantity: Quantity, series: &Series<'_>) {
         Q::DiskBytes => host.disk = value,
         Q::ReceiveBytes => host.receive = value,
         Q::TransmitBytes => host.transmit = value,
+        Q::GpuModels => {
+            let brief = &mut host.gpu_brief;
+            brief.count += value.map_or(0, count);
+            if let Some(model) = series.label(Label::Model)
+                && !brief.models.iter().any(|m| m == model)
+            {
+                brief.models.push(model.to_owned());
+            }
+        }
+        Q::GpuBusiest => host.gpu_brief.max_utilization = value,
+        Q::GpuHottest => host.gpu_brief.max_temperature_celsius = value,
         Q::PingRtt => {
             if let Some(ping) = host.ping(series) {
                 ping.rtt_seconds = value;
@@ -737,22 +806,22 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
         jobs,
         node,
         cpu_recorded,
-        cpu_idle_seconds,
+        cpu_idle_share,
+        cpu_iowait_share,
         disk,
         receive,
         transmit,
         gpus,
+        gpu_brief,
         pings,
     } = parts;
     // Sums over no series give no series: a host without disks reads 0 B/s, as when
     // polled directly.
     // The counters' share when they were read (every host's then, from the last two
     // samples as when polled directly); the recorded one when only it was.
-    let cpu_busy = node
-        .as_ref()
-        .filter(|node| node.cpus > 0)
-        .zip(cpu_idle_seconds)
-        .map(|(node, idle)| 1.0 - idle / node.cpus as f64)
+    // A host without iowait series (other kernels than Linux) is busy when not idle.
+    let cpu_busy = cpu_idle_share
+        .map(|idle| 1.0 - idle - cpu_iowait_share.unwrap_or(0.0))
         .or(cpu_recorded);
     let rates = node.as_ref().and(cpu_busy).map(|cpu_busy| NodeRates {
         cpu_busy: cpu_busy.clamp(0.0, 1.0),
@@ -770,10 +839,17 @@ fn finish_host(name: String, parts: HostParts, base: &str) -> Host {
     for gpu in &mut gpus {
         gpu.throttle_reasons.sort();
     }
+    // The brief stands in for rows not read; a host without GPUs has none.
+    let gpu_brief = (gpus.is_empty() && gpu_brief != GpuBrief::default()).then(|| {
+        let mut brief = gpu_brief;
+        brief.models.sort();
+        brief
+    });
     let reading = Reading {
         node,
         gpus,
         pings: pings.into_values().collect(),
+        gpu_brief,
     };
     let targets = jobs
         .into_iter()
@@ -863,24 +939,214 @@ mod tests {
         assert_eq!(detailed(Detail::All), 1);
         assert_eq!(detailed(Detail::Hosts(&hosts)), 1);
         assert_eq!(detailed(Detail::Hosts(&[])), 0, "no host near the view");
-        // With the recorded CPU share everywhere, the counters are not read, and the CPU
-        // count (shown in the detail pane) only near the view.
-        let recorded = queries(Detail::Hosts(&hosts), CpuSource::Recorded);
-        assert!(
-            recorded
-                .iter()
-                .all(|(quantity, _)| *quantity != Quantity::CpuIdle)
-        );
-        assert!(
-            recorded.iter().any(
+        // With the recorded CPU share everywhere, the counters are not read; the CPU count
+        // (shown in the detail pane) is read only near the view either way.
+        for cpu in [CpuSource::Recorded, CpuSource::Raw] {
+            let near = queries(Detail::Hosts(&hosts), cpu);
+            assert_eq!(
+                near.iter()
+                    .any(|(quantity, _)| *quantity == Quantity::CpuIdle),
+                cpu == CpuSource::Raw
+            );
+            assert!(near.iter().any(
                 |(quantity, query)| *quantity == Quantity::Cpus && query.contains("instance=~")
-            )
-        );
+            ));
+            assert!(
+                queries(Detail::Hosts(&[]), cpu)
+                    .iter()
+                    .all(|(quantity, _)| *quantity != Quantity::Cpus)
+            );
+        }
         assert!(
             queries(Detail::All, CpuSource::Raw)
                 .iter()
                 .all(|(_, query)| !query.contains("instance=~"))
         );
+        // GPU rows near the view, and every host's GPUs in brief; every GPU row with
+        // `--once`, which shows them all.
+        let scoped = |detail, wanted| {
+            queries(detail, CpuSource::Recorded)
+                .into_iter()
+                .find(|(quantity, _)| *quantity == wanted)
+                .map(|(_, query)| query.contains("instance=~"))
+        };
+        for brief in [
+            Quantity::GpuModels,
+            Quantity::GpuBusiest,
+            Quantity::GpuHottest,
+        ] {
+            assert_eq!(scoped(Detail::Hosts(&hosts), brief), Some(false));
+            assert_eq!(scoped(Detail::Hosts(&[]), brief), Some(false));
+            assert_eq!(scoped(Detail::All, brief), None);
+        }
+        for row in [
+            Quantity::GpuInfo,
+            Quantity::GpuUtilization,
+            Quantity::GpuTemperature,
+        ] {
+            assert_eq!(scoped(Detail::Hosts(&hosts), row), Some(true));
+            assert_eq!(scoped(Detail::Hosts(&[]), row), None);
+            assert_eq!(scoped(Detail::All, row), Some(false));
+        }
+    }
+
+    #[test]
+    fn hosts_away_from_the_view_keep_their_gpus_in_brief() {
+        let mut build = Builder::default();
+        add(
+            &mut build,
+            Quantity::Up,
+            &[
+                (r#""instance":"near","job":"gpu""#, "1"),
+                (r#""instance":"far","job":"gpu""#, "1"),
+                (r#""instance":"none","job":"node""#, "1"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuModels,
+            &[
+                (r#""instance":"near","name":"NVIDIA H100""#, "1"),
+                (r#""instance":"far","name":"NVIDIA H100""#, "6"),
+                (r#""instance":"far","name":"NVIDIA A10G""#, "2"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuBusiest,
+            &[
+                (r#""instance":"near""#, "0.5"),
+                (r#""instance":"far""#, "0.75"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuHottest,
+            &[
+                (r#""instance":"near""#, "60"),
+                (r#""instance":"far""#, "NaN"),
+            ],
+        );
+        add(
+            &mut build,
+            Quantity::GpuUtilization,
+            &[(r#""instance":"near","gpu":"0""#, "0.25")],
+        );
+        let hosts = build.finish("http://p:9090");
+        let reading = |name: &str| {
+            hosts
+                .iter()
+                .find(|host| host.name == name)
+                .unwrap()
+                .reading()
+                .clone()
+        };
+        let far = reading("far");
+        assert!(far.gpus.is_empty());
+        assert_eq!(far.gpu_count(), 8);
+        assert_eq!(far.max_gpu_utilization(), Some(0.75));
+        assert_eq!(far.max_gpu_temperature(), None);
+        assert!(far.has_gpu_model("a10g") && far.has_gpu_model("h100"));
+        assert_eq!(
+            far.gpu_brief.unwrap().models,
+            ["NVIDIA A10G", "NVIDIA H100"],
+            "in order"
+        );
+        // Near the view the rows read count, not the brief.
+        let near = reading("near");
+        assert_eq!(near.gpu_brief, None);
+        assert_eq!(
+            (near.gpu_count(), near.max_gpu_utilization()),
+            (1, Some(0.25))
+        );
+        assert_eq!(near.max_gpu_temperature(), None);
+        assert!(!near.has_gpu_model("h100"), "no model in the rows read");
+        let none = reading("none");
+        assert_eq!(none.gpu_count(), 0);
+        assert_eq!(none.gpu_brief, None);
+    }
+
+    #[test]
+    fn the_queries_that_touch_the_most_series_go_first() {
+        let order = |cpu| -> Vec<Quantity> {
+            queries(Detail::All, cpu)
+                .into_iter()
+                .map(|(quantity, _)| quantity)
+                .collect()
+        };
+        // 16 counters a host for each of the raw CPU shares, then 8 series a host each
+        // (GPU info, utilisation, temperature), ahead of the single series a host.
+        let raw = order(CpuSource::Raw);
+        assert_eq!(
+            raw[..5],
+            [
+                Quantity::CpuIdle,
+                Quantity::CpuIowait,
+                Quantity::GpuInfo,
+                Quantity::GpuUtilization,
+                Quantity::GpuTemperature
+            ]
+        );
+        let recorded = order(CpuSource::Recorded);
+        assert_eq!(recorded[0], Quantity::GpuInfo);
+        let near = ["h".to_owned()];
+        let briefly: Vec<Quantity> = queries(Detail::Hosts(&near), CpuSource::Recorded)
+            .into_iter()
+            .map(|(quantity, _)| quantity)
+            .collect();
+        assert_eq!(
+            briefly[..3],
+            [
+                Quantity::GpuModels,
+                Quantity::GpuBusiest,
+                Quantity::GpuHottest
+            ]
+        );
+        let at = |quantity| recorded.iter().position(|q| *q == quantity).unwrap();
+        assert!(at(Quantity::Fullest) < at(Quantity::CpuRecorded));
+        assert!(at(Quantity::NodeGauges) < at(Quantity::PingRtt));
+    }
+
+    #[test]
+    fn the_busy_cpu_share_is_one_less_the_idle_share_or_the_recorded_one() {
+        let busy = |answers: &[(Quantity, &str)]| {
+            let mut build = Builder::default();
+            add(
+                &mut build,
+                Quantity::Up,
+                &[(r#""instance":"a","job":"node""#, "1")],
+            );
+            add(
+                &mut build,
+                Quantity::NodeGauges,
+                &[(r#""__name__":"node_load1","instance":"a""#, "1")],
+            );
+            for (quantity, value) in answers {
+                add(&mut build, *quantity, &[(r#""instance":"a""#, value)]);
+            }
+            build.finish("http://p:9090")[0]
+                .rates()
+                .map(|rates| rates.cpu_busy)
+        };
+        assert_eq!(
+            busy(&[(Quantity::CpuIdle, "0.25"), (Quantity::CpuIowait, "0.125")]),
+            Some(0.625)
+        );
+        assert_eq!(
+            busy(&[(Quantity::CpuIdle, "0.25")]),
+            Some(0.75),
+            "no iowait"
+        );
+        assert_eq!(busy(&[(Quantity::CpuIowait, "0.25")]), None, "no idle");
+        assert_eq!(busy(&[(Quantity::CpuRecorded, "0.5")]), Some(0.5));
+        // Both read (the refresh that finds the rules' series again): the counters'.
+        assert_eq!(
+            busy(&[(Quantity::CpuRecorded, "0.5"), (Quantity::CpuIdle, "0.25")]),
+            Some(0.75)
+        );
+        // Counters that advanced more than a second a second, e.g. across a reset.
+        assert_eq!(busy(&[(Quantity::CpuIdle, "1.5")]), Some(0.0));
+        assert_eq!(busy(&[(Quantity::CpuIdle, "NaN")]), None);
     }
 
     #[test]

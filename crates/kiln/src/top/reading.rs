@@ -17,6 +17,64 @@ pub struct Reading {
     pub gpus: Vec<GpuReading>,
     /// One per ping target.
     pub pings: Vec<PingReading>,
+    /// The GPUs in brief where `gpus` is empty because their rows were not read:
+    /// `kiln top --prometheus` reads the rows of the hosts near the view only, and of the
+    /// others what the host list needs (see [`GpuBrief`]).
+    pub gpu_brief: Option<GpuBrief>,
+}
+
+/// What the title, the sort and the filter need of a host's GPUs: how many, their
+/// models, the highest utilisation and temperature.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuBrief {
+    pub count: usize,
+    pub models: Vec<String>,
+    /// 0–1.
+    pub max_utilization: Option<f64>,
+    pub max_temperature_celsius: Option<f64>,
+}
+
+impl Reading {
+    /// The host's GPUs, counted from their rows or else from the brief.
+    pub fn gpu_count(&self) -> usize {
+        match &self.gpu_brief {
+            Some(brief) if self.gpus.is_empty() => brief.count,
+            _ => self.gpus.len(),
+        }
+    }
+
+    /// The busiest GPU's utilisation.
+    pub fn max_gpu_utilization(&self) -> Option<f64> {
+        match &self.gpu_brief {
+            Some(brief) if self.gpus.is_empty() => brief.max_utilization,
+            _ => self
+                .gpus
+                .iter()
+                .filter_map(|g| g.utilization)
+                .reduce(f64::max),
+        }
+    }
+
+    /// The hottest GPU's temperature.
+    pub fn max_gpu_temperature(&self) -> Option<f64> {
+        match &self.gpu_brief {
+            Some(brief) if self.gpus.is_empty() => brief.max_temperature_celsius,
+            _ => self
+                .gpus
+                .iter()
+                .filter_map(|g| g.temperature_celsius)
+                .reduce(f64::max),
+        }
+    }
+
+    /// Whether one of the GPUs' models contains `filter` (lower case).
+    pub fn has_gpu_model(&self, filter: &str) -> bool {
+        let contains = |model: &str| model.to_lowercase().contains(filter);
+        match &self.gpu_brief {
+            Some(brief) if self.gpus.is_empty() => brief.models.iter().any(|m| contains(m)),
+            _ => self.gpus.iter().any(|g| contains(&g.name)),
+        }
+    }
 }
 
 /// A node exporter's counters and gauges. Counters are totals; rates come from the
@@ -199,6 +257,7 @@ impl Reading {
             node: node.finish(),
             gpus: gpus.finish(),
             pings: pings.into_values().collect(),
+            gpu_brief: None,
         }
     }
 
@@ -209,6 +268,9 @@ impl Reading {
         }
         self.gpus.extend(other.gpus);
         self.pings.extend(other.pings);
+        if self.gpu_brief.is_none() {
+            self.gpu_brief = other.gpu_brief;
+        }
     }
 }
 

@@ -115,7 +115,7 @@ impl Screen<'_> {
             .iter()
             .filter(|h| matches!(h.status(), Status::Down(_)))
             .count();
-        let gpus: usize = shown.iter().map(|s| s.reading.gpus.len()).sum();
+        let gpus: usize = shown.iter().map(|s| s.reading.gpu_count()).sum();
         let mut spans = vec![
             Span::styled("kiln top", Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(format!("  {}: {up} up", counted(total, "host"))),
@@ -271,7 +271,7 @@ fn host_line(shown: &Shown<'_>, name_width: usize) -> Line<'static> {
                 or_dash(rates.map(|r| rate(r.transmit_bytes_per_second))),
             )));
             spans.push(ping_summary(&shown.reading.pings));
-            spans.push(Span::raw(format!("  {}", gpu_summary(&shown.reading.gpus))));
+            spans.push(Span::raw(format!("  {}", gpu_summary(shown.reading))));
             Line::from(spans)
         }
     }
@@ -311,9 +311,14 @@ fn loss_style(loss: f64) -> Style {
     }
 }
 
-fn gpu_summary(gpus: &[GpuReading]) -> String {
+fn gpu_summary(reading: &Reading) -> String {
+    let gpus = &reading.gpus;
     if gpus.is_empty() {
-        return "-".to_owned();
+        // Rows not read yet (a host just come near the view): how many there are.
+        return match reading.gpu_count() {
+            0 => "-".to_owned(),
+            count => count.to_string(),
+        };
     }
     let utilizations: Vec<f64> = gpus.iter().filter_map(|g| g.utilization).collect();
     if utilizations.is_empty() {
@@ -610,4 +615,42 @@ pub fn buffer_text(buf: &Buffer) -> Vec<String> {
 
 fn unicode_width(symbol: &str) -> usize {
     ratatui::text::Span::raw(symbol).width()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::reading::GpuBrief;
+
+    #[test]
+    fn a_host_row_counts_gpus_known_only_in_brief() {
+        let brief = Some(GpuBrief {
+            count: 8,
+            max_utilization: Some(0.9),
+            ..GpuBrief::default()
+        });
+        let far = Reading {
+            gpu_brief: brief.clone(),
+            ..Reading::default()
+        };
+        assert_eq!(
+            gpu_summary(&far),
+            "8",
+            "the count, no average of rows not read"
+        );
+        assert_eq!(gpu_summary(&Reading::default()), "-");
+        // Rows read: they count and average, whatever the brief says.
+        let near = Reading {
+            gpus: vec![
+                GpuReading {
+                    utilization: Some(0.5),
+                    ..GpuReading::default()
+                },
+                GpuReading::default(),
+            ],
+            gpu_brief: brief,
+            ..Reading::default()
+        };
+        assert_eq!(gpu_summary(&near), "2 at 50% avg");
+    }
 }
