@@ -335,7 +335,7 @@ impl Runner {
     /// scrapes of small collectors finish on the first thread, since waking a second and
     /// reading procfs from both at once costs more CPU than it saves time (a fifth of a
     /// node scrape on two cores); a slow collector still never holds up the others for
-    /// longer than that delay. A collector whose last run took [`LONG_RUN`] or more is
+    /// longer than that delay. A collector whose last run took 0.5 ms or more is
     /// known to be slow: it goes first, on a thread of its own, while the first thread
     /// works through the rest, so its time overlaps theirs instead of adding to it.
     pub async fn collect(&self, ctx: ScrapeContext, selection: &Selection) -> Collected {
