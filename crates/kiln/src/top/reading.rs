@@ -45,25 +45,26 @@ impl Reading {
 
     /// The busiest GPU's utilisation.
     pub fn max_gpu_utilization(&self) -> Option<f64> {
-        match &self.gpu_brief {
-            Some(brief) if self.gpus.is_empty() => brief.max_utilization,
-            _ => self
-                .gpus
-                .iter()
-                .filter_map(|g| g.utilization)
-                .reduce(f64::max),
-        }
+        self.gpu_max(|brief| brief.max_utilization, |gpu| gpu.utilization)
     }
 
     /// The hottest GPU's temperature.
     pub fn max_gpu_temperature(&self) -> Option<f64> {
+        self.gpu_max(
+            |brief| brief.max_temperature_celsius,
+            |gpu| gpu.temperature_celsius,
+        )
+    }
+
+    /// The highest of one figure over the GPUs' rows, or else the brief's.
+    fn gpu_max(
+        &self,
+        brief: impl Fn(&GpuBrief) -> Option<f64>,
+        row: impl Fn(&GpuReading) -> Option<f64>,
+    ) -> Option<f64> {
         match &self.gpu_brief {
-            Some(brief) if self.gpus.is_empty() => brief.max_temperature_celsius,
-            _ => self
-                .gpus
-                .iter()
-                .filter_map(|g| g.temperature_celsius)
-                .reduce(f64::max),
+            Some(given) if self.gpus.is_empty() => brief(given),
+            _ => self.gpus.iter().filter_map(row).reduce(f64::max),
         }
     }
 
