@@ -366,23 +366,24 @@ impl Runner {
             jobs.push_back(Job {
                 entry: Arc::clone(entry),
                 set: self.pool.take(),
-                run: jobs.len(),
+                run: 0,
             });
         }
 
         // Known slow collectors to the front, the slowest first; the rest keep their order.
-        let mut long = 0;
-        for index in 0..jobs.len() {
-            if jobs[index].entry.last_run() >= LONG_RUN {
-                let job = jobs.remove(index).expect("index within the queue");
-                let at = jobs
-                    .iter()
-                    .take(long)
-                    .position(|earlier| earlier.entry.last_run() < job.entry.last_run())
-                    .unwrap_or(long);
-                jobs.insert(at, job);
-                long += 1;
-            }
+        // Each key is read once: a run of another scrape may finish meanwhile.
+        let long = jobs
+            .iter()
+            .filter(|job| job.entry.last_run() >= LONG_RUN)
+            .count();
+        if long > 0 {
+            jobs.make_contiguous().sort_by_cached_key(|job| {
+                std::cmp::Reverse(Some(job.entry.last_run()).filter(|run| *run >= LONG_RUN))
+            });
+        }
+        // Runs are numbered in queue order, as `started_entries` below lists them.
+        for (run, job) in jobs.iter_mut().enumerate() {
+            job.run = run;
         }
         let expected = jobs.len();
         let started_entries: Vec<Arc<Entry>> =
@@ -839,6 +840,25 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 1);
+    }
+
+    #[tokio::test]
+    async fn a_collector_known_to_be_slow_that_misses_the_deadline_is_not_started_twice() {
+        let mut runner = Runner::new("t");
+        runner.register(Fixed("a", 1.0));
+        runner.register(Sleeps(Duration::from_millis(600)));
+        // Finished in time: known to be slow from now on, so it goes first in the queue.
+        collect_all(&runner).await;
+        let ctx = ScrapeContext::with_budget(Duration::from_millis(50));
+        let late = runner.collect(ctx, &Selection::All).await;
+        assert_eq!(value(&late, "t_scrape_collector_success", "a"), Some(1.0));
+        assert_eq!(
+            value(&late, "t_scrape_collector_success", "sleeps"),
+            Some(0.0)
+        );
+        // The run given up on is the slow collector's, not the first registered one's.
+        assert_eq!(runner.entries[0].overrunning.load(Ordering::Acquire), 0);
+        assert_eq!(runner.entries[1].overrunning.load(Ordering::Acquire), 1);
     }
 
     #[tokio::test]
