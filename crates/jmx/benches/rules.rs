@@ -116,17 +116,12 @@ fn namenode(c: &mut Criterion) {
                 let mut beans = Vec::new();
                 kiln_jmx::bridge::hadoop::beans(&document, &mut beans).unwrap_or_default();
                 let (samples, _) = cache.walk(rules, &beans);
-                // What a probe does after the walk: families into a set, encoded as text.
-                let mut set = kiln_registry::MetricSet::default();
-                kiln_jmx::families::write(samples, rules.naming, &mut set);
-                set.seal();
-                let mut out = String::new();
-                kiln_registry::metrics::encode(
-                    &[&set],
-                    kiln_registry::metrics::Format::Text,
-                    &mut out,
-                );
-                black_box(out.len())
+                // What a probe does after the walk: the families, encoded as text.
+                let mut exposition =
+                    kiln_registry::Exposition::new(kiln_registry::metrics::Format::Text);
+                let none = kiln_registry::MetricSet::default();
+                kiln_jmx::families::write(&samples, rules.naming, &none, &mut exposition);
+                black_box(exposition.finish().len())
             });
         });
     }

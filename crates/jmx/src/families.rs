@@ -11,15 +11,14 @@
 //! the repeats 0.x writes); negative counters are written, as 0.x writes them.
 
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-use kiln_registry::{MetricSet, MetricType};
+use kiln_registry::{Exposition, MetricSet, MetricType};
 use smallvec::SmallVec;
 
-use crate::rules::evaluate::Prepared;
 use crate::rules::{Kind, Naming};
-use crate::walk::Sample;
+use crate::samples::{SampleRef, Samples};
 
 /// Labels and `_objectname` of a written sample.
 type Identity<'a> = (&'a [(Arc<str>, Arc<str>)], &'a str);
@@ -42,100 +41,154 @@ const RESERVED: [&str; 3] = [
     "jmx_scrape_cached_beans",
 ];
 
+/// Families are encoded and their samples let go once this many samples are waiting, so
+/// only a few families are ever held in the metric model beside the exposition.
+const WRITE_EVERY: usize = 4096;
+
+/// The name a family of `name` is written under: 1.x counters end in `_total`.
+pub fn written_name(name: &str, kind: Kind, naming: Naming) -> String {
+    match (naming, kind) {
+        (Naming::V1, Kind::Counter) => format!("{name}_total"),
+        _ => name.to_owned(),
+    }
+}
+
+/// The families of `samples` as they will be written: name, type and place, in name
+/// order; families whose name the probe writes itself are left out (and counted).
+fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(String, Kind, usize)> {
+    let mut families: Vec<(String, Kind, usize)> = samples
+        .families()
+        .iter()
+        .enumerate()
+        .filter_map(|(place, family)| {
+            let kind = if naming == Naming::V0 || !family.mixed {
+                family.first.kind
+            } else {
+                Kind::Unknown
+            };
+            let name = written_name(&family.first.name, kind, naming);
+            if RESERVED.contains(&name.as_str()) {
+                dropped.reserved_names += family.samples as u64;
+                return None;
+            }
+            Some((name, kind, place))
+        })
+        .collect();
+    families.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    families
+}
+
+/// The names the families of `samples` are written under.
+pub fn written_names(samples: &Samples, naming: Naming) -> impl Iterator<Item = String> {
+    resolve(samples, naming, &mut Dropped::default())
+        .into_iter()
+        .map(|(name, _, _)| name)
+}
+
 /// Writes `samples` into `out` as families grouped and typed as `naming`'s jmx_exporter
-/// does.
-pub fn write(samples: Vec<Sample>, naming: Naming, out: &mut MetricSet) -> Dropped {
+/// does, with the families of `others` (sealed) in name order among them.
+pub fn write(
+    samples: &Samples,
+    naming: Naming,
+    others: &MetricSet,
+    out: &mut Exposition,
+) -> Dropped {
     let mut dropped = Dropped::default();
-    let mut by_name: HashMap<&str, Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
-    for (index, sample) in samples.iter().enumerate() {
-        by_name
-            .entry(&sample.prepared.name)
-            .or_default()
-            .push(index);
-    }
-    let mut names: Vec<&str> = by_name.keys().copied().collect();
-    names.sort_unstable();
+    let families = resolve(samples, naming, &mut dropped);
+    let (order, ranges) = samples.by_family();
 
-    for name in names {
-        let members = &by_name[name];
-        let first = &samples[members[0]].prepared;
-        let kind = if naming == Naming::V0
-            || members
-                .iter()
-                .all(|&i| samples[i].prepared.kind == first.kind)
-        {
-            first.kind
-        } else {
-            Kind::Unknown
-        };
-        let written_name = match (naming, kind) {
-            (Naming::V1, Kind::Counter) => format!("{name}_total"),
-            _ => name.to_owned(),
-        };
-        if RESERVED.contains(&written_name.as_str()) {
-            dropped.reserved_names += members.len() as u64;
-            continue;
-        }
-        let mut rows: Vec<(&Prepared, f64)> = Vec::with_capacity(members.len());
-        for &i in members {
-            let sample = &samples[i];
-            if naming == Naming::V1 && kind == Kind::Counter && sample.value < 0.0 {
-                dropped.negative_counters += 1;
-                continue;
-            }
-            rows.push((&sample.prepared, sample.value));
-        }
-        if rows.is_empty() {
-            continue;
-        }
-        // Stable, so the first of a repeated series stays first.
-        rows.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
-        let collide = rows.windows(2).any(|w| w[0].0.labels == w[1].0.labels);
-        // 1.x tells colliding samples apart by `_objectname`; 0.x repeats the series and
-        // Prometheus keeps the first.
-        let collide = match naming {
-            Naming::V1 => collide,
-            Naming::V0 => {
-                if collide {
-                    let before = rows.len();
-                    rows.dedup_by(|later, earlier| later.0.labels == earlier.0.labels);
-                    dropped.duplicates += (before - rows.len()) as u64;
-                }
-                false
-            }
-        };
-        if collide {
-            rows.sort_by(|a, b| {
-                a.0.labels
-                    .cmp(&b.0.labels)
-                    .then_with(|| a.0.origin.bytes().cmp(b.0.origin.bytes()))
-            });
-        }
-        // Only the rows of a family that collides need their object names written out.
-        let object_names: Vec<String> = if collide {
-            rows.iter().map(|(p, _)| p.object_name()).collect()
-        } else {
-            Vec::new()
-        };
-
-        let family = out.family(&written_name, &first.help(), metric_type(kind));
-        let mut seen: HashSet<Identity<'_>> = HashSet::new();
-        let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
-        for (row, (prepared, value)) in rows.into_iter().enumerate() {
-            let object_name = object_names.get(row).map_or("", String::as_str);
-            if collide && !seen.insert((&*prepared.labels, object_name)) {
-                dropped.duplicates += 1;
-                continue;
-            }
-            pairs.clear();
-            pairs.extend(prepared.labels.iter().map(|(n, v)| (&**n, &**v)));
-            if collide {
-                pairs.push(("_objectname", object_name));
-            }
-            out.sample(family, &pairs, value);
+    let mut batch = MetricSet::default();
+    // The last name written, so the next write takes the names after it.
+    let mut written: Option<&str> = None;
+    let mut flush = |batch: &mut MetricSet, upto: Bound<&str>, after: Option<&str>| {
+        batch.seal();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        out.write(&[&*batch, others], (from, upto));
+        batch.clear();
+    };
+    for (place, (name, kind, family)) in families.iter().enumerate() {
+        let rows: Vec<SampleRef<'_>> = order[ranges[*family].clone()]
+            .iter()
+            .map(|&index| samples.get(index))
+            .collect();
+        let help = samples.families()[*family].first.help();
+        write_family(&mut batch, name, &help, *kind, naming, rows, &mut dropped);
+        // Families of one name are written by one call, which merges them.
+        let last_of_name = families.get(place + 1).is_none_or(|next| next.0 != *name);
+        if batch.sample_count() >= WRITE_EVERY && last_of_name {
+            flush(&mut batch, Bound::Included(name), written);
+            written = Some(name);
         }
     }
+    flush(&mut batch, Bound::Unbounded, written);
     dropped
+}
+
+/// Writes one family's samples into `out`.
+fn write_family(
+    out: &mut MetricSet,
+    name: &str,
+    help: &str,
+    kind: Kind,
+    naming: Naming,
+    mut rows: Vec<SampleRef<'_>>,
+    dropped: &mut Dropped,
+) {
+    if naming == Naming::V1 && kind == Kind::Counter {
+        let before = rows.len();
+        rows.retain(|row| row.value() >= 0.0);
+        dropped.negative_counters += (before - rows.len()) as u64;
+    }
+    if rows.is_empty() {
+        return;
+    }
+    // Stable, so the first of a repeated series stays first.
+    rows.sort_by(|a, b| a.labels().cmp(b.labels()));
+    let collide = rows.windows(2).any(|w| w[0].labels() == w[1].labels());
+    // 1.x tells colliding samples apart by `_objectname`; 0.x repeats the series and
+    // Prometheus keeps the first.
+    let collide = match naming {
+        Naming::V1 => collide,
+        Naming::V0 => {
+            if collide {
+                let before = rows.len();
+                rows.dedup_by(|later, earlier| later.labels() == earlier.labels());
+                dropped.duplicates += (before - rows.len()) as u64;
+            }
+            false
+        }
+    };
+    // Only the rows of a family that collides need their object names written out.
+    let mut rows: Vec<(SampleRef<'_>, String)> = rows
+        .into_iter()
+        .map(|row| {
+            let object_name = if collide {
+                row.object_name()
+            } else {
+                String::new()
+            };
+            (row, object_name)
+        })
+        .collect();
+    if collide {
+        rows.sort_by(|a, b| a.0.labels().cmp(b.0.labels()).then_with(|| a.1.cmp(&b.1)));
+    }
+
+    let family = out.family(name, help, metric_type(kind));
+    let mut seen: HashSet<Identity<'_>> = HashSet::new();
+    let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+    for (row, object_name) in &rows {
+        if collide && !seen.insert((row.labels(), object_name)) {
+            dropped.duplicates += 1;
+            continue;
+        }
+        pairs.clear();
+        pairs.extend(row.labels().iter().map(|(n, v)| (&**n, &**v)));
+        if collide {
+            pairs.push(("_objectname", object_name));
+        }
+        out.sample(family, &pairs, row.value());
+    }
 }
 
 /// The metric model's type for a rule's `type`.

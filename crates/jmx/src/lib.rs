@@ -9,7 +9,7 @@
 //! The path of a probe: [`probe`] checks the request against the [`config`], [`bridge`]
 //! fetches and finds the beans in the [`json`], [`walk`] turns their attributes into rule
 //! inputs, [`rules`] names them (remembering results per attribute in [`rules::cache`],
-//! split into [`shards`] walked in parallel), and [`families`] writes the text.
+//! split into [`shards`] walked in parallel), [`samples`] keeps the samples compact, and [`families`] writes the text.
 
 pub mod bridge;
 pub mod budget;
@@ -21,6 +21,7 @@ pub mod jvm;
 pub mod object_name;
 pub mod probe;
 pub mod rules;
+pub mod samples;
 pub mod self_metrics;
 pub mod shards;
 pub mod single_file;

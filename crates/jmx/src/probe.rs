@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, StatusCode};
 use kiln_registry::allow_list::AllowList;
 use kiln_registry::{
-    LogLimiter, MetricSet, Response, RouteHandler, ScrapeContext, exposition_response, query_pairs,
-    text,
+    Exposition, LogLimiter, MetricSet, Response, RouteHandler, ScrapeContext, query_pairs, text,
 };
 use kiln_scraper::ScrapeError;
 
@@ -23,7 +22,8 @@ use crate::budget::Budget;
 use crate::config::OnTargetError;
 use crate::families;
 use crate::json;
-use crate::rules::{Kind, Naming};
+use crate::rules::Naming;
+use crate::samples::Samples;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
 use crate::walk::Bean;
@@ -141,30 +141,26 @@ async fn probe(
         .min(context.remaining().saturating_sub(MARGIN))
         .max(Duration::from_millis(100));
     let fetched = bridge::fetch(&module.settings, &module.client, &target, timeout, &admit).await;
-    let rendered = match fetched {
+    let walked = match fetched {
         Err(FetchError::Http(ScrapeError::Refused)) => return over_budget(jmx, &module_name),
         Ok(bodies) => {
             *read = bodies.iter().map(String::len).sum();
             let module = Arc::clone(&module);
-            tokio::task::spawn_blocking(move || render(&module, bodies))
+            tokio::task::spawn_blocking(move || walk(&module, bodies))
                 .await
                 .unwrap_or_else(|_| Err(FetchError::Shape("evaluation failed".into())))
         }
         Err(error) => Err(error),
     };
-    let mut out = MetricSet::default();
-    let (error, cached) = match rendered {
-        Ok(Rendered {
-            set,
-            cached,
-            stats,
-            dropped,
-            read_errors,
-        }) => {
-            out = set;
-            jmx.counters.probe_succeeded(&module_name, &stats, &dropped);
-            jmx.counters.read_errors(&module_name, read_errors);
-            (false, cached)
+    let (samples, mut others, outcome) = match walked {
+        Ok(walked) => {
+            jmx.counters.read_errors(&module_name, walked.read_errors);
+            let cached = walked.stats.cached_rule_matches;
+            (
+                walked.samples,
+                walked.jvm,
+                Ok((walked.stats, walked.reserved, cached)),
+            )
         }
         Err(error) => {
             jmx.counters.probe_failed(&module_name, error.reason());
@@ -177,44 +173,61 @@ async fn probe(
                     &format!("cannot read {target} (module {module_name}): {error}\n"),
                 );
             }
-            (true, 0)
+            (Samples::default(), MetricSet::default(), Err(()))
         }
     };
-    self_samples(&mut out, started.elapsed(), error, cached);
-    out.seal();
+    let cached = outcome.as_ref().map_or(0, |(_, _, cached)| *cached);
+    self_samples(&mut others, started.elapsed(), outcome.is_err(), cached);
+    others.seal();
     let mut headers = headers.clone();
-    if module.settings.rules.naming == Naming::V0 {
+    let naming = module.settings.rules.naming;
+    if naming == Naming::V0 {
         // jmx_exporter 0.x names counters as its rules write them, with or without `_total`;
         // OpenMetrics would add the suffix where it is missing, so 0.x naming answers in the
         // text format, where every name is exactly 0.x's.
         headers.remove(http::header::ACCEPT);
     }
-    // Encoding a large answer takes milliseconds: off the async threads.
-    tokio::task::spawn_blocking(move || exposition_response(&headers, &[&out]))
-        .await
-        .unwrap_or_else(|_| {
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "An error has occurred while writing the answer.\n",
-            )
-        })
+    // Encoding a large answer takes milliseconds: off the async threads. The samples go
+    // once their families are written, before the answer is compressed.
+    let written = tokio::task::spawn_blocking(move || {
+        let mut exposition = Exposition::for_request(&headers);
+        let mut dropped = families::write(&samples, naming, &others, &mut exposition);
+        drop(samples);
+        dropped.reserved_names += outcome.as_ref().map_or(0, |(_, reserved, _)| *reserved);
+        (exposition.response(&headers), dropped)
+    })
+    .await;
+    match written {
+        Ok((response, dropped)) => {
+            if let Ok((stats, _, _)) = &outcome {
+                jmx.counters.probe_succeeded(&module_name, stats, &dropped);
+            }
+            response
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An error has occurred while writing the answer.\n",
+        ),
+    }
 }
 
-/// What one successful probe produced.
-struct Rendered {
-    set: MetricSet,
-    cached: u64,
+/// What the walk of one answer produced.
+struct Walked {
+    samples: Samples,
+    /// The JVM families, when the module writes them.
+    jvm: MetricSet,
     stats: crate::walk::WalkStats,
-    dropped: families::Dropped,
+    /// JVM samples left out for a name the rules' families took.
+    reserved: u64,
     read_errors: u64,
 }
 
-/// Parses the bodies, walks the beans through the rules and writes the families.
+/// Parses the bodies and walks the beans through the rules, and writes the JVM families.
 ///
 /// Memory: the bodies are read whole once, to check them and find each bean's text; a bean
 /// is then parsed only while it is walked, so the parse of a large answer never exists at
 /// once. The bodies are dropped before the families are written.
-fn render(module: &Module, bodies: Vec<String>) -> Result<Rendered, FetchError> {
+fn walk(module: &Module, bodies: Vec<String>) -> Result<Walked, FetchError> {
     let (samples, stats, read_errors, jvm_beans) = {
         let (beans, read_errors) = bridge::raw_beans(&module.settings, &bodies)?;
         let (samples, stats) = module.cache.walk(&module.settings.rules, &beans);
@@ -231,15 +244,13 @@ fn render(module: &Module, bodies: Vec<String>) -> Result<Rendered, FetchError> 
         (samples, stats, read_errors, jvm_beans)
     };
     drop(bodies);
-    let naming = module.settings.rules.naming;
-    let taken = if module.settings.jvm_metrics {
-        jvm_names_taken(&samples, naming)
-    } else {
-        HashSet::new()
-    };
-    let mut set = MetricSet::default();
-    let mut dropped = families::write(samples, naming, &mut set);
+    let mut jvm = MetricSet::default();
+    let mut reserved = 0;
     if module.settings.jvm_metrics {
+        let naming = module.settings.rules.naming;
+        let taken: HashSet<String> = families::written_names(&samples, naming)
+            .filter(|name| name.starts_with("jvm_") || name.starts_with("process_"))
+            .collect();
         let taken = taken.iter().map(String::as_str).collect();
         let documents: Vec<(&str, json::Value<'_>)> = jvm_beans
             .iter()
@@ -252,28 +263,15 @@ fn render(module: &Module, bodies: Vec<String>) -> Result<Rendered, FetchError> 
                 _ => None,
             })
             .collect();
-        dropped.reserved_names += crate::jvm::write(&beans, naming, &taken, &mut set);
+        reserved = crate::jvm::write(&beans, naming, &taken, &mut jvm);
     }
-    Ok(Rendered {
-        set,
-        cached: stats.cached_rule_matches,
+    Ok(Walked {
+        samples,
+        jvm,
         stats,
-        dropped,
+        reserved,
         read_errors,
     })
-}
-
-/// The `jvm_*` and `process_*` names the rules' families take, written as they will be.
-fn jvm_names_taken(samples: &[crate::walk::Sample], naming: Naming) -> HashSet<String> {
-    samples
-        .iter()
-        .map(|s| &s.prepared)
-        .filter(|p| p.name.starts_with("jvm_") || p.name.starts_with("process_"))
-        .map(|p| match (naming, p.kind) {
-            (Naming::V1, Kind::Counter) => format!("{}_total", p.name),
-            _ => p.name.to_string(),
-        })
-        .collect()
 }
 
 /// jmx_exporter's three per-scrape gauges.

@@ -20,7 +20,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::rules::RuleSet;
 use crate::rules::cache::{Limits, MatchCache};
-use crate::walk::{BeanSource, Sample, WalkStats, Walker};
+use crate::samples::Samples;
+use crate::walk::{BeanSource, WalkStats, Walker};
 
 /// Most shards a cache is split into.
 const MAX_SHARDS: usize = 8;
@@ -83,7 +84,7 @@ impl ShardedCache {
 
     /// Walks `beans` through `rules`: the samples in answer order, and what was counted.
     /// Beans still in text are parsed one at a time as they are walked.
-    pub fn walk<B: BeanSource>(&self, rules: &RuleSet, beans: &[B]) -> (Vec<Sample>, WalkStats) {
+    pub fn walk<B: BeanSource>(&self, rules: &RuleSet, beans: &[B]) -> (Samples, WalkStats) {
         let per_shard = beans.len().div_ceil(self.shards.len()).max(1);
         let walk_shard = |(shard, beans): (usize, &[B])| {
             let mut cache = lock(&self.shards[shard]);
@@ -97,7 +98,7 @@ impl ShardedCache {
             walked
         };
         let pieces = beans.chunks(per_shard).enumerate();
-        let parts: Vec<(Vec<Sample>, WalkStats)> = if beans.len() < PARALLEL_FROM_BEANS {
+        let parts: Vec<(Samples, WalkStats)> = if beans.len() < PARALLEL_FROM_BEANS {
             pieces.map(walk_shard).collect()
         } else {
             std::thread::scope(|scope| {
@@ -125,9 +126,9 @@ impl ShardedCache {
             })
         };
         let mut stats = WalkStats::default();
-        let mut samples = Vec::with_capacity(parts.iter().map(|(s, _)| s.len()).sum());
+        let mut samples = Samples::default();
         for (part, part_stats) in parts {
-            samples.extend(part);
+            samples.append(part);
             stats += part_stats;
         }
         (samples, stats)
@@ -174,10 +175,10 @@ mod tests {
         beans
     }
 
-    fn lines(samples: &[Sample]) -> Vec<String> {
+    fn lines(samples: &Samples) -> Vec<String> {
         samples
             .iter()
-            .map(|s| format!("{} {:?} {}", s.prepared.name, s.prepared.labels, s.value))
+            .map(|s| format!("{} {:?} {}", s.name(), s.labels(), s.value()))
             .collect()
     }
 
@@ -207,32 +208,34 @@ mod tests {
     }
 
     #[test]
-    fn results_of_one_bean_share_their_labels_and_give_help_and_object_name_in_full() {
+    fn samples_of_one_bean_share_their_labels_and_give_their_object_names_in_full() {
         let rules = RuleSet::default_rules();
         let cache = ShardedCache::new(&rules, 1);
         let text = answer(3, 0);
         let document = json::parse(&text).unwrap();
         let (samples, _) = cache.walk(&rules, &beans(&document));
-        let of_bean: Vec<&Sample> = samples
+        let of_bean: Vec<_> = samples
             .iter()
-            .filter(|s| s.prepared.labels.iter().any(|(_, v)| &**v == "p1"))
+            .filter(|s| s.labels().iter().any(|(_, v)| &**v == "p1"))
             .collect();
         // Size, Used, Usage.max, Usage.used: one label set between them.
         assert_eq!(of_bean.len(), 4);
         assert!(
             of_bean
                 .windows(2)
-                .all(|w| std::sync::Arc::ptr_eq(&w[0].prepared.labels, &w[1].prepared.labels))
+                .all(|w| std::sync::Arc::ptr_eq(w[0].labels(), w[1].labels()))
         );
         let max = of_bean
             .iter()
-            .find(|s| &*s.prepared.name == "app_Pool1_Usage_max")
+            .find(|s| s.name() == "app_Pool1_Usage_max")
             .unwrap();
-        assert_eq!(max.prepared.help(), "app:name=p1,type=Pool1,attribute=max");
-        assert_eq!(
-            max.prepared.object_name(),
-            "app<type=Pool1, name=p1><Usage>max"
-        );
+        assert_eq!(max.object_name(), "app<type=Pool1, name=p1><Usage>max");
+        let family = samples
+            .families()
+            .iter()
+            .find(|f| &*f.first.name == "app_Pool1_Usage_max")
+            .unwrap();
+        assert_eq!(family.first.help(), "app:name=p1,type=Pool1,attribute=max");
     }
 
     #[test]

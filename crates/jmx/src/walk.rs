@@ -8,15 +8,14 @@
 //! - other arrays, `null`, and Jolokia error objects are skipped, as jmx_exporter skips
 //!   arrays and nulls.
 
-use std::sync::Arc;
-
 use smallvec::SmallVec;
 
 use crate::json::Value;
 use crate::object_name::ObjectName;
 use crate::rules::RuleSet;
 use crate::rules::cache::{MatchCache, Source};
-use crate::rules::evaluate::{Attribute, Leaf, Outcome, Prepared};
+use crate::rules::evaluate::{Attribute, Leaf, Outcome};
+use crate::samples::Samples;
 
 /// Attributes jmx_exporter never reads, per bean: huge strings with no numbers in them.
 const SKIPPED: &[(&str, &[&str])] = &[(
@@ -75,15 +74,6 @@ impl BeanSource for RawBean<'_> {
     }
 }
 
-/// One sample for the exposition.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// Name, type, help, labels.
-    pub prepared: Arc<Prepared>,
-    /// The value.
-    pub value: f64,
-}
-
 /// What a walk counted, for the exporter's own metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WalkStats {
@@ -118,7 +108,7 @@ pub struct Walker<'r> {
     rules: &'r RuleSet,
     cache: &'r mut MatchCache,
     /// The samples so far.
-    pub samples: Vec<Sample>,
+    pub samples: Samples,
     /// The counts so far.
     pub stats: WalkStats,
 }
@@ -130,7 +120,7 @@ impl<'r> Walker<'r> {
         Self {
             rules,
             cache,
-            samples: Vec::new(),
+            samples: Samples::default(),
             stats: WalkStats::default(),
         }
     }
@@ -160,7 +150,7 @@ impl<'r> Walker<'r> {
             }
             stats.duplicate_labels += u64::from(prepared.duplicate_labels);
             if let Some(value) = prepared.sample_value(attribute.value) {
-                samples.push(Sample { prepared, value });
+                samples.push(&prepared, value);
             }
         };
         visit(rules, &name, bean, stats, &mut evaluated);

@@ -38,7 +38,7 @@ pub use log_limiter::LogLimiter;
 pub use metrics::{FamilyId, MetricSet, MetricType, SharedSet};
 pub use runner::{Collected, PANIC_COLLECTORS_ENV, Runner, Selection, SelectionError};
 pub use server::{
-    Body, Exporter, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
+    Body, Exporter, Exposition, Link, ReadyCheck, ReloadHook, Response, RouteFuture, RouteHandler,
     RunningExporter, ServeError, TextSource, Timeouts, exposition_response, listen_candidates,
     query_pairs, text,
 };

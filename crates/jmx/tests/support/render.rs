@@ -39,13 +39,10 @@ pub fn render_as(yaml: &str, naming: Naming, answers: &[&str]) -> String {
                 walker.bean(Bean { name, attributes });
             }
         }
-        let samples = walker.samples;
-        let mut set = kiln_registry::MetricSet::default();
-        kiln_jmx::families::write(samples, rules.naming, &mut set);
-        set.seal();
-        let mut text = String::new();
-        kiln_registry::metrics::encode(&[&set], kiln_registry::metrics::Format::Text, &mut text);
-        texts.push(text);
+        let mut exposition = kiln_registry::Exposition::new(kiln_registry::metrics::Format::Text);
+        let none = kiln_registry::MetricSet::default();
+        kiln_jmx::families::write(&walker.samples, rules.naming, &none, &mut exposition);
+        texts.push(exposition.finish());
     }
     assert_eq!(texts[0], texts[1], "a cached pass differs from the first");
     texts.pop().unwrap()

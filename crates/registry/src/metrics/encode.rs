@@ -1,7 +1,7 @@
 //! Writes sealed [`MetricSet`]s as the text format 0.0.4 or OpenMetrics 1.0.
 
 use std::collections::HashSet;
-use std::ops::Range;
+use std::ops::{Range, RangeBounds};
 
 use super::number::{escape_into, write_float, write_openmetrics_float};
 use super::{FamilyView, MetricSet, MetricType, SampleView};
@@ -82,10 +82,22 @@ pub struct LeftOut {
 /// family never blanks a scrape. OpenMetrics output is ended by [`finish`], once whatever
 /// else the response carries has been written.
 pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<LeftOut> {
+    encode_names(sets, format, .., out)
+}
+
+/// [`encode`] for the families whose names fall in `names` only: an exposition too large to
+/// hold as one set is written a few families at a time, each call taking the names after
+/// the last one's, and families of other sets land between them in name order.
+pub fn encode_names(
+    sets: &[&MetricSet],
+    format: Format,
+    names: impl RangeBounds<str>,
+    out: &mut String,
+) -> Vec<LeftOut> {
     let mut families: Vec<FamilyView<'_>> = sets
         .iter()
         .flat_map(|set| set.families())
-        .filter(|family| !family.is_empty())
+        .filter(|family| !family.is_empty() && names.contains(family.name()))
         .collect();
     // Stable: same-named families stay in the order of the sets.
     families.sort_by(|a, b| a.name().cmp(b.name()));

@@ -26,7 +26,7 @@ mod number;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-pub use encode::{Format, LeftOut, encode, finish};
+pub use encode::{Format, LeftOut, encode, encode_names, finish};
 pub use number::{write_float, write_help, write_label_value};
 
 /// What a family's samples mean, as the exposition formats name it.

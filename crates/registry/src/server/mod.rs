@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 pub use landing::Link;
 pub use listen::listen_candidates;
 pub use query::query_pairs;
-pub use routes::{Body, Response, exposition_response, text};
+pub use routes::{Body, Exposition, Response, exposition_response, text};
 
 use crate::collector::{Collector, ScrapeContext};
 use crate::config::ConfigError;

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use super::Shared;
 use super::self_metrics::HandlerError;
 use crate::collector::ScrapeContext;
-use crate::metrics::{Format, MetricSet, encode, finish};
+use crate::metrics::{Format, MetricSet, encode_names, finish};
 use crate::runner::Selection;
 use crate::webconfig::{AuthOutcome, WebConfig};
 
@@ -214,16 +214,59 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
 /// the request's `Accept` and `Accept-Encoding` ask for: for routes such as `/probe` that
 /// build their families per request.
 pub fn exposition_response(headers: &http::HeaderMap, sets: &[&MetricSet]) -> Response {
-    let format = Format::negotiate(
-        headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let mut body = String::new();
-    let left_out = encode(sets, format, &mut body);
-    log_left_out(&left_out);
-    finish(format, &mut body);
-    body_response(headers, format, body)
+    let mut exposition = Exposition::for_request(headers);
+    exposition.write(sets, ..);
+    exposition.response(headers)
+}
+
+/// An answer to a request for metrics written a few families at a time, for answers too
+/// large to hold as one [`MetricSet`] beside their encoding (a `/probe` of a big JVM). Each
+/// [`Exposition::write`] takes the names after those of the write before it.
+#[derive(Debug)]
+pub struct Exposition {
+    format: Format,
+    body: String,
+    left_out: Vec<crate::metrics::LeftOut>,
+}
+
+impl Exposition {
+    /// An empty exposition in the format the request's `Accept` header asks for.
+    pub fn for_request(headers: &http::HeaderMap) -> Self {
+        Self::new(Format::negotiate(
+            headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        ))
+    }
+
+    /// An empty exposition in `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            body: String::new(),
+            left_out: Vec::new(),
+        }
+    }
+
+    /// Writes the families of `sets` (each sealed) whose names fall in `names`, merged by
+    /// name and sorted (see [`crate::metrics::encode`]).
+    pub fn write(&mut self, sets: &[&MetricSet], names: impl std::ops::RangeBounds<str>) {
+        let left_out = encode_names(sets, self.format, names, &mut self.body);
+        self.left_out.extend(left_out);
+    }
+
+    /// The exposition as text, ended as its format requires.
+    pub fn finish(mut self) -> String {
+        log_left_out(&self.left_out);
+        finish(self.format, &mut self.body);
+        self.body
+    }
+
+    /// The 200 that carries it, compressed if the request accepts gzip.
+    pub fn response(self, headers: &http::HeaderMap) -> Response {
+        let format = self.format;
+        body_response(headers, format, self.finish())
+    }
 }
 
 /// Logs what the encoder left out: the same data comes back every scrape, so once a minute.
