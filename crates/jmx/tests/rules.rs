@@ -368,30 +368,41 @@ fn new_names_every_pass_are_held_to_the_cache_limits() {
         bytes: usize::MAX,
     });
     let mut stats = WalkStats::default();
-    let mut most = 0;
+    // New names every pass are never remembered: a result is kept from a bean's second
+    // answer on.
     for pass in 0..6 {
         cache.start_pass();
-        most = most.max(cache.len());
         for bean in 0..40 {
             let name = format!("app:type=Pool,name=p{pass}b{bean}");
             read_count(&mut cache, &rules, &name, &mut stats);
         }
+        assert_eq!(cache.len(), 0);
     }
-    // 40 new entries a pass: the cache never starts a pass holding more than the limit
-    // plus one pass's worth, and it did start afresh.
+    // Each name twice (the names of two passes back, then new ones): 40 remembered a pass.
+    let mut most = 0;
+    for pass in 0..12 {
+        cache.start_pass();
+        most = most.max(cache.len());
+        for bean in 0..40 {
+            let name = format!("app:type=Pool,name=q{}b{bean}", pass / 2);
+            read_count(&mut cache, &rules, &name, &mut stats);
+        }
+    }
+    // The cache never starts a pass holding more than the limit plus one pass's worth, and
+    // it did start afresh.
     assert!(most <= 100 + 40, "{most}");
     assert!(cache.resets() >= 1);
     assert!(cache.len() <= 140, "{}", cache.len());
 }
 
-/// One answer with more new names than the cache may remember is held to the limits while it
-/// is walked, not only from the next pass on.
+/// One answer with more attributes than the cache may remember is held to the limits while
+/// it is walked, not only from the next pass on.
 #[test]
 fn one_large_answer_is_held_to_the_cache_limits_within_its_pass() {
     use kiln_jmx::rules::cache::Limits;
     use kiln_jmx::walk::WalkStats;
     let rules = rules(
-        "rules:\n  - pattern: 'app<type=(\\w+), name=(\\w+)><>Count'\n    name: app_$1_count\n    labels: {name: $2}\n",
+        "rules:\n  - pattern: 'app<type=(\\w+), name=(\\w+)><>(\\w+)'\n    name: app_$1_$3\n    labels: {name: $2}\n",
     );
     let mut cache = MatchCache::new(&rules);
     cache.set_limits(Limits {
@@ -399,19 +410,60 @@ fn one_large_answer_is_held_to_the_cache_limits_within_its_pass() {
         bytes: usize::MAX,
     });
     let mut stats = WalkStats::default();
+    // 90 beans of 12 attributes: the first answer only makes the names known.
+    let attributes: Vec<String> = (0..12).map(|a| format!("Count{a}")).collect();
+    let attributes: Vec<&str> = attributes.iter().map(String::as_str).collect();
+    cache.start_pass();
+    for bean in 0..90 {
+        let name = format!("app:type=Pool,name=b{bean}");
+        read_attributes(&mut cache, &rules, &name, &attributes, &mut stats);
+    }
+    assert_eq!(cache.len(), 0);
     cache.start_pass();
     let mut most = 0;
-    for bean in 0..1000 {
+    for bean in 0..90 {
         let name = format!("app:type=Pool,name=b{bean}");
-        let outcome = read_count(&mut cache, &rules, &name, &mut stats);
-        assert!(
-            matches!(outcome, kiln_jmx::rules::evaluate::Outcome::Matched(_)),
-            "{name}"
-        );
+        for outcome in read_attributes(&mut cache, &rules, &name, &attributes, &mut stats) {
+            assert!(
+                matches!(outcome, kiln_jmx::rules::evaluate::Outcome::Matched(_)),
+                "{name}"
+            );
+        }
         most = most.max(cache.len());
     }
     assert!(most <= 100, "{most}");
     assert!(cache.resets() >= 9, "{}", cache.resets());
+}
+
+/// Reads bean `name`'s `attributes` through the cache, as a walk does.
+fn read_attributes(
+    cache: &mut MatchCache,
+    rules: &RuleSet,
+    name: &str,
+    attributes: &[&str],
+    stats: &mut kiln_jmx::walk::WalkStats,
+) -> Vec<kiln_jmx::rules::evaluate::Outcome> {
+    let Some((_, mut table)) = cache.open_bean(rules, name, stats) else {
+        panic!("{name} is read");
+    };
+    let properties = [("type", "Pool"), ("name", "x")];
+    let outcomes = attributes
+        .iter()
+        .map(|attribute| {
+            let attribute = Attribute {
+                domain: "app",
+                properties: &properties,
+                attr_keys: &[],
+                name: attribute,
+                value: Leaf::Number("1"),
+                extra_labels: &[],
+                bean_properties: 2,
+            };
+            cache.evaluate(rules, &mut table, &attribute, true).0
+        })
+        .collect();
+    cache.close_bean(name, table);
+    outcomes
 }
 
 /// Reads bean `name`'s `Count` attribute through the cache, as a walk does.
@@ -421,20 +473,6 @@ fn read_count(
     name: &str,
     stats: &mut kiln_jmx::walk::WalkStats,
 ) -> kiln_jmx::rules::evaluate::Outcome {
-    let Some((_, mut attributes)) = cache.open_bean(rules, name, stats) else {
-        panic!("{name} is read");
-    };
-    let properties = [("type", "Pool"), ("name", "x")];
-    let attribute = Attribute {
-        domain: "app",
-        properties: &properties,
-        attr_keys: &[],
-        name: "Count",
-        value: Leaf::Number("1"),
-        extra_labels: &[],
-        bean_properties: 2,
-    };
-    let (outcome, _) = cache.evaluate(rules, &mut attributes, &attribute, true);
-    cache.close_bean(name, attributes);
-    outcome
+    let mut outcomes = read_attributes(cache, rules, name, &["Count"], stats);
+    outcomes.remove(0)
 }

@@ -328,7 +328,7 @@ impl ScrapeClient {
         };
         let content_type = header(http::header::CONTENT_TYPE);
         let gzipped = header(http::header::CONTENT_ENCODING).eq_ignore_ascii_case("gzip");
-        let raw = match fetch.admit {
+        let raw: Vec<u8> = match fetch.admit {
             None => Limited::new(response.into_body(), self.max_body_bytes)
                 .collect()
                 .await
@@ -341,7 +341,9 @@ impl ScrapeClient {
                         ScrapeError::Request(e.to_string())
                     }
                 })?
-                .to_bytes(),
+                .to_bytes()
+                // Takes over the buffer without a copy when the body came in one piece.
+                .into(),
             Some(admit) => self.read_admitted(response.into_body(), admit).await?,
         };
         let wire_bytes = raw.len();
@@ -361,8 +363,7 @@ impl ScrapeClient {
             }
             out
         } else {
-            // Takes over the buffer without a copy when the body came in one piece.
-            Vec::from(raw)
+            raw
         };
         let body = String::from_utf8(bytes).map_err(|e| ScrapeError::Body(e.to_string()))?;
         if !status.is_success() {
@@ -389,7 +390,8 @@ impl ScrapeClient {
         &self,
         mut body: hyper::body::Incoming,
         admit: Admit<'_>,
-    ) -> Result<Bytes, ScrapeError> {
+    ) -> Result<Vec<u8>, ScrapeError> {
+        // Kept as the vector it is read into: a large answer is never copied whole.
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ScrapeError::Request(error_chain(&e)))?;
@@ -404,7 +406,7 @@ impl ScrapeClient {
             }
             out.extend_from_slice(&data);
         }
-        Ok(out.into())
+        Ok(out)
     }
 }
 

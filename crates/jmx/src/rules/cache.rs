@@ -13,12 +13,17 @@
 //! Otherwise the rules run again, exactly as the first time. The cache is shared by all
 //! targets of a module (the result depends only on the pattern input), and entries unused
 //! for ten minutes are dropped.
+//!
+//! A bean's results are remembered from the second answer it is in on; the first time only
+//! a hash of its name is kept. A target that answers with new names every time (by mistake
+//! or to exhaust memory) then costs eight bytes a bean instead of a remembered result per
+//! attribute, and so does the first probe of a large answer, where a probe's memory peaks.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashTable;
+use hashbrown::{HashSet, HashTable};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::Cache;
 use smallvec::SmallVec;
@@ -69,6 +74,10 @@ impl Limits {
 
 /// The estimated cost of a remembered attribute: its table entry, key and outcome.
 const ATTRIBUTE_BYTES: usize = 192;
+
+/// Bean names seen once are kept for at least this long (and at most twice as long) waiting
+/// to be seen again.
+const SEEN_ONCE_FOR: Duration = Duration::from_secs(300);
 
 /// Forgetting a whole shard is logged at most this often.
 static FORGOTTEN: kiln_registry::LogLimiter =
@@ -189,6 +198,15 @@ pub struct MatchCache {
     held: (usize, usize),
     /// Times this cache forgot everything for going past its limits.
     resets: u64,
+    /// Hashes of the names of beans seen once and not remembered yet, in two generations:
+    /// the newer one becomes the older one every [`SEEN_ONCE_FOR`], or when it holds as
+    /// many names as the cache may remember results.
+    seen_once: [HashSet<u64, foldhash::fast::FixedState>; 2],
+    seen_since: Instant,
+    /// Whether the bean open now has its results remembered (set by
+    /// [`MatchCache::open_bean`]; a caller with an attribute table of its own has them
+    /// remembered there).
+    remembering: bool,
 }
 
 impl MatchCache {
@@ -220,6 +238,9 @@ impl MatchCache {
             limits: Limits::default(),
             held: (0, 0),
             resets: 0,
+            seen_once: Default::default(),
+            seen_since: now,
+            remembering: true,
         }
     }
 
@@ -333,8 +354,14 @@ impl MatchCache {
             .expected
             .filter(|&place| self.beans[place].name.as_str() == name);
         let place = match expected {
-            Some(place) => place,
-            None => self.find_or_add(rules, name, stats),
+            Some(place) => Some(place),
+            None => self.find_or_add(rules, name),
+        };
+        self.remembering = place.is_some();
+        let Some(place) = place else {
+            // Seen for the first time: walked, not remembered.
+            let parsed = read_bean(rules, name, stats)?;
+            return Some((Arc::new(parsed), Attributes::default()));
         };
         match self.previous {
             Some(previous) => self.beans[previous].next = Some(place),
@@ -350,14 +377,19 @@ impl MatchCache {
         Some((Arc::clone(parsed), std::mem::take(&mut bean.attributes)))
     }
 
-    /// The place of the bean named `name`, made for it if it is new.
-    fn find_or_add(&mut self, rules: &RuleSet, name: &str, stats: &mut WalkStats) -> usize {
+    /// The place of the bean named `name`, made for it if it was seen before; `None` the
+    /// first time.
+    fn find_or_add(&mut self, rules: &RuleSet, name: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(name);
         if let Some(place) = self.find(hash, name) {
-            return place;
+            return Some(place);
         }
+        if !self.seen_before(hash) {
+            return None;
+        }
+        // Its name was counted when it was seen first, if it does not parse.
         let bean = BeanEntry {
-            name: match read_bean(rules, name, stats) {
+            name: match read_bean(rules, name, &mut WalkStats::default()) {
                 Some(parsed) => BeanName::Read(Arc::new(parsed)),
                 None => BeanName::Skipped(name.into()),
             },
@@ -379,7 +411,22 @@ impl MatchCache {
         let (beans, hasher) = (&self.beans, &self.hasher);
         self.index
             .insert_unique(hash, place, |&p| hasher.hash_one(beans[p].name.as_str()));
-        place
+        Some(place)
+    }
+
+    /// Whether a bean whose name hashes to `hash` was seen before (and is now taken off
+    /// the list of names seen once); if not, it is put on it.
+    fn seen_before(&mut self, hash: u64) -> bool {
+        if self.seen_once.iter_mut().any(|seen| seen.remove(&hash)) {
+            return true;
+        }
+        let [newer, older] = &mut self.seen_once;
+        if newer.len() >= self.limits.entries.max(1) || self.seen_since.elapsed() >= SEEN_ONCE_FOR {
+            *older = std::mem::take(newer);
+            self.seen_since = Instant::now();
+        }
+        self.seen_once[0].insert(hash);
+        false
     }
 
     /// Makes room for `beans` beans, so a first pass over a big answer does not rehash.
@@ -431,6 +478,7 @@ impl MatchCache {
         cacheable: bool,
     ) -> (Outcome, Source) {
         let value = attribute.value.text();
+        let cacheable = cacheable && self.remembering;
         if cacheable {
             attribute.write_path(&mut self.attribute_key);
             if let Some(entry) = attributes.get_mut(self.attribute_key.as_str())
