@@ -17,8 +17,9 @@ use std::sync::Arc;
 use kiln_registry::{Exposition, MetricSet, MetricType};
 use smallvec::SmallVec;
 
+use crate::rules::evaluate::Labels;
 use crate::rules::{Kind, Naming};
-use crate::samples::{SampleRef, Samples};
+use crate::samples::{Row, SampleRef, Samples, Tables};
 
 /// Labels and `_objectname` of a written sample.
 type Identity<'a> = (&'a [(Arc<str>, Arc<str>)], &'a str);
@@ -55,8 +56,8 @@ pub fn written_name(name: &str, kind: Kind, naming: Naming) -> String {
 
 /// The families of `samples` as they will be written: name, type and place, in name
 /// order; families whose name the probe writes itself are left out (and counted).
-fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(String, Kind, usize)> {
-    let mut families: Vec<(String, Kind, usize)> = samples
+fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(String, Kind, u32)> {
+    let mut families: Vec<(String, Kind, u32)> = samples
         .families()
         .iter()
         .enumerate()
@@ -71,123 +72,171 @@ fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(Str
                 dropped.reserved_names += family.samples as u64;
                 return None;
             }
-            Some((name, kind, place))
+            Some((name, kind, place as u32))
         })
         .collect();
     families.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
     families
 }
 
-/// The names the families of `samples` are written under.
+/// The names the families of `samples` (merged) are written under.
 pub fn written_names(samples: &Samples, naming: Naming) -> impl Iterator<Item = String> {
     resolve(samples, naming, &mut Dropped::default())
         .into_iter()
         .map(|(name, _, _)| name)
 }
 
+/// Rows let go at a time while families are written, in bytes: each is a shrink of the
+/// rows' buffer, which gives the memory back.
+const RELEASE_EVERY: usize = 4 << 20;
+
 /// Writes `samples` into `out` as families grouped and typed as `naming`'s jmx_exporter
 /// does, with the families of `others` (sealed) in name order among them.
+///
+/// Memory: the rows are put in reverse order of writing, so each family written is cut off
+/// the end of them and the exposition grows as they shrink.
 pub fn write(
-    samples: &Samples,
+    mut samples: Samples,
     naming: Naming,
     others: &MetricSet,
     out: &mut Exposition,
 ) -> Dropped {
+    samples.merge();
     let mut dropped = Dropped::default();
-    let families = resolve(samples, naming, &mut dropped);
-    let (order, ranges) = samples.by_family();
+    let families = resolve(&samples, naming, &mut dropped);
+    let mut rank = vec![u32::MAX; samples.families().len()];
+    for (place, (_, _, family)) in families.iter().enumerate() {
+        rank[*family as usize] = place as u32;
+    }
+    let (rows, tables) = samples.split();
+    // Stable, so each family's rows stay in answer order; families left out come first and
+    // are never reached.
+    rows.sort_by_key(|row| std::cmp::Reverse(rank[row.family as usize]));
 
-    let mut batch = MetricSet::default();
-    // The last name written, so the next write takes the names after it.
-    let mut written: Option<&str> = None;
-    let mut flush = |batch: &mut MetricSet, upto: Bound<&str>, after: Option<&str>| {
-        batch.seal();
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        out.write(&[&*batch, others], (from, upto));
-        batch.clear();
+    let mut batches = Batches {
+        batch: MetricSet::default(),
+        others,
+        out,
+        family: None,
     };
-    for (place, (name, kind, family)) in families.iter().enumerate() {
-        let rows: Vec<SampleRef<'_>> = order[ranges[*family].clone()]
-            .iter()
-            .map(|&index| samples.get(index))
-            .collect();
-        let help = samples.families()[*family].first.help();
-        write_family(&mut batch, name, &help, *kind, naming, rows, &mut dropped);
-        // Families of one name are written by one call, which merges them.
-        let last_of_name = families.get(place + 1).is_none_or(|next| next.0 != *name);
-        if batch.sample_count() >= WRITE_EVERY && last_of_name {
-            flush(&mut batch, Bound::Included(name), written);
-            written = Some(name);
+    let mut released = 0;
+    for (name, kind, family) in &families {
+        let family = tables.family_at(*family);
+        let start = rows.len() - family.samples;
+        batches.start(name, &family.first.help(), *kind);
+        write_family(
+            &mut batches,
+            tables,
+            *kind,
+            naming,
+            &mut rows[start..],
+            &mut dropped,
+        );
+        rows.truncate(start);
+        released += family.samples * std::mem::size_of::<Row>();
+        if released >= RELEASE_EVERY {
+            rows.shrink_to_fit();
+            released = 0;
         }
     }
-    flush(&mut batch, Bound::Unbounded, written);
+    batches.flush(Bound::Unbounded);
     dropped
 }
 
-/// Writes one family's samples into `out`.
-fn write_family(
-    out: &mut MetricSet,
-    name: &str,
-    help: &str,
-    kind: Kind,
-    naming: Naming,
-    mut rows: Vec<SampleRef<'_>>,
-    dropped: &mut Dropped,
-) {
-    if naming == Naming::V1 && kind == Kind::Counter {
-        let before = rows.len();
-        rows.retain(|row| row.value() >= 0.0);
-        dropped.negative_counters += (before - rows.len()) as u64;
-    }
-    if rows.is_empty() {
-        return;
-    }
-    // Stable, so the first of a repeated series stays first.
-    rows.sort_by(|a, b| a.labels().cmp(b.labels()));
-    let collide = rows.windows(2).any(|w| w[0].labels() == w[1].labels());
-    // 1.x tells colliding samples apart by `_objectname`; 0.x repeats the series and
-    // Prometheus keeps the first.
-    let collide = match naming {
-        Naming::V1 => collide,
-        Naming::V0 => {
-            if collide {
-                let before = rows.len();
-                rows.dedup_by(|later, earlier| later.labels() == earlier.labels());
-                dropped.duplicates += (before - rows.len()) as u64;
-            }
-            false
-        }
-    };
-    // Only the rows of a family that collides need their object names written out.
-    let mut rows: Vec<(SampleRef<'_>, String)> = rows
-        .into_iter()
-        .map(|row| {
-            let object_name = if collide {
-                row.object_name()
-            } else {
-                String::new()
-            };
-            (row, object_name)
-        })
-        .collect();
-    if collide {
-        rows.sort_by(|a, b| a.0.labels().cmp(b.0.labels()).then_with(|| a.1.cmp(&b.1)));
+/// Samples on their way into the exposition, encoded every [`WRITE_EVERY`] samples so that
+/// the metric model never holds more than that many; a large family is written in several
+/// parts, each continuing the one before.
+struct Batches<'a> {
+    batch: MetricSet,
+    /// Families written among these, in name order.
+    others: &'a MetricSet,
+    out: &'a mut Exposition,
+    /// The family being written: its name, help and type, and its place in `batch` once it
+    /// has a sample there.
+    family: Option<(String, String, Kind, Option<kiln_registry::FamilyId>)>,
+}
+
+impl Batches<'_> {
+    /// Starts the family `name`.
+    fn start(&mut self, name: &str, help: &str, kind: Kind) {
+        self.family = Some((name.to_owned(), help.to_owned(), kind, None));
     }
 
-    let family = out.family(name, help, metric_type(kind));
-    let mut seen: HashSet<Identity<'_>> = HashSet::new();
+    /// Adds a sample to the family started last.
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        let Some((name, help, kind, id)) = &mut self.family else {
+            return;
+        };
+        let id = *id.get_or_insert_with(|| self.batch.family(name, help, metric_type(*kind)));
+        self.batch.sample(id, labels, value);
+        if self.batch.sample_count() >= WRITE_EVERY {
+            let name = name.clone();
+            self.flush(Bound::Included(&name));
+        }
+    }
+
+    /// Encodes what is waiting, with the other families up to `upto`.
+    fn flush(&mut self, upto: Bound<&str>) {
+        self.batch.seal();
+        self.out.write(&[&self.batch, self.others], upto);
+        self.batch.clear();
+        if let Some((_, _, _, id)) = &mut self.family {
+            *id = None;
+        }
+    }
+}
+
+/// Writes `rows`, the samples of the family started last in `out` in answer order, of type
+/// `kind`.
+fn write_family(
+    out: &mut Batches<'_>,
+    tables: &Tables,
+    kind: Kind,
+    naming: Naming,
+    rows: &mut [Row],
+    dropped: &mut Dropped,
+) {
+    let sample = |row: &Row| SampleRef::new(tables, *row);
+    // Stable, so the first of a repeated series stays first.
+    rows.sort_by(|a, b| sample(a).labels().cmp(sample(b).labels()));
+    let negative = |row: &&Row| naming == Naming::V1 && kind == Kind::Counter && row.value < 0.0;
+    dropped.negative_counters += rows.iter().filter(negative).count() as u64;
+    let kept = || rows.iter().filter(|row| !negative(row)).map(sample);
+    let collide = kept()
+        .zip(kept().skip(1))
+        .any(|(a, b)| a.labels() == b.labels());
+    if collide && naming == Naming::V1 {
+        // 1.x tells colliding samples apart by `_objectname`.
+        let mut named: Vec<(SampleRef<'_>, String)> = kept()
+            .map(|sample| (sample, sample.object_name()))
+            .collect();
+        named.sort_by(|a, b| a.0.labels().cmp(b.0.labels()).then_with(|| a.1.cmp(&b.1)));
+        let mut seen: HashSet<Identity<'_>> = HashSet::new();
+        let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+        for (sample, object_name) in &named {
+            if !seen.insert((sample.labels(), object_name)) {
+                dropped.duplicates += 1;
+                continue;
+            }
+            pairs.clear();
+            pairs.extend(sample.labels().iter().map(|(n, v)| (&**n, &**v)));
+            pairs.push(("_objectname", object_name));
+            out.sample(&pairs, sample.value());
+        }
+        return;
+    }
     let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::new();
-    for (row, object_name) in &rows {
-        if collide && !seen.insert((row.labels(), object_name)) {
+    let mut previous: Option<&Labels> = None;
+    for sample in kept() {
+        // 0.x repeats the series and Prometheus keeps the first.
+        if previous == Some(sample.labels()) {
             dropped.duplicates += 1;
             continue;
         }
+        previous = Some(sample.labels());
         pairs.clear();
-        pairs.extend(row.labels().iter().map(|(n, v)| (&**n, &**v)));
-        if collide {
-            pairs.push(("_objectname", object_name));
-        }
-        out.sample(family, &pairs, row.value());
+        pairs.extend(sample.labels().iter().map(|(n, v)| (&**n, &**v)));
+        out.sample(&pairs, sample.value());
     }
 }
 

@@ -188,11 +188,10 @@ async fn probe(
         headers.remove(http::header::ACCEPT);
     }
     // Encoding a large answer takes milliseconds: off the async threads. The samples go
-    // once their families are written, before the answer is compressed.
+    // as their families are written, before the answer is compressed.
     let written = tokio::task::spawn_blocking(move || {
         let mut exposition = Exposition::for_request(&headers);
-        let mut dropped = families::write(&samples, naming, &others, &mut exposition);
-        drop(samples);
+        let mut dropped = families::write(samples, naming, &others, &mut exposition);
         dropped.reserved_names += outcome.as_ref().map_or(0, |(_, reserved, _)| *reserved);
         (exposition.response(&headers), dropped)
     })
@@ -244,6 +243,9 @@ fn walk(module: &Module, bodies: Vec<String>) -> Result<Walked, FetchError> {
         (samples, stats, read_errors, jvm_beans)
     };
     drop(bodies);
+    // The pieces walked in parallel are copied together once the answer is gone.
+    let mut samples = samples;
+    samples.merge();
     let mut jvm = MetricSet::default();
     let mut reserved = 0;
     if module.settings.jvm_metrics {

@@ -5,9 +5,12 @@
 //! metric model's tables, several times the answer it came from. Here a sample is a row of
 //! 24 bytes: its value and four numbers into tables of what samples share, its family, its
 //! label set (a bean's samples nearly always share one) and the two parts of its origin
-//! (the bean's key and the attribute's name, wanted only for the `_objectname` label of
-//! samples that collide). The rule results themselves are left to the match cache, which
-//! keeps them only within its bounds.
+//! (the bean's key, kept as text end to end, and the attribute's name, wanted only for the
+//! `_objectname` label of samples that collide). The rule results themselves are left to
+//! the match cache, which keeps them only within its bounds.
+//!
+//! The pieces of an answer walked in parallel are kept apart until [`Samples::merge`], so
+//! that a probe can let go of the answer before the pieces are copied together.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -16,14 +19,14 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::rules::evaluate::{Labels, Prepared};
 
-/// One sample: its value, and where its parts are in the tables.
+/// One sample: its value, and where its parts are in the [`Tables`].
 #[derive(Debug, Clone, Copy)]
-struct Row {
-    family: u32,
+pub(crate) struct Row {
+    pub(crate) family: u32,
     labels: u32,
     bean: u32,
     attribute: u32,
-    value: f64,
+    pub(crate) value: f64,
 }
 
 /// What the samples of one name have in common.
@@ -38,38 +41,53 @@ pub(crate) struct Family {
     pub(crate) samples: usize,
 }
 
-/// The samples of one answer in answer order.
+/// What the samples of an answer share: families, label sets and origins.
 #[derive(Debug, Default)]
-pub struct Samples {
-    rows: Vec<Row>,
+pub(crate) struct Tables {
     families: Vec<Family>,
     /// Places in `families`, hashed by name.
     by_name: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     labels: Vec<Labels>,
-    beans: Vec<Arc<str>>,
+    /// The bean keys of the samples' origins, end to end (a bean has one or two: the
+    /// composite values inside it add their path), and where each ends.
+    bean_keys: String,
+    bean_key_ends: Vec<u32>,
     attributes: Vec<Arc<str>>,
     /// Places in `attributes`, by the address of the shared name (the rules' interner
     /// gives each name one copy, so an address stands for its text).
     attribute_places: HashMap<usize, u32, foldhash::fast::FixedState>,
 }
 
+/// The samples of one answer in answer order.
+#[derive(Debug, Default)]
+pub struct Samples {
+    rows: Vec<Row>,
+    tables: Tables,
+    /// The samples of the pieces of the answer after this one, not merged yet.
+    later: Vec<Samples>,
+}
+
 /// One sample, read back.
 #[derive(Debug, Clone, Copy)]
 pub struct SampleRef<'a> {
-    samples: &'a Samples,
+    tables: &'a Tables,
     row: Row,
 }
 
 impl<'a> SampleRef<'a> {
+    pub(crate) fn new(tables: &'a Tables, row: Row) -> Self {
+        Self { tables, row }
+    }
+
     /// The family name as the rules made it (before `_total` is added to counters).
     pub fn name(&self) -> &'a str {
-        &self.samples.families[self.row.family as usize].first.name
+        &self.tables.families[self.row.family as usize].first.name
     }
 
     /// The labels, sorted by name.
     pub fn labels(&self) -> &'a Labels {
-        &self.samples.labels[self.row.labels as usize]
+        &self.tables.labels[self.row.labels as usize]
     }
 
     /// The value.
@@ -82,7 +100,8 @@ impl<'a> SampleRef<'a> {
         let row = &self.row;
         format!(
             "{}{}",
-            self.samples.beans[row.bean as usize], self.samples.attributes[row.attribute as usize]
+            self.tables.bean_key(row.bean),
+            self.tables.attributes[row.attribute as usize]
         )
     }
 }
@@ -90,32 +109,35 @@ impl<'a> SampleRef<'a> {
 impl Samples {
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.len() + self.later.iter().map(Samples::len).sum::<usize>()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 
     /// The samples in answer order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = SampleRef<'_>> + '_ {
-        self.rows
+    pub fn iter(&self) -> Box<dyn Iterator<Item = SampleRef<'_>> + '_> {
+        let own = self
+            .rows
             .iter()
-            .map(|&row| SampleRef { samples: self, row })
+            .map(|&row| SampleRef::new(&self.tables, row));
+        Box::new(own.chain(self.later.iter().flat_map(Samples::iter)))
     }
 
-    /// The families, in the order their first samples came.
+    /// The families, in the order their first samples came; of the merged pieces only.
     pub(crate) fn families(&self) -> &[Family] {
-        &self.families
+        &self.tables.families
     }
 
     /// Adds a sample of `prepared` with `value`.
     pub fn push(&mut self, prepared: &Arc<Prepared>, value: f64) {
-        let family = self.family(prepared);
-        let labels = place_shared(&mut self.labels, &prepared.labels);
-        let bean = place_shared(&mut self.beans, &prepared.origin.bean_key);
-        let attribute = self.attribute(&prepared.origin.attribute);
+        let tables = &mut self.tables;
+        let family = tables.family(prepared);
+        let labels = tables.place_labels(&prepared.labels);
+        let bean = tables.place_bean_key(&prepared.origin.bean_key);
+        let attribute = tables.attribute(&prepared.origin.attribute);
         self.rows.push(Row {
             family,
             labels,
@@ -125,32 +147,58 @@ impl Samples {
         });
     }
 
-    /// Appends the samples of `later`, which came after these in the answer.
-    pub fn append(&mut self, later: Samples) {
-        if self.families.is_empty() {
+    /// Adds the samples of `later`, which came after these in the answer; they are copied
+    /// in by [`Samples::merge`].
+    pub fn append(&mut self, mut later: Samples) {
+        if self.rows.is_empty() && self.later.is_empty() {
             *self = later;
             return;
         }
+        let theirs = std::mem::take(&mut later.later);
+        self.later.push(later);
+        self.later.extend(theirs);
+    }
+
+    /// Copies the samples of the later pieces in, each piece let go as soon as it is in.
+    pub fn merge(&mut self) {
+        self.rows
+            .reserve(self.later.iter().map(|piece| piece.rows.len()).sum());
+        for piece in std::mem::take(&mut self.later) {
+            self.merge_piece(piece);
+        }
+    }
+
+    fn merge_piece(&mut self, later: Samples) {
+        let tables = &mut self.tables;
         let families: Vec<u32> = later
+            .tables
             .families
             .into_iter()
             .map(|family| {
                 // Counted once more by `family`: the first of `later`'s samples.
-                let place = self.family(&family.first);
-                let merged = &mut self.families[place as usize];
+                let place = tables.family(&family.first);
+                let merged = &mut tables.families[place as usize];
                 merged.mixed |= family.mixed;
                 merged.samples += family.samples - 1;
                 place
             })
             .collect();
         let attributes: Vec<u32> = later
+            .tables
             .attributes
             .iter()
-            .map(|name| self.attribute(name))
+            .map(|name| tables.attribute(name))
             .collect();
-        let (labels, beans) = (self.labels.len() as u32, self.beans.len() as u32);
-        self.labels.extend(later.labels);
-        self.beans.extend(later.beans);
+        let labels = tables.labels.len() as u32;
+        let (beans, text) = (
+            tables.bean_key_ends.len() as u32,
+            tables.bean_keys.len() as u32,
+        );
+        tables.labels.extend(later.tables.labels);
+        tables.bean_keys.push_str(&later.tables.bean_keys);
+        tables
+            .bean_key_ends
+            .extend(later.tables.bean_key_ends.iter().map(|end| end + text));
         self.rows.extend(later.rows.iter().map(|row| Row {
             family: families[row.family as usize],
             labels: row.labels + labels,
@@ -160,6 +208,14 @@ impl Samples {
         }));
     }
 
+    /// The rows, to be put in the order they are written and let go as they are, and the
+    /// tables to read them with; of the merged pieces only.
+    pub(crate) fn split(&mut self) -> (&mut Vec<Row>, &Tables) {
+        (&mut self.rows, &self.tables)
+    }
+}
+
+impl Tables {
     /// The place of `prepared`'s family, made for it if it is the first of its name.
     fn family(&mut self, prepared: &Arc<Prepared>) -> u32 {
         let hash = self.hasher.hash_one(&*prepared.name);
@@ -186,6 +242,38 @@ impl Samples {
         place
     }
 
+    /// The place of `labels`: the last label set if it is this same shared one (a bean's
+    /// samples come one after another and share their labels), else a new one.
+    fn place_labels(&mut self, labels: &Labels) -> u32 {
+        match self.labels.last() {
+            Some(last) if Arc::ptr_eq(last, labels) => {}
+            _ => self.labels.push(Arc::clone(labels)),
+        }
+        self.labels.len() as u32 - 1
+    }
+
+    /// The place of bean key `key`: the last one if it is the same, else a new one.
+    fn place_bean_key(&mut self, key: &str) -> u32 {
+        let last = self.bean_key_ends.len().checked_sub(1);
+        if let Some(last) = last
+            && self.bean_key(last as u32) == key
+        {
+            return last as u32;
+        }
+        self.bean_keys.push_str(key);
+        self.bean_key_ends.push(self.bean_keys.len() as u32);
+        self.bean_key_ends.len() as u32 - 1
+    }
+
+    fn bean_key(&self, place: u32) -> &str {
+        let place = place as usize;
+        let start = match place {
+            0 => 0,
+            _ => self.bean_key_ends[place - 1] as usize,
+        };
+        &self.bean_keys[start..self.bean_key_ends[place] as usize]
+    }
+
     fn attribute(&mut self, name: &Arc<str>) -> u32 {
         let attributes = &mut self.attributes;
         *self
@@ -197,42 +285,8 @@ impl Samples {
             })
     }
 
-    /// Row indices grouped by family: for each family, its rows in answer order.
-    pub(crate) fn by_family(&self) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
-        let mut ranges = vec![0..0; self.families.len()];
-        for row in &self.rows {
-            ranges[row.family as usize].end += 1;
-        }
-        let mut start = 0;
-        for range in &mut ranges {
-            let count = range.end;
-            *range = start..start;
-            start += count;
-        }
-        let mut order = vec![0u32; self.rows.len()];
-        for (index, row) in self.rows.iter().enumerate() {
-            let range = &mut ranges[row.family as usize];
-            order[range.end] = index as u32;
-            range.end += 1;
-        }
-        (order, ranges)
+    /// The family at `place`.
+    pub(crate) fn family_at(&self, place: u32) -> &Family {
+        &self.families[place as usize]
     }
-
-    /// The sample at `index` (of [`Samples::iter`]'s order).
-    pub(crate) fn get(&self, index: u32) -> SampleRef<'_> {
-        SampleRef {
-            samples: self,
-            row: self.rows[index as usize],
-        }
-    }
-}
-
-/// The place of `item` in `table`: the last one if it is that same shared value (a bean's
-/// samples come one after another and share their labels and key), else a new one.
-fn place_shared<T: ?Sized>(table: &mut Vec<Arc<T>>, item: &Arc<T>) -> u32 {
-    match table.last() {
-        Some(last) if Arc::ptr_eq(last, item) => {}
-        _ => table.push(Arc::clone(item)),
-    }
-    table.len() as u32 - 1
 }

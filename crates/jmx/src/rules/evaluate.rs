@@ -298,8 +298,26 @@ pub struct Workspace {
     labels: Vec<(Arc<str>, Arc<str>)>,
     /// The labels of the last result, shared by the next one if it has the same.
     last_labels: Option<Labels>,
+    /// The bean key and default help of the last result: the same for every attribute of a
+    /// bean and for no other bean's, so shared this way rather than kept in `strings`, where
+    /// they would outlive the results of a bean that is not remembered.
+    last_bean_key: Recent,
+    last_help: Recent,
     /// Names, help texts and labels, one copy each.
     pub strings: Interner,
+}
+
+/// The last string asked for, shared while the next one asked for is the same.
+#[derive(Debug, Default)]
+struct Recent(Option<Arc<str>>);
+
+impl Recent {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        match &self.0 {
+            Some(last) if **last == *text => Arc::clone(last),
+            _ => Arc::clone(self.0.insert(text.into())),
+        }
+    }
 }
 
 /// Builds the outcome of rule `index`, which is known to match.
@@ -314,7 +332,7 @@ pub fn prepare(
     let value_text = attribute.value.text();
     let bean_key = inputs.key.get(..inputs.bean_len).unwrap_or_default();
     let origin = Origin {
-        bean_key: work.strings.get(bean_key),
+        bean_key: work.last_bean_key.get(bean_key),
         attribute: work.strings.get(attribute.name),
     };
     let input = inputs.full_for(rule, value_text);
@@ -325,6 +343,8 @@ pub fn prepare(
         label,
         labels,
         last_labels,
+        last_bean_key: _,
+        last_help,
         strings,
     } = work;
     let spans: &Spans = match (&rule.pattern, rule.uses_groups()) {
@@ -413,7 +433,7 @@ pub fn prepare(
         None => match rules.naming {
             Naming::V1 => {
                 default_help_prefix(attribute, expanded);
-                Help::Default(strings.get(expanded))
+                Help::Default(last_help.get(expanded))
             }
             Naming::V0 => Help::Default0x,
         },

@@ -1,7 +1,7 @@
 //! Writes sealed [`MetricSet`]s as the text format 0.0.4 or OpenMetrics 1.0.
 
 use std::collections::HashSet;
-use std::ops::{Range, RangeBounds};
+use std::ops::{Bound, Range, RangeBounds};
 
 use super::number::{escape_into, write_float, write_openmetrics_float};
 use super::{FamilyView, MetricSet, MetricType, SampleView};
@@ -82,26 +82,37 @@ pub struct LeftOut {
 /// family never blanks a scrape. OpenMetrics output is ended by [`finish`], once whatever
 /// else the response carries has been written.
 pub fn encode(sets: &[&MetricSet], format: Format, out: &mut String) -> Vec<LeftOut> {
-    encode_names(sets, format, .., out)
+    let mut left_out = Vec::new();
+    encode_part(sets, format, None, Bound::Unbounded, out, &mut left_out);
+    left_out
 }
 
-/// [`encode`] for the families whose names fall in `names` only: an exposition too large to
-/// hold as one set is written a few families at a time, each call taking the names after
-/// the last one's, and families of other sets land between them in name order.
-pub fn encode_names(
+/// The family an encoded part ended with: its name and type.
+pub(crate) type LastFamily = Option<(String, MetricType)>;
+
+/// [`encode`] for one part of an exposition written in several (see
+/// [`crate::Exposition`]): the families whose names come after `after` and up to `upto`.
+/// A family named as `after` continues it: its samples follow without a second header.
+/// Returns the family written last.
+pub(crate) fn encode_part(
     sets: &[&MetricSet],
     format: Format,
-    names: impl RangeBounds<str>,
+    after: Option<(&str, MetricType)>,
+    upto: Bound<&str>,
     out: &mut String,
-) -> Vec<LeftOut> {
+    left_out: &mut Vec<LeftOut>,
+) -> LastFamily {
+    let from = after.map_or(Bound::Unbounded, |(name, _)| Bound::Included(name));
     let mut families: Vec<FamilyView<'_>> = sets
         .iter()
         .flat_map(|set| set.families())
-        .filter(|family| !family.is_empty() && names.contains(family.name()))
+        .filter(|family| {
+            !family.is_empty() && RangeBounds::<str>::contains(&(from, upto), family.name())
+        })
         .collect();
     // Stable: same-named families stay in the order of the sets.
     families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut left_out = Vec::new();
+    let mut last = None;
     for group in families.chunk_by(|a, b| a.name() == b.name()) {
         let first = group[0];
         if !valid_metric_name(first.name()) {
@@ -111,10 +122,17 @@ pub fn encode_names(
             });
             continue;
         }
-        match first.encoded_header(format) {
-            Some(header) => out.push_str(header),
-            None => header(format, first, out),
-        }
+        let kind = match after {
+            Some((name, kind)) if name == first.name() => kind,
+            _ => {
+                match first.encoded_header(format) {
+                    Some(header) => out.push_str(header),
+                    None => header(format, first, out),
+                }
+                first.kind()
+            }
+        };
+        last = Some((first.name().to_owned(), kind));
         // A name written by more than one family (a procfs file that repeats a key, or two
         // collectors that both serve it) could repeat a series, which makes Prometheus
         // refuse the whole scrape: the later copy is left out. Only such groups pay for the
@@ -125,7 +143,7 @@ pub fn encode_names(
         let mut seen = (own > 1).then(HashSet::<Vec<(&str, &str)>>::new);
         let mut repeated = false;
         for family in group {
-            if family.kind() != first.kind() {
+            if family.kind() != kind {
                 left_out.push(LeftOut {
                     family: family.name().to_owned(),
                     reason: "written twice with different types; the second is left out",
@@ -155,7 +173,7 @@ pub fn encode_names(
             });
         }
     }
-    left_out
+    last.or_else(|| after.map(|(name, kind)| (name.to_owned(), kind)))
 }
 
 /// Every family of a sealed `set` as `format` writes it: one string, and each family's

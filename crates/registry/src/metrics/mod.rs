@@ -26,7 +26,8 @@ mod number;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-pub use encode::{Format, LeftOut, encode, encode_names, finish};
+pub use encode::{Format, LeftOut, encode, finish};
+pub(crate) use encode::{LastFamily, encode_part};
 pub use number::{write_float, write_help, write_label_value};
 
 /// What a family's samples mean, as the exposition formats name it.

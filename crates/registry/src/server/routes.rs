@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use http_body_util::Full;
 use super::Shared;
 use super::self_metrics::HandlerError;
 use crate::collector::ScrapeContext;
-use crate::metrics::{Format, MetricSet, encode_names, finish};
+use crate::metrics::{Format, LastFamily, MetricSet, encode_part, finish};
 use crate::runner::Selection;
 use crate::webconfig::{AuthOutcome, WebConfig};
 
@@ -215,18 +216,22 @@ async fn metrics(shared: &Shared, parts: &Parts) -> Response {
 /// build their families per request.
 pub fn exposition_response(headers: &http::HeaderMap, sets: &[&MetricSet]) -> Response {
     let mut exposition = Exposition::for_request(headers);
-    exposition.write(sets, ..);
+    exposition.write(sets, Bound::Unbounded);
     exposition.response(headers)
 }
 
 /// An answer to a request for metrics written a few families at a time, for answers too
-/// large to hold as one [`MetricSet`] beside their encoding (a `/probe` of a big JVM). Each
-/// [`Exposition::write`] takes the names after those of the write before it.
+/// large to hold as one [`MetricSet`] beside their encoding (a `/probe` of a big JVM).
+///
+/// Each [`Exposition::write`] takes the families after those written before it, so parts
+/// come in name order; a part may start with more samples of the family the part before it
+/// ended with, which continue that family.
 #[derive(Debug)]
 pub struct Exposition {
     format: Format,
     body: String,
     left_out: Vec<crate::metrics::LeftOut>,
+    last: LastFamily,
 }
 
 impl Exposition {
@@ -245,14 +250,26 @@ impl Exposition {
             format,
             body: String::new(),
             left_out: Vec::new(),
+            last: None,
         }
     }
 
-    /// Writes the families of `sets` (each sealed) whose names fall in `names`, merged by
-    /// name and sorted (see [`crate::metrics::encode`]).
-    pub fn write(&mut self, sets: &[&MetricSet], names: impl std::ops::RangeBounds<str>) {
-        let left_out = encode_names(sets, self.format, names, &mut self.body);
-        self.left_out.extend(left_out);
+    /// Writes the families of `sets` (each sealed) whose names come after those already
+    /// written, up to `upto` (`Bound::Unbounded`: all of them), merged by name and sorted as
+    /// [`crate::metrics::encode`] writes them.
+    pub fn write(&mut self, sets: &[&MetricSet], upto: Bound<&str>) {
+        let after = self
+            .last
+            .as_ref()
+            .map(|(name, kind)| (name.as_str(), *kind));
+        self.last = encode_part(
+            sets,
+            self.format,
+            after,
+            upto,
+            &mut self.body,
+            &mut self.left_out,
+        );
     }
 
     /// The exposition as text, ended as its format requires.
