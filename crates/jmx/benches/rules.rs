@@ -120,7 +120,12 @@ fn namenode(c: &mut Criterion) {
                 let mut exposition =
                     kiln_registry::Exposition::new(kiln_registry::metrics::Format::Text);
                 let none = kiln_registry::MetricSet::default();
-                kiln_jmx::families::write(samples, rules.naming, &none, &mut exposition);
+                kiln_jmx::families::write(
+                    samples.into_rows(),
+                    rules.naming,
+                    &none,
+                    &mut exposition,
+                );
                 black_box(exposition.finish().len())
             });
         });

@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 
 use crate::rules::evaluate::Labels;
 use crate::rules::{Kind, Naming};
-use crate::samples::{Row, SampleRef, Samples, Tables};
+use crate::samples::{Row, Rows, SampleRef, Tables};
 
 /// Labels and `_objectname` of a written sample.
 type Identity<'a> = (&'a [(Arc<str>, Arc<str>)], &'a str);
@@ -56,7 +56,7 @@ pub fn written_name(name: &str, kind: Kind, naming: Naming) -> String {
 
 /// The families of `samples` as they will be written: name, type and place, in name
 /// order; families whose name the probe writes itself are left out (and counted).
-fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(String, Kind, u32)> {
+fn resolve(samples: &Rows, naming: Naming, dropped: &mut Dropped) -> Vec<(String, Kind, u32)> {
     let mut families: Vec<(String, Kind, u32)> = samples
         .families()
         .iter()
@@ -79,8 +79,8 @@ fn resolve(samples: &Samples, naming: Naming, dropped: &mut Dropped) -> Vec<(Str
     families
 }
 
-/// The names the families of `samples` (merged) are written under.
-pub fn written_names(samples: &Samples, naming: Naming) -> impl Iterator<Item = String> {
+/// The names the families of `samples` are written under.
+pub fn written_names(samples: &Rows, naming: Naming) -> impl Iterator<Item = String> {
     resolve(samples, naming, &mut Dropped::default())
         .into_iter()
         .map(|(name, _, _)| name)
@@ -96,12 +96,11 @@ const RELEASE_EVERY: usize = 4 << 20;
 /// Memory: the rows are put in reverse order of writing, so each family written is cut off
 /// the end of them and the exposition grows as they shrink.
 pub fn write(
-    mut samples: Samples,
+    mut samples: Rows,
     naming: Naming,
     others: &MetricSet,
     out: &mut Exposition,
 ) -> Dropped {
-    samples.merge();
     let mut dropped = Dropped::default();
     let families = resolve(&samples, naming, &mut dropped);
     let mut rank = vec![u32::MAX; samples.families().len()];

@@ -23,7 +23,7 @@ use crate::config::OnTargetError;
 use crate::families;
 use crate::json;
 use crate::rules::Naming;
-use crate::samples::Samples;
+use crate::samples::Rows;
 use crate::state::{Jmx, Module};
 use crate::target::Target;
 use crate::walk::Bean;
@@ -173,7 +173,7 @@ async fn probe(
                     &format!("cannot read {target} (module {module_name}): {error}\n"),
                 );
             }
-            (Samples::default(), MetricSet::default(), Err(()))
+            (Rows::default(), MetricSet::default(), Err(()))
         }
     };
     let cached = outcome.as_ref().map_or(0, |(_, _, cached)| *cached);
@@ -212,7 +212,7 @@ async fn probe(
 
 /// What the walk of one answer produced.
 struct Walked {
-    samples: Samples,
+    samples: Rows,
     /// The JVM families, when the module writes them.
     jvm: MetricSet,
     stats: crate::walk::WalkStats,
@@ -244,8 +244,7 @@ fn walk(module: &Module, bodies: Vec<String>) -> Result<Walked, FetchError> {
     };
     drop(bodies);
     // The pieces walked in parallel are copied together once the answer is gone.
-    let mut samples = samples;
-    samples.merge();
+    let samples = samples.into_rows();
     let mut jvm = MetricSet::default();
     let mut reserved = 0;
     if module.settings.jvm_metrics {

@@ -2,15 +2,17 @@
 //!
 //! A dense answer (every value of every bean a sample) gives a sample for every 40 bytes
 //! of JSON. Held as its rule result, a sample cost about 140 bytes plus its place in the
-//! metric model's tables, several times the answer it came from. Here a sample is a row of
-//! 24 bytes: its value and four numbers into tables of what samples share, its family, its
+//! metric model's tables, several times the answer it came from. Here a sample is written
+//! from a row of 24 bytes: its value and four numbers into tables of what samples share, its family, its
 //! label set (a bean's samples nearly always share one) and the two parts of its origin
 //! (the bean's key, kept as text end to end, and the attribute's name, wanted only for the
 //! `_objectname` label of samples that collide). The rule results themselves are left to
 //! the match cache, which keeps them only within its bounds.
 //!
-//! The pieces of an answer walked in parallel are kept apart until [`Samples::merge`], so
-//! that a probe can let go of the answer before the pieces are copied together.
+//! While the answer is walked (and held), a sample is 16 bytes: its family, attribute and
+//! value, with the labels and bean key kept once for each run of samples that shares them.
+//! The pieces of an answer walked in parallel are kept apart until [`Samples::into_rows`],
+//! which a probe calls once it has let go of the answer.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -19,7 +21,25 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::rules::evaluate::{Labels, Prepared};
 
-/// One sample: its value, and where its parts are in the [`Tables`].
+/// One sample as the walk keeps it: its family, attribute and value. Its labels and bean
+/// key are those of the [`Run`] it is in.
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    family: u32,
+    attribute: u32,
+    value: f64,
+}
+
+/// Samples one after another with the same labels and bean key (a bean's, mostly).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// The first sample's place.
+    start: u32,
+    labels: u32,
+    bean: u32,
+}
+
+/// One sample as it is written: its value, and where its parts are in the [`Tables`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Row {
     pub(crate) family: u32,
@@ -59,13 +79,23 @@ pub(crate) struct Tables {
     attribute_places: HashMap<usize, u32, foldhash::fast::FixedState>,
 }
 
-/// The samples of one answer in answer order.
+/// The samples of one answer in answer order, as the walk makes them: 16 bytes a sample
+/// and 12 a run of samples sharing labels and bean key.
 #[derive(Debug, Default)]
 pub struct Samples {
-    rows: Vec<Row>,
+    samples: Vec<Compact>,
+    runs: Vec<Run>,
     tables: Tables,
     /// The samples of the pieces of the answer after this one, not merged yet.
     later: Vec<Samples>,
+}
+
+/// The samples of an answer as they are written: a [`Row`] each, with the tables they
+/// share.
+#[derive(Debug, Default)]
+pub struct Rows {
+    rows: Vec<Row>,
+    tables: Tables,
 }
 
 /// One sample, read back.
@@ -109,7 +139,7 @@ impl<'a> SampleRef<'a> {
 impl Samples {
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.rows.len() + self.later.iter().map(Samples::len).sum::<usize>()
+        self.samples.len() + self.later.iter().map(Samples::len).sum::<usize>()
     }
 
     /// Whether there are none.
@@ -119,38 +149,55 @@ impl Samples {
 
     /// The samples in answer order.
     pub fn iter(&self) -> Box<dyn Iterator<Item = SampleRef<'_>> + '_> {
-        let own = self
-            .rows
-            .iter()
-            .map(|&row| SampleRef::new(&self.tables, row));
+        let own = self.rows().map(|row| SampleRef::new(&self.tables, row));
         Box::new(own.chain(self.later.iter().flat_map(Samples::iter)))
     }
 
-    /// The families, in the order their first samples came; of the merged pieces only.
-    pub(crate) fn families(&self) -> &[Family] {
-        &self.tables.families
+    /// This piece's samples as rows, in answer order.
+    fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        self.runs.iter().enumerate().flat_map(move |(place, run)| {
+            let end = self
+                .runs
+                .get(place + 1)
+                .map_or(self.samples.len(), |next| next.start as usize);
+            self.samples[run.start as usize..end]
+                .iter()
+                .map(move |sample| Row {
+                    family: sample.family,
+                    labels: run.labels,
+                    bean: run.bean,
+                    attribute: sample.attribute,
+                    value: sample.value,
+                })
+        })
     }
 
     /// Adds a sample of `prepared` with `value`.
     pub fn push(&mut self, prepared: &Arc<Prepared>, value: f64) {
         let tables = &mut self.tables;
         let family = tables.family(prepared);
+        let attribute = tables.attribute(&prepared.origin.attribute);
         let labels = tables.place_labels(&prepared.labels);
         let bean = tables.place_bean_key(&prepared.origin.bean_key);
-        let attribute = tables.attribute(&prepared.origin.attribute);
-        self.rows.push(Row {
+        match self.runs.last() {
+            Some(run) if run.labels == labels && run.bean == bean => {}
+            _ => self.runs.push(Run {
+                start: self.samples.len() as u32,
+                labels,
+                bean,
+            }),
+        }
+        self.samples.push(Compact {
             family,
-            labels,
-            bean,
             attribute,
             value,
         });
     }
 
     /// Adds the samples of `later`, which came after these in the answer; they are copied
-    /// in by [`Samples::merge`].
+    /// in by [`Samples::into_rows`].
     pub fn append(&mut self, mut later: Samples) {
-        if self.rows.is_empty() && self.later.is_empty() {
+        if self.samples.is_empty() && self.later.is_empty() {
             *self = later;
             return;
         }
@@ -159,13 +206,25 @@ impl Samples {
         self.later.extend(theirs);
     }
 
-    /// Copies the samples of the later pieces in, each piece let go as soon as it is in.
-    pub fn merge(&mut self) {
-        self.rows
-            .reserve(self.later.iter().map(|piece| piece.rows.len()).sum());
+    /// The samples as rows, each piece let go as soon as it is in.
+    pub fn into_rows(mut self) -> Rows {
+        let mut rows = Vec::with_capacity(self.len());
+        rows.extend(self.rows());
+        let mut merged = Rows {
+            rows,
+            tables: std::mem::take(&mut self.tables),
+        };
         for piece in std::mem::take(&mut self.later) {
-            self.merge_piece(piece);
+            merged.merge_piece(piece);
         }
+        merged
+    }
+}
+
+impl Rows {
+    /// The families, in the order their first samples came.
+    pub(crate) fn families(&self) -> &[Family] {
+        &self.tables.families
     }
 
     fn merge_piece(&mut self, later: Samples) {
@@ -173,7 +232,7 @@ impl Samples {
         let families: Vec<u32> = later
             .tables
             .families
-            .into_iter()
+            .iter()
             .map(|family| {
                 // Counted once more by `family`: the first of `later`'s samples.
                 let place = tables.family(&family.first);
@@ -194,12 +253,12 @@ impl Samples {
             tables.bean_key_ends.len() as u32,
             tables.bean_keys.len() as u32,
         );
-        tables.labels.extend(later.tables.labels);
+        tables.labels.extend(later.tables.labels.iter().cloned());
         tables.bean_keys.push_str(&later.tables.bean_keys);
         tables
             .bean_key_ends
             .extend(later.tables.bean_key_ends.iter().map(|end| end + text));
-        self.rows.extend(later.rows.iter().map(|row| Row {
+        self.rows.extend(later.rows().map(|row| Row {
             family: families[row.family as usize],
             labels: row.labels + labels,
             bean: row.bean + beans,
@@ -209,7 +268,7 @@ impl Samples {
     }
 
     /// The rows, to be put in the order they are written and let go as they are, and the
-    /// tables to read them with; of the merged pieces only.
+    /// tables to read them with.
     pub(crate) fn split(&mut self) -> (&mut Vec<Row>, &Tables) {
         (&mut self.rows, &self.tables)
     }

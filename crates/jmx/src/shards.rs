@@ -230,7 +230,8 @@ mod tests {
             .find(|s| s.name() == "app_Pool1_Usage_max")
             .unwrap();
         assert_eq!(max.object_name(), "app<type=Pool1, name=p1><Usage>max");
-        let family = samples
+        let rows = samples.into_rows();
+        let family = rows
             .families()
             .iter()
             .find(|f| &*f.first.name == "app_Pool1_Usage_max")

@@ -41,7 +41,12 @@ pub fn render_as(yaml: &str, naming: Naming, answers: &[&str]) -> String {
         }
         let mut exposition = kiln_registry::Exposition::new(kiln_registry::metrics::Format::Text);
         let none = kiln_registry::MetricSet::default();
-        kiln_jmx::families::write(walker.samples, rules.naming, &none, &mut exposition);
+        kiln_jmx::families::write(
+            walker.samples.into_rows(),
+            rules.naming,
+            &none,
+            &mut exposition,
+        );
         texts.push(exposition.finish());
     }
     assert_eq!(texts[0], texts[1], "a cached pass differs from the first");
