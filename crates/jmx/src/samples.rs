@@ -30,7 +30,7 @@ struct Compact {
     value: f64,
 }
 
-/// Samples one after another with the same labels and bean key (a bean's, mostly).
+/// Samples one after another with the same labels and bean (a bean's, mostly).
 #[derive(Debug, Clone, Copy)]
 struct Run {
     /// The first sample's place.
@@ -69,14 +69,15 @@ pub(crate) struct Tables {
     by_name: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     labels: Vec<Labels>,
-    /// The bean keys of the samples' origins, end to end (a bean has one or two: the
-    /// composite values inside it add their path), and where each ends.
+    /// The beans of the samples' origins (`domain<props>`), end to end, and where each
+    /// ends.
     bean_keys: String,
     bean_key_ends: Vec<u32>,
-    attributes: Vec<Arc<str>>,
-    /// Places in `attributes`, by the address of the shared name (the rules' interner
-    /// gives each name one copy, so an address stands for its text).
-    attribute_places: HashMap<usize, u32, foldhash::fast::FixedState>,
+    /// The rest of the origins: path into composites and attribute name.
+    attributes: Vec<(Arc<str>, Arc<str>)>,
+    /// Places in `attributes`, by the addresses of the shared path and name (the rules'
+    /// interner gives each text one copy, so an address stands for its text).
+    attribute_places: HashMap<(usize, usize), u32, foldhash::fast::FixedState>,
 }
 
 /// The samples of one answer in answer order, as the walk makes them: 16 bytes a sample
@@ -128,11 +129,8 @@ impl<'a> SampleRef<'a> {
     /// The pattern input without the value, as the `_objectname` label shows it.
     pub fn object_name(&self) -> String {
         let row = &self.row;
-        format!(
-            "{}{}",
-            self.tables.bean_key(row.bean),
-            self.tables.attributes[row.attribute as usize]
-        )
+        let (path, attribute) = &self.tables.attributes[row.attribute as usize];
+        format!("{}{path}{attribute}", self.tables.bean_key(row.bean))
     }
 }
 
@@ -176,9 +174,10 @@ impl Samples {
     pub fn push(&mut self, prepared: &Arc<Prepared>, value: f64) {
         let tables = &mut self.tables;
         let family = tables.family(prepared);
-        let attribute = tables.attribute(&prepared.origin.attribute);
+        let origin = &prepared.origin;
+        let attribute = tables.attribute(&origin.path, &origin.attribute);
         let labels = tables.place_labels(&prepared.labels);
-        let bean = tables.place_bean_key(&prepared.origin.bean_key);
+        let bean = tables.place_bean_key(&origin.bean);
         match self.runs.last() {
             Some(run) if run.labels == labels && run.bean == bean => {}
             _ => self.runs.push(Run {
@@ -246,7 +245,7 @@ impl Rows {
             .tables
             .attributes
             .iter()
-            .map(|name| tables.attribute(name))
+            .map(|(path, name)| tables.attribute(path, name))
             .collect();
         let labels = tables.labels.len() as u32;
         let (beans, text) = (
@@ -333,13 +332,14 @@ impl Tables {
         &self.bean_keys[start..self.bean_key_ends[place] as usize]
     }
 
-    fn attribute(&mut self, name: &Arc<str>) -> u32 {
+    fn attribute(&mut self, path: &Arc<str>, name: &Arc<str>) -> u32 {
+        let address = |text: &Arc<str>| Arc::as_ptr(text).cast::<u8>() as usize;
         let attributes = &mut self.attributes;
         *self
             .attribute_places
-            .entry(Arc::as_ptr(name).cast::<u8>() as usize)
+            .entry((address(path), address(name)))
             .or_insert_with(|| {
-                attributes.push(Arc::clone(name));
+                attributes.push((Arc::clone(path), Arc::clone(name)));
                 attributes.len() as u32 - 1
             })
     }

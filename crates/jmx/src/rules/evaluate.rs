@@ -57,7 +57,9 @@ pub struct Attribute<'a> {
 
 impl Attribute<'_> {
     /// Writes the pattern input up to the attribute name (`domain<props><keys>`) into `out`.
-    pub fn write_bean_key(&self, out: &mut String) {
+    ///
+    /// Returns where in `out` the `<keys>` part starts.
+    pub fn write_bean_key(&self, out: &mut String) -> usize {
         out.push_str(self.domain);
         out.push('<');
         for (i, (key, value)) in self.properties.iter().enumerate() {
@@ -68,7 +70,9 @@ impl Attribute<'_> {
             out.push('=');
             out.push_str(value);
         }
-        out.push_str("><");
+        out.push('>');
+        let keys = out.len();
+        out.push('<');
         for (i, key) in self.attr_keys.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -76,6 +80,7 @@ impl Attribute<'_> {
             out.push_str(key);
         }
         out.push('>');
+        keys
     }
 
     /// Writes what tells this attribute apart within its bean: table row properties, the
@@ -132,22 +137,18 @@ pub struct Prepared {
 /// A result's labels: `(name, value)` pairs.
 pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
 
-/// The pattern input without the value, `domain<props><keys>attrName`, in two shared
-/// parts: a bean's key is shared by all its attributes and an attribute's name by every bean
-/// that has it, where a copy per attribute would cost as much as the rest of the result.
+/// The pattern input without the value, `domain<props><keys>attrName`, in three shared
+/// parts: a bean's key is shared by all its attributes, and the path into composites and an
+/// attribute's name by every bean that has them, where a copy per attribute would cost as
+/// much as the rest of the result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
-    /// `domain<props><keys>`.
-    pub bean_key: Arc<str>,
+    /// `domain<props>`.
+    pub bean: Arc<str>,
+    /// `<keys>`: the path into composite values (`<>` for none).
+    pub path: Arc<str>,
     /// The leaf name.
     pub attribute: Arc<str>,
-}
-
-impl Origin {
-    /// The whole pattern key, as its bytes in order (compared without joining them).
-    pub fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
-        self.bean_key.bytes().chain(self.attribute.bytes())
-    }
 }
 
 /// A result's HELP text. The defaults name the attribute, so they differ for every
@@ -168,19 +169,25 @@ impl Prepared {
     /// The HELP text.
     pub fn help(&self) -> std::borrow::Cow<'_, str> {
         let Origin {
-            bean_key,
+            bean,
+            path,
             attribute,
         } = &self.origin;
         match &self.help {
             Help::Text(text) => std::borrow::Cow::Borrowed(text),
             Help::Default(prefix) => format!("{prefix}{attribute}").into(),
-            Help::Default0x => format!("{attribute} ({bean_key}{attribute})").into(),
+            Help::Default0x => format!("{attribute} ({bean}{path}{attribute})").into(),
         }
     }
 
     /// The pattern input without the value, as the `_objectname` label shows it.
     pub fn object_name(&self) -> String {
-        format!("{}{}", self.origin.bean_key, self.origin.attribute)
+        let Origin {
+            bean,
+            path,
+            attribute,
+        } = &self.origin;
+        format!("{bean}{path}{attribute}")
     }
 
     /// The sample value for `leaf`, or `None` when the attribute gives no sample (a string
@@ -228,6 +235,8 @@ pub struct Inputs {
     pub snake_key: String,
     /// Length of `key` without the attribute name.
     pub bean_len: usize,
+    /// Where in `key` the path into composites (`<keys>`) starts.
+    pub path_start: usize,
     /// Buffer for a full input.
     full: String,
 }
@@ -236,7 +245,7 @@ impl Inputs {
     /// Fills the key parts for `attribute`.
     pub fn prepare(&mut self, attribute: &Attribute<'_>, snake_needed: bool) {
         self.key.clear();
-        attribute.write_bean_key(&mut self.key);
+        self.path_start = attribute.write_bean_key(&mut self.key);
         let bean_len = self.key.len();
         self.bean_len = bean_len;
         self.key.push_str(attribute.name);
@@ -298,10 +307,10 @@ pub struct Workspace {
     labels: Vec<(Arc<str>, Arc<str>)>,
     /// The labels of the last result, shared by the next one if it has the same.
     last_labels: Option<Labels>,
-    /// The bean key and default help of the last result: the same for every attribute of a
-    /// bean and for no other bean's, so shared this way rather than kept in `strings`, where
+    /// The bean (`domain<props>`) and default help of the last result: the same for every
+    /// attribute of a bean and for no other bean's, so shared this way rather than kept in `strings`, where
     /// they would outlive the results of a bean that is not remembered.
-    last_bean_key: Recent,
+    last_bean: Recent,
     last_help: Recent,
     /// Names, help texts and labels, one copy each.
     pub strings: Interner,
@@ -330,9 +339,14 @@ pub fn prepare(
 ) -> Outcome {
     let rule = &rules.rules[index];
     let value_text = attribute.value.text();
-    let bean_key = inputs.key.get(..inputs.bean_len).unwrap_or_default();
+    let bean = inputs.key.get(..inputs.path_start).unwrap_or_default();
+    let path = inputs
+        .key
+        .get(inputs.path_start..inputs.bean_len)
+        .unwrap_or_default();
     let origin = Origin {
-        bean_key: work.last_bean_key.get(bean_key),
+        bean: work.last_bean.get(bean),
+        path: work.strings.get(path),
         attribute: work.strings.get(attribute.name),
     };
     let input = inputs.full_for(rule, value_text);
@@ -343,7 +357,7 @@ pub fn prepare(
         label,
         labels,
         last_labels,
-        last_bean_key: _,
+        last_bean: _,
         last_help,
         strings,
     } = work;
