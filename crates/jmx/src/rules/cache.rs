@@ -203,6 +203,8 @@ pub struct MatchCache {
     /// many names as the cache may remember results.
     seen_once: [HashSet<u64, foldhash::fast::FixedState>; 2],
     seen_since: Instant,
+    /// Shared strings held after the last sweep.
+    strings_swept: usize,
     /// Whether the bean open now has its results remembered (set by
     /// [`MatchCache::open_bean`]; a caller with an attribute table of its own has them
     /// remembered there).
@@ -240,6 +242,7 @@ impl MatchCache {
             resets: 0,
             seen_once: Default::default(),
             seen_since: now,
+            strings_swept: 0,
             remembering: true,
         }
     }
@@ -277,6 +280,7 @@ impl MatchCache {
         self.previous = None;
         self.expected = None;
         self.work.strings.sweep();
+        self.strings_swept = self.work.strings.len();
         self.resets += 1;
     }
 
@@ -338,6 +342,12 @@ impl MatchCache {
                 }
             }
             self.work.strings.sweep();
+            self.strings_swept = self.work.strings.len();
+        } else if self.work.strings.len() > 2 * self.strings_swept + 4096 {
+            // A large answer's labels, which only its samples held (beans seen once, results
+            // forgotten), go now rather than at the next sweep.
+            self.work.strings.sweep();
+            self.strings_swept = self.work.strings.len();
         }
     }
 

@@ -399,6 +399,55 @@ pub fn text(status: StatusCode, body: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MetricType;
+
+    /// A set of `samples` samples of `name`, labelled `i="0"`, `i="1"`, … from `first`.
+    fn family(name: &str, first: usize, samples: usize) -> MetricSet {
+        let mut set = MetricSet::default();
+        let id = set.family(name, "Help.", MetricType::Gauge);
+        for i in first..first + samples {
+            set.sample(id, &[("i", &i.to_string())], i as f64);
+        }
+        set.seal();
+        set
+    }
+
+    #[test]
+    fn an_exposition_written_in_parts_equals_one_written_whole() {
+        let others = family("b_between", 0, 2);
+        let last = family("z_last", 0, 1);
+        let mut whole = family("a_first", 0, 5);
+        whole.append(&family("c_split", 0, 7));
+        whole.append(&others);
+        whole.append(&last);
+        whole.seal();
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut expected = Exposition::new(format);
+            expected.write(&[&whole], Bound::Unbounded);
+
+            // `c_split` in three parts, the families of `rest` among them by name.
+            let mut rest = others.clone();
+            rest.append(&last);
+            rest.seal();
+            let mut parts = Exposition::new(format);
+            parts.write(
+                &[&family("a_first", 0, 5), &rest],
+                Bound::Included("a_first"),
+            );
+            parts.write(
+                &[&family("c_split", 0, 3), &rest],
+                Bound::Included("c_split"),
+            );
+            parts.write(
+                &[&family("c_split", 3, 3), &rest],
+                Bound::Included("c_split"),
+            );
+            parts.write(&[&family("c_split", 6, 1), &rest], Bound::Unbounded);
+            let text = parts.finish();
+            assert_eq!(text, expected.finish(), "{format:?}");
+            assert_eq!(text.matches("# TYPE c_split").count(), 1, "{text}");
+        }
+    }
 
     #[test]
     fn gzip_negotiation() {
