@@ -78,6 +78,12 @@ pub(crate) struct Tables {
     /// Places in `attributes`, by the addresses of the shared path and name (the rules'
     /// interner gives each text one copy, so an address stands for its text).
     attribute_places: HashMap<(usize, usize), u32, foldhash::fast::FixedState>,
+    /// Family and attribute places by the addresses of a result's name, path and attribute:
+    /// one lookup a sample. The name is held here (path and attribute in `attributes`), so
+    /// no address is reused for other text while it is a key.
+    places: HashMap<(usize, usize, usize), (Arc<str>, u32, u32), foldhash::fast::FixedState>,
+    /// The bean of the last sample (the same shared text for every attribute of a bean).
+    last_bean: Option<Arc<str>>,
 }
 
 /// The samples of one answer in answer order, as the walk makes them: 16 bytes a sample
@@ -173,9 +179,27 @@ impl Samples {
     /// Adds a sample of `prepared` with `value`.
     pub fn push(&mut self, prepared: &Arc<Prepared>, value: f64) {
         let tables = &mut self.tables;
-        let family = tables.family(prepared);
         let origin = &prepared.origin;
-        let attribute = tables.attribute(&origin.path, &origin.attribute);
+        let key = (
+            address(&prepared.name),
+            address(&origin.path),
+            address(&origin.attribute),
+        );
+        let (family, attribute) = match tables.places.get(&key) {
+            Some(&(_, family, attribute)) => {
+                let counted = &mut tables.families[family as usize];
+                counted.samples += 1;
+                counted.mixed |= counted.first.kind != prepared.kind;
+                (family, attribute)
+            }
+            None => {
+                let family = tables.family(prepared);
+                let attribute = tables.attribute(&origin.path, &origin.attribute);
+                let name = Arc::clone(&prepared.name);
+                tables.places.insert(key, (name, family, attribute));
+                (family, attribute)
+            }
+        };
         let labels = tables.place_labels(&prepared.labels);
         let bean = tables.place_bean_key(&origin.bean);
         match self.runs.last() {
@@ -310,14 +334,16 @@ impl Tables {
         self.labels.len() as u32 - 1
     }
 
-    /// The place of bean key `key`: the last one if it is the same, else a new one.
-    fn place_bean_key(&mut self, key: &str) -> u32 {
+    /// The place of bean `key`: the last one if it is the same, else a new one.
+    fn place_bean_key(&mut self, key: &Arc<str>) -> u32 {
         let last = self.bean_key_ends.len().checked_sub(1);
         if let Some(last) = last
-            && self.bean_key(last as u32) == key
+            && (self.last_bean.as_ref().is_some_and(|b| Arc::ptr_eq(b, key))
+                || self.bean_key(last as u32) == &**key)
         {
             return last as u32;
         }
+        self.last_bean = Some(Arc::clone(key));
         self.bean_keys.push_str(key);
         self.bean_key_ends.push(self.bean_keys.len() as u32);
         self.bean_key_ends.len() as u32 - 1
@@ -333,7 +359,6 @@ impl Tables {
     }
 
     fn attribute(&mut self, path: &Arc<str>, name: &Arc<str>) -> u32 {
-        let address = |text: &Arc<str>| Arc::as_ptr(text).cast::<u8>() as usize;
         let attributes = &mut self.attributes;
         *self
             .attribute_places
@@ -348,4 +373,9 @@ impl Tables {
     pub(crate) fn family_at(&self, place: u32) -> &Family {
         &self.families[place as usize]
     }
+}
+
+/// The address of a shared text, which stands for the text while the text is held.
+fn address(text: &Arc<str>) -> usize {
+    Arc::as_ptr(text).cast::<u8>() as usize
 }
