@@ -81,7 +81,7 @@ pub(crate) struct Tables {
     /// Family and attribute places by the addresses of a result's name, path and attribute:
     /// one lookup a sample. The name is held here (path and attribute in `attributes`), so
     /// no address is reused for other text while it is a key.
-    places: HashMap<(usize, usize, usize), (Arc<str>, u32, u32), foldhash::fast::FixedState>,
+    places: HashMap<Addresses, (Arc<str>, u32, u32), foldhash::fast::FixedState>,
     /// The bean of the last sample (the same shared text for every attribute of a bean).
     last_bean: Option<Arc<str>>,
 }
@@ -374,6 +374,9 @@ impl Tables {
         &self.families[place as usize]
     }
 }
+
+/// The addresses of a result's name, path and attribute.
+type Addresses = (usize, usize, usize);
 
 /// The address of a shared text, which stands for the text while the text is held.
 fn address(text: &Arc<str>) -> usize {
