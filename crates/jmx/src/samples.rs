@@ -97,8 +97,8 @@ pub struct Samples {
     later: Vec<Samples>,
 }
 
-/// The samples of an answer as they are written: a [`Row`] each, with the tables they
-/// share.
+/// The samples of an answer as they are written: a row of 24 bytes each, with the tables
+/// they share.
 #[derive(Debug, Default)]
 pub struct Rows {
     rows: Vec<Row>,
