@@ -192,6 +192,7 @@ async fn probe(
     let written = tokio::task::spawn_blocking(move || {
         let mut exposition = Exposition::for_request(&headers);
         let mut dropped = families::write(samples, naming, &others, &mut exposition);
+        module.cache.sweep_strings();
         dropped.reserved_names += outcome.as_ref().map_or(0, |(_, reserved, _)| *reserved);
         (exposition.response(&headers), dropped)
     })

@@ -77,6 +77,14 @@ impl ShardedCache {
         self.shards.iter().map(|s| lock(s).resets()).sum()
     }
 
+    /// Drops the shared strings of a large answer that only its samples held, once they
+    /// are written (see [`MatchCache::sweep_strings_if_grown`]).
+    pub fn sweep_strings(&self) {
+        for shard in &self.shards {
+            lock(shard).sweep_strings_if_grown();
+        }
+    }
+
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -349,9 +349,16 @@ impl MatchCache {
             }
             self.work.strings.sweep();
             self.strings_swept = self.work.strings.len();
-        } else if self.work.strings.len() > 2 * self.strings_swept + 4096 {
-            // A large answer's labels, which only its samples held (beans seen once, results
-            // forgotten), go now rather than at the next sweep.
+        } else {
+            self.sweep_strings_if_grown();
+        }
+    }
+
+    /// Drops the shared strings nothing else holds if there are many more than after the
+    /// last sweep: a large answer's labels, which only its samples held (beans seen once,
+    /// results forgotten), go once the answer is written rather than at the next sweep.
+    pub fn sweep_strings_if_grown(&mut self) {
+        if self.work.strings.len() > 2 * self.strings_swept + 4096 {
             self.work.strings.sweep();
             self.strings_swept = self.work.strings.len();
         }
