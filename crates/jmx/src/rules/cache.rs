@@ -452,7 +452,9 @@ impl MatchCache {
         false
     }
 
-    /// Makes room for `beans` beans, so a first pass over a big answer does not rehash.
+    /// Makes room for `beans` beans, so the pass that remembers a big answer's beans does
+    /// not rehash as it goes (the pass before it, which only makes their names known, leaves
+    /// the room untouched: address space, not memory).
     pub fn reserve(&mut self, beans: usize) {
         let more = beans.saturating_sub(self.index.len());
         self.beans.reserve(more);

@@ -308,8 +308,8 @@ pub struct Workspace {
     /// The labels of the last result, shared by the next one if it has the same.
     last_labels: Option<Labels>,
     /// The bean (`domain<props>`) and default help of the last result: the same for every
-    /// attribute of a bean and for no other bean's, so shared this way rather than kept in `strings`, where
-    /// they would outlive the results of a bean that is not remembered.
+    /// attribute of a bean and for no other bean's, so shared this way rather than kept in
+    /// `strings`, where they would outlive the results of a bean that is not remembered.
     last_bean: Recent,
     last_help: Recent,
     /// Names, help texts and labels, one copy each.
